@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internals shared by the broker's files:
+ *
+ *  elbus-broker.c       the GObject, listeners, registry, routing, timers
+ *  elbus-broker-peer.c  one connection: read buffer, handshake, frame loop,
+ *                       outgoing queue and batched writes
+ *
+ * Everything here runs on the broker's GMainContext; nothing is locked.
+ */
+#pragma once
+
+#include "elbus-broker.h"
+#include "elbus-codec-private.h"
+#include "elbus-io-private.h"
+#include "elbus-mask-private.h"
+
+G_BEGIN_DECLS
+
+typedef enum {
+  ELBUS_PEER_GREETING,       /* greeting sent, waiting for its echo */
+  ELBUS_PEER_NAME,           /* waiting for the name */
+  ELBUS_PEER_REGISTERED,
+} ElbusPeerState;
+
+typedef struct _ElbusPeer ElbusPeer;
+
+struct _ElbusPeer {
+  ElbusBroker     *broker;         /* (unowned): outlives every peer */
+  int              ref;            /* broker thread only */
+  gboolean         closed;
+
+  /* transport */
+  GSocket         *socket;         /* (owned) */
+  int              fd;             /* of socket */
+  GSource         *source;         /* (owned): one fd source, IN and OUT */
+  gpointer         fd_tag;
+  ElbusClientKind  kind;
+  char            *source_addr;    /* (owned) (nullable): "ip:port" for TCP */
+  char            *port;           /* (owned) (nullable): the listener's bind string */
+
+  /* registration */
+  ElbusPeerState   state;
+  char            *name;           /* (owned) (nullable): a GRefString */
+  gsize            name_len;
+  ElbusPeer       *primary;        /* (unowned) (nullable): set on secondaries */
+  GPtrArray       *secondaries;    /* (owned) (nullable) (element-type ElbusPeer) (unowned elements) */
+  GSource         *handshake_timeout; /* (owned) (nullable) */
+
+  /* reading */
+  ElbusReadBuf     rb;
+  gint64           partial_since;  /* monotonic µs; 0 when no frame is half-read */
+
+  /* writing */
+  ElbusOutQueue    out;
+  gboolean         want_write;     /* socket full: waiting for G_IO_OUT */
+  gint64           stall_since;    /* monotonic µs; 0 when not stalled */
+  gint64           last_ping;      /* monotonic µs */
+  GList            dirty_link;     /* in broker->dirty while queued && !want_write */
+  gboolean         dirty;          /* dirty_link is linked */
+
+  guint64          mark;           /* de-duplication of publications */
+  ElbusStats       stats;
+};
+
+struct _ElbusBroker {
+  GObject          parent_instance;
+
+  GMainContext    *context;        /* (owned): thread-default at construction */
+  GPtrArray       *listeners;      /* (owned) (element-type ElbusListener) */
+  GHashTable      *clients;        /* (owned): name -> ElbusPeer, registered only */
+  GHashTable      *pending;        /* (owned): set of ElbusPeer in handshake */
+  ElbusNameTree   *names;          /* (owned) */
+  ElbusTopicTree  *topics;         /* (owned) */
+  GPtrArray       *graveyard;      /* (owned): closed peers, freed before the loop sleeps */
+  GPtrArray       *scratch;        /* (owned): recipients of the frame being routed */
+
+  /* peers with queued output; flushed before the loop sleeps, sooner when
+   * the oldest is older than buf_ttl or a frame is real-time or an ack */
+  GQueue           dirty;
+  gint64           dirty_since;
+  gboolean         flush_now;
+  GSource         *flush_source;   /* (owned) */
+  GSource         *sweep_source;   /* (owned) (nullable): pings and timeouts */
+
+  double           timeout;
+  guint            queue_size;
+  guint            buf_size;
+  guint            buf_ttl;
+  guint            max_frame_size;
+
+  guint64          mark_gen;
+  ElbusStats       stats;
+  gboolean         closed;
+};
+
+/* elbus-broker-peer.c */
+ElbusPeer  *_elbus_peer_new           (ElbusBroker   *broker,
+                                       GSocket       *socket,
+                                       ElbusClientKind kind,
+                                       const char    *port);
+void        _elbus_peer_unref         (ElbusPeer     *peer);
+void        _elbus_peer_close         (ElbusPeer     *peer,
+                                       GLogLevelFlags level,
+                                       const char    *format,
+                                       ...) G_GNUC_PRINTF (3, 4);
+gboolean    _elbus_peer_enqueue       (ElbusPeer     *peer,
+                                       ElbusOutEntry *entry,
+                                       gboolean       urgent);
+void        _elbus_peer_enqueue_ack   (ElbusPeer     *peer,
+                                       guint32        op_id,
+                                       guint8         result);
+void        _elbus_peer_enqueue_ping  (ElbusPeer     *peer);
+void        _elbus_peer_flush         (ElbusPeer     *peer);
+const char *_elbus_peer_describe      (ElbusPeer     *peer);
+
+/* elbus-broker.c */
+guint8      _elbus_broker_register    (ElbusBroker   *broker,
+                                       ElbusPeer     *peer,
+                                       const char    *name,
+                                       gsize          name_len);
+void        _elbus_broker_route       (ElbusBroker   *broker,
+                                       ElbusPeer     *peer,
+                                       const ElbusClientFrame *frame,
+                                       ElbusChunk    *chunk);
+void        _elbus_broker_mark_dirty  (ElbusBroker   *broker,
+                                       ElbusPeer     *peer,
+                                       gboolean       urgent);
+void        _elbus_broker_flush_dirty (ElbusBroker   *broker);
+void        _elbus_broker_end_dispatch (ElbusBroker  *broker);
+void        _elbus_broker_forget_peer (ElbusBroker   *broker,
+                                       ElbusPeer     *peer);
+
+G_END_DECLS

@@ -1,0 +1,1480 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <glib/gstdio.h>
+#include <gio/gunixsocketaddress.h>
+
+#include "elbus-broker-private.h"
+#include "elbus-error.h"
+
+/**
+ * ElbusBroker:
+ *
+ * An elbus broker: it accepts clients on UNIX sockets and TCP ports and
+ * routes their messages, broadcasts and publications (the elbus wire
+ * protocol, version 1), byte-compatible with the original elbus broker.
+ *
+ * A broker is bound to the thread-default [struct@GLib.MainContext] of the
+ * thread that creates it; it does all its work, and emits its signals, from
+ * that context, which must be running for the broker to serve.
+ *
+ * ```c
+ * g_autoptr(ElbusBroker) broker = elbus_broker_new ();
+ * g_autoptr(GError) error = NULL;
+ *
+ * if (!elbus_broker_listen (broker, "/tmp/elbus.sock", &error) ||
+ *     !elbus_broker_listen (broker, "127.0.0.1:7777", &error))
+ *   g_error ("%s", error->message);
+ * g_main_loop_run (loop);
+ * ```
+ *
+ * Slow clients never stall the broker: each has a queue of at most
+ * [property@Elbus.Broker:queue-size] frames, and a client whose queue would
+ * overflow, or whose socket takes no data for
+ * [property@Elbus.Broker:timeout], is disconnected.
+ *
+ * Since: 1.0
+ */
+
+typedef struct {
+  ElbusBroker     *broker;       /* (unowned) */
+  GSocket         *socket;       /* (owned) */
+  GSource         *source;       /* (owned) */
+  char            *bind_string;  /* (owned): as configured */
+  char            *unix_path;    /* (owned) (nullable): removed on close */
+  ElbusClientKind  kind;
+} ElbusListener;
+
+struct _ElbusFlushSource {
+  GSource      source;
+  ElbusBroker *broker;           /* (unowned) */
+};
+
+enum {
+  PROP_0,
+  PROP_TIMEOUT,
+  PROP_QUEUE_SIZE,
+  PROP_BUF_SIZE,
+  PROP_BUF_TTL,
+  PROP_MAX_FRAME_SIZE,
+  N_PROPS
+};
+
+enum {
+  SIGNAL_CLIENT_REGISTERED,
+  SIGNAL_CLIENT_UNREGISTERED,
+  N_SIGNALS
+};
+
+static GParamSpec *properties[N_PROPS];
+static guint signals[N_SIGNALS];
+
+G_DEFINE_FINAL_TYPE (ElbusBroker, elbus_broker, G_TYPE_OBJECT)
+
+static void restart_sweep (ElbusBroker *self);
+
+/* flushing */
+
+void
+_elbus_broker_mark_dirty (ElbusBroker *self,
+                          ElbusPeer   *peer,
+                          gboolean     urgent)
+{
+  if (!peer->dirty)
+    {
+      if (self->dirty.length == 0)
+        self->dirty_since = g_get_monotonic_time ();
+      g_queue_push_tail_link (&self->dirty, &peer->dirty_link);
+      peer->dirty = TRUE;
+    }
+  if (urgent)
+    self->flush_now = TRUE;
+}
+
+void
+_elbus_broker_flush_dirty (ElbusBroker *self)
+{
+  GList *link;
+
+  self->flush_now = FALSE;
+  while ((link = self->dirty.head) != NULL)
+    _elbus_peer_flush (link->data);   /* unlinks it */
+}
+
+/* Called at the end of every peer dispatch: real-time frames and acks go
+ * out now, in the dispatch that produced them; others when they have
+ * waited buf_ttl, or before the loop sleeps (flush_prepare). */
+void
+_elbus_broker_end_dispatch (ElbusBroker *self)
+{
+  if (self->dirty.length == 0)
+    {
+      self->flush_now = FALSE;
+      return;
+    }
+
+  if (self->flush_now ||
+      g_get_monotonic_time () - self->dirty_since >= (gint64) self->buf_ttl)
+    _elbus_broker_flush_dirty (self);
+}
+
+static void
+empty_graveyard (ElbusBroker *self)
+{
+  while (self->graveyard->len > 0)
+    _elbus_peer_unref (g_ptr_array_steal_index_fast (self->graveyard,
+                                                     self->graveyard->len - 1));
+}
+
+static gboolean
+flush_prepare (GSource *source,
+               int     *timeout)
+{
+  ElbusBroker *self = ((struct _ElbusFlushSource *) source)->broker;
+
+  /* the loop is about to sleep: nothing may wait past this point */
+  if (self->dirty.length > 0)
+    _elbus_broker_flush_dirty (self);
+  if (self->graveyard->len > 0)
+    empty_graveyard (self);
+
+  *timeout = -1;
+  return FALSE;
+}
+
+static gboolean
+flush_dispatch (GSource     *source,
+                GSourceFunc  callback,
+                gpointer     user_data)
+{
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs flush_source_funcs = {
+  .prepare = flush_prepare,
+  .dispatch = flush_dispatch,
+};
+
+/* registry */
+
+static void
+remove_secondary (ElbusPeer *primary,
+                  ElbusPeer *secondary)
+{
+  if (primary->secondaries != NULL)
+    g_ptr_array_remove_fast (primary->secondaries, secondary);
+}
+
+guint8
+_elbus_broker_register (ElbusBroker *self,
+                        ElbusPeer   *peer,
+                        const char  *name,
+                        gsize        name_len)
+{
+  ElbusPeer *primary = NULL;
+  gsize primary_len;
+  char *key;
+
+  if (self->closed)
+    return ELBUS_ERROR_OTHER;
+
+  key = g_ref_string_new_len (name, name_len);
+
+  if (_elbus_codec_split_secondary (key, name_len, &primary_len))
+    {
+      g_autofree char *primary_name = g_strndup (key, primary_len);
+
+      primary = g_hash_table_lookup (self->clients, primary_name);
+      if (primary == NULL || primary->primary != NULL)
+        {
+          g_ref_string_release (key);
+          return ELBUS_ERROR_NOT_REGISTERED;
+        }
+    }
+
+  if (g_hash_table_contains (self->clients, key))
+    {
+      g_ref_string_release (key);
+      return ELBUS_ERROR_BUSY;
+    }
+
+  peer->name = key;
+  peer->name_len = name_len;
+  peer->state = ELBUS_PEER_REGISTERED;
+  peer->primary = primary;
+  if (primary != NULL)
+    {
+      if (primary->secondaries == NULL)
+        primary->secondaries = g_ptr_array_new ();
+      g_ptr_array_add (primary->secondaries, peer);
+    }
+
+  /* the pending set's reference moves to the registry */
+  g_hash_table_steal (self->pending, peer);
+  g_hash_table_insert (self->clients, peer->name, peer);
+  _elbus_name_tree_insert (self->names, peer->name, name_len, peer);
+  _elbus_topic_tree_subscribe (self->topics, ".broker/warn", strlen (".broker/warn"), peer);
+
+  g_info ("client %s: registered (%s%s%s)", peer->name,
+          peer->kind == ELBUS_CLIENT_KIND_TCP ? "tcp " : "local_ipc",
+          peer->source_addr != NULL ? peer->source_addr : "",
+          primary != NULL ? ", secondary" : "");
+  g_signal_emit (self, signals[SIGNAL_CLIENT_REGISTERED], 0, peer->name);
+
+  return ELBUS_RESULT_OK;
+}
+
+/* Called by _elbus_peer_close(): the peer leaves every table, and the
+ * table's reference waits in the graveyard until the loop is idle, so
+ * pointers taken earlier in this dispatch stay valid. */
+void
+_elbus_broker_forget_peer (ElbusBroker *self,
+                           ElbusPeer   *peer)
+{
+  if (peer->state != ELBUS_PEER_REGISTERED)
+    {
+      if (g_hash_table_steal (self->pending, peer))
+        g_ptr_array_add (self->graveyard, peer);
+      return;
+    }
+
+  g_hash_table_steal (self->clients, peer->name);
+  _elbus_name_tree_remove (self->names, peer->name, peer->name_len);
+  _elbus_topic_tree_unsubscribe_all (self->topics, peer);
+  if (peer->primary != NULL)
+    remove_secondary (peer->primary, peer);
+  g_ptr_array_add (self->graveyard, peer);
+
+  /* a primary takes its secondaries along */
+  while (peer->secondaries != NULL && peer->secondaries->len > 0)
+    {
+      ElbusPeer *secondary = g_ptr_array_index (peer->secondaries, peer->secondaries->len - 1);
+
+      g_ptr_array_remove_index_fast (peer->secondaries, peer->secondaries->len - 1);
+      secondary->primary = NULL;
+      _elbus_peer_close (secondary, G_LOG_LEVEL_INFO, "primary client %s disconnected",
+                         peer->name);
+    }
+
+  g_signal_emit (self, signals[SIGNAL_CLIENT_UNREGISTERED], 0, peer->name);
+}
+
+/* routing */
+
+static void
+collect_recipient_cb (gpointer value,
+                      gpointer user_data)
+{
+  ElbusBroker *self = user_data;
+  ElbusPeer *peer = value;
+
+  /* a subscriber whose masks match twice is served once */
+  if (peer->mark == self->mark_gen)
+    return;
+  peer->mark = self->mark_gen;
+  g_ptr_array_add (self->scratch, peer);
+}
+
+/* Queues one delivery; returns FALSE when the recipient had to be dropped
+ * because its queue is full. */
+static gboolean
+deliver (ElbusBroker  *self,
+         ElbusPeer    *recipient,
+         ElbusPeer    *sender,
+         guint8        kind,
+         const guint8 *payload,
+         gsize         payload_len,
+         ElbusChunk   *chunk,
+         gboolean      realtime)
+{
+  ElbusOutEntry entry;
+  gsize sender_len = sender->name_len;
+
+  if (G_UNLIKELY (recipient->closed))
+    return FALSE;
+
+  entry.chunk = payload_len > 0 ? _elbus_chunk_ref (chunk) : NULL;
+  entry.bytes = NULL;
+  entry.payload = payload;
+  entry.payload_len = payload_len;
+  _elbus_codec_encode_broker_header (entry.hdr, kind, sender_len + 1 + payload_len, realtime);
+  _elbus_out_entry_set_name (&entry, ELBUS_BROKER_HEADER_LEN, sender->name, sender_len);
+
+  if (G_LIKELY (_elbus_peer_enqueue (recipient, &entry, realtime)))
+    return TRUE;
+
+  _elbus_peer_close (recipient, G_LOG_LEVEL_MESSAGE,
+                     "queue overflow (%u frames), dropping slow client",
+                     self->queue_size);
+  return FALSE;
+}
+
+static void
+deliver_to_scratch (ElbusBroker  *self,
+                    ElbusPeer    *sender,
+                    guint8        kind,
+                    const guint8 *payload,
+                    gsize         payload_len,
+                    ElbusChunk   *chunk,
+                    gboolean      realtime)
+{
+  for (guint i = 0; i < self->scratch->len; i++)
+    deliver (self, g_ptr_array_index (self->scratch, i), sender, kind,
+             payload, payload_len, chunk, realtime);
+  g_ptr_array_set_size (self->scratch, 0);
+}
+
+static void
+subscribe_masks (ElbusBroker            *self,
+                 ElbusPeer              *peer,
+                 const ElbusClientFrame *frame)
+{
+  gsize pos = 0;
+  const char *mask;
+  gsize mask_len;
+
+  while (_elbus_codec_next_mask (frame->body, frame->body_len, &pos, &mask, &mask_len))
+    {
+      if (frame->op == ELBUS_OP_SUBSCRIBE)
+        _elbus_topic_tree_subscribe (self->topics, mask, mask_len, peer);
+      else
+        _elbus_topic_tree_unsubscribe (self->topics, mask, mask_len, peer);
+    }
+}
+
+void
+_elbus_broker_route (ElbusBroker            *self,
+                     ElbusPeer              *peer,
+                     const ElbusClientFrame *frame,
+                     ElbusChunk             *chunk)
+{
+  gboolean realtime = ELBUS_QOS_IS_REALTIME (frame->qos);
+  guint8 result = ELBUS_RESULT_OK;
+  ElbusPeer *target;
+
+  switch (frame->op)
+    {
+    case ELBUS_OP_MESSAGE:
+      target = g_hash_table_lookup (self->clients, frame->target);
+      if (target == NULL)
+        result = ELBUS_ERROR_NOT_REGISTERED;
+      else if (!deliver (self, target, peer, ELBUS_KIND_MESSAGE,
+                         frame->payload, frame->payload_len, chunk, realtime))
+        result = ELBUS_ERROR_NOT_DELIVERED;
+      break;
+
+    case ELBUS_OP_BROADCAST:
+      if (!_elbus_broadcast_mask_has_wildcards (frame->target, frame->target_len))
+        {
+          target = g_hash_table_lookup (self->clients, frame->target);
+          if (target != NULL)
+            deliver (self, target, peer, ELBUS_KIND_BROADCAST,
+                     frame->payload, frame->payload_len, chunk, realtime);
+          break;
+        }
+      self->mark_gen++;
+      _elbus_name_tree_match (self->names, frame->target, frame->target_len,
+                              collect_recipient_cb, self);
+      deliver_to_scratch (self, peer, ELBUS_KIND_BROADCAST,
+                          frame->payload, frame->payload_len, chunk, realtime);
+      break;
+
+    case ELBUS_OP_PUBLISH:
+      self->mark_gen++;
+      _elbus_topic_tree_match (self->topics, frame->target, frame->target_len,
+                               collect_recipient_cb, self);
+      /* a publication carries TOPIC 00 PAYLOAD on, as it came in */
+      deliver_to_scratch (self, peer, ELBUS_KIND_PUBLISH,
+                          (const guint8 *) frame->target,
+                          frame->target_len + 1 + frame->payload_len, chunk, realtime);
+      break;
+
+    case ELBUS_OP_SUBSCRIBE:
+    case ELBUS_OP_UNSUBSCRIBE:
+      subscribe_masks (self, peer, frame);
+      break;
+
+    case ELBUS_OP_NOP:
+    default:
+      /* a ping, or a body with op bits 0: read and ignored */
+      return;
+    }
+
+  if (ELBUS_QOS_NEEDS_ACK (frame->qos) && !peer->closed)
+    _elbus_peer_enqueue_ack (peer, frame->op_id, result);
+}
+
+/* keep-alive and timeouts */
+
+static gint64
+timeout_us (ElbusBroker *self)
+{
+  return (gint64) (self->timeout * G_USEC_PER_SEC);
+}
+
+static gboolean
+sweep_cb (gpointer user_data)
+{
+  ElbusBroker *self = user_data;
+  gint64 now = g_get_monotonic_time ();
+  gint64 limit = timeout_us (self);
+  g_autoptr(GPtrArray) expired = g_ptr_array_new ();
+  GHashTableIter iter;
+  ElbusPeer *peer;
+
+  g_hash_table_iter_init (&iter, self->clients);
+  while (g_hash_table_iter_next (&iter, NULL, (gpointer *) &peer))
+    {
+      if ((peer->stall_since != 0 && now - peer->stall_since >= limit) ||
+          (peer->partial_since != 0 && now - peer->partial_since >= limit))
+        g_ptr_array_add (expired, peer);
+      else if (peer->out.len == 0 && now - peer->last_ping >= limit)
+        _elbus_peer_enqueue_ping (peer);
+    }
+
+  for (guint i = 0; i < expired->len; i++)
+    {
+      peer = g_ptr_array_index (expired, i);
+      if (peer->stall_since != 0 && now - peer->stall_since >= limit)
+        _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE, "write timed out after %.3g s",
+                           self->timeout);
+      else
+        _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE,
+                           "incomplete frame timed out after %.3g s (%" G_GSIZE_FORMAT
+                           " of %" G_GSIZE_FORMAT " bytes)",
+                           self->timeout, peer->rb.end - peer->rb.start, peer->rb.needed);
+    }
+
+  _elbus_broker_flush_dirty (self);
+
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+restart_sweep (ElbusBroker *self)
+{
+  guint interval_ms;
+
+  if (self->sweep_source != NULL)
+    {
+      g_source_destroy (self->sweep_source);
+      g_clear_pointer (&self->sweep_source, g_source_unref);
+    }
+  if (self->closed)
+    return;
+
+  /* a quarter of the timeout: pings and expiries land within 25% of it */
+  interval_ms = (guint) CLAMP (self->timeout * 1000 / 4, 1, G_MAXUINT / 2);
+  self->sweep_source = g_timeout_source_new (interval_ms);
+  g_source_set_static_name (self->sweep_source, "[elbus] broker sweep");
+  g_source_set_callback (self->sweep_source, sweep_cb, self, NULL);
+  g_source_attach (self->sweep_source, self->context);
+}
+
+/* listeners */
+
+static void
+listener_free (ElbusListener *listener)
+{
+  if (listener->source != NULL)
+    {
+      g_source_destroy (listener->source);
+      g_source_unref (listener->source);
+    }
+  g_socket_close (listener->socket, NULL);
+  g_object_unref (listener->socket);
+  if (listener->unix_path != NULL)
+    g_unlink (listener->unix_path);
+  g_free (listener->unix_path);
+  g_free (listener->bind_string);
+  g_free (listener);
+}
+
+static gboolean
+accept_cb (GSocket      *socket,
+           GIOCondition  condition,
+           gpointer      user_data)
+{
+  ElbusListener *listener = user_data;
+  ElbusBroker *self = listener->broker;
+
+  for (guint i = 0; i < 64; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GSocket) client = g_socket_accept (socket, NULL, &error);
+      ElbusPeer *peer;
+
+      if (client == NULL)
+        {
+          if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+            g_message ("accepting on %s failed: %s", listener->bind_string, error->message);
+          break;
+        }
+
+      peer = _elbus_peer_new (self, client, listener->kind, listener->bind_string);
+      if (peer->closed)
+        g_ptr_array_add (self->graveyard, peer);
+      else
+        g_hash_table_add (self->pending, peer);
+    }
+
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+add_listener (ElbusBroker  *self,
+              GSocket      *socket,
+              const char   *bind_string,
+              const char   *unix_path,
+              GError      **error)
+{
+  ElbusListener *listener;
+  int accepting = 0;
+  socklen_t optlen = sizeof accepting;
+
+  g_socket_set_blocking (socket, FALSE);
+
+  /* an adopted socket (socket activation) may be listening already */
+  if (getsockopt (g_socket_get_fd (socket), SOL_SOCKET, SO_ACCEPTCONN, &accepting, &optlen) != 0)
+    accepting = 0;
+  if (!accepting)
+    {
+      g_socket_set_listen_backlog (socket, 1024);
+      if (!g_socket_listen (socket, error))
+        return FALSE;
+    }
+
+  listener = g_new0 (ElbusListener, 1);
+  listener->broker = self;
+  listener->socket = g_object_ref (socket);
+  listener->bind_string = g_strdup (bind_string);
+  listener->unix_path = g_strdup (unix_path);
+  listener->kind = g_socket_get_family (socket) == G_SOCKET_FAMILY_UNIX
+                   ? ELBUS_CLIENT_KIND_LOCAL_IPC : ELBUS_CLIENT_KIND_TCP;
+  listener->source = g_socket_create_source (socket, G_IO_IN, NULL);
+  g_source_set_static_name (listener->source, "[elbus] broker listener");
+  g_source_set_callback (listener->source, G_SOURCE_FUNC (accept_cb), listener, NULL);
+  g_source_attach (listener->source, self->context);
+  g_ptr_array_add (self->listeners, listener);
+
+  g_info ("listening on %s", bind_string);
+
+  return TRUE;
+}
+
+/* A socket file left behind by a broker that died is replaced; one that a
+ * live broker answers on is not. */
+static gboolean
+clear_stale_socket (const char  *path,
+                    GError     **error)
+{
+  struct stat st;
+  g_autoptr(GSocket) probe = NULL;
+  g_autoptr(GSocketAddress) address = NULL;
+
+  if (lstat (path, &st) != 0)
+    return TRUE;
+
+  if (!S_ISSOCK (st.st_mode))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_EXISTS,
+                   "%s exists and is not a socket", path);
+      return FALSE;
+    }
+
+  probe = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM, 0, error);
+  if (probe == NULL)
+    return FALSE;
+  address = g_unix_socket_address_new (path);
+  if (g_socket_connect (probe, address, NULL, NULL))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE,
+                   "another process is listening on %s", path);
+      return FALSE;
+    }
+
+  if (g_unlink (path) != 0 && errno != ENOENT)
+    {
+      int saved_errno = errno;
+
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
+                   "cannot remove stale socket %s: %s", path, g_strerror (saved_errno));
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
+/**
+ * elbus_broker_listen_unix:
+ * @self: a broker
+ * @path: (type filename): the socket file to create
+ *
+ * Listens for clients on a UNIX stream socket at @path. A stale socket file
+ * left there by a broker that is gone is replaced; a socket a live process
+ * answers on is an error. The file is removed when the broker closes.
+ *
+ * Returns: %TRUE when listening
+ *
+ * Since: 1.0
+ */
+gboolean
+elbus_broker_listen_unix (ElbusBroker  *self,
+                          const char   *path,
+                          GError      **error)
+{
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GSocketAddress) address = NULL;
+
+  g_return_val_if_fail (ELBUS_IS_BROKER (self), FALSE);
+  g_return_val_if_fail (path != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (!clear_stale_socket (path, error))
+    return FALSE;
+
+  socket = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM, 0, error);
+  if (socket == NULL)
+    return FALSE;
+
+  address = g_unix_socket_address_new (path);
+  if (!g_socket_bind (socket, address, FALSE, error))
+    return FALSE;
+
+  if (!add_listener (self, socket, path, path, error))
+    {
+      g_unlink (path);
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
+/**
+ * elbus_broker_listen_tcp:
+ * @self: a broker
+ * @host_port: `HOST:PORT`, e.g. `127.0.0.1:7777`, `[::1]:7777` or
+ *   `0.0.0.0:7777`
+ *
+ * Listens for clients on a TCP port. A host name is resolved, and every
+ * address it names is served (`localhost` is often both `::1` and
+ * `127.0.0.1`). Accepted connections have `TCP_NODELAY` set.
+ *
+ * Returns: %TRUE when listening
+ *
+ * Since: 1.0
+ */
+gboolean
+elbus_broker_listen_tcp (ElbusBroker  *self,
+                         const char   *host_port,
+                         GError      **error)
+{
+  g_autoptr(GSocketConnectable) connectable = NULL;
+  g_autoptr(GSocketAddressEnumerator) enumerator = NULL;
+  g_autoptr(GError) local_error = NULL;
+  g_autoptr(GError) first_error = NULL;
+  guint n_bound = 0;
+
+  g_return_val_if_fail (ELBUS_IS_BROKER (self), FALSE);
+  g_return_val_if_fail (host_port != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  connectable = g_network_address_parse (host_port, 0, &local_error);
+  if (connectable == NULL || g_network_address_get_port (G_NETWORK_ADDRESS (connectable)) == 0)
+    {
+      /* port 0 is allowed, but only when written out */
+      if (connectable == NULL || !g_str_has_suffix (host_port, ":0"))
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                       "“%s” is not a HOST:PORT address%s%s", host_port,
+                       local_error != NULL ? ": " : "",
+                       local_error != NULL ? local_error->message : "");
+          return FALSE;
+        }
+    }
+
+  /* "localhost" may be ::1 and 127.0.0.1: serve every address it names,
+   * as clients resolve it either way */
+  enumerator = g_socket_connectable_enumerate (connectable);
+  for (;;)
+    {
+      g_autoptr(GSocketAddress) address = NULL;
+      g_autoptr(GSocket) socket = NULL;
+      g_autoptr(GError) bind_error = NULL;
+
+      address = g_socket_address_enumerator_next (enumerator, NULL,
+                                                  first_error == NULL ? &first_error : NULL);
+      if (address == NULL)
+        break;
+
+      socket = g_socket_new (g_socket_address_get_family (address), G_SOCKET_TYPE_STREAM,
+                             G_SOCKET_PROTOCOL_TCP, &bind_error);
+      if (socket != NULL &&
+          g_socket_bind (socket, address, TRUE, &bind_error) &&
+          add_listener (self, socket, host_port, NULL, &bind_error))
+        {
+          n_bound++;
+          continue;
+        }
+
+      if (first_error == NULL)
+        first_error = g_steal_pointer (&bind_error);
+    }
+
+  if (n_bound > 0)
+    return TRUE;
+
+  if (first_error != NULL)
+    g_propagate_error (error, g_steal_pointer (&first_error));
+  else
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                 "cannot resolve “%s”", host_port);
+  return FALSE;
+}
+
+static gboolean
+address_is_unix (const char *address)
+{
+  return address[0] == '/' ||
+         g_str_has_suffix (address, ".sock") ||
+         g_str_has_suffix (address, ".socket") ||
+         g_str_has_suffix (address, ".ipc");
+}
+
+/**
+ * elbus_broker_listen:
+ * @self: a broker
+ * @address: a UNIX socket path or `HOST:PORT`
+ *
+ * Listens on @address: an address that starts with `/` or ends with
+ * `.sock`, `.socket` or `.ipc` is a UNIX socket path (see
+ * [method@Elbus.Broker.listen_unix]), anything else `HOST:PORT` (see
+ * [method@Elbus.Broker.listen_tcp]).
+ *
+ * Returns: %TRUE when listening
+ *
+ * Since: 1.0
+ */
+gboolean
+elbus_broker_listen (ElbusBroker  *self,
+                     const char   *address,
+                     GError      **error)
+{
+  g_return_val_if_fail (ELBUS_IS_BROKER (self), FALSE);
+  g_return_val_if_fail (address != NULL, FALSE);
+
+  if (address_is_unix (address))
+    return elbus_broker_listen_unix (self, address, error);
+
+  return elbus_broker_listen_tcp (self, address, error);
+}
+
+/**
+ * elbus_broker_add_socket:
+ * @self: a broker
+ * @socket: a bound stream socket (UNIX or TCP), listening or not
+ * @bind_string: (nullable): how to name this listener in client lists;
+ *   %NULL for the socket's local address
+ *
+ * Serves clients on a socket made elsewhere, e.g. one passed by systemd
+ * socket activation. The broker takes a reference to @socket and closes it
+ * when the broker closes, but removes no file.
+ *
+ * Returns: %TRUE when listening
+ *
+ * Since: 1.0
+ */
+gboolean
+elbus_broker_add_socket (ElbusBroker  *self,
+                         GSocket      *socket,
+                         const char   *bind_string,
+                         GError      **error)
+{
+  g_autofree char *name = NULL;
+
+  g_return_val_if_fail (ELBUS_IS_BROKER (self), FALSE);
+  g_return_val_if_fail (G_IS_SOCKET (socket), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (bind_string == NULL)
+    {
+      g_autoptr(GSocketAddress) local = g_socket_get_local_address (socket, error);
+
+      if (local == NULL)
+        return FALSE;
+      if (G_IS_UNIX_SOCKET_ADDRESS (local))
+        name = g_strdup (g_unix_socket_address_get_path (G_UNIX_SOCKET_ADDRESS (local)));
+      else
+        name = g_socket_connectable_to_string (G_SOCKET_CONNECTABLE (local));
+      bind_string = name;
+    }
+
+  return add_listener (self, socket, bind_string, NULL, error);
+}
+
+static void
+collect_value (gpointer key,
+               gpointer value,
+               gpointer user_data)
+{
+  g_ptr_array_add (user_data, value);
+}
+
+static void
+collect_key (gpointer key,
+             gpointer value,
+             gpointer user_data)
+{
+  g_ptr_array_add (user_data, key);
+}
+
+/**
+ * elbus_broker_close:
+ * @self: a broker
+ *
+ * Stops listening, removes the UNIX socket files the broker created and
+ * disconnects every client. The broker cannot be used to listen again.
+ * Disposing of the broker closes it too.
+ *
+ * Since: 1.0
+ */
+void
+elbus_broker_close (ElbusBroker *self)
+{
+  g_autoptr(GPtrArray) peers = NULL;
+
+  g_return_if_fail (ELBUS_IS_BROKER (self));
+
+  if (self->closed)
+    return;
+  self->closed = TRUE;
+
+  g_ptr_array_set_size (self->listeners, 0);
+
+  /* what is queued still goes out, as far as the sockets take it */
+  _elbus_broker_flush_dirty (self);
+
+  peers = g_ptr_array_new ();
+  g_hash_table_foreach (self->clients, collect_value, peers);
+  g_hash_table_foreach (self->pending, collect_key, peers);
+  for (guint i = 0; i < peers->len; i++)
+    _elbus_peer_close (g_ptr_array_index (peers, i), G_LOG_LEVEL_INFO, "broker closing");
+
+  restart_sweep (self);
+  empty_graveyard (self);
+}
+
+/* GObject */
+
+static void
+elbus_broker_dispose (GObject *object)
+{
+  ElbusBroker *self = ELBUS_BROKER (object);
+
+  elbus_broker_close (self);
+  if (self->flush_source != NULL)
+    {
+      g_source_destroy (self->flush_source);
+      g_clear_pointer (&self->flush_source, g_source_unref);
+    }
+
+  G_OBJECT_CLASS (elbus_broker_parent_class)->dispose (object);
+}
+
+static void
+elbus_broker_finalize (GObject *object)
+{
+  ElbusBroker *self = ELBUS_BROKER (object);
+
+  g_ptr_array_unref (self->listeners);
+  g_hash_table_unref (self->clients);
+  g_hash_table_unref (self->pending);
+  _elbus_name_tree_free (self->names);
+  _elbus_topic_tree_free (self->topics);
+  g_ptr_array_unref (self->graveyard);
+  g_ptr_array_unref (self->scratch);
+  g_main_context_unref (self->context);
+
+  G_OBJECT_CLASS (elbus_broker_parent_class)->finalize (object);
+}
+
+static void
+elbus_broker_get_property (GObject    *object,
+                           guint       prop_id,
+                           GValue     *value,
+                           GParamSpec *pspec)
+{
+  ElbusBroker *self = ELBUS_BROKER (object);
+
+  switch (prop_id)
+    {
+    case PROP_TIMEOUT:
+      g_value_set_double (value, self->timeout);
+      break;
+    case PROP_QUEUE_SIZE:
+      g_value_set_uint (value, self->queue_size);
+      break;
+    case PROP_BUF_SIZE:
+      g_value_set_uint (value, self->buf_size);
+      break;
+    case PROP_BUF_TTL:
+      g_value_set_uint (value, self->buf_ttl);
+      break;
+    case PROP_MAX_FRAME_SIZE:
+      g_value_set_uint (value, self->max_frame_size);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+elbus_broker_set_property (GObject      *object,
+                           guint         prop_id,
+                           const GValue *value,
+                           GParamSpec   *pspec)
+{
+  ElbusBroker *self = ELBUS_BROKER (object);
+
+  switch (prop_id)
+    {
+    case PROP_TIMEOUT:
+      elbus_broker_set_timeout (self, g_value_get_double (value));
+      break;
+    case PROP_QUEUE_SIZE:
+      elbus_broker_set_queue_size (self, g_value_get_uint (value));
+      break;
+    case PROP_BUF_SIZE:
+      elbus_broker_set_buf_size (self, g_value_get_uint (value));
+      break;
+    case PROP_BUF_TTL:
+      elbus_broker_set_buf_ttl (self, g_value_get_uint (value));
+      break;
+    case PROP_MAX_FRAME_SIZE:
+      elbus_broker_set_max_frame_size (self, g_value_get_uint (value));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+elbus_broker_class_init (ElbusBrokerClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = elbus_broker_dispose;
+  object_class->finalize = elbus_broker_finalize;
+  object_class->get_property = elbus_broker_get_property;
+  object_class->set_property = elbus_broker_set_property;
+
+  /**
+   * ElbusBroker:timeout:
+   *
+   * Seconds allowed for a handshake, for the rest of a half-received
+   * frame, and for a blocked write to make progress; also the interval of
+   * the keep-alive pings the broker sends each client.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_TIMEOUT] =
+    g_param_spec_double ("timeout", NULL, NULL,
+                         0.001, 86400.0, ELBUS_BROKER_DEFAULT_TIMEOUT,
+                         G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+
+  /**
+   * ElbusBroker:queue-size:
+   *
+   * The most frames waiting to be written to one client. A client whose
+   * queue would overflow is disconnected, and a sender that asked for an
+   * acknowledgement is told %ELBUS_ERROR_NOT_DELIVERED.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_QUEUE_SIZE] =
+    g_param_spec_uint ("queue-size", NULL, NULL,
+                       1, G_MAXINT32, ELBUS_BROKER_DEFAULT_QUEUE_SIZE,
+                       G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+
+  /**
+   * ElbusBroker:buf-size:
+   *
+   * Bytes that may wait for a client before they are written at once.
+   * Frames that are not real-time are batched into one write until this
+   * many are pending, until they have waited
+   * [property@Elbus.Broker:buf-ttl], or until the main loop is about to
+   * sleep, whichever comes first.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_BUF_SIZE] =
+    g_param_spec_uint ("buf-size", NULL, NULL,
+                       1, G_MAXINT32, ELBUS_BROKER_DEFAULT_BUF_SIZE,
+                       G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+
+  /**
+   * ElbusBroker:buf-ttl:
+   *
+   * Microseconds a frame that is not real-time may wait in a client's
+   * buffer for more to batch with. It is checked when the broker finishes
+   * handling a client's input; frames never wait past the point where the
+   * main loop would sleep.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_BUF_TTL] =
+    g_param_spec_uint ("buf-ttl", NULL, NULL,
+                       0, G_MAXINT32, ELBUS_BROKER_DEFAULT_BUF_TTL,
+                       G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+
+  /**
+   * ElbusBroker:max-frame-size:
+   *
+   * The largest frame body, in bytes, a client may announce. A larger one
+   * is a protocol error: the client is disconnected and nothing of that
+   * size is allocated.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_MAX_FRAME_SIZE] =
+    g_param_spec_uint ("max-frame-size", NULL, NULL,
+                       64, G_MAXUINT32, ELBUS_BROKER_DEFAULT_MAX_FRAME_SIZE,
+                       G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+
+  /**
+   * ElbusBroker::client-registered:
+   * @self: the broker
+   * @name: the client's full name
+   *
+   * Emitted when a client, primary or secondary, has registered.
+   *
+   * Since: 1.0
+   */
+  signals[SIGNAL_CLIENT_REGISTERED] =
+    g_signal_new ("client-registered", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 1,
+                  G_TYPE_STRING | G_SIGNAL_TYPE_STATIC_SCOPE);
+
+  /**
+   * ElbusBroker::client-unregistered:
+   * @self: the broker
+   * @name: the client's full name
+   *
+   * Emitted when a registered client, primary or secondary, has gone:
+   * disconnected, dropped for a protocol error or as a slow consumer, or
+   * forced out.
+   *
+   * Since: 1.0
+   */
+  signals[SIGNAL_CLIENT_UNREGISTERED] =
+    g_signal_new ("client-unregistered", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 1,
+                  G_TYPE_STRING | G_SIGNAL_TYPE_STATIC_SCOPE);
+}
+
+static void
+elbus_broker_init (ElbusBroker *self)
+{
+  struct _ElbusFlushSource *flush;
+
+  self->context = g_main_context_ref_thread_default ();
+  self->listeners = g_ptr_array_new_with_free_func ((GDestroyNotify) listener_free);
+  self->clients = g_hash_table_new (g_str_hash, g_str_equal);
+  self->pending = g_hash_table_new (NULL, NULL);
+  self->names = _elbus_name_tree_new ();
+  self->topics = _elbus_topic_tree_new ();
+  self->graveyard = g_ptr_array_new ();
+  self->scratch = g_ptr_array_new ();
+  g_queue_init (&self->dirty);
+
+  self->timeout = ELBUS_BROKER_DEFAULT_TIMEOUT;
+  self->queue_size = ELBUS_BROKER_DEFAULT_QUEUE_SIZE;
+  self->buf_size = ELBUS_BROKER_DEFAULT_BUF_SIZE;
+  self->buf_ttl = ELBUS_BROKER_DEFAULT_BUF_TTL;
+  self->max_frame_size = ELBUS_BROKER_DEFAULT_MAX_FRAME_SIZE;
+
+  /* prepared before anything else, so that it runs every iteration */
+  flush = (struct _ElbusFlushSource *) g_source_new (&flush_source_funcs, sizeof *flush);
+  flush->broker = self;
+  self->flush_source = (GSource *) flush;
+  g_source_set_static_name (self->flush_source, "[elbus] broker flush");
+  g_source_set_priority (self->flush_source, G_PRIORITY_HIGH - 100);
+  g_source_attach (self->flush_source, self->context);
+
+  restart_sweep (self);
+}
+
+/**
+ * elbus_broker_new:
+ *
+ * Creates a broker bound to the thread-default main context. It serves no
+ * one until it listens: see [method@Elbus.Broker.listen].
+ *
+ * Returns: (transfer full): a new broker
+ *
+ * Since: 1.0
+ */
+ElbusBroker *
+elbus_broker_new (void)
+{
+  return g_object_new (ELBUS_TYPE_BROKER, NULL);
+}
+
+/**
+ * elbus_broker_get_timeout:
+ * @self: a broker
+ *
+ * Gets [property@Elbus.Broker:timeout].
+ *
+ * Returns: the timeout in seconds
+ *
+ * Since: 1.0
+ */
+double
+elbus_broker_get_timeout (ElbusBroker *self)
+{
+  g_return_val_if_fail (ELBUS_IS_BROKER (self), 0);
+
+  return self->timeout;
+}
+
+/**
+ * elbus_broker_set_timeout:
+ * @self: a broker
+ * @timeout: seconds, more than 0
+ *
+ * Sets [property@Elbus.Broker:timeout].
+ *
+ * Since: 1.0
+ */
+void
+elbus_broker_set_timeout (ElbusBroker *self,
+                          double       timeout)
+{
+  g_return_if_fail (ELBUS_IS_BROKER (self));
+  g_return_if_fail (timeout >= 0.001 && timeout <= 86400.0);
+
+  if (self->timeout == timeout)
+    return;
+
+  self->timeout = timeout;
+  restart_sweep (self);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_TIMEOUT]);
+}
+
+/**
+ * elbus_broker_get_queue_size:
+ * @self: a broker
+ *
+ * Gets [property@Elbus.Broker:queue-size].
+ *
+ * Returns: the queue size in frames
+ *
+ * Since: 1.0
+ */
+guint
+elbus_broker_get_queue_size (ElbusBroker *self)
+{
+  g_return_val_if_fail (ELBUS_IS_BROKER (self), 0);
+
+  return self->queue_size;
+}
+
+/**
+ * elbus_broker_set_queue_size:
+ * @self: a broker
+ * @queue_size: frames, at least 1
+ *
+ * Sets [property@Elbus.Broker:queue-size]. Queues already longer are not
+ * cut; they take no new frames until they are shorter.
+ *
+ * Since: 1.0
+ */
+void
+elbus_broker_set_queue_size (ElbusBroker *self,
+                             guint        queue_size)
+{
+  g_return_if_fail (ELBUS_IS_BROKER (self));
+  g_return_if_fail (queue_size >= 1 && queue_size <= G_MAXINT32);
+
+  if (self->queue_size == queue_size)
+    return;
+
+  self->queue_size = queue_size;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_QUEUE_SIZE]);
+}
+
+/**
+ * elbus_broker_get_buf_size:
+ * @self: a broker
+ *
+ * Gets [property@Elbus.Broker:buf-size].
+ *
+ * Returns: the buffer size in bytes
+ *
+ * Since: 1.0
+ */
+guint
+elbus_broker_get_buf_size (ElbusBroker *self)
+{
+  g_return_val_if_fail (ELBUS_IS_BROKER (self), 0);
+
+  return self->buf_size;
+}
+
+/**
+ * elbus_broker_set_buf_size:
+ * @self: a broker
+ * @buf_size: bytes, at least 1
+ *
+ * Sets [property@Elbus.Broker:buf-size].
+ *
+ * Since: 1.0
+ */
+void
+elbus_broker_set_buf_size (ElbusBroker *self,
+                           guint        buf_size)
+{
+  g_return_if_fail (ELBUS_IS_BROKER (self));
+  g_return_if_fail (buf_size >= 1 && buf_size <= G_MAXINT32);
+
+  if (self->buf_size == buf_size)
+    return;
+
+  self->buf_size = buf_size;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_BUF_SIZE]);
+}
+
+/**
+ * elbus_broker_get_buf_ttl:
+ * @self: a broker
+ *
+ * Gets [property@Elbus.Broker:buf-ttl].
+ *
+ * Returns: the buffer time-to-live in microseconds
+ *
+ * Since: 1.0
+ */
+guint
+elbus_broker_get_buf_ttl (ElbusBroker *self)
+{
+  g_return_val_if_fail (ELBUS_IS_BROKER (self), 0);
+
+  return self->buf_ttl;
+}
+
+/**
+ * elbus_broker_set_buf_ttl:
+ * @self: a broker
+ * @buf_ttl: microseconds
+ *
+ * Sets [property@Elbus.Broker:buf-ttl].
+ *
+ * Since: 1.0
+ */
+void
+elbus_broker_set_buf_ttl (ElbusBroker *self,
+                          guint        buf_ttl)
+{
+  g_return_if_fail (ELBUS_IS_BROKER (self));
+  g_return_if_fail (buf_ttl <= G_MAXINT32);
+
+  if (self->buf_ttl == buf_ttl)
+    return;
+
+  self->buf_ttl = buf_ttl;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_BUF_TTL]);
+}
+
+/**
+ * elbus_broker_get_max_frame_size:
+ * @self: a broker
+ *
+ * Gets [property@Elbus.Broker:max-frame-size].
+ *
+ * Returns: the largest accepted frame body in bytes
+ *
+ * Since: 1.0
+ */
+guint
+elbus_broker_get_max_frame_size (ElbusBroker *self)
+{
+  g_return_val_if_fail (ELBUS_IS_BROKER (self), 0);
+
+  return self->max_frame_size;
+}
+
+/**
+ * elbus_broker_set_max_frame_size:
+ * @self: a broker
+ * @max_frame_size: bytes, at least 64
+ *
+ * Sets [property@Elbus.Broker:max-frame-size].
+ *
+ * Since: 1.0
+ */
+void
+elbus_broker_set_max_frame_size (ElbusBroker *self,
+                                 guint        max_frame_size)
+{
+  g_return_if_fail (ELBUS_IS_BROKER (self));
+  g_return_if_fail (max_frame_size >= 64);
+
+  if (self->max_frame_size == max_frame_size)
+    return;
+
+  self->max_frame_size = max_frame_size;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MAX_FRAME_SIZE]);
+}
+
+static int
+compare_strings (gconstpointer a,
+                 gconstpointer b)
+{
+  return strcmp (*(const char * const *) a, *(const char * const *) b);
+}
+
+/**
+ * elbus_broker_list_clients:
+ * @self: a broker
+ *
+ * Lists the names of the registered clients, primaries and secondaries,
+ * sorted.
+ *
+ * Returns: (transfer full) (array zero-terminated=1): the names
+ *
+ * Since: 1.0
+ */
+char **
+elbus_broker_list_clients (ElbusBroker *self)
+{
+  g_autoptr(GPtrArray) names = g_ptr_array_new ();
+  GHashTableIter iter;
+  const char *name;
+
+  g_return_val_if_fail (ELBUS_IS_BROKER (self), NULL);
+
+  g_hash_table_iter_init (&iter, self->clients);
+  while (g_hash_table_iter_next (&iter, (gpointer *) &name, NULL))
+    g_ptr_array_add (names, g_strdup (name));
+  g_ptr_array_sort (names, compare_strings);
+  g_ptr_array_add (names, NULL);
+
+  return (char **) g_ptr_array_steal (names, NULL);
+}
+
+/**
+ * elbus_broker_has_client:
+ * @self: a broker
+ * @name: a client name
+ *
+ * Tells whether a client named @name is registered.
+ *
+ * Returns: %TRUE if it is
+ *
+ * Since: 1.0
+ */
+gboolean
+elbus_broker_has_client (ElbusBroker *self,
+                         const char  *name)
+{
+  g_return_val_if_fail (ELBUS_IS_BROKER (self), FALSE);
+  g_return_val_if_fail (name != NULL, FALSE);
+
+  return g_hash_table_contains (self->clients, name);
+}
+
+/**
+ * elbus_broker_get_stats:
+ * @self: a broker
+ * @stats: (out caller-allocates): the broker's counters
+ *
+ * Gets the broker's traffic counters since it was created, over all
+ * clients. Frames and bytes include handshakes only as far as they are
+ * frames: greetings are not counted.
+ *
+ * Since: 1.0
+ */
+void
+elbus_broker_get_stats (ElbusBroker *self,
+                        ElbusStats  *stats)
+{
+  g_return_if_fail (ELBUS_IS_BROKER (self));
+  g_return_if_fail (stats != NULL);
+
+  *stats = self->stats;
+}
+
+/**
+ * elbus_broker_get_client_stats:
+ * @self: a broker
+ * @name: a client name
+ * @stats: (out caller-allocates): the client's counters
+ * @queue_len: (out) (optional): frames waiting in the client's queue
+ *
+ * Gets the traffic counters of one registered client, as the broker sees
+ * them: r_* counts what the client sent, w_* what the broker wrote to it.
+ *
+ * Returns: %TRUE if @name is registered (else @stats is left untouched)
+ *
+ * Since: 1.0
+ */
+gboolean
+elbus_broker_get_client_stats (ElbusBroker *self,
+                               const char  *name,
+                               ElbusStats  *stats,
+                               guint       *queue_len)
+{
+  ElbusPeer *peer;
+
+  g_return_val_if_fail (ELBUS_IS_BROKER (self), FALSE);
+  g_return_val_if_fail (name != NULL, FALSE);
+  g_return_val_if_fail (stats != NULL, FALSE);
+
+  peer = g_hash_table_lookup (self->clients, name);
+  if (peer == NULL)
+    return FALSE;
+
+  *stats = peer->stats;
+  if (queue_len != NULL)
+    *queue_len = peer->out.len;
+
+  return TRUE;
+}
+
+/**
+ * elbus_broker_force_disconnect:
+ * @self: a broker
+ * @name: a client name
+ *
+ * Disconnects the client named @name (and its secondaries, if it is a
+ * primary) at once. Frames queued for it are dropped.
+ *
+ * Returns: %TRUE if such a client was connected
+ *
+ * Since: 1.0
+ */
+gboolean
+elbus_broker_force_disconnect (ElbusBroker *self,
+                               const char  *name)
+{
+  ElbusPeer *peer;
+
+  g_return_val_if_fail (ELBUS_IS_BROKER (self), FALSE);
+  g_return_val_if_fail (name != NULL, FALSE);
+
+  peer = g_hash_table_lookup (self->clients, name);
+  if (peer == NULL)
+    return FALSE;
+
+  _elbus_peer_close (peer, G_LOG_LEVEL_INFO, "disconnected by the broker");
+  return TRUE;
+}

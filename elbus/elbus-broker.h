@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#if !defined(__ELBUS_INSIDE__) && !defined(ELBUS_COMPILATION)
+#error "Only <elbus/elbus.h> can be included directly."
+#endif
+
+#include <gio/gio.h>
+
+#include "elbus-types.h"
+
+G_BEGIN_DECLS
+
+/**
+ * ELBUS_BROKER_DEFAULT_TIMEOUT:
+ *
+ * The default [property@Elbus.Broker:timeout], in seconds.
+ *
+ * Since: 1.0
+ */
+#define ELBUS_BROKER_DEFAULT_TIMEOUT 5.0
+
+/**
+ * ELBUS_BROKER_DEFAULT_QUEUE_SIZE:
+ *
+ * The default [property@Elbus.Broker:queue-size], in frames.
+ *
+ * Since: 1.0
+ */
+#define ELBUS_BROKER_DEFAULT_QUEUE_SIZE 8192
+
+/**
+ * ELBUS_BROKER_DEFAULT_BUF_SIZE:
+ *
+ * The default [property@Elbus.Broker:buf-size], in bytes.
+ *
+ * Since: 1.0
+ */
+#define ELBUS_BROKER_DEFAULT_BUF_SIZE 8192
+
+/**
+ * ELBUS_BROKER_DEFAULT_BUF_TTL:
+ *
+ * The default [property@Elbus.Broker:buf-ttl], in microseconds.
+ *
+ * Since: 1.0
+ */
+#define ELBUS_BROKER_DEFAULT_BUF_TTL 10
+
+/**
+ * ELBUS_BROKER_DEFAULT_MAX_FRAME_SIZE:
+ *
+ * The default [property@Elbus.Broker:max-frame-size], in bytes (64 MiB).
+ *
+ * Since: 1.0
+ */
+#define ELBUS_BROKER_DEFAULT_MAX_FRAME_SIZE (64u * 1024u * 1024u)
+
+/**
+ * ELBUS_MAX_NAME_LENGTH:
+ *
+ * The longest client name, in bytes, that a broker accepts at
+ * registration. Longer names are refused with %ELBUS_ERROR_DATA.
+ *
+ * Since: 1.0
+ */
+#define ELBUS_MAX_NAME_LENGTH 4096
+
+#define ELBUS_TYPE_BROKER (elbus_broker_get_type ())
+
+ELBUS_AVAILABLE_IN_1_0
+G_DECLARE_FINAL_TYPE (ElbusBroker, elbus_broker, ELBUS, BROKER, GObject)
+
+ELBUS_AVAILABLE_IN_1_0
+ElbusBroker  *elbus_broker_new                (void);
+
+ELBUS_AVAILABLE_IN_1_0
+gboolean      elbus_broker_listen             (ElbusBroker  *self,
+                                               const char   *address,
+                                               GError      **error);
+ELBUS_AVAILABLE_IN_1_0
+gboolean      elbus_broker_listen_unix        (ElbusBroker  *self,
+                                               const char   *path,
+                                               GError      **error);
+ELBUS_AVAILABLE_IN_1_0
+gboolean      elbus_broker_listen_tcp         (ElbusBroker  *self,
+                                               const char   *host_port,
+                                               GError      **error);
+ELBUS_AVAILABLE_IN_1_0
+gboolean      elbus_broker_add_socket         (ElbusBroker  *self,
+                                               GSocket      *socket,
+                                               const char   *bind_string,
+                                               GError      **error);
+ELBUS_AVAILABLE_IN_1_0
+void          elbus_broker_close              (ElbusBroker  *self);
+
+ELBUS_AVAILABLE_IN_1_0
+double        elbus_broker_get_timeout        (ElbusBroker  *self);
+ELBUS_AVAILABLE_IN_1_0
+void          elbus_broker_set_timeout        (ElbusBroker  *self,
+                                               double        timeout);
+ELBUS_AVAILABLE_IN_1_0
+guint         elbus_broker_get_queue_size     (ElbusBroker  *self);
+ELBUS_AVAILABLE_IN_1_0
+void          elbus_broker_set_queue_size     (ElbusBroker  *self,
+                                               guint         queue_size);
+ELBUS_AVAILABLE_IN_1_0
+guint         elbus_broker_get_buf_size       (ElbusBroker  *self);
+ELBUS_AVAILABLE_IN_1_0
+void          elbus_broker_set_buf_size       (ElbusBroker  *self,
+                                               guint         buf_size);
+ELBUS_AVAILABLE_IN_1_0
+guint         elbus_broker_get_buf_ttl        (ElbusBroker  *self);
+ELBUS_AVAILABLE_IN_1_0
+void          elbus_broker_set_buf_ttl        (ElbusBroker  *self,
+                                               guint         buf_ttl);
+ELBUS_AVAILABLE_IN_1_0
+guint         elbus_broker_get_max_frame_size (ElbusBroker  *self);
+ELBUS_AVAILABLE_IN_1_0
+void          elbus_broker_set_max_frame_size (ElbusBroker  *self,
+                                               guint         max_frame_size);
+
+ELBUS_AVAILABLE_IN_1_0
+char        **elbus_broker_list_clients       (ElbusBroker  *self);
+ELBUS_AVAILABLE_IN_1_0
+gboolean      elbus_broker_has_client         (ElbusBroker  *self,
+                                               const char   *name);
+ELBUS_AVAILABLE_IN_1_0
+void          elbus_broker_get_stats          (ElbusBroker  *self,
+                                               ElbusStats   *stats);
+ELBUS_AVAILABLE_IN_1_0
+gboolean      elbus_broker_get_client_stats   (ElbusBroker  *self,
+                                               const char   *name,
+                                               ElbusStats   *stats,
+                                               guint        *queue_len);
+ELBUS_AVAILABLE_IN_1_0
+gboolean      elbus_broker_force_disconnect   (ElbusBroker  *self,
+                                               const char   *name);
+
+G_END_DECLS

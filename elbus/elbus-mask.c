@@ -1,0 +1,1083 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Routing tries for broadcasts and publications (PROTOCOL.md section 4).
+ *
+ * Both trees are tries of MaskNode, one node per name part or topic level.
+ * A node owns a copy of its part and keeps its literal children in a doubly
+ * linked sibling list; once it has more than CHILDREN_HASH_MIN children it
+ * also indexes them in a GHashTable keyed by (pointer, length), so a lookup
+ * never needs a NUL-terminated copy of the part it looks for.
+ *
+ * ElbusNameTree: the trie holds literal client names, the broadcast mask
+ * holds the wildcards. A `?` part walks a node's sibling list, a `*` part
+ * walks a whole subtree; a plain part is one child lookup.
+ *
+ * ElbusTopicTree: the trie holds subscription masks, the topic is literal.
+ * A `+` level is a node's `one` child and a `#` level its `rest` child (a
+ * leaf: `#` ends a mask). A node reached by a mask holds an array of
+ * Subscription, one per subscriber; each subscriber also has a table
+ * node -> Subscription, so that dropping a subscriber only touches its own
+ * masks. Nodes left with no subscription and no child are pruned at once.
+ *
+ * A publication visits, for each topic level, the literal child and the `+`
+ * child of each node reached so far and reports the `#` leaves on the way:
+ * its cost follows the depth of the topic and the wildcard branches, not
+ * the number of subscriptions.
+ *
+ * Matching uses an explicit work stack kept on the C stack (moved to the
+ * heap only past WORK_STACK_PREALLOC pending wildcard branches), so it
+ * allocates nothing in practice and a hostile mask thousands of levels deep
+ * cannot overflow the call stack. Freeing is iterative for the same reason.
+ */
+
+#include <glib.h>
+#include <string.h>
+
+#include "elbus-mask-private.h"
+
+/* A node indexes its literal children in a hash table above this many. */
+#define CHILDREN_HASH_MIN 8
+/* ... and drops the index again below this many. */
+#define CHILDREN_HASH_DROP 4
+
+#define WORK_STACK_PREALLOC 32
+
+/* A part of a name, a mask or a topic: not NUL-terminated. */
+typedef struct
+{
+  const char *str;
+  gsize       len;
+} MaskPart;
+
+typedef struct _MaskNode MaskNode;
+
+struct _MaskNode
+{
+  MaskPart    key;          /* must come first: the node is its own hash key;
+                             * key.str points to part[] below */
+  MaskNode   *parent;       /* (unowned) (nullable): NULL for the root */
+  MaskNode   *first_child;  /* (owned) (nullable): literal children */
+  MaskNode   *prev;         /* (unowned) (nullable): sibling */
+  MaskNode   *next;         /* (unowned) (nullable): sibling */
+  GHashTable *children;     /* (owned) (nullable): MaskPart * -> MaskNode *,
+                             * the same nodes as the list, present only
+                             * when there are many */
+  guint       n_children;   /* length of the literal children list */
+
+  /* ElbusNameTree */
+  gboolean    has_value;    /* a name ends here */
+  gpointer    value;        /* (unowned) */
+
+  /* ElbusTopicTree */
+  MaskNode   *one;          /* (owned) (nullable): the `+` child */
+  MaskNode   *rest;         /* (owned) (nullable): the `#` child, a leaf */
+  GPtrArray  *subs;         /* (owned) (nullable) (element-type Subscription):
+                             * masks ending here; never empty */
+
+  char        part[];       /* NUL-terminated copy of the part */
+};
+
+typedef struct
+{
+  MaskNode *node;        /* (unowned) */
+  gpointer  subscriber;  /* (unowned) */
+  guint     index;       /* position in node->subs */
+} Subscription;
+
+struct _ElbusNameTree
+{
+  MaskNode *root;  /* (owned): matches no part, never holds a value */
+};
+
+struct _ElbusTopicTree
+{
+  MaskNode   *root;         /* (owned): matches no level, never subscribed */
+  GHashTable *subscribers;  /* (owned): subscriber -> (owned) GHashTable of
+                             * MaskNode * -> (owned) Subscription * */
+};
+
+/* Parts */
+
+/* Returns the length of the part starting at @pos and sets @next to the
+ * start of the following part, or to NULL when this part is the last. */
+static inline gsize
+part_next (const char  *pos,
+           const char  *end,
+           char         sep,
+           const char **next)
+{
+  const char *found = memchr (pos, sep, end - pos);
+
+  if (found == NULL)
+    {
+      *next = NULL;
+      return end - pos;
+    }
+
+  *next = found + 1;
+  return found - pos;
+}
+
+static inline gboolean
+part_is (const char *part,
+         gsize       part_len,
+         char        c)
+{
+  return part_len == 1 && part[0] == c;
+}
+
+static guint
+mask_part_hash (gconstpointer key)
+{
+  const MaskPart *part = key;
+  guint32 h = 5381;
+  gsize i;
+
+  for (i = 0; i < part->len; i++)
+    h = (h << 5) + h + (guchar) part->str[i];
+
+  return h;
+}
+
+static gboolean
+mask_part_equal (gconstpointer a,
+                 gconstpointer b)
+{
+  const MaskPart *pa = a;
+  const MaskPart *pb = b;
+
+  return pa->len == pb->len && memcmp (pa->str, pb->str, pa->len) == 0;
+}
+
+/* Nodes */
+
+static MaskNode *
+node_new (MaskNode   *parent,
+          const char *part,
+          gsize       part_len)
+{
+  MaskNode *node = g_malloc0 (sizeof (MaskNode) + part_len + 1);
+
+  memcpy (node->part, part, part_len);
+  node->part[part_len] = '\0';
+  node->key.str = node->part;
+  node->key.len = part_len;
+  node->parent = parent;
+
+  return node;
+}
+
+static void
+node_free (MaskNode *node)
+{
+  g_assert (node->first_child == NULL && node->one == NULL && node->rest == NULL);
+  g_assert (node->subs == NULL);
+
+  g_clear_pointer (&node->children, g_hash_table_unref);
+  g_free (node);
+}
+
+static gboolean
+node_is_empty (const MaskNode *node)
+{
+  return !node->has_value &&
+         node->subs == NULL &&
+         node->first_child == NULL &&
+         node->one == NULL &&
+         node->rest == NULL;
+}
+
+static MaskNode *
+node_lookup_child (const MaskNode *node,
+                   const char     *part,
+                   gsize           part_len)
+{
+  MaskNode *child;
+
+  if (node->children != NULL)
+    {
+      MaskPart key = { part, part_len };
+
+      return g_hash_table_lookup (node->children, &key);
+    }
+
+  for (child = node->first_child; child != NULL; child = child->next)
+    {
+      if (child->key.len == part_len && memcmp (child->key.str, part, part_len) == 0)
+        return child;
+    }
+
+  return NULL;
+}
+
+static MaskNode *
+node_add_child (MaskNode   *node,
+                const char *part,
+                gsize       part_len)
+{
+  MaskNode *child = node_new (node, part, part_len);
+
+  child->next = node->first_child;
+  if (node->first_child != NULL)
+    node->first_child->prev = child;
+  node->first_child = child;
+  node->n_children++;
+
+  if (node->children != NULL)
+    {
+      g_hash_table_add (node->children, child);
+    }
+  else if (node->n_children > CHILDREN_HASH_MIN)
+    {
+      MaskNode *sibling;
+
+      node->children = g_hash_table_new (mask_part_hash, mask_part_equal);
+      for (sibling = node->first_child; sibling != NULL; sibling = sibling->next)
+        g_hash_table_add (node->children, sibling);
+    }
+
+  return child;
+}
+
+static MaskNode *
+node_ensure_child (MaskNode   *node,
+                   const char *part,
+                   gsize       part_len)
+{
+  MaskNode *child = node_lookup_child (node, part, part_len);
+
+  if (child == NULL)
+    child = node_add_child (node, part, part_len);
+
+  return child;
+}
+
+/* Detaches @node from its parent, which keeps no reference to it. */
+static void
+node_unlink (MaskNode *node)
+{
+  MaskNode *parent = node->parent;
+
+  if (parent->one == node)
+    {
+      parent->one = NULL;
+    }
+  else if (parent->rest == node)
+    {
+      parent->rest = NULL;
+    }
+  else
+    {
+      if (node->prev != NULL)
+        node->prev->next = node->next;
+      else
+        parent->first_child = node->next;
+      if (node->next != NULL)
+        node->next->prev = node->prev;
+      node->prev = node->next = NULL;
+      parent->n_children--;
+
+      if (parent->children != NULL)
+        {
+          if (parent->n_children < CHILDREN_HASH_DROP)
+            g_clear_pointer (&parent->children, g_hash_table_unref);
+          else
+            g_hash_table_remove (parent->children, &node->key);
+        }
+    }
+
+  node->parent = NULL;
+}
+
+/* Frees @node and then each ancestor that is left empty, up to the root. */
+static void
+node_prune (MaskNode *node)
+{
+  while (node->parent != NULL && node_is_empty (node))
+    {
+      MaskNode *parent = node->parent;
+
+      node_unlink (node);
+      node_free (node);
+      node = parent;
+    }
+}
+
+/* Frees @root and everything below it, without recursion. The caller has
+ * already freed the subscriptions. */
+static void
+node_free_all (MaskNode *root)
+{
+  MaskNode *node = root;
+
+  while (node != NULL)
+    {
+      MaskNode *child;
+
+      /* The lookup index is not needed to take the tree apart. */
+      g_clear_pointer (&node->children, g_hash_table_unref);
+      g_clear_pointer (&node->subs, g_ptr_array_unref);
+
+      if (node->first_child != NULL)
+        child = node->first_child;
+      else if (node->one != NULL)
+        child = node->one;
+      else
+        child = node->rest;
+
+      if (child != NULL)
+        {
+          node = child;
+        }
+      else
+        {
+          MaskNode *parent = node->parent;
+
+          if (parent != NULL)
+            node_unlink (node);
+          node_free (node);
+          node = parent;
+        }
+    }
+}
+
+/* Work stack for matching: pending (node, position) pairs. Pending items
+ * always sit at strictly increasing depths, so there are never more of them
+ * than parts in the mask or topic being matched. */
+
+typedef struct
+{
+  MaskNode   *node;
+  const char *pos;
+} WorkItem;
+
+typedef struct
+{
+  WorkItem *items;
+  gsize     len;
+  gsize     size;
+  WorkItem  prealloc[WORK_STACK_PREALLOC];
+} WorkStack;
+
+static inline void
+work_stack_init (WorkStack *stack)
+{
+  stack->items = stack->prealloc;
+  stack->len = 0;
+  stack->size = G_N_ELEMENTS (stack->prealloc);
+}
+
+static void
+work_stack_grow (WorkStack *stack)
+{
+  gsize size = stack->size * 2;
+
+  if (stack->items == stack->prealloc)
+    {
+      stack->items = g_new (WorkItem, size);
+      memcpy (stack->items, stack->prealloc, sizeof (stack->prealloc));
+    }
+  else
+    {
+      stack->items = g_renew (WorkItem, stack->items, size);
+    }
+
+  stack->size = size;
+}
+
+static inline void
+work_stack_push (WorkStack  *stack,
+                 MaskNode   *node,
+                 const char *pos)
+{
+  if (G_UNLIKELY (stack->len == stack->size))
+    work_stack_grow (stack);
+
+  stack->items[stack->len].node = node;
+  stack->items[stack->len].pos = pos;
+  stack->len++;
+}
+
+static inline void
+work_stack_clear (WorkStack *stack)
+{
+  if (stack->items != stack->prealloc)
+    g_free (stack->items);
+}
+
+/* ElbusNameTree */
+
+/**
+ * _elbus_name_tree_new:
+ *
+ * Creates an empty tree of client names.
+ *
+ * Returns: (transfer full): a new tree; free with _elbus_name_tree_free()
+ */
+ElbusNameTree *
+_elbus_name_tree_new (void)
+{
+  ElbusNameTree *tree = g_new0 (ElbusNameTree, 1);
+
+  tree->root = node_new (NULL, "", 0);
+
+  return tree;
+}
+
+/**
+ * _elbus_name_tree_free:
+ * @tree: (transfer full) (nullable): a tree
+ *
+ * Frees @tree. The values it holds are not touched.
+ */
+void
+_elbus_name_tree_free (ElbusNameTree *tree)
+{
+  if (tree == NULL)
+    return;
+
+  node_free_all (tree->root);
+  g_free (tree);
+}
+
+/**
+ * _elbus_name_tree_insert:
+ * @tree: a tree
+ * @name: (array length=name_len): a client name, not necessarily
+ *   NUL-terminated; parts are separated by `.` and taken literally
+ * @name_len: the length of @name in bytes
+ * @value: (nullable): the value to report for @name
+ *
+ * Maps @name to @value, replacing the value @name had, if any.
+ */
+void
+_elbus_name_tree_insert (ElbusNameTree *tree,
+                         const char    *name,
+                         gsize          name_len,
+                         gpointer       value)
+{
+  const char *end;
+  const char *pos;
+  MaskNode *node;
+
+  g_return_if_fail (tree != NULL);
+  g_return_if_fail (name != NULL || name_len == 0);
+
+  if (name == NULL)
+    name = "";
+
+  end = name + name_len;
+  node = tree->root;
+  pos = name;
+  while (pos != NULL)
+    {
+      const char *next;
+      gsize part_len = part_next (pos, end, '.', &next);
+
+      node = node_ensure_child (node, pos, part_len);
+      pos = next;
+    }
+
+  node->has_value = TRUE;
+  node->value = value;
+}
+
+static MaskNode *
+name_tree_lookup (ElbusNameTree *tree,
+                  const char    *name,
+                  gsize          name_len)
+{
+  const char *end = name + name_len;
+  const char *pos = name;
+  MaskNode *node = tree->root;
+
+  while (pos != NULL && node != NULL)
+    {
+      const char *next;
+      gsize part_len = part_next (pos, end, '.', &next);
+
+      node = node_lookup_child (node, pos, part_len);
+      pos = next;
+    }
+
+  return node;
+}
+
+/**
+ * _elbus_name_tree_remove:
+ * @tree: a tree
+ * @name: (array length=name_len): a client name, not necessarily
+ *   NUL-terminated
+ * @name_len: the length of @name in bytes
+ *
+ * Removes @name from @tree.
+ *
+ * Returns: %TRUE if @name was in @tree
+ */
+gboolean
+_elbus_name_tree_remove (ElbusNameTree *tree,
+                         const char    *name,
+                         gsize          name_len)
+{
+  MaskNode *node;
+
+  g_return_val_if_fail (tree != NULL, FALSE);
+  g_return_val_if_fail (name != NULL || name_len == 0, FALSE);
+
+  if (name == NULL)
+    name = "";
+
+  node = name_tree_lookup (tree, name, name_len);
+  if (node == NULL || !node->has_value)
+    return FALSE;
+
+  node->has_value = FALSE;
+  node->value = NULL;
+  node_prune (node);
+
+  return TRUE;
+}
+
+/* Reports every value strictly below @top. */
+static void
+name_node_report_below (MaskNode      *top,
+                        ElbusMaskFunc  func,
+                        gpointer       user_data)
+{
+  MaskNode *node = top->first_child;
+
+  while (node != NULL)
+    {
+      if (node->has_value)
+        func (node->value, user_data);
+
+      if (node->first_child != NULL)
+        {
+          node = node->first_child;
+        }
+      else
+        {
+          while (node != top && node->next == NULL)
+            node = node->parent;
+          node = node == top ? NULL : node->next;
+        }
+    }
+}
+
+/**
+ * _elbus_name_tree_match:
+ * @tree: a tree
+ * @mask: (array length=mask_len): a broadcast mask, not necessarily
+ *   NUL-terminated
+ * @mask_len: the length of @mask in bytes
+ * @func: (scope call): called with the value of each matching name
+ * @user_data: data for @func
+ *
+ * Calls @func once for each name in @tree that @mask matches, in no
+ * particular order. The mask is split on `.`: a part that is exactly `?`
+ * matches any one part (an empty one too); a part that is exactly `*`
+ * matches one or more parts and ends the mask (`a.*.b` acts as `a.*`);
+ * any other part matches itself. @func must not modify @tree.
+ *
+ * Allocates nothing (short of more than 32 nested `?` branches).
+ */
+void
+_elbus_name_tree_match (ElbusNameTree *tree,
+                        const char    *mask,
+                        gsize          mask_len,
+                        ElbusMaskFunc  func,
+                        gpointer       user_data)
+{
+  const char *end;
+  WorkStack stack;
+
+  g_return_if_fail (tree != NULL);
+  g_return_if_fail (mask != NULL || mask_len == 0);
+  g_return_if_fail (func != NULL);
+
+  if (mask == NULL)
+    mask = "";
+  end = mask + mask_len;
+
+  /* An item is a node that matched the mask up to pos (NULL: the whole
+   * mask), as did all of its next siblings: that is how a `?` part fans
+   * out. The root has no siblings. */
+  work_stack_init (&stack);
+  work_stack_push (&stack, tree->root, mask);
+
+  while (stack.len > 0)
+    {
+      WorkItem *top = &stack.items[stack.len - 1];
+      MaskNode *node = top->node;
+      const char *pos = top->pos;
+
+      if (node->next != NULL)
+        top->node = node->next;
+      else
+        stack.len--;
+
+      while (node != NULL)
+        {
+          const char *next;
+          gsize part_len;
+
+          if (pos == NULL)
+            {
+              if (node->has_value)
+                func (node->value, user_data);
+              break;
+            }
+
+          part_len = part_next (pos, end, '.', &next);
+
+          if (part_is (pos, part_len, '*'))
+            {
+              name_node_report_below (node, func, user_data);
+              break;
+            }
+
+          if (part_is (pos, part_len, '?'))
+            {
+              if (next == NULL)
+                {
+                  MaskNode *child;
+
+                  for (child = node->first_child; child != NULL; child = child->next)
+                    {
+                      if (child->has_value)
+                        func (child->value, user_data);
+                    }
+                }
+              else if (node->first_child != NULL)
+                {
+                  work_stack_push (&stack, node->first_child, next);
+                }
+              break;
+            }
+
+          node = node_lookup_child (node, pos, part_len);
+          pos = next;
+        }
+    }
+
+  work_stack_clear (&stack);
+}
+
+/**
+ * _elbus_broadcast_mask_has_wildcards:
+ * @mask: (array length=mask_len): a broadcast mask, not necessarily
+ *   NUL-terminated
+ * @mask_len: the length of @mask in bytes
+ *
+ * Tells whether a part of @mask is exactly `?` or `*`. A mask without
+ * wildcards matches only the name equal to it, so a caller may look it up
+ * directly instead of calling _elbus_name_tree_match().
+ *
+ * Returns: %TRUE if @mask has a wildcard part
+ */
+gboolean
+_elbus_broadcast_mask_has_wildcards (const char *mask,
+                                     gsize       mask_len)
+{
+  const char *end;
+  const char *pos;
+
+  g_return_val_if_fail (mask != NULL || mask_len == 0, FALSE);
+
+  if (mask == NULL)
+    return FALSE;
+
+  end = mask + mask_len;
+  pos = mask;
+  while (pos != NULL)
+    {
+      const char *next;
+      gsize part_len = part_next (pos, end, '.', &next);
+
+      if (part_is (pos, part_len, '?') || part_is (pos, part_len, '*'))
+        return TRUE;
+      pos = next;
+    }
+
+  return FALSE;
+}
+
+/* ElbusTopicTree */
+
+/**
+ * _elbus_topic_tree_new:
+ *
+ * Creates an empty tree of subscriptions.
+ *
+ * Returns: (transfer full): a new tree; free with _elbus_topic_tree_free()
+ */
+ElbusTopicTree *
+_elbus_topic_tree_new (void)
+{
+  ElbusTopicTree *tree = g_new0 (ElbusTopicTree, 1);
+
+  tree->root = node_new (NULL, "", 0);
+  tree->subscribers = g_hash_table_new_full (NULL, NULL, NULL,
+                                             (GDestroyNotify) g_hash_table_unref);
+
+  return tree;
+}
+
+/**
+ * _elbus_topic_tree_free:
+ * @tree: (transfer full) (nullable): a tree
+ *
+ * Frees @tree and all its subscriptions. The subscribers are not touched.
+ */
+void
+_elbus_topic_tree_free (ElbusTopicTree *tree)
+{
+  GHashTableIter iter;
+  gpointer subs_table;
+
+  if (tree == NULL)
+    return;
+
+  g_hash_table_iter_init (&iter, tree->subscribers);
+  while (g_hash_table_iter_next (&iter, NULL, &subs_table))
+    {
+      GHashTableIter sub_iter;
+      gpointer sub;
+
+      g_hash_table_iter_init (&sub_iter, subs_table);
+      while (g_hash_table_iter_next (&sub_iter, NULL, &sub))
+        g_free (sub);
+    }
+  g_hash_table_unref (tree->subscribers);
+
+  node_free_all (tree->root);
+  g_free (tree);
+}
+
+/* Returns the node where @mask ends, creating the missing nodes if @create;
+ * or NULL. Anything after a `#` level is ignored. */
+static MaskNode *
+topic_tree_lookup_mask (ElbusTopicTree *tree,
+                        const char     *mask,
+                        gsize           mask_len,
+                        gboolean        create)
+{
+  const char *end = mask + mask_len;
+  const char *pos = mask;
+  MaskNode *node = tree->root;
+
+  while (pos != NULL && node != NULL)
+    {
+      const char *next;
+      gsize part_len = part_next (pos, end, '/', &next);
+
+      if (part_is (pos, part_len, '#'))
+        {
+          if (node->rest == NULL && create)
+            node->rest = node_new (node, pos, part_len);
+          node = node->rest;
+          break;
+        }
+      else if (part_is (pos, part_len, '+'))
+        {
+          if (node->one == NULL && create)
+            node->one = node_new (node, pos, part_len);
+          node = node->one;
+        }
+      else if (create)
+        {
+          node = node_ensure_child (node, pos, part_len);
+        }
+      else
+        {
+          node = node_lookup_child (node, pos, part_len);
+        }
+
+      pos = next;
+    }
+
+  return node;
+}
+
+/* Frees @sub, which the caller has removed from its subscriber's table,
+ * and prunes the tree above it. */
+static void
+subscription_free (Subscription *sub)
+{
+  MaskNode *node = sub->node;
+  Subscription *last = g_ptr_array_index (node->subs, node->subs->len - 1);
+
+  g_assert (g_ptr_array_index (node->subs, sub->index) == sub);
+
+  g_ptr_array_remove_index_fast (node->subs, sub->index);
+  last->index = sub->index;
+  g_free (sub);
+
+  if (node->subs->len == 0)
+    {
+      g_clear_pointer (&node->subs, g_ptr_array_unref);
+      node_prune (node);
+    }
+}
+
+/**
+ * _elbus_topic_tree_subscribe:
+ * @tree: a tree
+ * @mask: (array length=mask_len): a subscription mask, not necessarily
+ *   NUL-terminated
+ * @mask_len: the length of @mask in bytes
+ * @subscriber: (nullable): the subscriber
+ *
+ * Subscribes @subscriber to @mask. The mask is split on `/`: a level that
+ * is exactly `+` matches any one level (an empty one too); a level that is
+ * exactly `#` matches one or more levels and ends the mask (`a/#/b` is
+ * stored as `a/#`); any other level matches itself. The empty mask is one
+ * empty level. A (mask, subscriber) pair is stored once.
+ *
+ * Returns: %TRUE if the subscription is new, %FALSE if it was there
+ */
+gboolean
+_elbus_topic_tree_subscribe (ElbusTopicTree *tree,
+                             const char     *mask,
+                             gsize           mask_len,
+                             gpointer        subscriber)
+{
+  GHashTable *subs_table;
+  Subscription *sub;
+  MaskNode *node;
+
+  g_return_val_if_fail (tree != NULL, FALSE);
+  g_return_val_if_fail (mask != NULL || mask_len == 0, FALSE);
+
+  if (mask == NULL)
+    mask = "";
+
+  node = topic_tree_lookup_mask (tree, mask, mask_len, TRUE);
+
+  subs_table = g_hash_table_lookup (tree->subscribers, subscriber);
+  if (subs_table == NULL)
+    {
+      subs_table = g_hash_table_new (NULL, NULL);
+      g_hash_table_insert (tree->subscribers, subscriber, subs_table);
+    }
+  else if (g_hash_table_contains (subs_table, node))
+    {
+      return FALSE;
+    }
+
+  sub = g_new (Subscription, 1);
+  sub->node = node;
+  sub->subscriber = subscriber;
+  if (node->subs == NULL)
+    node->subs = g_ptr_array_new ();
+  sub->index = node->subs->len;
+  g_ptr_array_add (node->subs, sub);
+  g_hash_table_insert (subs_table, node, sub);
+
+  return TRUE;
+}
+
+/**
+ * _elbus_topic_tree_unsubscribe:
+ * @tree: a tree
+ * @mask: (array length=mask_len): a subscription mask, not necessarily
+ *   NUL-terminated; read as _elbus_topic_tree_subscribe() does, so
+ *   `a/#` removes `a/#/b` and the other way round
+ * @mask_len: the length of @mask in bytes
+ * @subscriber: (nullable): the subscriber
+ *
+ * Unsubscribes @subscriber from @mask.
+ *
+ * Returns: %TRUE if @subscriber was subscribed to @mask
+ */
+gboolean
+_elbus_topic_tree_unsubscribe (ElbusTopicTree *tree,
+                               const char     *mask,
+                               gsize           mask_len,
+                               gpointer        subscriber)
+{
+  GHashTable *subs_table;
+  Subscription *sub;
+  MaskNode *node;
+
+  g_return_val_if_fail (tree != NULL, FALSE);
+  g_return_val_if_fail (mask != NULL || mask_len == 0, FALSE);
+
+  if (mask == NULL)
+    mask = "";
+
+  node = topic_tree_lookup_mask (tree, mask, mask_len, FALSE);
+  if (node == NULL)
+    return FALSE;
+
+  subs_table = g_hash_table_lookup (tree->subscribers, subscriber);
+  if (subs_table == NULL)
+    return FALSE;
+
+  sub = g_hash_table_lookup (subs_table, node);
+  if (sub == NULL)
+    return FALSE;
+
+  g_hash_table_remove (subs_table, node);
+  if (g_hash_table_size (subs_table) == 0)
+    g_hash_table_remove (tree->subscribers, subscriber);
+
+  subscription_free (sub);
+
+  return TRUE;
+}
+
+/**
+ * _elbus_topic_tree_unsubscribe_all:
+ * @tree: a tree
+ * @subscriber: (nullable): the subscriber
+ *
+ * Removes every subscription of @subscriber, at a cost proportional to
+ * their number.
+ *
+ * Returns: how many masks @subscriber was subscribed to
+ */
+guint
+_elbus_topic_tree_unsubscribe_all (ElbusTopicTree *tree,
+                                   gpointer        subscriber)
+{
+  GHashTable *subs_table;
+  GHashTableIter iter;
+  gpointer sub;
+  guint n;
+
+  g_return_val_if_fail (tree != NULL, 0);
+
+  if (!g_hash_table_steal_extended (tree->subscribers, subscriber,
+                                    NULL, (gpointer *) &subs_table))
+    return 0;
+
+  /* Pruning cannot free a node still in subs_table: it holds a
+   * subscription. */
+  n = g_hash_table_size (subs_table);
+  g_hash_table_iter_init (&iter, subs_table);
+  while (g_hash_table_iter_next (&iter, NULL, &sub))
+    subscription_free (sub);
+  g_hash_table_unref (subs_table);
+
+  return n;
+}
+
+/**
+ * _elbus_topic_tree_count:
+ * @tree: a tree
+ * @subscriber: (nullable): the subscriber
+ *
+ * Returns: how many masks @subscriber is subscribed to
+ */
+guint
+_elbus_topic_tree_count (ElbusTopicTree *tree,
+                         gpointer        subscriber)
+{
+  GHashTable *subs_table;
+
+  g_return_val_if_fail (tree != NULL, 0);
+
+  subs_table = g_hash_table_lookup (tree->subscribers, subscriber);
+
+  return subs_table != NULL ? g_hash_table_size (subs_table) : 0;
+}
+
+static inline void
+topic_node_report (const MaskNode *node,
+                   ElbusMaskFunc   func,
+                   gpointer        user_data)
+{
+  guint i;
+
+  if (node->subs == NULL)
+    return;
+
+  for (i = 0; i < node->subs->len; i++)
+    {
+      const Subscription *sub = g_ptr_array_index (node->subs, i);
+
+      func (sub->subscriber, user_data);
+    }
+}
+
+/**
+ * _elbus_topic_tree_match:
+ * @tree: a tree
+ * @topic: (array length=topic_len): a published topic, not necessarily
+ *   NUL-terminated; its levels are taken literally
+ * @topic_len: the length of @topic in bytes
+ * @func: (scope call): called with the subscriber of each matching mask
+ * @user_data: data for @func
+ *
+ * Calls @func once for each (mask, subscriber) subscription whose mask
+ * matches @topic, in no particular order. A subscriber with several
+ * matching masks is reported once per mask: the caller must de-duplicate
+ * (PROTOCOL.md: a subscriber receives each publication once). @func must
+ * not modify @tree.
+ *
+ * Allocates nothing (short of more than 32 nested `+` branches); the cost
+ * follows the depth of @topic and the `+`/`#` branches met, not the number
+ * of subscriptions.
+ */
+void
+_elbus_topic_tree_match (ElbusTopicTree *tree,
+                         const char     *topic,
+                         gsize           topic_len,
+                         ElbusMaskFunc   func,
+                         gpointer        user_data)
+{
+  const char *end;
+  WorkStack stack;
+
+  g_return_if_fail (tree != NULL);
+  g_return_if_fail (topic != NULL || topic_len == 0);
+  g_return_if_fail (func != NULL);
+
+  if (topic == NULL)
+    topic = "";
+  end = topic + topic_len;
+
+  /* An item is a node whose children are to be matched against the topic
+   * from pos on; there is always at least one level left there. */
+  work_stack_init (&stack);
+  work_stack_push (&stack, tree->root, topic);
+
+  while (stack.len > 0)
+    {
+      MaskNode *node = stack.items[stack.len - 1].node;
+      const char *pos = stack.items[stack.len - 1].pos;
+
+      stack.len--;
+
+      while (node != NULL)
+        {
+          const char *next;
+          gsize level_len = part_next (pos, end, '/', &next);
+
+          /* `#` takes this level and all the ones after it. */
+          if (node->rest != NULL)
+            topic_node_report (node->rest, func, user_data);
+
+          if (node->one != NULL)
+            {
+              if (next == NULL)
+                topic_node_report (node->one, func, user_data);
+              else if (node->one->first_child != NULL ||
+                       node->one->one != NULL ||
+                       node->one->rest != NULL)
+                work_stack_push (&stack, node->one, next);
+            }
+
+          node = node_lookup_child (node, pos, level_len);
+          if (node != NULL && next == NULL)
+            {
+              topic_node_report (node, func, user_data);
+              break;
+            }
+          pos = next;
+        }
+    }
+
+  work_stack_clear (&stack);
+}

@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#define __ELBUS_INSIDE__
+
+#include <elbus/elbus-version.h>
+#include <elbus/elbus-version-macros.h>
+#include <elbus/elbus-types.h>
+#include <elbus/elbus-enum-types.h>
+#include <elbus/elbus-error.h>
+#include <elbus/elbus-broker.h>
+
+#undef __ELBUS_INSIDE__

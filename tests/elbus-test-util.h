@@ -1,0 +1,258 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Test helpers: an in-process broker on its own thread, a raw protocol
+ * client over blocking sockets, and a spawned elbusd.
+ *
+ * The raw client parses broker frames on its own, without the library's
+ * codec, so that broker tests do not trust the code they test.
+ */
+#pragma once
+
+#include <elbus/elbus.h>
+
+G_BEGIN_DECLS
+
+/* Deadlines, in milliseconds. Scaled up under valgrind (or by
+ * ELBUS_TEST_TIMEOUT_SCALE=N in the environment). */
+#define ELBUS_TEST_DEADLINE_MS   (elbus_test_scale_ms (10000))
+#define ELBUS_TEST_QUIET_MS      (elbus_test_scale_ms (150))
+
+void      elbus_test_init           (int    *argc,
+                                     char ***argv);
+guint     elbus_test_scale_ms       (guint   ms);
+gboolean  elbus_test_under_valgrind (void);
+void      elbus_test_raise_nofile   (guint   wanted);
+
+/* ------------------------------------------------------------------ */
+/* In-process broker */
+
+typedef enum {
+  ELBUS_TEST_TRANSPORT_UNIX,
+  ELBUS_TEST_TRANSPORT_TCP,
+} ElbusTestTransport;
+
+const char *elbus_test_transport_name (ElbusTestTransport transport);
+
+/* Broker settings applied on the broker thread before it listens.
+ * Zero fields keep the broker's defaults. */
+typedef struct {
+  double  timeout;
+  guint   queue_size;
+  guint   max_frame_size;
+  guint   buf_size;
+  guint   buf_ttl;
+  gboolean set_buf_ttl;         /* buf_ttl 0 is meaningful */
+} ElbusTestBrokerOptions;
+
+typedef struct _ElbusTestBroker ElbusTestBroker;
+
+typedef void (*ElbusTestBrokerFunc) (ElbusBroker *broker,
+                                     gpointer     user_data);
+
+ElbusTestBroker *elbus_test_broker_new           (const ElbusTestBrokerOptions *options);
+void             elbus_test_broker_free          (ElbusTestBroker *tb);
+const char      *elbus_test_broker_get_unix_path (ElbusTestBroker *tb);
+guint16          elbus_test_broker_get_tcp_port  (ElbusTestBroker *tb);
+const char      *elbus_test_broker_get_tcp_bind  (ElbusTestBroker *tb);
+void             elbus_test_broker_invoke        (ElbusTestBroker     *tb,
+                                                  ElbusTestBrokerFunc  func,
+                                                  gpointer             user_data);
+gboolean         elbus_test_broker_has_client    (ElbusTestBroker *tb,
+                                                  const char      *name);
+char           **elbus_test_broker_list_clients  (ElbusTestBroker *tb);
+void             elbus_test_broker_get_stats     (ElbusTestBroker *tb,
+                                                  ElbusStats      *stats);
+gboolean         elbus_test_broker_get_client_stats (ElbusTestBroker *tb,
+                                                     const char      *name,
+                                                     ElbusStats      *stats,
+                                                     guint           *queue_len);
+gboolean         elbus_test_broker_force_disconnect (ElbusTestBroker *tb,
+                                                     const char      *name);
+void             elbus_test_broker_wait_client   (ElbusTestBroker *tb,
+                                                  const char      *name,
+                                                  gboolean         present);
+/* Signal log: "+NAME" for client-registered, "-NAME" for
+ * client-unregistered, in emission order. */
+GPtrArray       *elbus_test_broker_dup_events    (ElbusTestBroker *tb);
+void             elbus_test_broker_wait_event    (ElbusTestBroker *tb,
+                                                  const char      *event);
+
+/* ------------------------------------------------------------------ */
+/* Raw protocol client */
+
+typedef struct {
+  guint8   kind;
+  guint8   byte5;               /* realtime flag, or the ack result */
+  guint32  op_id;               /* ack only */
+  guint8   result;              /* ack only */
+  char    *sender;              /* (nullable) */
+  char    *topic;               /* (nullable): publications only */
+  GBytes  *payload;             /* (nullable) */
+  guint32  len;                 /* the header's length field */
+} ElbusTestFrame;
+
+void elbus_test_frame_free (ElbusTestFrame *frame);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ElbusTestFrame, elbus_test_frame_free)
+
+typedef struct {
+  int          fd;
+  char        *name;            /* (nullable): once registered */
+  guint32      next_op_id;
+  GByteArray  *rbuf;            /* received; consumed up to rpos */
+  gsize        rpos;
+} ElbusTestConn;
+
+ElbusTestConn *elbus_test_conn_connect_address (const char *address);
+ElbusTestConn *elbus_test_conn_connect  (ElbusTestBroker    *tb,
+                                         ElbusTestTransport  transport);
+ElbusTestConn *elbus_test_conn_new      (ElbusTestBroker    *tb,
+                                         ElbusTestTransport  transport,
+                                         const char         *name);
+ElbusTestConn *elbus_test_conn_new_address (const char *address,
+                                            const char *name);
+void           elbus_test_conn_free     (ElbusTestConn *conn);
+void           elbus_test_conn_close    (ElbusTestConn *conn);
+void           elbus_test_conn_set_rcvbuf (ElbusTestConn *conn,
+                                           int            bytes);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ElbusTestConn, elbus_test_conn_free)
+
+/* Raw I/O */
+void      elbus_test_conn_send          (ElbusTestConn *conn,
+                                         const void    *data,
+                                         gsize          len);
+gboolean  elbus_test_conn_try_send      (ElbusTestConn *conn,
+                                         const void    *data,
+                                         gsize          len);
+GThread  *elbus_test_conn_send_in_thread (ElbusTestConn *conn,
+                                          GBytes        *data);
+/* Reads exactly len bytes or fails the test. */
+void      elbus_test_conn_read          (ElbusTestConn *conn,
+                                         void          *buf,
+                                         gsize          len,
+                                         guint          timeout_ms);
+void      elbus_test_conn_expect_bytes  (ElbusTestConn *conn,
+                                         const void    *expected,
+                                         gsize          len);
+/* Waits for the peer to close: any frame before the close fails the
+ * test, pings excepted. */
+void      elbus_test_conn_expect_eof    (ElbusTestConn *conn);
+/* Waits for the peer to close, discarding whatever comes first;
+ * returns the number of bytes discarded. */
+gsize     elbus_test_conn_drain_until_eof (ElbusTestConn *conn,
+                                           guint          timeout_ms);
+/* Nothing but pings arrives within ms. */
+void      elbus_test_conn_expect_nothing (ElbusTestConn *conn,
+                                          guint          ms);
+
+/* Handshake, step by step */
+void      elbus_test_conn_expect_greeting (ElbusTestConn *conn);
+void      elbus_test_conn_send_greeting   (ElbusTestConn *conn,
+                                           guint8         greeting,
+                                           guint16        version);
+guint8    elbus_test_conn_read_result     (ElbusTestConn *conn);
+void      elbus_test_conn_send_name       (ElbusTestConn *conn,
+                                           const char    *name,
+                                           gsize          name_len);
+/* Whole handshake; returns the broker's answer to the name. Sets
+ * conn->name on success. */
+guint8    elbus_test_conn_handshake       (ElbusTestConn *conn,
+                                           const char    *name);
+
+/* Client frames */
+GBytes   *elbus_test_build_frame  (guint32       op_id,
+                                   guint8        op,
+                                   ElbusQoS      qos,
+                                   const void   *body,
+                                   gsize         body_len);
+GBytes   *elbus_test_build_op     (guint32       op_id,
+                                   guint8        op,
+                                   ElbusQoS      qos,
+                                   const char   *target,
+                                   const void   *payload,
+                                   gsize         payload_len);
+void      elbus_test_conn_send_frame (ElbusTestConn *conn,
+                                      guint32        op_id,
+                                      guint8         op,
+                                      ElbusQoS       qos,
+                                      const void    *body,
+                                      gsize          body_len);
+/* Sends TARGET 00 PAYLOAD with a fresh op id, which it returns. */
+guint32   elbus_test_conn_send_op    (ElbusTestConn *conn,
+                                      guint8         op,
+                                      ElbusQoS       qos,
+                                      const char    *target,
+                                      const void    *payload,
+                                      gsize          payload_len);
+/* Subscribe or unsubscribe (NULL-terminated masks), QoS Processed, and
+ * wait for the OK ack. */
+void      elbus_test_conn_subscribe   (ElbusTestConn *conn,
+                                       const char    *mask,
+                                       ...) G_GNUC_NULL_TERMINATED;
+void      elbus_test_conn_unsubscribe (ElbusTestConn *conn,
+                                       const char    *mask,
+                                       ...) G_GNUC_NULL_TERMINATED;
+/* Send with QoS Processed and expect the given ack result. */
+void      elbus_test_conn_op_acked    (ElbusTestConn *conn,
+                                       guint8         op,
+                                       const char    *target,
+                                       const char    *payload,
+                                       guint8         result);
+
+/* Broker frames */
+ElbusTestFrame *elbus_test_conn_try_read_frame (ElbusTestConn *conn,
+                                                guint          timeout_ms,
+                                                gboolean       skip_pings,
+                                                GError       **error);
+ElbusTestFrame *elbus_test_conn_read_frame     (ElbusTestConn *conn);
+void      elbus_test_conn_expect_ack   (ElbusTestConn *conn,
+                                        guint32        op_id,
+                                        guint8         result);
+/* kind 0x12/0x13/0x01; topic only for 0x01 */
+void      elbus_test_conn_expect_frame (ElbusTestConn *conn,
+                                        guint8         kind,
+                                        const char    *sender,
+                                        const char    *topic,
+                                        const void    *payload,
+                                        gsize          payload_len,
+                                        gboolean       realtime);
+void      elbus_test_conn_expect_message (ElbusTestConn *conn,
+                                          guint8         kind,
+                                          const char    *sender,
+                                          const char    *topic,
+                                          const char    *payload);
+
+/* ------------------------------------------------------------------ */
+/* Spawned elbusd */
+
+typedef struct {
+  GPid     pid;
+  char    *dir;                 /* temporary directory */
+  char    *socket_path;         /* (nullable) */
+  gboolean exited;
+  int      wait_status;
+} ElbusTestDaemon;
+
+const char      *elbus_test_elbusd_path     (void);
+/* Spawns $ELBUSD with argv_extra (NULL-terminated); when with_socket,
+ * adds -B DIR/elbusd.sock and waits until the socket accepts. The command
+ * line in $ELBUS_TEST_DAEMON_WRAPPER, if any, is put in front (for
+ * instance valgrind). */
+ElbusTestDaemon *elbus_test_daemon_spawn    (const char *const *argv_extra,
+                                             gboolean           with_socket);
+/* Waits up to timeout_ms for the process to exit on its own; TRUE if
+ * it did (wait_status then holds its status). */
+gboolean         elbus_test_daemon_wait     (ElbusTestDaemon *daemon,
+                                             guint            timeout_ms);
+/* SIGTERM, then wait; returns the wait status (fails the test when the
+ * daemon does not exit in time). */
+int              elbus_test_daemon_stop     (ElbusTestDaemon *daemon);
+void             elbus_test_daemon_free     (ElbusTestDaemon *daemon);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ElbusTestDaemon, elbus_test_daemon_free)
+
+/* Polls until connecting to address (a UNIX socket path or host:port)
+ * succeeds; FALSE when pid (if > 0) is gone or the time is up. */
+gboolean         elbus_test_wait_for_socket (const char *address,
+                                             GPid        pid,
+                                             guint       timeout_ms);
+
+G_END_DECLS

@@ -1,0 +1,343 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Helpers shared by the command-line tools: gettext set-up, logging to
+ * journald, syslog or standard error, and address helpers.
+ */
+
+#include "config.h"
+
+#include "elbus-tool-util.h"
+
+#include <locale.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <glib/gi18n.h>
+
+/**
+ * elbus_tool_init_i18n:
+ *
+ * Sets the locale from the environment and binds the `elbus` gettext
+ * domain, so that `_()` translates the tools' messages.
+ */
+void
+elbus_tool_init_i18n (void)
+{
+  setlocale (LC_ALL, "");
+  bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
+  bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
+  textdomain (GETTEXT_PACKAGE);
+}
+
+/* ---- logging ---------------------------------------------------------- */
+
+typedef enum {
+  LOG_SINK_STDERR,
+  LOG_SINK_JOURNALD,
+  LOG_SINK_SYSLOG,
+} LogSink;
+
+typedef struct {
+  char *ident;          /* (owned): the tool's own log domain and syslog ident */
+  LogSink sink;
+  gboolean verbose;     /* debug messages of our own domains too */
+  gboolean use_color;   /* standard error is a terminal that takes colour */
+} LogState;
+
+static LogState log_state;
+
+/* The library's log domain (elbus/meson.build). */
+#define ELBUS_LIBRARY_LOG_DOMAIN "Elbus"
+
+static gboolean
+log_is_own_domain (const char *domain)
+{
+  return g_strcmp0 (domain, log_state.ident) == 0 ||
+         g_strcmp0 (domain, ELBUS_LIBRARY_LOG_DOMAIN) == 0;
+}
+
+/* Errors, criticals, warnings and messages are always written. Info is
+ * written for our own domains (the tool's and the library's), debug for
+ * them only with --verbose. Anything else follows G_MESSAGES_DEBUG, as
+ * GLib's default writer does. */
+static gboolean
+log_would_drop (GLogLevelFlags  level,
+                const char     *domain)
+{
+  if (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL |
+               G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE))
+    return FALSE;
+
+  if (log_is_own_domain (domain))
+    {
+      if (level & G_LOG_LEVEL_INFO)
+        return FALSE;
+      if (log_state.verbose)
+        return FALSE;
+    }
+
+  return g_log_writer_default_would_drop (level, domain);
+}
+
+static const char *
+log_field_string (const GLogField *fields,
+                  gsize            n_fields,
+                  const char      *key,
+                  gssize          *length)
+{
+  for (gsize i = 0; i < n_fields; i++)
+    {
+      if (g_strcmp0 (fields[i].key, key) == 0)
+        {
+          *length = fields[i].length < 0 ? (gssize) strlen (fields[i].value)
+                                         : fields[i].length;
+          return fields[i].value;
+        }
+    }
+
+  *length = 0;
+  return NULL;
+}
+
+static const char *
+log_level_name (GLogLevelFlags level)
+{
+  if (level & G_LOG_LEVEL_ERROR)
+    return "ERROR";
+  if (level & G_LOG_LEVEL_CRITICAL)
+    return "CRITICAL";
+  if (level & G_LOG_LEVEL_WARNING)
+    return "WARNING";
+  if (level & G_LOG_LEVEL_MESSAGE)
+    return "NOTICE";
+  if (level & G_LOG_LEVEL_INFO)
+    return "INFO";
+  return "DEBUG";
+}
+
+static const char *
+log_level_color (GLogLevelFlags level)
+{
+  if (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL))
+    return "\033[1;31m";
+  if (level & G_LOG_LEVEL_WARNING)
+    return "\033[1;33m";
+  if (level & (G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO))
+    return "\033[1;32m";
+  return "\033[1;34m";
+}
+
+/* The same mapping as GLib's journald writer. */
+static int
+log_level_to_priority (GLogLevelFlags level)
+{
+  if (level & G_LOG_LEVEL_ERROR)
+    return LOG_ERR;
+  if (level & (G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING))
+    return LOG_WARNING;
+  if (level & G_LOG_LEVEL_MESSAGE)
+    return LOG_NOTICE;
+  if (level & G_LOG_LEVEL_INFO)
+    return LOG_INFO;
+  return LOG_DEBUG;
+}
+
+/* One line: "2026-01-31 12:00:00.123 INFO elbusd: listening on ...",
+ * written with one call so that lines from several threads do not mix. */
+static GLogWriterOutput
+log_write_stderr (GLogLevelFlags  level,
+                  const char     *domain,
+                  const char     *message,
+                  gssize          message_length)
+{
+  g_autoptr(GDateTime) now = g_date_time_new_now_local ();
+  g_autofree char *stamp = g_date_time_format (now, "%Y-%m-%d %H:%M:%S");
+  g_autoptr(GString) line = g_string_new (NULL);
+
+  g_string_append_printf (line, "%s.%03d ", stamp,
+                          g_date_time_get_microsecond (now) / 1000);
+  if (log_state.use_color)
+    g_string_append_printf (line, "%s%s\033[0m ", log_level_color (level),
+                            log_level_name (level));
+  else
+    g_string_append_printf (line, "%s ", log_level_name (level));
+  g_string_append_printf (line, "%s: ", domain != NULL ? domain : "");
+  g_string_append_len (line, message, message_length);
+  g_string_append_c (line, '\n');
+
+  if (fwrite (line->str, 1, line->len, stderr) != line->len)
+    return G_LOG_WRITER_UNHANDLED;
+  fflush (stderr);
+
+  return G_LOG_WRITER_HANDLED;
+}
+
+static GLogWriterOutput
+log_write_syslog (GLogLevelFlags  level,
+                  const char     *domain,
+                  const char     *message,
+                  gssize          message_length)
+{
+  int priority = log_level_to_priority (level);
+
+  if (domain == NULL || g_strcmp0 (domain, log_state.ident) == 0)
+    syslog (priority, "%.*s", (int) message_length, message);
+  else
+    syslog (priority, "%s: %.*s", domain, (int) message_length, message);
+
+  return G_LOG_WRITER_HANDLED;
+}
+
+static GLogWriterOutput
+log_writer_cb (GLogLevelFlags   level,
+               const GLogField *fields,
+               gsize            n_fields,
+               gpointer         user_data)
+{
+  const char *domain;
+  const char *message;
+  gssize domain_length;
+  gssize message_length;
+  g_autofree char *domain_copy = NULL;
+
+  domain = log_field_string (fields, n_fields, "GLIB_DOMAIN", &domain_length);
+  if (domain != NULL)
+    domain = domain_copy = g_strndup (domain, domain_length);
+
+  if (log_would_drop (level, domain))
+    return G_LOG_WRITER_HANDLED;
+
+  message = log_field_string (fields, n_fields, "MESSAGE", &message_length);
+  if (message == NULL)
+    {
+      message = "(no message)";
+      message_length = strlen (message);
+    }
+
+  switch (log_state.sink)
+    {
+    case LOG_SINK_JOURNALD:
+      if (g_log_writer_journald (level, fields, n_fields, NULL) == G_LOG_WRITER_HANDLED)
+        return G_LOG_WRITER_HANDLED;
+      return log_write_stderr (level, domain, message, message_length);
+    case LOG_SINK_SYSLOG:
+      return log_write_syslog (level, domain, message, message_length);
+    case LOG_SINK_STDERR:
+    default:
+      return log_write_stderr (level, domain, message, message_length);
+    }
+}
+
+/**
+ * elbus_tool_log_init:
+ * @ident: the tool's own log domain (its `G_LOG_DOMAIN`), also the syslog
+ *   identifier
+ * @target: where to write
+ * @verbose: write debug messages of the tool's and the library's domains
+ *
+ * Installs the process's log writer. Info messages of @ident and of the
+ * library's `Elbus` domain are written; debug messages only with @verbose;
+ * other domains follow `G_MESSAGES_DEBUG`. Call once, early in main().
+ */
+void
+elbus_tool_log_init (const char         *ident,
+                     ElbusToolLogTarget  target,
+                     gboolean            verbose)
+{
+  g_return_if_fail (ident != NULL);
+  g_return_if_fail (log_state.ident == NULL);
+
+  log_state.ident = g_strdup (ident);
+  log_state.verbose = verbose;
+
+  if (target == ELBUS_TOOL_LOG_SYSLOG)
+    {
+      log_state.sink = LOG_SINK_SYSLOG;
+      openlog (log_state.ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+    }
+  else if (g_log_writer_is_journald (fileno (stderr)))
+    {
+      log_state.sink = LOG_SINK_JOURNALD;
+    }
+  else
+    {
+      log_state.sink = LOG_SINK_STDERR;
+      log_state.use_color = g_log_writer_supports_color (fileno (stderr));
+    }
+
+  g_log_set_writer_func (log_writer_cb, NULL, NULL);
+}
+
+/* ---- addresses -------------------------------------------------------- */
+
+/**
+ * elbus_tool_address_is_unix:
+ * @address: a bus address as given on the command line
+ *
+ * The address rule of PROTOCOL.md section 1: a path that starts with `/`
+ * or ends in `.sock`, `.socket` or `.ipc` is a UNIX socket; anything else
+ * is `host:port`.
+ *
+ * Returns: whether @address names a UNIX socket
+ */
+gboolean
+elbus_tool_address_is_unix (const char *address)
+{
+  g_return_val_if_fail (address != NULL, FALSE);
+
+  return g_str_has_prefix (address, "/") ||
+         g_str_has_suffix (address, ".sock") ||
+         g_str_has_suffix (address, ".socket") ||
+         g_str_has_suffix (address, ".ipc");
+}
+
+/**
+ * elbus_tool_socket_address_to_string:
+ * @address: a socket address
+ *
+ * Formats @address the way it would be written with `-B`: the path of a
+ * UNIX socket (an abstract one prefixed with `@`), `host:port` for IPv4
+ * and `[host]:port` for IPv6.
+ *
+ * Returns: (transfer full): the address as text
+ */
+char *
+elbus_tool_socket_address_to_string (GSocketAddress *address)
+{
+  g_return_val_if_fail (G_IS_SOCKET_ADDRESS (address), NULL);
+
+  if (G_IS_UNIX_SOCKET_ADDRESS (address))
+    {
+      GUnixSocketAddress *unix_address = G_UNIX_SOCKET_ADDRESS (address);
+      const char *path = g_unix_socket_address_get_path (unix_address);
+
+      switch (g_unix_socket_address_get_address_type (unix_address))
+        {
+        case G_UNIX_SOCKET_ADDRESS_ABSTRACT:
+        case G_UNIX_SOCKET_ADDRESS_ABSTRACT_PADDED:
+          return g_strdup_printf ("@%s", path);
+        case G_UNIX_SOCKET_ADDRESS_ANONYMOUS:
+          return g_strdup ("(anonymous)");
+        case G_UNIX_SOCKET_ADDRESS_PATH:
+        case G_UNIX_SOCKET_ADDRESS_INVALID:
+        default:
+          return g_strdup (path);
+        }
+    }
+
+  if (G_IS_INET_SOCKET_ADDRESS (address))
+    {
+      GInetSocketAddress *inet_address = G_INET_SOCKET_ADDRESS (address);
+      GInetAddress *host = g_inet_socket_address_get_address (inet_address);
+      g_autofree char *host_string = g_inet_address_to_string (host);
+      guint16 port = g_inet_socket_address_get_port (inet_address);
+
+      if (g_inet_address_get_family (host) == G_SOCKET_FAMILY_IPV6)
+        return g_strdup_printf ("[%s]:%u", host_string, port);
+      return g_strdup_printf ("%s:%u", host_string, port);
+    }
+
+  return g_socket_connectable_to_string (G_SOCKET_CONNECTABLE (address));
+}
