@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "elbus-broker-private.h"
+#include "elbus-client-private.h"
 #include "elbus-error.h"
 
 /* peers */
@@ -120,6 +121,28 @@ _elbus_peer_new (ElbusBroker     *broker,
   return peer;
 }
 
+/* An in-process client's end: no socket, no source. What is queued for it
+ * is handed to the client object when flushed; what it sends is routed
+ * directly (see elbus-client.c). */
+ElbusPeer *
+_elbus_peer_new_internal (ElbusBroker *broker,
+                          ElbusClient *client)
+{
+  ElbusPeer *peer = g_new0 (ElbusPeer, 1);
+
+  peer->broker = broker;
+  peer->ref = 1;
+  peer->fd = -1;
+  peer->kind = ELBUS_CLIENT_KIND_INTERNAL;
+  peer->internal = client;
+  peer->state = ELBUS_PEER_NAME;
+  peer->dirty_link.data = peer;
+  _elbus_out_queue_init (&peer->out);
+  peer->last_ping = g_get_monotonic_time ();
+
+  return peer;
+}
+
 void
 _elbus_peer_unref (ElbusPeer *peer)
 {
@@ -181,10 +204,20 @@ _elbus_peer_close (ElbusPeer      *peer,
       peer->dirty = FALSE;
     }
 
-  g_source_destroy (peer->source);
-  g_socket_close (peer->socket, NULL);
+  if (peer->source != NULL)
+    g_source_destroy (peer->source);
+  if (peer->socket != NULL)
+    g_socket_close (peer->socket, NULL);
   _elbus_out_queue_clear (&peer->out);
   _elbus_read_buf_clear (&peer->rb);
+
+  /* an in-process client learns it at once */
+  if (peer->internal != NULL)
+    {
+      ElbusClient *client = g_steal_pointer (&peer->internal);
+
+      _elbus_client_internal_closed (client, reason);
+    }
 
   /* takes over the registry's reference and emits client-unregistered */
   _elbus_broker_forget_peer (broker, peer);
@@ -207,9 +240,11 @@ _elbus_peer_enqueue (ElbusPeer     *peer,
 
   _elbus_out_queue_push (&peer->out, entry);
 
+  /* an in-process client is never flushed from inside routing: its
+   * handlers may send, and routing is not reentrant */
   if (!peer->want_write)
     {
-      if (peer->out.bytes >= broker->buf_size)
+      if (peer->out.bytes >= broker->buf_size && peer->internal == NULL)
         _elbus_peer_flush (peer);
       else
         _elbus_broker_mark_dirty (broker, peer, urgent);
@@ -274,6 +309,16 @@ _elbus_peer_flush (ElbusPeer *peer)
 
   if (peer->closed || peer->out.len == 0)
     return;
+
+  if (peer->internal != NULL)
+    {
+      _elbus_client_internal_deliver (peer->internal, &peer->out, &frames, &bytes);
+      peer->stats.w_frames += frames;
+      peer->stats.w_bytes += bytes;
+      broker->stats.w_frames += frames;
+      broker->stats.w_bytes += bytes;
+      return;
+    }
 
   status = _elbus_out_queue_write (&peer->out, peer->fd, &frames, &bytes);
   peer->stats.w_frames += frames;
@@ -394,9 +439,9 @@ handshake (ElbusPeer *peer)
       if (result != ELBUS_RESULT_OK)
         {
           g_autofree char *shown = g_utf8_make_valid (name, MIN (name_len, 256));
+          g_autofree char *what = g_strdup_printf ("registration of \"%s\" refused", shown);
 
-          refuse (peer, result, "registration refused");
-          g_log (G_LOG_DOMAIN, G_LOG_LEVEL_MESSAGE, "refused name was “%s”", shown);
+          refuse (peer, result, what);
           return FALSE;
         }
 

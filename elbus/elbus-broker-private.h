@@ -11,6 +11,7 @@
 #pragma once
 
 #include "elbus-broker.h"
+#include "elbus-client.h"
 #include "elbus-codec-private.h"
 #include "elbus-io-private.h"
 #include "elbus-mask-private.h"
@@ -36,6 +37,7 @@ struct _ElbusPeer {
   GSource         *source;         /* (owned): one fd source, IN and OUT */
   gpointer         fd_tag;
   ElbusClientKind  kind;
+  ElbusClient     *internal;       /* (unowned) (nullable): an in-process client */
   char            *source_addr;    /* (owned) (nullable): "ip:port" for TCP */
   char            *port;           /* (owned) (nullable): the listener's bind string */
 
@@ -99,6 +101,8 @@ ElbusPeer  *_elbus_peer_new           (ElbusBroker   *broker,
                                        GSocket       *socket,
                                        ElbusClientKind kind,
                                        const char    *port);
+ElbusPeer  *_elbus_peer_new_internal  (ElbusBroker   *broker,
+                                       ElbusClient   *client);
 void        _elbus_peer_unref         (ElbusPeer     *peer);
 void        _elbus_peer_close         (ElbusPeer     *peer,
                                        GLogLevelFlags level,

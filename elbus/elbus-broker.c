@@ -11,6 +11,7 @@
 #include <gio/gunixsocketaddress.h>
 
 #include "elbus-broker-private.h"
+#include "elbus-client-private.h"
 #include "elbus-error.h"
 
 /**
@@ -221,8 +222,10 @@ _elbus_broker_register (ElbusBroker *self,
   _elbus_name_tree_insert (self->names, peer->name, name_len, peer);
   _elbus_topic_tree_subscribe (self->topics, ".broker/warn", strlen (".broker/warn"), peer);
 
-  g_info ("client %s: registered (%s%s%s)", peer->name,
-          peer->kind == ELBUS_CLIENT_KIND_TCP ? "tcp " : "local_ipc",
+  g_info ("client %s: registered (%s%s%s%s)", peer->name,
+          peer->kind == ELBUS_CLIENT_KIND_TCP ? "tcp" :
+          peer->kind == ELBUS_CLIENT_KIND_INTERNAL ? "internal" : "local_ipc",
+          peer->source_addr != NULL ? " " : "",
           peer->source_addr != NULL ? peer->source_addr : "",
           primary != NULL ? ", secondary" : "");
   g_signal_emit (self, signals[SIGNAL_CLIENT_REGISTERED], 0, peer->name);
@@ -434,7 +437,7 @@ sweep_cb (gpointer user_data)
       if ((peer->stall_since != 0 && now - peer->stall_since >= limit) ||
           (peer->partial_since != 0 && now - peer->partial_since >= limit))
         g_ptr_array_add (expired, peer);
-      else if (peer->out.len == 0 && now - peer->last_ping >= limit)
+      else if (peer->internal == NULL && peer->out.len == 0 && now - peer->last_ping >= limit)
         _elbus_peer_enqueue_ping (peer);
     }
 
@@ -1333,6 +1336,47 @@ elbus_broker_set_max_frame_size (ElbusBroker *self,
 
   self->max_frame_size = max_frame_size;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MAX_FRAME_SIZE]);
+}
+
+/**
+ * elbus_broker_register_client:
+ * @self: a broker
+ * @name: the client's name; names under `.` are allowed here, for the
+ *   broker's own services
+ * @error: return location for an error
+ *
+ * Registers an in-process client: an [class@Elbus.Client] that lives in the
+ * broker's process and costs no socket, but behaves like any other (same
+ * API, signals and acknowledgements; other clients see it as kind
+ * `internal`). Its frames are routed as soon as it sends them, and frames
+ * for it are handed over when the broker flushes: before the main loop
+ * sleeps, or at once for real-time frames and acknowledgements.
+ *
+ * It must be used from the broker's thread, and shares the broker's main
+ * context. It has no [property@Elbus.Client:address]. Closing it, or the
+ * broker dropping it, ends it like a disconnection.
+ *
+ * Returns: (transfer full): a registered client, or %NULL when the name is
+ *   invalid or taken
+ *
+ * Since: 1.0
+ */
+ElbusClient *
+elbus_broker_register_client (ElbusBroker  *self,
+                              const char   *name,
+                              GError      **error)
+{
+  g_return_val_if_fail (ELBUS_IS_BROKER (self), NULL);
+  g_return_val_if_fail (name != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  if (self->closed)
+    {
+      g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED, "the broker is closed");
+      return NULL;
+    }
+
+  return _elbus_client_new_internal (self, name, error);
 }
 
 static int

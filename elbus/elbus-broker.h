@@ -7,6 +7,7 @@
 
 #include <gio/gio.h>
 
+#include "elbus-client.h"
 #include "elbus-types.h"
 
 G_BEGIN_DECLS
@@ -119,6 +120,11 @@ guint         elbus_broker_get_max_frame_size (ElbusBroker  *self);
 ELBUS_AVAILABLE_IN_1_0
 void          elbus_broker_set_max_frame_size (ElbusBroker  *self,
                                                guint         max_frame_size);
+
+ELBUS_AVAILABLE_IN_1_0
+ElbusClient  *elbus_broker_register_client    (ElbusBroker  *self,
+                                               const char   *name,
+                                               GError      **error);
 
 ELBUS_AVAILABLE_IN_1_0
 char        **elbus_broker_list_clients       (ElbusBroker  *self);

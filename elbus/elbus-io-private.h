@@ -90,6 +90,9 @@ void             _elbus_out_queue_init  (ElbusOutQueue *queue);
 void             _elbus_out_queue_clear (ElbusOutQueue *queue);
 void             _elbus_out_queue_push  (ElbusOutQueue *queue,
                                          ElbusOutEntry *entry);
+gboolean         _elbus_out_queue_pop   (ElbusOutQueue *queue,
+                                         ElbusOutEntry *entry);
+gsize            _elbus_out_entry_len   (const ElbusOutEntry *entry);
 ElbusWriteStatus _elbus_out_queue_write (ElbusOutQueue *queue,
                                          int            fd,
                                          guint64       *frames,

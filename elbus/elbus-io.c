@@ -189,8 +189,8 @@ _elbus_out_entry_set_name (ElbusOutEntry *entry,
     }
 }
 
-static inline gsize
-out_entry_len (const ElbusOutEntry *entry)
+gsize
+_elbus_out_entry_len (const ElbusOutEntry *entry)
 {
   gsize len = entry->hdr_len + entry->payload_len;
 
@@ -251,7 +251,24 @@ _elbus_out_queue_push (ElbusOutQueue *queue,
 
   queue->ring[(queue->head + queue->len) & (queue->cap - 1)] = *entry;
   queue->len++;
-  queue->bytes += out_entry_len (entry);
+  queue->bytes += _elbus_out_entry_len (entry);
+}
+
+/* Takes the oldest entry out of @queue (with its references), unless a
+ * write has sent part of it already. */
+gboolean
+_elbus_out_queue_pop (ElbusOutQueue *queue,
+                      ElbusOutEntry *entry)
+{
+  if (queue->len == 0 || queue->head_off != 0)
+    return FALSE;
+
+  *entry = queue->ring[queue->head];
+  queue->bytes -= _elbus_out_entry_len (entry);
+  queue->head = (queue->head + 1) & (queue->cap - 1);
+  queue->len--;
+
+  return TRUE;
 }
 
 /* Writes as much of @queue to @fd as it takes. Counts the frames written
@@ -329,7 +346,7 @@ _elbus_out_queue_write (ElbusOutQueue *queue,
       while (written > 0)
         {
           ElbusOutEntry *e = &queue->ring[queue->head];
-          gsize len = out_entry_len (e);
+          gsize len = _elbus_out_entry_len (e);
           gsize left = len - queue->head_off;
 
           if ((gsize) written < left)

@@ -9,5 +9,7 @@
 #include <elbus/elbus-enum-types.h>
 #include <elbus/elbus-error.h>
 #include <elbus/elbus-broker.h>
+#include <elbus/elbus-client.h>
+#include <elbus/elbus-frame.h>
 
 #undef __ELBUS_INSIDE__

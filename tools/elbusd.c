@@ -443,8 +443,8 @@ print_hint (GPtrArray *listeners)
   if (!isatty (STDOUT_FILENO))
     return;
 
-  g_print (_("elbusd is ready on %s. To try it from the elbus-glib source tree, run:\n"
-             "  python3 docs/examples/raw-client.py %s\n"
+  g_print (_("elbusd is ready on %s. Talk to it with the elbus tool, e.g.:\n"
+             "  elbus %s listen -t '#'\n"
              "Press Ctrl+C to stop it.\n"),
            address, address);
 }

@@ -1,0 +1,2514 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <gio/gunixsocketaddress.h>
+
+#include "elbus-broker-private.h"
+#include "elbus-client.h"
+#include "elbus-client-private.h"
+#include "elbus-codec-private.h"
+#include "elbus-error.h"
+#include "elbus-io-private.h"
+
+/**
+ * ElbusClient:
+ *
+ * One registered connection to an elbus broker.
+ *
+ * A client connects to a UNIX socket path or a `HOST:PORT` (an address
+ * that starts with `/` or ends in `.sock`, `.socket` or `.ipc` is a UNIX
+ * socket), registers a name, and then sends one-to-one messages,
+ * broadcasts and publications, and receives them through the
+ * [signal@Elbus.Client::message], [signal@Elbus.Client::broadcast] and
+ * [signal@Elbus.Client::publication] signals.
+ *
+ * ```c
+ * g_autoptr(ElbusClient) client = NULL;
+ * g_autoptr(GBytes) payload = g_bytes_new_static ("hello", 5);
+ * const char *topics[] = { "plant/+/temp", NULL };
+ *
+ * client = elbus_client_new_sync ("/tmp/elbus.sock", "demo.client", NULL, &error);
+ * g_signal_connect (client, "publication", G_CALLBACK (on_publication), NULL);
+ * elbus_client_subscribe_sync (client, topics, ELBUS_QOS_PROCESSED, NULL, &error);
+ * elbus_client_send_sync (client, "demo.other", payload, ELBUS_QOS_PROCESSED, NULL, &error);
+ * ```
+ *
+ * Every operation takes a [enum@Elbus.QoS]. With an acknowledged QoS the
+ * `_async` operation completes when the broker's acknowledgement arrives
+ * and fails with its [error@Elbus.Error] code; otherwise it completes once
+ * the frame is queued. Frames that are not real-time are batched and
+ * written before the main loop next sleeps.
+ *
+ * A client is bound to the thread-default main context of the thread that
+ * created it: it emits its signals and completes its operations there, and
+ * must be used from that thread. The `_sync` variants work whether that
+ * context is running or not (from a script, say): they drive the
+ * connection themselves, and frames that arrive meanwhile are emitted
+ * later from the context, in order.
+ *
+ * When the connection ends, every pending operation fails with
+ * %ELBUS_ERROR_CLOSED and [signal@Elbus.Client::disconnected] is emitted.
+ *
+ * Since: 1.0
+ */
+
+typedef struct {
+  ElbusClient  *client;        /* (unowned) */
+  guint32       op_id;
+  GTask        *task;          /* (owned) (nullable): an async operation */
+  gboolean     *sync_done;     /* (nullable): a sync operation's flag */
+  GError      **sync_error;
+  char         *target;        /* (owned) (nullable): for error messages */
+  gint64        deadline;      /* monotonic µs */
+  GSource      *cancel_source; /* (owned) (nullable) */
+} PendingOp;
+
+struct _ElbusClient {
+  GObject          parent_instance;
+
+  GMainContext    *context;        /* (owned) */
+  char            *name;           /* (owned): a GRefString */
+  char            *address;        /* (owned) */
+  double           timeout;
+  guint            queue_size;
+  guint            buf_size;
+
+  /* in-process clients (elbus_broker_register_client()) */
+  ElbusBroker     *broker;         /* (unowned) (nullable) */
+  ElbusPeer       *peer;           /* (unowned) (nullable): cleared when either side closes */
+
+  GSocketConnection *connection;   /* (owned) (nullable) */
+  int              fd;             /* -1 when not connected */
+  GSource         *source;         /* (owned) (nullable) */
+  gpointer         fd_tag;
+  GSource         *flush_source;   /* (owned) (nullable) */
+  GSource         *tick_source;    /* (owned) (nullable): pings, timeouts */
+  gboolean         connected;
+
+  ElbusReadBuf     rb;
+  ElbusOutQueue    out;
+  gboolean         want_write;
+  gboolean         dirty;          /* non-real-time frames wait in out */
+  gint64           stall_since;
+  gint64           last_write;
+
+  guint32          next_op_id;
+  GHashTable      *pending;        /* (owned): op_id -> PendingOp */
+
+  /* frames that arrived while a _sync call drove the connection, emitted
+   * from the context in order */
+  GQueue           deferred;       /* (element-type ElbusFrame) (owned) */
+  GSource         *deferred_source; /* (owned) (nullable) */
+  guint            pumping;
+};
+
+enum {
+  PROP_0,
+  PROP_NAME,
+  PROP_ADDRESS,
+  PROP_CONNECTED,
+  PROP_TIMEOUT,
+  PROP_QUEUE_SIZE,
+  PROP_BUF_SIZE,
+  N_PROPS
+};
+
+enum {
+  SIGNAL_MESSAGE,
+  SIGNAL_BROADCAST,
+  SIGNAL_PUBLICATION,
+  SIGNAL_DISCONNECTED,
+  N_SIGNALS
+};
+
+static GParamSpec *properties[N_PROPS];
+static guint signals[N_SIGNALS];
+
+G_DEFINE_FINAL_TYPE (ElbusClient, elbus_client, G_TYPE_OBJECT)
+
+static void client_disconnect (ElbusClient *self,
+                               GError      *error);
+
+/* errors */
+
+static GError *
+result_to_error (guint8      result,
+                 const char *target)
+{
+  switch (result)
+    {
+    case ELBUS_ERROR_NOT_REGISTERED:
+      return g_error_new (ELBUS_ERROR, result, "client “%s” is not registered",
+                          target != NULL ? target : "");
+    case ELBUS_ERROR_NOT_DELIVERED:
+      return g_error_new (ELBUS_ERROR, result, "not delivered to “%s”: its queue is full",
+                          target != NULL ? target : "");
+    case ELBUS_ERROR_ACCESS:
+      return g_error_new (ELBUS_ERROR, result, "access denied by the broker's policy");
+    case ELBUS_ERROR_DATA:
+    case ELBUS_ERROR_IO:
+    case ELBUS_ERROR_OTHER:
+    case ELBUS_ERROR_NOT_SUPPORTED:
+    case ELBUS_ERROR_BUSY:
+    case ELBUS_ERROR_TIMEOUT:
+      return g_error_new (ELBUS_ERROR, result, "the broker answered: %s",
+                          elbus_error_code_to_string (result));
+    default:
+      return g_error_new (ELBUS_ERROR, ELBUS_ERROR_OTHER,
+                          "the broker answered with unknown result 0x%02x", result);
+    }
+}
+
+static GError *
+registration_error (guint8      result,
+                    const char *name)
+{
+  switch (result)
+    {
+    case ELBUS_ERROR_BUSY:
+      return g_error_new (ELBUS_ERROR, result, "the name “%s” is already taken", name);
+    case ELBUS_ERROR_DATA:
+      return g_error_new (ELBUS_ERROR, result, "the broker refused the name “%s” as invalid",
+                          name);
+    case ELBUS_ERROR_NOT_REGISTERED:
+      return g_error_new (ELBUS_ERROR, result,
+                          "the primary client of secondary “%s” is not connected", name);
+    case ELBUS_ERROR_ACCESS:
+      return g_error_new (ELBUS_ERROR, result, "the broker's policy refuses the name “%s”",
+                          name);
+    case ELBUS_ERROR_NOT_SUPPORTED:
+      return g_error_new (ELBUS_ERROR, result,
+                          "the broker does not speak elbus protocol version %d",
+                          ELBUS_WIRE_VERSION);
+    default:
+      return result_to_error (result, name);
+    }
+}
+
+/* pending operations */
+
+static void
+pending_op_free (PendingOp *op)
+{
+  if (op->cancel_source != NULL)
+    {
+      g_source_destroy (op->cancel_source);
+      g_source_unref (op->cancel_source);
+    }
+  g_clear_object (&op->task);
+  g_free (op->target);
+  g_free (op);
+}
+
+/* Completes @op with @error (NULL: success) and frees it. */
+static void
+pending_op_complete (PendingOp *op,
+                     GError    *error)
+{
+  if (op->task != NULL)
+    {
+      if (error != NULL)
+        g_task_return_error (op->task, error);
+      else
+        g_task_return_boolean (op->task, TRUE);
+    }
+  else
+    {
+      if (error != NULL)
+        g_propagate_error (op->sync_error, error);
+      *op->sync_done = TRUE;
+    }
+  pending_op_free (op);
+}
+
+static void
+fail_pending_op (ElbusClient *self,
+                 guint32      op_id,
+                 GError      *error)
+{
+  PendingOp *op = NULL;
+
+  if (g_hash_table_steal_extended (self->pending, GUINT_TO_POINTER (op_id), NULL,
+                                   (gpointer *) &op))
+    pending_op_complete (op, error);
+  else
+    g_error_free (error);
+}
+
+static gboolean
+op_cancelled_cb (GCancellable *cancellable,
+                 gpointer      user_data)
+{
+  PendingOp *op = user_data;
+
+  fail_pending_op (op->client, op->op_id,
+                   g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                        "Operation was cancelled"));
+  return G_SOURCE_REMOVE;
+}
+
+/* frames in */
+
+static void
+emit_frame (ElbusClient *self,
+            ElbusFrame  *frame)
+{
+  switch (elbus_frame_get_kind (frame))
+    {
+    case ELBUS_FRAME_KIND_MESSAGE:
+      g_signal_emit (self, signals[SIGNAL_MESSAGE], 0, frame);
+      break;
+    case ELBUS_FRAME_KIND_BROADCAST:
+      g_signal_emit (self, signals[SIGNAL_BROADCAST], 0, frame);
+      break;
+    case ELBUS_FRAME_KIND_PUBLISH:
+    default:
+      g_signal_emit (self, signals[SIGNAL_PUBLICATION], 0, frame);
+      break;
+    }
+}
+
+static gboolean
+emit_deferred_cb (gpointer user_data)
+{
+  ElbusClient *self = g_object_ref (user_data);
+  ElbusFrame *frame;
+
+  g_clear_pointer (&self->deferred_source, g_source_unref);
+  while (self->pumping == 0 && (frame = g_queue_pop_head (&self->deferred)) != NULL)
+    {
+      emit_frame (self, frame);
+      elbus_frame_unref (frame);
+    }
+  g_object_unref (self);
+
+  return G_SOURCE_REMOVE;
+}
+
+static void
+schedule_deferred (ElbusClient *self)
+{
+  if (self->deferred_source != NULL)
+    return;
+
+  self->deferred_source = g_idle_source_new ();
+  g_source_set_static_name (self->deferred_source, "[elbus] client deferred frames");
+  g_source_set_priority (self->deferred_source, G_PRIORITY_DEFAULT);
+  g_source_set_callback (self->deferred_source, emit_deferred_cb, self, NULL);
+  g_source_attach (self->deferred_source, self->context);
+}
+
+static void
+deliver_frame (ElbusClient  *self,
+               guint8        kind,
+               const char   *sender,
+               const char   *topic,
+               GBytes       *payload,
+               gboolean      realtime)
+{
+  ElbusFrame *frame = elbus_frame_new (kind, sender, topic, payload, realtime);
+
+  if (self->pumping > 0 || self->deferred.length > 0)
+    {
+      g_queue_push_tail (&self->deferred, frame);
+      schedule_deferred (self);
+      return;
+    }
+
+  emit_frame (self, frame);
+  elbus_frame_unref (frame);
+}
+
+static void
+handle_ack (ElbusClient *self,
+            guint32      op_id,
+            guint8       result)
+{
+  PendingOp *op = NULL;
+
+  /* an op that was cancelled or timed out may still be acked: ignore */
+  if (!g_hash_table_steal_extended (self->pending, GUINT_TO_POINTER (op_id), NULL,
+                                    (gpointer *) &op))
+    return;
+
+  pending_op_complete (op, result == ELBUS_RESULT_OK ? NULL : result_to_error (result, op->target));
+}
+
+/* Reads once and handles every complete frame. */
+static void
+client_read (ElbusClient *self)
+{
+  ElbusReadBuf *rb = &self->rb;
+  gsize space;
+  guint8 *dest = _elbus_read_buf_prepare (rb, &space);
+  ssize_t n;
+
+  do
+    n = read (self->fd, dest, space);
+  while (n < 0 && errno == EINTR);
+
+  if (n < 0)
+    {
+      if (errno != EAGAIN && errno != EWOULDBLOCK)
+        client_disconnect (self, g_error_new (ELBUS_ERROR, ELBUS_ERROR_IO,
+                                              "reading from the broker failed: %s",
+                                              g_strerror (errno)));
+      return;
+    }
+  if (n == 0)
+    {
+      client_disconnect (self, g_error_new_literal (ELBUS_ERROR, ELBUS_ERROR_CLOSED,
+                                                    "the broker closed the connection"));
+      return;
+    }
+
+  rb->end += n;
+
+  while (self->connected)
+    {
+      ElbusBrokerFrame bf;
+      gsize needed = 0;
+      g_autoptr(GError) error = NULL;
+
+      switch (_elbus_codec_decode_broker_frame (rb->chunk->data + rb->start, rb->end - rb->start,
+                                                G_MAXUINT32, &bf, &needed, &error))
+        {
+        case ELBUS_DECODE_INCOMPLETE:
+          rb->needed = needed;
+          return;
+
+        case ELBUS_DECODE_ERROR:
+          client_disconnect (self, g_error_new (ELBUS_ERROR, ELBUS_ERROR_DATA,
+                                                "the broker sent a malformed frame: %s",
+                                                error->message));
+          return;
+
+        case ELBUS_DECODE_OK:
+        default:
+          rb->start += bf.frame_len;
+          if (bf.kind == ELBUS_KIND_ACK)
+            handle_ack (self, bf.op_id, bf.result);
+          else if (bf.kind != ELBUS_KIND_PING)
+            {
+              g_autoptr(GBytes) payload = _elbus_chunk_share (rb->chunk, bf.payload,
+                                                              bf.payload_len);
+
+              deliver_frame (self, bf.kind, bf.sender, bf.topic, payload, bf.realtime);
+            }
+          break;
+        }
+    }
+}
+
+/* frames out */
+
+static void
+set_want_write (ElbusClient *self,
+                gboolean     want)
+{
+  if (self->want_write == want || self->source == NULL)
+    return;
+
+  self->want_write = want;
+  g_source_modify_unix_fd (self->source, self->fd_tag,
+                           G_IO_IN | G_IO_HUP | G_IO_ERR | (want ? G_IO_OUT : 0));
+}
+
+static void
+client_flush (ElbusClient *self)
+{
+  guint64 frames = 0, bytes = 0;
+  gsize waiting = self->out.bytes;
+
+  self->dirty = FALSE;
+  if (!self->connected || self->out.len == 0)
+    return;
+
+  switch (_elbus_out_queue_write (&self->out, self->fd, &frames, &bytes))
+    {
+    case ELBUS_WRITE_DONE:
+      self->stall_since = 0;
+      self->last_write = g_get_monotonic_time ();
+      set_want_write (self, FALSE);
+      break;
+
+    case ELBUS_WRITE_BLOCKED:
+      if (self->out.bytes != waiting || self->stall_since == 0)
+        self->stall_since = g_get_monotonic_time ();
+      set_want_write (self, TRUE);
+      break;
+
+    case ELBUS_WRITE_FAILED:
+    default:
+      client_disconnect (self, g_error_new (ELBUS_ERROR, ELBUS_ERROR_IO,
+                                            "writing to the broker failed: %s",
+                                            g_strerror (errno)));
+      break;
+    }
+}
+
+static gboolean
+client_source_dispatch (GSource     *source,
+                        GSourceFunc  callback,
+                        gpointer     user_data)
+{
+  ElbusClient *self = g_object_ref (user_data);
+  GIOCondition cond = g_source_query_unix_fd (source, self->fd_tag);
+
+  if (cond & (G_IO_IN | G_IO_HUP | G_IO_ERR))
+    client_read (self);
+  if (self->connected && (cond & G_IO_OUT))
+    client_flush (self);
+
+  g_object_unref (self);
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs client_source_funcs = {
+  .dispatch = client_source_dispatch,
+};
+
+typedef struct {
+  GSource      source;
+  ElbusClient *client;          /* (unowned) */
+} FlushSource;
+
+static gboolean
+flush_prepare (GSource *source,
+               int     *timeout)
+{
+  ElbusClient *self = ((FlushSource *) source)->client;
+
+  /* the loop is about to sleep: nothing may wait past this point */
+  if (self->dirty && !self->want_write)
+    client_flush (self);
+
+  *timeout = -1;
+  return FALSE;
+}
+
+static gboolean
+flush_dispatch (GSource     *source,
+                GSourceFunc  callback,
+                gpointer     user_data)
+{
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs flush_source_funcs = {
+  .prepare = flush_prepare,
+  .dispatch = flush_dispatch,
+};
+
+/* in-process clients */
+
+/* Routes a frame of an in-process client at once: one copy into a chunk,
+ * decoded and checked like any frame from a socket. */
+static gboolean
+internal_send (ElbusClient    *self,
+               ElbusOutEntry  *entry,
+               GError        **error)
+{
+  ElbusBroker *broker = self->broker;
+  ElbusPeer *peer = self->peer;
+  gsize len = _elbus_out_entry_len (entry);
+  ElbusChunk *chunk = _elbus_chunk_new (len);
+  guint8 *p = chunk->data;
+  ElbusClientFrame frame;
+  gsize needed;
+  g_autoptr(GError) decode_error = NULL;
+
+  memcpy (p, entry->hdr, entry->hdr_len);
+  p += entry->hdr_len;
+  if (entry->name != NULL)
+    {
+      gsize name_len = g_ref_string_length (entry->name) + 1;
+
+      memcpy (p, entry->name, name_len);
+      p += name_len;
+    }
+  if (entry->payload_len > 0)
+    memcpy (p, entry->payload, entry->payload_len);
+  _elbus_out_entry_clear (entry);
+
+  if (_elbus_codec_decode_client_frame (chunk->data, len, broker->max_frame_size, &frame,
+                                        &needed, &decode_error) != ELBUS_DECODE_OK)
+    {
+      _elbus_chunk_unref (chunk);
+      g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA, "the broker refuses the frame: %s",
+                   decode_error != NULL ? decode_error->message : "incomplete");
+      return FALSE;
+    }
+
+  peer->stats.r_frames++;
+  peer->stats.r_bytes += len;
+  broker->stats.r_frames++;
+  broker->stats.r_bytes += len;
+  _elbus_broker_route (broker, peer, &frame, chunk);
+  _elbus_chunk_unref (chunk);
+
+  return TRUE;
+}
+
+/* Called by the broker's flush: takes what is queued for the client. Only
+ * what was there when it started: handlers that send to themselves are
+ * served in the next flush, not in a loop here. */
+void
+_elbus_client_internal_deliver (ElbusClient   *self,
+                                ElbusOutQueue *queue,
+                                guint64       *frames,
+                                guint64       *bytes)
+{
+  guint n = queue->len;
+  ElbusOutEntry e;
+
+  g_object_ref (self);
+
+  while (n-- > 0 && self->connected && _elbus_out_queue_pop (queue, &e))
+    {
+      gsize len = _elbus_out_entry_len (&e);
+      guint8 kind = e.hdr[0];
+
+      if (len >= ELBUS_BROKER_HEADER_LEN)
+        {
+          (*frames)++;
+          *bytes += len;
+        }
+
+      if (kind == ELBUS_KIND_ACK)
+        handle_ack (self, _elbus_read_u32 (e.hdr + 1), e.hdr[5]);
+      else if (kind == ELBUS_KIND_MESSAGE || kind == ELBUS_KIND_BROADCAST ||
+               kind == ELBUS_KIND_PUBLISH)
+        {
+          const char *sender = e.name != NULL ? e.name
+                                              : (const char *) e.hdr + ELBUS_BROKER_HEADER_LEN;
+          const guint8 *data = e.payload;
+          gsize data_len = e.payload_len;
+          const char *topic = NULL;
+          g_autoptr(GBytes) payload = NULL;
+
+          if (kind == ELBUS_KIND_PUBLISH)
+            {
+              /* TOPIC 00 PAYLOAD, as the publisher sent it */
+              gsize topic_len = strlen ((const char *) data);
+
+              topic = (const char *) data;
+              data += topic_len + 1;
+              data_len -= topic_len + 1;
+            }
+          payload = data_len > 0 ? _elbus_chunk_share (e.chunk, data, data_len)
+                                 : g_bytes_new_static ("", 0);
+          deliver_frame (self, kind, sender, topic, payload, e.hdr[5] != 0);
+        }
+
+      _elbus_out_entry_clear (&e);
+    }
+
+  g_object_unref (self);
+}
+
+/* The broker dropped the client (force_disconnect, broker closing). */
+void
+_elbus_client_internal_closed (ElbusClient *self,
+                               const char  *reason)
+{
+  self->peer = NULL;
+  self->broker = NULL;
+  client_disconnect (self, g_error_new (ELBUS_ERROR, ELBUS_ERROR_CLOSED,
+                                        "the broker dropped this client: %s", reason));
+}
+
+/* Queues one frame. Real-time frames, and any frame once buf-size bytes
+ * wait, are written at once; the rest before the loop next sleeps. */
+static gboolean
+client_enqueue (ElbusClient    *self,
+                ElbusOutEntry  *entry,
+                gboolean        realtime,
+                GError        **error)
+{
+  if (!self->connected)
+    {
+      _elbus_out_entry_clear (entry);
+      g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED, "the client is not connected");
+      return FALSE;
+    }
+  if (self->out.len >= self->queue_size)
+    {
+      _elbus_out_entry_clear (entry);
+      g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_BUSY,
+                   "%u frames are already waiting to be written to the broker",
+                   self->out.len);
+      return FALSE;
+    }
+
+  if (self->peer != NULL)
+    return internal_send (self, entry, error);
+
+  _elbus_out_queue_push (&self->out, entry);
+  if (self->want_write)
+    return TRUE;
+
+  if (realtime || self->out.bytes >= self->buf_size)
+    client_flush (self);
+  else
+    self->dirty = TRUE;
+
+  return TRUE;
+}
+
+static guint32
+next_op_id (ElbusClient *self)
+{
+  /* op ids count from 1 and skip ids still waiting for an ack */
+  do
+    {
+      if (++self->next_op_id == 0)
+        self->next_op_id = 1;
+    }
+  while (g_hash_table_contains (self->pending, GUINT_TO_POINTER (self->next_op_id)));
+
+  return self->next_op_id;
+}
+
+/* Builds and queues a frame: header, then @target and 0x00 (if any), then
+ * @body_tail from @bytes. Returns the op id, or 0 on error. */
+static guint32
+queue_frame (ElbusClient  *self,
+             guint8        op,
+             ElbusQoS      qos,
+             const char   *target,
+             GBytes       *bytes,
+             GError      **error)
+{
+  ElbusOutEntry entry = { 0 };
+  gsize target_len = target != NULL ? strlen (target) : 0;
+  gsize payload_len = bytes != NULL ? g_bytes_get_size (bytes) : 0;
+  gsize body_len = (target != NULL ? target_len + 1 : 0) + payload_len;
+  guint32 op_id = next_op_id (self);
+  g_autofree char *target_ref = NULL;
+
+  if (body_len > G_MAXUINT32)
+    {
+      g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA, "a frame of %" G_GSIZE_FORMAT
+                   " bytes is too large", body_len);
+      return 0;
+    }
+
+  _elbus_codec_encode_client_header (entry.hdr, op_id, op, qos, body_len);
+  if (target != NULL)
+    {
+      if (ELBUS_CLIENT_HEADER_LEN + target_len + 1 <= ELBUS_OUT_INLINE)
+        _elbus_out_entry_set_name (&entry, ELBUS_CLIENT_HEADER_LEN, target, target_len);
+      else
+        {
+          char *ref = g_ref_string_new_len (target, target_len);
+
+          _elbus_out_entry_set_name (&entry, ELBUS_CLIENT_HEADER_LEN, ref, target_len);
+          g_ref_string_release (ref);
+        }
+    }
+  else
+    entry.hdr_len = ELBUS_CLIENT_HEADER_LEN;
+
+  if (payload_len > 0)
+    {
+      entry.bytes = g_bytes_ref (bytes);
+      entry.payload = g_bytes_get_data (bytes, NULL);
+      entry.payload_len = payload_len;
+    }
+
+  if (!client_enqueue (self, &entry, ELBUS_QOS_IS_REALTIME (qos), error))
+    return 0;
+
+  return op_id;
+}
+
+/* Joins masks into a subscribe/unsubscribe body. */
+static GBytes *
+join_masks (const char * const *masks)
+{
+  GByteArray *body = g_byte_array_new ();
+
+  for (guint i = 0; masks[i] != NULL; i++)
+    {
+      if (i > 0)
+        g_byte_array_append (body, (const guint8 *) "", 1);
+      g_byte_array_append (body, (const guint8 *) masks[i], strlen (masks[i]));
+    }
+
+  return g_byte_array_free_to_bytes (body);
+}
+
+static gboolean
+check_name (const char  *what,
+            const char  *value,
+            GError     **error)
+{
+  if (!g_utf8_validate (value, -1, NULL))
+    {
+      g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA, "the %s is not valid UTF-8", what);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* Starts an operation: queues its frame and, for an acknowledged QoS,
+ * registers it as pending. */
+static PendingOp *
+start_op (ElbusClient   *self,
+          guint8         op,
+          const char    *target,
+          GBytes        *body,
+          ElbusQoS       qos,
+          GError       **error)
+{
+  PendingOp *pending;
+  guint32 op_id;
+
+  if (target != NULL && !check_name (op == ELBUS_OP_PUBLISH ? "topic" : "target", target, error))
+    return NULL;
+
+  op_id = queue_frame (self, op, qos, target, body, error);
+  if (op_id == 0)
+    return NULL;
+
+  if (!ELBUS_QOS_NEEDS_ACK (qos))
+    return NULL;
+
+  pending = g_new0 (PendingOp, 1);
+  pending->client = self;
+  pending->op_id = op_id;
+  pending->target = g_strdup (target);
+  pending->deadline = g_get_monotonic_time () + (gint64) (self->timeout * G_USEC_PER_SEC);
+  g_hash_table_insert (self->pending, GUINT_TO_POINTER (op_id), pending);
+
+  return pending;
+}
+
+static void
+op_async (ElbusClient         *self,
+          gpointer             source_tag,
+          guint8               op,
+          const char          *target,
+          GBytes              *body,
+          ElbusQoS             qos,
+          GCancellable        *cancellable,
+          GAsyncReadyCallback  callback,
+          gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  GError *error = NULL;
+  PendingOp *pending;
+
+  /* fire and forget: nobody waits, so nothing to allocate a task for */
+  if (callback == NULL && !ELBUS_QOS_NEEDS_ACK (qos))
+    {
+      if (!g_cancellable_is_cancelled (cancellable))
+        start_op (self, op, target, body, qos, &error);
+      /* nobody to tell: say it in the log rather than lose it quietly */
+      if (error != NULL)
+        {
+          g_message ("client %s: frame dropped: %s", self->name, error->message);
+          g_error_free (error);
+        }
+      return;
+    }
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, source_tag);
+
+  if (g_task_return_error_if_cancelled (task))
+    return;
+
+  pending = start_op (self, op, target, body, qos, &error);
+  if (error != NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  if (pending == NULL)
+    {
+      /* no ack wanted: done once queued */
+      g_task_return_boolean (task, TRUE);
+      return;
+    }
+
+  pending->task = g_steal_pointer (&task);
+  if (cancellable != NULL)
+    {
+      pending->cancel_source = g_cancellable_source_new (cancellable);
+      g_source_set_callback (pending->cancel_source, G_SOURCE_FUNC (op_cancelled_cb),
+                             pending, NULL);
+      g_source_attach (pending->cancel_source, self->context);
+    }
+}
+
+static gboolean
+op_finish (ElbusClient   *self,
+           GAsyncResult  *result,
+           gpointer       source_tag,
+           GError       **error)
+{
+  g_return_val_if_fail (ELBUS_IS_CLIENT (self), FALSE);
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == source_tag, FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+/* Drives the connection from the calling thread until *done, without
+ * iterating the client's context: the _sync variants' engine. */
+static gboolean
+pump_until (ElbusClient   *self,
+            gboolean      *done,
+            GCancellable  *cancellable,
+            GError       **error)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) (self->timeout * G_USEC_PER_SEC);
+  gboolean ok = TRUE;
+
+  g_object_ref (self);
+  self->pumping++;
+
+  /* in process, the broker answers in the same thread: let it flush */
+  if (self->peer != NULL)
+    {
+      _elbus_broker_flush_dirty (self->broker);
+      if (!*done)
+        {
+          g_set_error_literal (error, ELBUS_ERROR, self->connected ? ELBUS_ERROR_OTHER
+                                                                   : ELBUS_ERROR_CLOSED,
+                               self->connected ? "the broker did not answer"
+                                               : "the connection to the broker is closed");
+          ok = FALSE;
+        }
+    }
+
+  while (ok && !*done)
+    {
+      GPollFD fds[2];
+      int n_fds = 1, timeout_ms, r;
+      gint64 now;
+
+      if (self->connected && self->out.len > 0)
+        client_flush (self);
+      if (*done)
+        break;
+      if (!self->connected)
+        {
+          g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED,
+                               "the connection to the broker is closed");
+          ok = FALSE;
+          break;
+        }
+      if (g_cancellable_set_error_if_cancelled (cancellable, error))
+        {
+          ok = FALSE;
+          break;
+        }
+
+      now = g_get_monotonic_time ();
+      if (now >= deadline)
+        {
+          g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_TIMEOUT,
+                       "the broker did not answer within %.3g s", self->timeout);
+          ok = FALSE;
+          break;
+        }
+      timeout_ms = (int) MIN ((deadline - now + 999) / 1000, G_MAXINT);
+
+      fds[0].fd = self->fd;
+      fds[0].events = G_IO_IN | (self->out.len > 0 ? G_IO_OUT : 0);
+      fds[0].revents = 0;
+      if (g_cancellable_make_pollfd (cancellable, &fds[1]))
+        n_fds = 2;
+
+      r = g_poll (fds, n_fds, timeout_ms);
+      if (n_fds == 2)
+        g_cancellable_release_fd (cancellable);
+      if (r < 0 && errno != EINTR)
+        {
+          client_disconnect (self, g_error_new (ELBUS_ERROR, ELBUS_ERROR_IO, "poll failed: %s",
+                                                g_strerror (errno)));
+          continue;
+        }
+      if (r > 0 && (fds[0].revents & (G_IO_IN | G_IO_HUP | G_IO_ERR)))
+        client_read (self);
+    }
+
+  self->pumping--;
+  if (self->pumping == 0 && self->deferred.length > 0)
+    schedule_deferred (self);
+  g_object_unref (self);
+
+  return ok;
+}
+
+static gboolean
+op_sync (ElbusClient   *self,
+         guint8         op,
+         const char    *target,
+         GBytes        *body,
+         ElbusQoS       qos,
+         GCancellable  *cancellable,
+         GError       **error)
+{
+  gboolean done = FALSE;
+  GError *op_error = NULL;
+  PendingOp *pending;
+  guint32 op_id;
+  gboolean ok;
+
+  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+    return FALSE;
+
+  pending = start_op (self, op, target, body, qos, &op_error);
+  if (op_error != NULL)
+    {
+      g_propagate_error (error, op_error);
+      return FALSE;
+    }
+  if (pending == NULL)
+    {
+      /* no ack: wait until it is written, as a script expects */
+      return elbus_client_flush_sync (self, cancellable, error);
+    }
+
+  pending->sync_done = &done;
+  pending->sync_error = &op_error;
+  op_id = pending->op_id;
+
+  ok = pump_until (self, &done, cancellable, error);
+  if (!ok)
+    {
+      /* the op may still be pending (timeout, cancellation) */
+      PendingOp *left = NULL;
+
+      if (g_hash_table_steal_extended (self->pending, GUINT_TO_POINTER (op_id), NULL,
+                                       (gpointer *) &left))
+        pending_op_free (left);
+      g_clear_error (&op_error);
+      return FALSE;
+    }
+
+  if (op_error != NULL)
+    {
+      g_propagate_error (error, op_error);
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
+/* keep-alive and timeouts */
+
+static gboolean
+tick_cb (gpointer user_data)
+{
+  ElbusClient *self = g_object_ref (user_data);
+  gint64 now = g_get_monotonic_time ();
+  gint64 limit = (gint64) (self->timeout * G_USEC_PER_SEC);
+  g_autoptr(GArray) expired = g_array_new (FALSE, FALSE, sizeof (guint32));
+  GHashTableIter iter;
+  PendingOp *op;
+
+  if (self->stall_since != 0 && now - self->stall_since >= limit)
+    {
+      client_disconnect (self, g_error_new (ELBUS_ERROR, ELBUS_ERROR_TIMEOUT,
+                                            "the broker took no data for %.3g s", self->timeout));
+      g_object_unref (self);
+      return G_SOURCE_REMOVE;
+    }
+
+  g_hash_table_iter_init (&iter, self->pending);
+  while (g_hash_table_iter_next (&iter, NULL, (gpointer *) &op))
+    if (op->task != NULL && now >= op->deadline)
+      g_array_append_val (expired, op->op_id);
+  for (guint i = 0; i < expired->len; i++)
+    fail_pending_op (self, g_array_index (expired, guint32, i),
+                     g_error_new (ELBUS_ERROR, ELBUS_ERROR_TIMEOUT,
+                                  "the broker did not acknowledge within %.3g s", self->timeout));
+
+  /* a ping when nothing else went out for a timeout */
+  if (self->connected && self->out.len == 0 && now - self->last_write >= limit)
+    {
+      ElbusOutEntry entry = { 0 };
+
+      entry.hdr_len = ELBUS_CLIENT_HEADER_LEN;
+      client_enqueue (self, &entry, TRUE, NULL);
+    }
+
+  g_object_unref (self);
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+restart_tick (ElbusClient *self)
+{
+  if (self->tick_source != NULL)
+    {
+      g_source_destroy (self->tick_source);
+      g_clear_pointer (&self->tick_source, g_source_unref);
+    }
+  if (!self->connected)
+    return;
+
+  self->tick_source = g_timeout_source_new ((guint) CLAMP (self->timeout * 1000 / 4, 1, G_MAXINT));
+  g_source_set_static_name (self->tick_source, "[elbus] client keep-alive");
+  g_source_set_callback (self->tick_source, tick_cb, self, NULL);
+  g_source_attach (self->tick_source, self->context);
+}
+
+/* connection */
+
+static void
+client_disconnect (ElbusClient *self,
+                   GError      *error)
+{
+  g_autoptr(GError) owned_error = error;
+  g_autoptr(GPtrArray) ops = NULL;
+  GHashTableIter iter;
+  PendingOp *op;
+
+  if (!self->connected)
+    return;
+
+  g_object_ref (self);
+  self->connected = FALSE;
+
+  if (error != NULL)
+    g_debug ("client %s: %s", self->name, error->message);
+
+  if (self->tick_source != NULL)
+    {
+      g_source_destroy (self->tick_source);
+      g_clear_pointer (&self->tick_source, g_source_unref);
+    }
+  if (self->source != NULL)
+    {
+      g_source_destroy (self->source);
+      g_clear_pointer (&self->source, g_source_unref);
+    }
+  if (self->flush_source != NULL)
+    {
+      g_source_destroy (self->flush_source);
+      g_clear_pointer (&self->flush_source, g_source_unref);
+    }
+  if (self->connection != NULL)
+    g_io_stream_close (G_IO_STREAM (self->connection), NULL, NULL);
+  if (self->peer != NULL)
+    {
+      ElbusPeer *peer = g_steal_pointer (&self->peer);
+
+      peer->internal = NULL;
+      _elbus_peer_close (peer, G_LOG_LEVEL_INFO, "closed by the in-process client");
+      self->broker = NULL;
+    }
+  self->fd = -1;
+  _elbus_out_queue_clear (&self->out);
+  _elbus_out_queue_init (&self->out);
+
+  /* nothing waits forever: every pending operation fails */
+  ops = g_ptr_array_new ();
+  g_hash_table_iter_init (&iter, self->pending);
+  while (g_hash_table_iter_next (&iter, NULL, (gpointer *) &op))
+    {
+      g_ptr_array_add (ops, op);
+      g_hash_table_iter_steal (&iter);
+    }
+  for (guint i = 0; i < ops->len; i++)
+    pending_op_complete (g_ptr_array_index (ops, i),
+                         g_error_new_literal (ELBUS_ERROR, ELBUS_ERROR_CLOSED,
+                                              "the connection to the broker closed"));
+
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_CONNECTED]);
+  g_signal_emit (self, signals[SIGNAL_DISCONNECTED], 0, error);
+  g_object_unref (self);
+}
+
+static void
+client_start_io (ElbusClient *self)
+{
+  GSocket *socket = g_socket_connection_get_socket (self->connection);
+  FlushSource *flush;
+
+  self->fd = g_socket_get_fd (socket);
+  g_socket_set_timeout (socket, 0);
+  g_socket_set_blocking (socket, FALSE);
+  self->connected = TRUE;
+  self->last_write = g_get_monotonic_time ();
+
+  self->source = g_source_new (&client_source_funcs, sizeof (GSource));
+  g_source_set_static_name (self->source, "[elbus] client");
+  self->fd_tag = g_source_add_unix_fd (self->source, self->fd, G_IO_IN | G_IO_HUP | G_IO_ERR);
+  g_source_set_callback (self->source, NULL, self, NULL);
+  g_source_attach (self->source, self->context);
+
+  flush = (FlushSource *) g_source_new (&flush_source_funcs, sizeof (FlushSource));
+  flush->client = self;
+  self->flush_source = (GSource *) flush;
+  g_source_set_static_name (self->flush_source, "[elbus] client flush");
+  g_source_set_priority (self->flush_source, G_PRIORITY_HIGH - 100);
+  g_source_attach (self->flush_source, self->context);
+
+  restart_tick (self);
+}
+
+static gboolean
+address_is_unix (const char *address)
+{
+  return address[0] == '/' ||
+         g_str_has_suffix (address, ".sock") ||
+         g_str_has_suffix (address, ".socket") ||
+         g_str_has_suffix (address, ".ipc");
+}
+
+static GSocketConnectable *
+make_connectable (const char  *address,
+                  GError     **error)
+{
+  if (address_is_unix (address))
+    return G_SOCKET_CONNECTABLE (g_unix_socket_address_new (address));
+
+  return g_network_address_parse (address, 0, error);
+}
+
+static GSocketClient *
+make_socket_client (ElbusClient *self)
+{
+  GSocketClient *socket_client = g_socket_client_new ();
+
+  g_socket_client_set_timeout (socket_client, (guint) MAX (1, self->timeout + 0.999));
+  return socket_client;
+}
+
+static void
+set_nodelay (GSocketConnection *connection)
+{
+  GSocket *socket = g_socket_connection_get_socket (connection);
+  int one = 1;
+
+  if (g_socket_get_family (socket) != G_SOCKET_FAMILY_UNIX)
+    (void) setsockopt (g_socket_get_fd (socket), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+/* the handshake, in steps (PROTOCOL.md 1) */
+
+typedef struct {
+  guint8  buf[2 + ELBUS_CODEC_MAX_NAME_LENGTH];
+  gsize   len;
+  int     step;
+} Handshake;
+
+static gboolean
+handshake_check (ElbusClient  *self,
+                 Handshake    *hs,
+                 GError      **error)
+{
+  switch (hs->step)
+    {
+    case 0:
+      if (hs->buf[0] != ELBUS_GREETING || hs->buf[1] != ELBUS_WIRE_VERSION || hs->buf[2] != 0)
+        {
+          g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_NOT_SUPPORTED,
+                       "%s does not greet as an elbus broker of protocol version %d",
+                       self->address, ELBUS_WIRE_VERSION);
+          return FALSE;
+        }
+      return TRUE;
+    case 2:
+    case 4:
+      if (hs->buf[0] != ELBUS_RESULT_OK)
+        {
+          g_propagate_error (error, registration_error (hs->buf[0], self->name));
+          return FALSE;
+        }
+      return TRUE;
+    default:
+      return TRUE;
+    }
+}
+
+/* Steps: 0 read greeting, 1 write it back, 2 read 01, 3 write name,
+ * 4 read 01. Sets up buf/len for the step. */
+static gboolean
+handshake_prepare (ElbusClient *self,
+                   Handshake   *hs)
+{
+  switch (hs->step)
+    {
+    case 0:
+      hs->len = ELBUS_GREETING_LEN;
+      return TRUE;
+    case 1:
+      _elbus_codec_encode_greeting (hs->buf);
+      hs->len = ELBUS_GREETING_LEN;
+      return FALSE;
+    case 2:
+    case 4:
+      hs->len = 1;
+      return TRUE;
+    case 3:
+    default:
+      hs->len = _elbus_codec_encode_name (hs->buf, sizeof hs->buf, self->name);
+      return FALSE;
+    }
+}
+
+static gboolean
+connect_sync (ElbusClient   *self,
+              GCancellable  *cancellable,
+              GError       **error)
+{
+  g_autoptr(GSocketConnectable) connectable = NULL;
+  g_autoptr(GSocketClient) socket_client = NULL;
+  GInputStream *in;
+  GOutputStream *out;
+  Handshake hs = { .step = 0 };
+
+  connectable = make_connectable (self->address, error);
+  if (connectable == NULL)
+    return FALSE;
+
+  socket_client = make_socket_client (self);
+  self->connection = g_socket_client_connect (socket_client, connectable, cancellable, error);
+  if (self->connection == NULL)
+    return FALSE;
+
+  set_nodelay (self->connection);
+  g_socket_set_timeout (g_socket_connection_get_socket (self->connection),
+                        (guint) MAX (1, self->timeout + 0.999));
+  in = g_io_stream_get_input_stream (G_IO_STREAM (self->connection));
+  out = g_io_stream_get_output_stream (G_IO_STREAM (self->connection));
+
+  for (hs.step = 0; hs.step <= 4; hs.step++)
+    {
+      gboolean ok;
+
+      if (handshake_prepare (self, &hs))
+        ok = g_input_stream_read_all (in, hs.buf, hs.len, NULL, cancellable, error) &&
+             handshake_check (self, &hs, error);
+      else
+        ok = g_output_stream_write_all (out, hs.buf, hs.len, NULL, cancellable, error);
+      if (!ok)
+        {
+          g_prefix_error (error, "cannot register with the broker at %s: ", self->address);
+          return FALSE;
+        }
+    }
+
+  client_start_io (self);
+  return TRUE;
+}
+
+typedef struct {
+  Handshake  hs;
+} ConnectData;
+
+static void handshake_step (GTask *task);
+
+static void
+handshake_io_cb (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  GTask *task = user_data;
+  ElbusClient *self = g_task_get_source_object (task);
+  ConnectData *data = g_task_get_task_data (task);
+  GError *error = NULL;
+  gboolean ok;
+
+  if (G_IS_INPUT_STREAM (source))
+    ok = g_input_stream_read_all_finish (G_INPUT_STREAM (source), result, NULL, &error) &&
+         handshake_check (self, &data->hs, &error);
+  else
+    ok = g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, NULL, &error);
+
+  if (!ok)
+    {
+      g_prefix_error (&error, "cannot register with the broker at %s: ", self->address);
+      g_task_return_error (task, error);
+      g_object_unref (task);
+      return;
+    }
+
+  data->hs.step++;
+  handshake_step (task);
+}
+
+static void
+handshake_step (GTask *task)
+{
+  ElbusClient *self = g_task_get_source_object (task);
+  ConnectData *data = g_task_get_task_data (task);
+  GIOStream *stream = G_IO_STREAM (self->connection);
+
+  if (data->hs.step > 4)
+    {
+      client_start_io (self);
+      g_task_return_pointer (task, g_object_ref (self), g_object_unref);
+      g_object_unref (task);
+      return;
+    }
+
+  if (handshake_prepare (self, &data->hs))
+    g_input_stream_read_all_async (g_io_stream_get_input_stream (stream), data->hs.buf,
+                                   data->hs.len, G_PRIORITY_DEFAULT,
+                                   g_task_get_cancellable (task), handshake_io_cb, task);
+  else
+    g_output_stream_write_all_async (g_io_stream_get_output_stream (stream), data->hs.buf,
+                                     data->hs.len, G_PRIORITY_DEFAULT,
+                                     g_task_get_cancellable (task), handshake_io_cb, task);
+}
+
+static void
+connect_cb (GObject      *source,
+            GAsyncResult *result,
+            gpointer      user_data)
+{
+  GTask *task = user_data;
+  ElbusClient *self = g_task_get_source_object (task);
+  GError *error = NULL;
+
+  self->connection = g_socket_client_connect_finish (G_SOCKET_CLIENT (source), result, &error);
+  if (self->connection == NULL)
+    {
+      g_task_return_error (task, error);
+      g_object_unref (task);
+      return;
+    }
+
+  set_nodelay (self->connection);
+  g_socket_set_timeout (g_socket_connection_get_socket (self->connection),
+                        (guint) MAX (1, self->timeout + 0.999));
+  handshake_step (task);
+}
+
+/* GObject */
+
+static void
+elbus_client_dispose (GObject *object)
+{
+  ElbusClient *self = ELBUS_CLIENT (object);
+
+  elbus_client_close (self);
+  if (self->deferred_source != NULL)
+    {
+      g_source_destroy (self->deferred_source);
+      g_clear_pointer (&self->deferred_source, g_source_unref);
+    }
+  g_queue_clear_full (&self->deferred, (GDestroyNotify) elbus_frame_unref);
+
+  G_OBJECT_CLASS (elbus_client_parent_class)->dispose (object);
+}
+
+static void
+elbus_client_finalize (GObject *object)
+{
+  ElbusClient *self = ELBUS_CLIENT (object);
+
+  _elbus_read_buf_clear (&self->rb);
+  _elbus_out_queue_clear (&self->out);
+  g_hash_table_unref (self->pending);
+  g_clear_object (&self->connection);
+  g_clear_pointer (&self->name, g_ref_string_release);
+  g_free (self->address);
+  g_main_context_unref (self->context);
+
+  G_OBJECT_CLASS (elbus_client_parent_class)->finalize (object);
+}
+
+static void
+elbus_client_get_property (GObject    *object,
+                           guint       prop_id,
+                           GValue     *value,
+                           GParamSpec *pspec)
+{
+  ElbusClient *self = ELBUS_CLIENT (object);
+
+  switch (prop_id)
+    {
+    case PROP_NAME:
+      g_value_set_string (value, self->name);
+      break;
+    case PROP_ADDRESS:
+      g_value_set_string (value, self->address);
+      break;
+    case PROP_CONNECTED:
+      g_value_set_boolean (value, self->connected);
+      break;
+    case PROP_TIMEOUT:
+      g_value_set_double (value, self->timeout);
+      break;
+    case PROP_QUEUE_SIZE:
+      g_value_set_uint (value, self->queue_size);
+      break;
+    case PROP_BUF_SIZE:
+      g_value_set_uint (value, self->buf_size);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+elbus_client_set_property (GObject      *object,
+                           guint         prop_id,
+                           const GValue *value,
+                           GParamSpec   *pspec)
+{
+  ElbusClient *self = ELBUS_CLIENT (object);
+
+  switch (prop_id)
+    {
+    case PROP_NAME:
+      self->name = g_ref_string_new (g_value_get_string (value));
+      break;
+    case PROP_ADDRESS:
+      self->address = g_value_dup_string (value);
+      break;
+    case PROP_TIMEOUT:
+      elbus_client_set_timeout (self, g_value_get_double (value));
+      break;
+    case PROP_QUEUE_SIZE:
+      elbus_client_set_queue_size (self, g_value_get_uint (value));
+      break;
+    case PROP_BUF_SIZE:
+      elbus_client_set_buf_size (self, g_value_get_uint (value));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+elbus_client_class_init (ElbusClientClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = elbus_client_dispose;
+  object_class->finalize = elbus_client_finalize;
+  object_class->get_property = elbus_client_get_property;
+  object_class->set_property = elbus_client_set_property;
+
+  /**
+   * ElbusClient:name:
+   *
+   * The name the client registers with; `NAME%%SUFFIX` for a secondary
+   * client of `NAME`.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_NAME] =
+    g_param_spec_string ("name", NULL, NULL, NULL,
+                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+
+  /**
+   * ElbusClient:address:
+   *
+   * The broker's address: a UNIX socket path or `HOST:PORT`.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_ADDRESS] =
+    g_param_spec_string ("address", NULL, NULL, NULL,
+                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+
+  /**
+   * ElbusClient:connected:
+   *
+   * Whether the client is registered with its broker.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_CONNECTED] =
+    g_param_spec_boolean ("connected", NULL, NULL, FALSE,
+                          G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+
+  /**
+   * ElbusClient:timeout:
+   *
+   * Seconds allowed for connecting, for an acknowledgement and for a
+   * blocked write; also the keep-alive ping interval.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_TIMEOUT] =
+    g_param_spec_double ("timeout", NULL, NULL, 0.001, 86400.0, ELBUS_CLIENT_DEFAULT_TIMEOUT,
+                         G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+
+  /**
+   * ElbusClient:queue-size:
+   *
+   * The most frames waiting to be written to the broker; past it,
+   * operations fail with %ELBUS_ERROR_BUSY.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_QUEUE_SIZE] =
+    g_param_spec_uint ("queue-size", NULL, NULL, 1, G_MAXINT32, ELBUS_CLIENT_DEFAULT_QUEUE_SIZE,
+                       G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+
+  /**
+   * ElbusClient:buf-size:
+   *
+   * Bytes of frames that are not real-time that may wait to be batched
+   * into one write; more are written at once.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_BUF_SIZE] =
+    g_param_spec_uint ("buf-size", NULL, NULL, 1, G_MAXINT32, ELBUS_CLIENT_DEFAULT_BUF_SIZE,
+                       G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+
+  /**
+   * ElbusClient::message:
+   * @self: the client
+   * @frame: the message
+   *
+   * Emitted for each one-to-one message to this client.
+   *
+   * Since: 1.0
+   */
+  signals[SIGNAL_MESSAGE] =
+    g_signal_new ("message", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                  NULL, NULL, NULL, G_TYPE_NONE, 1,
+                  ELBUS_TYPE_FRAME | G_SIGNAL_TYPE_STATIC_SCOPE);
+
+  /**
+   * ElbusClient::broadcast:
+   * @self: the client
+   * @frame: the broadcast
+   *
+   * Emitted for each broadcast whose mask matches this client's name.
+   *
+   * Since: 1.0
+   */
+  signals[SIGNAL_BROADCAST] =
+    g_signal_new ("broadcast", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                  NULL, NULL, NULL, G_TYPE_NONE, 1,
+                  ELBUS_TYPE_FRAME | G_SIGNAL_TYPE_STATIC_SCOPE);
+
+  /**
+   * ElbusClient::publication:
+   * @self: the client
+   * @frame: the publication; see [method@Elbus.Frame.get_topic]
+   *
+   * Emitted for each publication on a topic this client subscribed to
+   * (once, however many of its masks match).
+   *
+   * Since: 1.0
+   */
+  signals[SIGNAL_PUBLICATION] =
+    g_signal_new ("publication", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                  NULL, NULL, NULL, G_TYPE_NONE, 1,
+                  ELBUS_TYPE_FRAME | G_SIGNAL_TYPE_STATIC_SCOPE);
+
+  /**
+   * ElbusClient::disconnected:
+   * @self: the client
+   * @error: (nullable): why, or %NULL after [method@Elbus.Client.close]
+   *
+   * Emitted once when the connection ends. Pending operations have
+   * failed with %ELBUS_ERROR_CLOSED by then.
+   *
+   * Since: 1.0
+   */
+  signals[SIGNAL_DISCONNECTED] =
+    g_signal_new ("disconnected", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                  NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_ERROR);
+}
+
+static void
+elbus_client_init (ElbusClient *self)
+{
+  self->context = g_main_context_ref_thread_default ();
+  self->fd = -1;
+  self->timeout = ELBUS_CLIENT_DEFAULT_TIMEOUT;
+  self->queue_size = ELBUS_CLIENT_DEFAULT_QUEUE_SIZE;
+  self->buf_size = ELBUS_CLIENT_DEFAULT_BUF_SIZE;
+  self->pending = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) pending_op_free);
+  _elbus_out_queue_init (&self->out);
+  g_queue_init (&self->deferred);
+}
+
+static gboolean
+check_new_args (const char  *address,
+                const char  *name,
+                GError     **error)
+{
+  guint8 result = _elbus_codec_check_name (name, strlen (name));
+
+  if (result != ELBUS_RESULT_OK)
+    {
+      g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
+                   "“%s” is not a valid client name: it must be non-empty UTF-8 of at most %d "
+                   "bytes, not starting with “.”", name, ELBUS_CODEC_MAX_NAME_LENGTH);
+      return FALSE;
+    }
+  if (*address == '\0')
+    {
+      g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_DATA, "the broker address is empty");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/**
+ * elbus_client_new_async:
+ * @address: the broker: a UNIX socket path or `HOST:PORT`
+ * @name: the name to register, e.g. `group.subgroup.client`
+ * @cancellable: (nullable): a cancellable
+ * @callback: (scope async): called when registered, or on failure
+ * @user_data: data for @callback
+ *
+ * Connects to the broker at @address and registers as @name. The client is
+ * bound to the thread-default main context. Finish with
+ * [func@Elbus.Client.new_finish].
+ *
+ * Since: 1.0
+ */
+void
+elbus_client_new_async (const char          *address,
+                        const char          *name,
+                        GCancellable        *cancellable,
+                        GAsyncReadyCallback  callback,
+                        gpointer             user_data)
+{
+  g_autoptr(ElbusClient) self = NULL;
+  g_autoptr(GSocketConnectable) connectable = NULL;
+  g_autoptr(GSocketClient) socket_client = NULL;
+  GError *error = NULL;
+  GTask *task;
+
+  g_return_if_fail (address != NULL);
+  g_return_if_fail (name != NULL);
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+
+  self = g_object_new (ELBUS_TYPE_CLIENT, "address", address, "name", name, NULL);
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, elbus_client_new_async);
+  g_task_set_task_data (task, g_new0 (ConnectData, 1), g_free);
+
+  if (!check_new_args (address, name, &error) ||
+      (connectable = make_connectable (address, &error)) == NULL)
+    {
+      g_task_return_error (task, error);
+      g_object_unref (task);
+      return;
+    }
+
+  socket_client = make_socket_client (self);
+  g_socket_client_connect_async (socket_client, connectable, cancellable, connect_cb, task);
+}
+
+/**
+ * elbus_client_new_finish:
+ * @result: the result passed to the callback
+ * @error: return location for an error
+ *
+ * Finishes [func@Elbus.Client.new_async]. Registration refusals are
+ * [error@Elbus.Error] codes: %ELBUS_ERROR_BUSY for a name already taken,
+ * %ELBUS_ERROR_DATA for an invalid one, %ELBUS_ERROR_NOT_REGISTERED for a
+ * secondary whose primary is not connected, %ELBUS_ERROR_ACCESS for one the
+ * policy refuses; connection failures are [error@Gio.IOErrorEnum] codes.
+ *
+ * Returns: (transfer full): the registered client, or %NULL on error
+ *
+ * Since: 1.0
+ */
+ElbusClient *
+elbus_client_new_finish (GAsyncResult  *result,
+                         GError       **error)
+{
+  g_return_val_if_fail (G_IS_TASK (result), NULL);
+  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == elbus_client_new_async, NULL);
+
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+/**
+ * elbus_client_new_sync:
+ * @address: the broker: a UNIX socket path or `HOST:PORT`
+ * @name: the name to register
+ * @cancellable: (nullable): a cancellable
+ * @error: return location for an error
+ *
+ * Connects and registers, blocking the calling thread: see
+ * [func@Elbus.Client.new_async].
+ *
+ * Returns: (transfer full): the registered client, or %NULL on error
+ *
+ * Since: 1.0
+ */
+ElbusClient *
+elbus_client_new_sync (const char    *address,
+                       const char    *name,
+                       GCancellable  *cancellable,
+                       GError       **error)
+{
+  g_autoptr(ElbusClient) self = NULL;
+
+  g_return_val_if_fail (address != NULL, NULL);
+  g_return_val_if_fail (name != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  if (!check_new_args (address, name, error))
+    return NULL;
+
+  self = g_object_new (ELBUS_TYPE_CLIENT, "address", address, "name", name, NULL);
+  if (!connect_sync (self, cancellable, error))
+    return NULL;
+
+  return g_steal_pointer (&self);
+}
+
+/**
+ * elbus_client_get_name:
+ * @self: a client
+ *
+ * Gets [property@Elbus.Client:name].
+ *
+ * Returns: (transfer none): the registered name
+ *
+ * Since: 1.0
+ */
+const char *
+elbus_client_get_name (ElbusClient *self)
+{
+  g_return_val_if_fail (ELBUS_IS_CLIENT (self), NULL);
+
+  return self->name;
+}
+
+/**
+ * elbus_client_get_address:
+ * @self: a client
+ *
+ * Gets [property@Elbus.Client:address].
+ *
+ * Returns: (transfer none): the broker's address
+ *
+ * Since: 1.0
+ */
+const char *
+elbus_client_get_address (ElbusClient *self)
+{
+  g_return_val_if_fail (ELBUS_IS_CLIENT (self), NULL);
+
+  return self->address;
+}
+
+/**
+ * elbus_client_is_connected:
+ * @self: a client
+ *
+ * Gets [property@Elbus.Client:connected].
+ *
+ * Returns: %TRUE while registered with the broker
+ *
+ * Since: 1.0
+ */
+gboolean
+elbus_client_is_connected (ElbusClient *self)
+{
+  g_return_val_if_fail (ELBUS_IS_CLIENT (self), FALSE);
+
+  return self->connected;
+}
+
+/**
+ * elbus_client_get_timeout:
+ * @self: a client
+ *
+ * Gets [property@Elbus.Client:timeout].
+ *
+ * Returns: seconds
+ *
+ * Since: 1.0
+ */
+double
+elbus_client_get_timeout (ElbusClient *self)
+{
+  g_return_val_if_fail (ELBUS_IS_CLIENT (self), 0);
+
+  return self->timeout;
+}
+
+/**
+ * elbus_client_set_timeout:
+ * @self: a client
+ * @timeout: seconds, more than 0
+ *
+ * Sets [property@Elbus.Client:timeout].
+ *
+ * Since: 1.0
+ */
+void
+elbus_client_set_timeout (ElbusClient *self,
+                          double       timeout)
+{
+  g_return_if_fail (ELBUS_IS_CLIENT (self));
+  g_return_if_fail (timeout >= 0.001 && timeout <= 86400.0);
+
+  if (self->timeout == timeout)
+    return;
+
+  self->timeout = timeout;
+  restart_tick (self);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_TIMEOUT]);
+}
+
+/**
+ * elbus_client_get_queue_size:
+ * @self: a client
+ *
+ * Gets [property@Elbus.Client:queue-size].
+ *
+ * Returns: frames
+ *
+ * Since: 1.0
+ */
+guint
+elbus_client_get_queue_size (ElbusClient *self)
+{
+  g_return_val_if_fail (ELBUS_IS_CLIENT (self), 0);
+
+  return self->queue_size;
+}
+
+/**
+ * elbus_client_set_queue_size:
+ * @self: a client
+ * @queue_size: frames, at least 1
+ *
+ * Sets [property@Elbus.Client:queue-size].
+ *
+ * Since: 1.0
+ */
+void
+elbus_client_set_queue_size (ElbusClient *self,
+                             guint        queue_size)
+{
+  g_return_if_fail (ELBUS_IS_CLIENT (self));
+  g_return_if_fail (queue_size >= 1 && queue_size <= G_MAXINT32);
+
+  if (self->queue_size == queue_size)
+    return;
+
+  self->queue_size = queue_size;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_QUEUE_SIZE]);
+}
+
+/**
+ * elbus_client_get_buf_size:
+ * @self: a client
+ *
+ * Gets [property@Elbus.Client:buf-size].
+ *
+ * Returns: bytes
+ *
+ * Since: 1.0
+ */
+guint
+elbus_client_get_buf_size (ElbusClient *self)
+{
+  g_return_val_if_fail (ELBUS_IS_CLIENT (self), 0);
+
+  return self->buf_size;
+}
+
+/**
+ * elbus_client_set_buf_size:
+ * @self: a client
+ * @buf_size: bytes, at least 1
+ *
+ * Sets [property@Elbus.Client:buf-size].
+ *
+ * Since: 1.0
+ */
+void
+elbus_client_set_buf_size (ElbusClient *self,
+                           guint        buf_size)
+{
+  g_return_if_fail (ELBUS_IS_CLIENT (self));
+  g_return_if_fail (buf_size >= 1 && buf_size <= G_MAXINT32);
+
+  if (self->buf_size == buf_size)
+    return;
+
+  self->buf_size = buf_size;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_BUF_SIZE]);
+}
+
+/**
+ * elbus_client_send_async:
+ * @self: a client
+ * @target: the name of the client to send to
+ * @payload: (nullable): the bytes to send
+ * @qos: delivery guarantee
+ * @cancellable: (nullable): a cancellable
+ * @callback: (scope async) (nullable): called when done
+ * @user_data: data for @callback
+ *
+ * Sends a one-to-one message. With an acknowledged @qos it fails with
+ * %ELBUS_ERROR_NOT_REGISTERED when no client @target is connected. Finish
+ * with [method@Elbus.Client.send_finish]. With no @callback and a @qos
+ * without acknowledgement nothing is allocated beyond the queued frame; a
+ * frame that cannot be queued then (the client is closed, or
+ * [property@Elbus.Client:queue-size] frames wait already) is logged.
+ *
+ * Since: 1.0
+ */
+void
+elbus_client_send_async (ElbusClient         *self,
+                         const char          *target,
+                         GBytes              *payload,
+                         ElbusQoS             qos,
+                         GCancellable        *cancellable,
+                         GAsyncReadyCallback  callback,
+                         gpointer             user_data)
+{
+  g_return_if_fail (ELBUS_IS_CLIENT (self));
+  g_return_if_fail (target != NULL);
+
+  op_async (self, elbus_client_send_async, ELBUS_OP_MESSAGE, target, payload, qos,
+            cancellable, callback, user_data);
+}
+
+/**
+ * elbus_client_send_finish:
+ * @self: a client
+ * @result: the result passed to the callback
+ * @error: return location for an error
+ *
+ * Finishes [method@Elbus.Client.send_async].
+ *
+ * Returns: %TRUE when sent (and acknowledged, for an acknowledged QoS)
+ *
+ * Since: 1.0
+ */
+gboolean
+elbus_client_send_finish (ElbusClient   *self,
+                          GAsyncResult  *result,
+                          GError       **error)
+{
+  return op_finish (self, result, elbus_client_send_async, error);
+}
+
+/**
+ * elbus_client_send_sync:
+ * @self: a client
+ * @target: the name of the client to send to
+ * @payload: (nullable): the bytes to send
+ * @qos: delivery guarantee
+ * @cancellable: (nullable): a cancellable
+ * @error: return location for an error
+ *
+ * Sends a one-to-one message and waits until it is written (and
+ * acknowledged, for an acknowledged @qos). See
+ * [method@Elbus.Client.send_async].
+ *
+ * Returns: %TRUE on success
+ *
+ * Since: 1.0
+ */
+gboolean
+elbus_client_send_sync (ElbusClient   *self,
+                        const char    *target,
+                        GBytes        *payload,
+                        ElbusQoS       qos,
+                        GCancellable  *cancellable,
+                        GError       **error)
+{
+  g_return_val_if_fail (ELBUS_IS_CLIENT (self), FALSE);
+  g_return_val_if_fail (target != NULL, FALSE);
+
+  return op_sync (self, ELBUS_OP_MESSAGE, target, payload, qos, cancellable, error);
+}
+
+/**
+ * elbus_client_send_broadcast_async:
+ * @self: a client
+ * @mask: a `.`-separated name mask: `?` matches one part, `*` one or more
+ * @payload: (nullable): the bytes to send
+ * @qos: delivery guarantee
+ * @cancellable: (nullable): a cancellable
+ * @callback: (scope async): called when done
+ * @user_data: data for @callback
+ *
+ * Sends a broadcast to every client whose name matches @mask (this client
+ * included). It is acknowledged even when nobody matches. Finish with
+ * [method@Elbus.Client.send_broadcast_finish].
+ *
+ * Since: 1.0
+ */
+void
+elbus_client_send_broadcast_async (ElbusClient         *self,
+                                   const char          *mask,
+                                   GBytes              *payload,
+                                   ElbusQoS             qos,
+                                   GCancellable        *cancellable,
+                                   GAsyncReadyCallback  callback,
+                                   gpointer             user_data)
+{
+  g_return_if_fail (ELBUS_IS_CLIENT (self));
+  g_return_if_fail (mask != NULL);
+
+  op_async (self, elbus_client_send_broadcast_async, ELBUS_OP_BROADCAST, mask, payload, qos,
+            cancellable, callback, user_data);
+}
+
+/**
+ * elbus_client_send_broadcast_finish:
+ * @self: a client
+ * @result: the result passed to the callback
+ * @error: return location for an error
+ *
+ * Finishes [method@Elbus.Client.send_broadcast_async].
+ *
+ * Returns: %TRUE on success
+ *
+ * Since: 1.0
+ */
+gboolean
+elbus_client_send_broadcast_finish (ElbusClient   *self,
+                                    GAsyncResult  *result,
+                                    GError       **error)
+{
+  return op_finish (self, result, elbus_client_send_broadcast_async, error);
+}
+
+/**
+ * elbus_client_send_broadcast_sync:
+ * @self: a client
+ * @mask: a `.`-separated name mask
+ * @payload: (nullable): the bytes to send
+ * @qos: delivery guarantee
+ * @cancellable: (nullable): a cancellable
+ * @error: return location for an error
+ *
+ * Sends a broadcast and waits: see
+ * [method@Elbus.Client.send_broadcast_async].
+ *
+ * Returns: %TRUE on success
+ *
+ * Since: 1.0
+ */
+gboolean
+elbus_client_send_broadcast_sync (ElbusClient   *self,
+                                  const char    *mask,
+                                  GBytes        *payload,
+                                  ElbusQoS       qos,
+                                  GCancellable  *cancellable,
+                                  GError       **error)
+{
+  g_return_val_if_fail (ELBUS_IS_CLIENT (self), FALSE);
+  g_return_val_if_fail (mask != NULL, FALSE);
+
+  return op_sync (self, ELBUS_OP_BROADCAST, mask, payload, qos, cancellable, error);
+}
+
+/**
+ * elbus_client_publish_async:
+ * @self: a client
+ * @topic: the topic, `/`-separated
+ * @payload: (nullable): the bytes to publish
+ * @qos: delivery guarantee
+ * @cancellable: (nullable): a cancellable
+ * @callback: (scope async): called when the broker has acknowledged
+ * @user_data: data for @callback
+ *
+ * Publishes @payload on @topic. Finish with
+ * [method@Elbus.Client.publish_finish].
+ *
+ * Since: 1.0
+ */
+void
+elbus_client_publish_async (ElbusClient         *self,
+                            const char          *topic,
+                            GBytes              *payload,
+                            ElbusQoS             qos,
+                            GCancellable        *cancellable,
+                            GAsyncReadyCallback  callback,
+                            gpointer             user_data)
+{
+  g_return_if_fail (ELBUS_IS_CLIENT (self));
+  g_return_if_fail (topic != NULL);
+
+  op_async (self, elbus_client_publish_async, ELBUS_OP_PUBLISH, topic, payload, qos,
+            cancellable, callback, user_data);
+}
+
+/**
+ * elbus_client_publish_finish:
+ * @self: a client
+ * @result: the result passed to the callback
+ * @error: return location for an error
+ *
+ * Finishes [method@Elbus.Client.publish_async].
+ *
+ * Returns: %TRUE on success
+ *
+ * Since: 1.0
+ */
+gboolean
+elbus_client_publish_finish (ElbusClient   *self,
+                             GAsyncResult  *result,
+                             GError       **error)
+{
+  return op_finish (self, result, elbus_client_publish_async, error);
+}
+
+/**
+ * elbus_client_publish_sync:
+ * @self: a client
+ * @topic: the topic
+ * @payload: (nullable): the bytes to publish
+ * @qos: delivery guarantee
+ * @cancellable: (nullable): a cancellable
+ * @error: return location for an error
+ *
+ * Publishes and waits: see [method@Elbus.Client.publish_async].
+ *
+ * Returns: %TRUE on success
+ *
+ * Since: 1.0
+ */
+gboolean
+elbus_client_publish_sync (ElbusClient   *self,
+                           const char    *topic,
+                           GBytes        *payload,
+                           ElbusQoS       qos,
+                           GCancellable  *cancellable,
+                           GError       **error)
+{
+  g_return_val_if_fail (ELBUS_IS_CLIENT (self), FALSE);
+  g_return_val_if_fail (topic != NULL, FALSE);
+
+  return op_sync (self, ELBUS_OP_PUBLISH, topic, payload, qos, cancellable, error);
+}
+
+static gboolean
+check_masks (const char * const  *masks,
+             GError             **error)
+{
+  for (guint i = 0; masks[i] != NULL; i++)
+    if (!check_name ("topic mask", masks[i], error))
+      return FALSE;
+  return TRUE;
+}
+
+static void
+masks_async (ElbusClient         *self,
+             gpointer             source_tag,
+             guint8               op,
+             const char * const  *masks,
+             ElbusQoS             qos,
+             GCancellable        *cancellable,
+             GAsyncReadyCallback  callback,
+             gpointer             user_data)
+{
+  g_autoptr(GBytes) body = NULL;
+  GError *error = NULL;
+
+  if (!check_masks (masks, &error))
+    {
+      g_task_report_error (self, callback, user_data, source_tag, error);
+      return;
+    }
+
+  body = join_masks (masks);
+  op_async (self, source_tag, op, NULL, body, qos, cancellable, callback, user_data);
+}
+
+/**
+ * elbus_client_subscribe_async:
+ * @self: a client
+ * @masks: (array zero-terminated=1): topic masks: `+` matches one level,
+ *   `#` one or more
+ * @qos: delivery guarantee
+ * @cancellable: (nullable): a cancellable
+ * @callback: (scope async): called when done
+ * @user_data: data for @callback
+ *
+ * Subscribes to the topics matching any of @masks, in one frame. Finish
+ * with [method@Elbus.Client.subscribe_finish].
+ *
+ * Since: 1.0
+ */
+void
+elbus_client_subscribe_async (ElbusClient         *self,
+                              const char * const  *masks,
+                              ElbusQoS             qos,
+                              GCancellable        *cancellable,
+                              GAsyncReadyCallback  callback,
+                              gpointer             user_data)
+{
+  g_return_if_fail (ELBUS_IS_CLIENT (self));
+  g_return_if_fail (masks != NULL && masks[0] != NULL);
+
+  masks_async (self, elbus_client_subscribe_async, ELBUS_OP_SUBSCRIBE, masks, qos,
+               cancellable, callback, user_data);
+}
+
+/**
+ * elbus_client_subscribe_finish:
+ * @self: a client
+ * @result: the result passed to the callback
+ * @error: return location for an error
+ *
+ * Finishes [method@Elbus.Client.subscribe_async].
+ *
+ * Returns: %TRUE on success
+ *
+ * Since: 1.0
+ */
+gboolean
+elbus_client_subscribe_finish (ElbusClient   *self,
+                               GAsyncResult  *result,
+                               GError       **error)
+{
+  return op_finish (self, result, elbus_client_subscribe_async, error);
+}
+
+/**
+ * elbus_client_subscribe_sync:
+ * @self: a client
+ * @masks: (array zero-terminated=1): topic masks
+ * @qos: delivery guarantee
+ * @cancellable: (nullable): a cancellable
+ * @error: return location for an error
+ *
+ * Subscribes and waits: see [method@Elbus.Client.subscribe_async].
+ *
+ * Returns: %TRUE on success
+ *
+ * Since: 1.0
+ */
+gboolean
+elbus_client_subscribe_sync (ElbusClient         *self,
+                             const char * const  *masks,
+                             ElbusQoS             qos,
+                             GCancellable        *cancellable,
+                             GError             **error)
+{
+  g_autoptr(GBytes) body = NULL;
+
+  g_return_val_if_fail (ELBUS_IS_CLIENT (self), FALSE);
+  g_return_val_if_fail (masks != NULL && masks[0] != NULL, FALSE);
+
+  if (!check_masks (masks, error))
+    return FALSE;
+  body = join_masks (masks);
+  return op_sync (self, ELBUS_OP_SUBSCRIBE, NULL, body, qos, cancellable, error);
+}
+
+/**
+ * elbus_client_unsubscribe_async:
+ * @self: a client
+ * @masks: (array zero-terminated=1): topic masks, as subscribed
+ * @qos: delivery guarantee
+ * @cancellable: (nullable): a cancellable
+ * @callback: (scope async): called when done
+ * @user_data: data for @callback
+ *
+ * Drops subscriptions. Finish with
+ * [method@Elbus.Client.unsubscribe_finish].
+ *
+ * Since: 1.0
+ */
+void
+elbus_client_unsubscribe_async (ElbusClient         *self,
+                                const char * const  *masks,
+                                ElbusQoS             qos,
+                                GCancellable        *cancellable,
+                                GAsyncReadyCallback  callback,
+                                gpointer             user_data)
+{
+  g_return_if_fail (ELBUS_IS_CLIENT (self));
+  g_return_if_fail (masks != NULL && masks[0] != NULL);
+
+  masks_async (self, elbus_client_unsubscribe_async, ELBUS_OP_UNSUBSCRIBE, masks, qos,
+               cancellable, callback, user_data);
+}
+
+/**
+ * elbus_client_unsubscribe_finish:
+ * @self: a client
+ * @result: the result passed to the callback
+ * @error: return location for an error
+ *
+ * Finishes [method@Elbus.Client.unsubscribe_async].
+ *
+ * Returns: %TRUE on success
+ *
+ * Since: 1.0
+ */
+gboolean
+elbus_client_unsubscribe_finish (ElbusClient   *self,
+                                 GAsyncResult  *result,
+                                 GError       **error)
+{
+  return op_finish (self, result, elbus_client_unsubscribe_async, error);
+}
+
+/**
+ * elbus_client_unsubscribe_sync:
+ * @self: a client
+ * @masks: (array zero-terminated=1): topic masks, as subscribed
+ * @qos: delivery guarantee
+ * @cancellable: (nullable): a cancellable
+ * @error: return location for an error
+ *
+ * Unsubscribes and waits: see [method@Elbus.Client.unsubscribe_async].
+ *
+ * Returns: %TRUE on success
+ *
+ * Since: 1.0
+ */
+gboolean
+elbus_client_unsubscribe_sync (ElbusClient         *self,
+                               const char * const  *masks,
+                               ElbusQoS             qos,
+                               GCancellable        *cancellable,
+                               GError             **error)
+{
+  g_autoptr(GBytes) body = NULL;
+
+  g_return_val_if_fail (ELBUS_IS_CLIENT (self), FALSE);
+  g_return_val_if_fail (masks != NULL && masks[0] != NULL, FALSE);
+
+  if (!check_masks (masks, error))
+    return FALSE;
+  body = join_masks (masks);
+  return op_sync (self, ELBUS_OP_UNSUBSCRIBE, NULL, body, qos, cancellable, error);
+}
+
+/**
+ * elbus_client_flush_sync:
+ * @self: a client
+ * @cancellable: (nullable): a cancellable
+ * @error: return location for an error
+ *
+ * Writes every queued frame to the broker now, blocking until the socket
+ * has taken them all (or [property@Elbus.Client:timeout] passes).
+ *
+ * Returns: %TRUE when everything was written
+ *
+ * Since: 1.0
+ */
+gboolean
+elbus_client_flush_sync (ElbusClient   *self,
+                         GCancellable  *cancellable,
+                         GError       **error)
+{
+  g_return_val_if_fail (ELBUS_IS_CLIENT (self), FALSE);
+
+  if (!self->connected)
+    {
+      g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED, "the client is not connected");
+      return FALSE;
+    }
+
+  if (self->peer != NULL)
+    {
+      _elbus_broker_flush_dirty (self->broker);
+      return TRUE;
+    }
+
+  client_flush (self);
+  while (self->connected && self->out.len > 0)
+    {
+      struct pollfd pfd = { .fd = self->fd, .events = POLLOUT };
+
+      if (poll (&pfd, 1, (int) (self->timeout * 1000)) == 0)
+        {
+          g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_TIMEOUT,
+                       "the broker took no data for %.3g s", self->timeout);
+          return FALSE;
+        }
+      if (g_cancellable_set_error_if_cancelled (cancellable, error))
+        return FALSE;
+      client_flush (self);
+    }
+
+  if (!self->connected)
+    {
+      g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED,
+                           "the connection to the broker closed");
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
+/**
+ * elbus_client_close:
+ * @self: a client
+ *
+ * Writes what is queued as far as the socket takes it without waiting,
+ * then closes the connection. Pending operations fail with
+ * %ELBUS_ERROR_CLOSED and [signal@Elbus.Client::disconnected] is emitted
+ * with a %NULL error. Disposing of the client closes it too.
+ *
+ * Since: 1.0
+ */
+void
+elbus_client_close (ElbusClient *self)
+{
+  g_return_if_fail (ELBUS_IS_CLIENT (self));
+
+  if (!self->connected)
+    return;
+
+  client_flush (self);
+  client_disconnect (self, NULL);
+}
+
+ElbusClient *
+_elbus_client_new_internal (ElbusBroker  *broker,
+                            const char   *name,
+                            GError      **error)
+{
+  g_autoptr(ElbusClient) self = NULL;
+  gsize name_len = strlen (name);
+  guint8 result;
+  ElbusPeer *peer;
+
+  /* the broker's own clients may take names under "." */
+  result = _elbus_codec_check_name (name[0] == '.' ? name + 1 : name,
+                                    name[0] == '.' ? name_len - 1 : name_len);
+  if (result != ELBUS_RESULT_OK)
+    {
+      g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA, "“%s” is not a valid client name", name);
+      return NULL;
+    }
+
+  self = g_object_new (ELBUS_TYPE_CLIENT, "name", name, NULL);
+  peer = _elbus_peer_new_internal (broker, self);
+  result = _elbus_broker_register (broker, peer, name, name_len);
+  if (result != ELBUS_RESULT_OK)
+    {
+      peer->closed = TRUE;
+      _elbus_peer_unref (peer);
+      g_propagate_error (error, registration_error (result, name));
+      return NULL;
+    }
+
+  self->broker = broker;
+  self->peer = peer;
+  self->connected = TRUE;
+
+  return g_steal_pointer (&self);
+}

@@ -1,0 +1,308 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The elbus command-line tool, run as a user would: a subprocess against a
+ * broker, checked by its output and exit status.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include <elbus/elbus.h>
+
+#include "elbus-test-util.h"
+
+static const char *
+cli_path (void)
+{
+  const char *path = g_getenv ("ELBUS_CLI");
+
+  g_assert_nonnull (path);
+  return path;
+}
+
+/* Runs elbus with @args (NULL-terminated) and @input on stdin; returns the
+ * exit status. */
+static int
+run_cli (const char * const  *args,
+         const char          *input,
+         gsize                input_len,
+         char               **out,
+         char               **err)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr(GSubprocess) proc = NULL;
+  g_autoptr(GBytes) stdin_bytes = NULL;
+  g_autoptr(GBytes) stdout_bytes = NULL;
+  g_autoptr(GBytes) stderr_bytes = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_ptr_array_add (argv, (char *) cli_path ());
+  for (guint i = 0; args[i] != NULL; i++)
+    g_ptr_array_add (argv, (char *) args[i]);
+  g_ptr_array_add (argv, NULL);
+
+  proc = g_subprocess_newv ((const char * const *) argv->pdata,
+                            G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+                            G_SUBPROCESS_FLAGS_STDERR_PIPE, &error);
+  g_assert_no_error (error);
+
+  stdin_bytes = g_bytes_new (input != NULL ? input : "", input != NULL ? input_len : 0);
+  g_subprocess_communicate (proc, stdin_bytes, NULL, &stdout_bytes, &stderr_bytes, &error);
+  g_assert_no_error (error);
+
+  if (out != NULL)
+    *out = g_strndup (g_bytes_get_data (stdout_bytes, NULL), g_bytes_get_size (stdout_bytes));
+  if (err != NULL)
+    *err = g_strndup (g_bytes_get_data (stderr_bytes, NULL), g_bytes_get_size (stderr_bytes));
+
+  g_assert_true (g_subprocess_get_if_exited (proc));
+  return g_subprocess_get_exit_status (proc);
+}
+
+typedef struct {
+  char     *line;
+  GError   *error;
+  gboolean  done;
+} LineRead;
+
+static void
+line_read_cb (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  LineRead *read = user_data;
+
+  read->line = g_data_input_stream_read_line_finish_utf8 (G_DATA_INPUT_STREAM (source), result,
+                                                          NULL, &read->error);
+  read->done = TRUE;
+}
+
+/* One line from @in, waiting at most a few seconds; NULL at EOF. */
+static char *
+read_line (GDataInputStream *in)
+{
+  LineRead read = { 0 };
+  gint64 deadline = g_get_monotonic_time () + elbus_test_scale_ms (5000) * 1000;
+
+  g_data_input_stream_read_line_async (in, G_PRIORITY_DEFAULT, NULL, line_read_cb, &read);
+  while (!read.done)
+    {
+      if (g_get_monotonic_time () > deadline)
+        g_error ("no line from the listening elbus within the deadline");
+      g_main_context_iteration (NULL, FALSE);
+      g_usleep (1000);
+    }
+  g_assert_no_error (read.error);
+
+  return read.line;
+}
+
+typedef struct {
+  GSubprocess      *proc;
+  GDataInputStream *out;
+  GDataInputStream *err;
+  gboolean          waited;
+} Listener;
+
+static Listener *
+listener_start (const char *address,
+                const char *name,
+                const char *topic)
+{
+  Listener *l = g_new0 (Listener, 1);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *ready = NULL;
+
+  l->proc = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
+                              &error, cli_path (), address, "-n", name, "listen", "-t", topic,
+                              NULL);
+  g_assert_no_error (error);
+  l->out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (l->proc));
+  l->err = g_data_input_stream_new (g_subprocess_get_stderr_pipe (l->proc));
+
+  /* printed once the subscription is acknowledged */
+  ready = read_line (l->err);
+  g_assert_nonnull (ready);
+  g_assert_nonnull (strstr (ready, "listening as"));
+  g_assert_nonnull (strstr (ready, name));
+
+  return l;
+}
+
+static int
+listener_wait (Listener *l)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_subprocess_wait (l->proc, NULL, &error);
+  g_assert_no_error (error);
+  l->waited = TRUE;
+  g_assert_true (g_subprocess_get_if_exited (l->proc));
+  return g_subprocess_get_exit_status (l->proc);
+}
+
+static void
+listener_free (Listener *l)
+{
+  if (!l->waited)
+    {
+      g_subprocess_send_signal (l->proc, SIGTERM);
+      g_subprocess_wait (l->proc, NULL, NULL);
+    }
+  g_object_unref (l->out);
+  g_object_unref (l->err);
+  g_object_unref (l->proc);
+  g_free (l);
+}
+
+static void
+assert_line (Listener   *l,
+             const char *prefix,
+             const char *suffix)
+{
+  g_autofree char *line = read_line (l->out);
+
+  g_assert_nonnull (line);
+  /* after the timestamp: "KIND from SENDER...: PAYLOAD" */
+  g_assert_nonnull (strchr (line, ' '));
+  if (!g_str_has_prefix (strchr (line, ' ') + 1, prefix) || !g_str_has_suffix (line, suffix))
+    g_error ("unexpected line “%s”, wanted “%s…%s”", line, prefix, suffix);
+}
+
+static void
+test_help (void)
+{
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+
+  g_test_summary ("elbus --help lists the commands; no arguments is a usage error");
+
+  g_assert_cmpint (run_cli ((const char *[]) { "--help", NULL }, NULL, 0, &out, NULL), ==, 0);
+  g_assert_nonnull (strstr (out, "listen"));
+  g_assert_nonnull (strstr (out, "publish"));
+  g_assert_nonnull (strstr (out, "benchmark"));
+
+  g_assert_cmpint (run_cli ((const char *[]) { NULL }, NULL, 0, NULL, &err), ==, 2);
+  g_assert_nonnull (strstr (err, "PATH COMMAND"));
+}
+
+static void
+test_send_publish_listen (gconstpointer data)
+{
+  ElbusTestTransport transport = GPOINTER_TO_INT (data);
+  ElbusTestBroker *tb = elbus_test_broker_new (NULL);
+  g_autofree char *address = NULL;
+  Listener *l;
+
+  g_test_summary ("listen prints what send and publish deliver: JSON, text and hex, "
+                  "messages, broadcasts and publications");
+
+  if (transport == ELBUS_TEST_TRANSPORT_UNIX)
+    address = g_strdup (elbus_test_broker_get_unix_path (tb));
+  else
+    address = g_strdup_printf ("127.0.0.1:%u", elbus_test_broker_get_tcp_port (tb));
+
+  l = listener_start (address, "cli.listener", "x/#");
+
+  g_assert_cmpint (run_cli ((const char *[]) { address, "-n", "cli.pub", "publish", "x/y",
+                                               "{\"a\": [1, 2]}", NULL }, NULL, 0, NULL, NULL),
+                   ==, 0);
+  assert_line (l, "publication from cli.pub on x/y: ", "{\"a\":[1,2]}");
+
+  g_assert_cmpint (run_cli ((const char *[]) { address, "-n", "cli.snd", "send", "cli.listener",
+                                               "hello there", NULL }, NULL, 0, NULL, NULL),
+                   ==, 0);
+  assert_line (l, "message from cli.snd: ", "hello there");
+
+  /* the payload from standard input, binary */
+  g_assert_cmpint (run_cli ((const char *[]) { address, "-n", "cli.bin", "send", "cli.listener",
+                                               NULL }, "\x01\xff\x00", 3, NULL, NULL),
+                   ==, 0);
+  assert_line (l, "message from cli.bin: ", "0x01ff00");
+
+  /* a target with a wildcard is a broadcast */
+  g_assert_cmpint (run_cli ((const char *[]) { address, "-n", "cli.bc", "send", "cli.*",
+                                               "all", NULL }, NULL, 0, NULL, NULL),
+                   ==, 0);
+  assert_line (l, "broadcast from cli.bc: ", "all");
+
+  /* real-time is flagged */
+  g_assert_cmpint (run_cli ((const char *[]) { address, "-n", "cli.rt", "publish", "-r", "x/z",
+                                               "now", NULL }, NULL, 0, NULL, NULL),
+                   ==, 0);
+  assert_line (l, "publication from cli.rt on x/z (realtime): ", "now");
+
+  listener_free (l);
+  elbus_test_broker_free (tb);
+}
+
+static void
+test_errors (void)
+{
+  ElbusTestBroker *tb = elbus_test_broker_new (NULL);
+  const char *address = elbus_test_broker_get_unix_path (tb);
+  g_autofree char *missing = g_build_filename (g_get_tmp_dir (), "elbus-cli-missing.sock", NULL);
+  Listener *l;
+
+  g_test_summary ("Errors are clear and the exit status is non-zero: unknown target, "
+                  "unreachable broker, name taken, unknown command");
+
+  {
+    g_autofree char *err = NULL;
+
+    g_assert_cmpint (run_cli ((const char *[]) { address, "send", "nobody.here", "x", NULL },
+                              NULL, 0, NULL, &err), ==, 1);
+    g_assert_nonnull (strstr (err, "“nobody.here” is not registered"));
+  }
+  {
+    g_autofree char *err = NULL;
+
+    g_assert_cmpint (run_cli ((const char *[]) { missing, "send", "a", "x", NULL },
+                              NULL, 0, NULL, &err), ==, 1);
+    g_assert_true (g_str_has_prefix (err, "elbus: "));
+  }
+  {
+    g_autofree char *err = NULL;
+
+    l = listener_start (address, "cli.taken", "t");
+    g_assert_cmpint (run_cli ((const char *[]) { address, "-n", "cli.taken", "publish", "t", "x",
+                                                 NULL }, NULL, 0, NULL, &err), ==, 1);
+    g_assert_nonnull (strstr (err, "already taken"));
+  }
+  {
+    g_autofree char *err = NULL;
+
+    g_assert_cmpint (run_cli ((const char *[]) { address, "frobnicate", NULL },
+                              NULL, 0, NULL, &err), ==, 1);
+    g_assert_nonnull (strstr (err, "unknown command"));
+  }
+
+  /* the broker drops the listener: it says so and fails */
+  g_assert_true (elbus_test_broker_force_disconnect (tb, "cli.taken"));
+  g_assert_cmpint (listener_wait (l), ==, 1);
+  {
+    g_autofree char *line = read_line (l->err);
+
+    g_assert_nonnull (line);
+    g_assert_nonnull (strstr (line, "disconnected"));
+  }
+
+  listener_free (l);
+  elbus_test_broker_free (tb);
+}
+
+int
+main (int    argc,
+      char **argv)
+{
+  elbus_test_init (&argc, &argv);
+
+  g_test_add_func ("/elbus/cli/help", test_help);
+  g_test_add_data_func ("/elbus/cli/send-publish-listen/unix",
+                        GINT_TO_POINTER (ELBUS_TEST_TRANSPORT_UNIX), test_send_publish_listen);
+  g_test_add_data_func ("/elbus/cli/send-publish-listen/tcp",
+                        GINT_TO_POINTER (ELBUS_TEST_TRANSPORT_TCP), test_send_publish_listen);
+  g_test_add_func ("/elbus/cli/errors", test_errors);
+
+  return g_test_run ();
+}

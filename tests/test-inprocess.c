@@ -1,0 +1,382 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * In-process clients (elbus_broker_register_client()): same API, signals
+ * and acks as socket clients, both ways between the two kinds.
+ */
+#include "config.h"
+
+#include <glib/gstdio.h>
+#include <string.h>
+
+#include <elbus/elbus.h>
+
+#include "elbus-test-util.h"
+
+typedef struct {
+  ElbusBroker *broker;
+  char        *dir;
+  char        *path;
+} Fixture;
+
+static void
+fixture_set_up (Fixture       *f,
+                gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+
+  f->dir = g_dir_make_tmp ("elbus-inprocess-XXXXXX", &error);
+  g_assert_no_error (error);
+  f->path = g_build_filename (f->dir, "bus.sock", NULL);
+  f->broker = elbus_broker_new ();
+  elbus_broker_listen_unix (f->broker, f->path, &error);
+  g_assert_no_error (error);
+}
+
+static void
+fixture_tear_down (Fixture       *f,
+                   gconstpointer  data)
+{
+  g_clear_object (&f->broker);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  g_rmdir (f->dir);
+  g_free (f->path);
+  g_free (f->dir);
+}
+
+/* spins the context until *flag or a deadline */
+static void
+wait_for (gboolean *flag)
+{
+  gint64 deadline = g_get_monotonic_time () + elbus_test_scale_ms (5000) * 1000;
+
+  while (!*flag)
+    {
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_main_context_iteration (NULL, TRUE);
+    }
+}
+
+typedef struct {
+  GPtrArray *frames;        /* (element-type ElbusFrame) */
+  GError    *disconnect_error;
+  gboolean   disconnected;
+} Recorder;
+
+static void
+record_cb (ElbusClient *client,
+           ElbusFrame  *frame,
+           gpointer     user_data)
+{
+  Recorder *r = user_data;
+
+  g_ptr_array_add (r->frames, elbus_frame_ref (frame));
+}
+
+static void
+disconnected_cb (ElbusClient *client,
+                 GError      *error,
+                 gpointer     user_data)
+{
+  Recorder *r = user_data;
+
+  g_assert_false (r->disconnected);
+  r->disconnected = TRUE;
+  r->disconnect_error = error != NULL ? g_error_copy (error) : NULL;
+}
+
+static void
+recorder_attach (Recorder    *r,
+                 ElbusClient *client)
+{
+  r->frames = g_ptr_array_new_with_free_func ((GDestroyNotify) elbus_frame_unref);
+  g_signal_connect (client, "message", G_CALLBACK (record_cb), r);
+  g_signal_connect (client, "broadcast", G_CALLBACK (record_cb), r);
+  g_signal_connect (client, "publication", G_CALLBACK (record_cb), r);
+  g_signal_connect (client, "disconnected", G_CALLBACK (disconnected_cb), r);
+}
+
+static void
+recorder_clear (Recorder *r)
+{
+  g_clear_pointer (&r->frames, g_ptr_array_unref);
+  g_clear_error (&r->disconnect_error);
+}
+
+static ElbusFrame *
+wait_frame (Recorder *r,
+            guint     index)
+{
+  gint64 deadline = g_get_monotonic_time () + elbus_test_scale_ms (5000) * 1000;
+
+  while (r->frames->len <= index)
+    {
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_main_context_iteration (NULL, TRUE);
+    }
+  return g_ptr_array_index (r->frames, index);
+}
+
+static void
+assert_frame (ElbusFrame     *frame,
+              ElbusFrameKind  kind,
+              const char     *sender,
+              const char     *topic,
+              const char     *payload)
+{
+  GBytes *bytes = elbus_frame_get_payload (frame);
+
+  g_assert_cmpint (elbus_frame_get_kind (frame), ==, kind);
+  g_assert_cmpstr (elbus_frame_get_sender (frame), ==, sender);
+  g_assert_cmpstr (elbus_frame_get_topic (frame), ==, topic);
+  g_assert_cmpmem (g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes),
+                   payload, strlen (payload));
+}
+
+typedef struct {
+  gboolean     done;
+  GError      *error;
+  ElbusClient *client;
+} Op;
+
+static void
+new_cb (GObject      *source,
+        GAsyncResult *result,
+        gpointer      user_data)
+{
+  Op *op = user_data;
+
+  op->client = elbus_client_new_finish (result, &op->error);
+  op->done = TRUE;
+}
+
+static void
+send_cb (GObject      *source,
+         GAsyncResult *result,
+         gpointer      user_data)
+{
+  Op *op = user_data;
+
+  elbus_client_send_finish (ELBUS_CLIENT (source), result, &op->error);
+  op->done = TRUE;
+}
+
+static void
+publish_cb (GObject      *source,
+            GAsyncResult *result,
+            gpointer      user_data)
+{
+  Op *op = user_data;
+
+  elbus_client_publish_finish (ELBUS_CLIENT (source), result, &op->error);
+  op->done = TRUE;
+}
+
+static ElbusClient *
+connect_socket_client (Fixture    *f,
+                       const char *name)
+{
+  Op op = { 0 };
+
+  /* async: the broker runs on this very context */
+  elbus_client_new_async (f->path, name, NULL, new_cb, &op);
+  wait_for (&op.done);
+  g_assert_no_error (op.error);
+  return op.client;
+}
+
+static GBytes *
+bytes (const char *s)
+{
+  return g_bytes_new (s, strlen (s));
+}
+
+static void
+test_both_ways (Fixture       *f,
+                gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ElbusClient) in = NULL;
+  g_autoptr(ElbusClient) out = NULL;
+  g_autoptr(GBytes) hello = bytes ("hello");
+  g_autoptr(GBytes) reading = bytes ("21.5");
+  g_autoptr(GBytes) back = bytes ("back");
+  Recorder rin = { 0 }, rout = { 0 };
+  const char *masks[] = { "sensors/#", NULL };
+  Op op = { 0 };
+
+  g_test_summary ("An in-process client and a socket client exchange messages, "
+                  "publications and broadcasts both ways, with acks");
+
+  in = elbus_broker_register_client (f->broker, "in.proc", &error);
+  g_assert_no_error (error);
+  g_assert_true (elbus_client_is_connected (in));
+  g_assert_null (elbus_client_get_address (in));
+  out = connect_socket_client (f, "out.sock");
+  recorder_attach (&rin, in);
+  recorder_attach (&rout, out);
+
+  /* socket -> in-process: message, acknowledged */
+  elbus_client_send_async (out, "in.proc", hello, ELBUS_QOS_PROCESSED, NULL, send_cb, &op);
+  wait_for (&op.done);
+  g_assert_no_error (op.error);
+  assert_frame (wait_frame (&rin, 0), ELBUS_FRAME_KIND_MESSAGE, "out.sock", NULL, "hello");
+
+  /* in-process subscribes; socket publishes, real-time */
+  elbus_client_subscribe_sync (in, masks, ELBUS_QOS_PROCESSED, NULL, &error);
+  g_assert_no_error (error);
+  op = (Op) { 0 };
+  elbus_client_publish_async (out, "sensors/room1/temp", reading, ELBUS_QOS_REALTIME_PROCESSED,
+                              NULL, publish_cb, &op);
+  wait_for (&op.done);
+  g_assert_no_error (op.error);
+  assert_frame (wait_frame (&rin, 1), ELBUS_FRAME_KIND_PUBLISH, "out.sock",
+                "sensors/room1/temp", "21.5");
+  g_assert_true (elbus_frame_is_realtime (g_ptr_array_index (rin.frames, 1)));
+
+  /* in-process -> socket: message, and a broadcast that reaches both */
+  op = (Op) { 0 };
+  elbus_client_send_async (in, "out.sock", back, ELBUS_QOS_PROCESSED, NULL, send_cb, &op);
+  wait_for (&op.done);
+  g_assert_no_error (op.error);
+  assert_frame (wait_frame (&rout, 0), ELBUS_FRAME_KIND_MESSAGE, "in.proc", NULL, "back");
+
+  elbus_client_send_broadcast_sync (in, "*", back, ELBUS_QOS_PROCESSED, NULL, &error);
+  g_assert_no_error (error);
+  assert_frame (wait_frame (&rout, 1), ELBUS_FRAME_KIND_BROADCAST, "in.proc", NULL, "back");
+  assert_frame (wait_frame (&rin, 2), ELBUS_FRAME_KIND_BROADCAST, "in.proc", NULL, "back");
+
+  /* errors come back as with sockets */
+  op = (Op) { 0 };
+  elbus_client_send_async (in, "nobody", back, ELBUS_QOS_PROCESSED, NULL, send_cb, &op);
+  wait_for (&op.done);
+  g_assert_error (op.error, ELBUS_ERROR, ELBUS_ERROR_NOT_REGISTERED);
+  g_clear_error (&op.error);
+
+  g_assert_false (rin.disconnected);
+  g_signal_handlers_disconnect_by_data (in, &rin);
+  g_signal_handlers_disconnect_by_data (out, &rout);
+  recorder_clear (&rin);
+  recorder_clear (&rout);
+}
+
+static void
+test_sync_no_loop (Fixture       *f,
+                   gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ElbusClient) in = NULL;
+  g_autoptr(GBytes) one = bytes ("one");
+  g_autoptr(GBytes) two = bytes ("two");
+  Recorder r = { 0 };
+
+  g_test_summary ("_sync calls of an in-process client complete without a running loop; "
+                  "what arrives meanwhile is emitted later, in order");
+
+  in = elbus_broker_register_client (f->broker, "in.sync", &error);
+  g_assert_no_error (error);
+  recorder_attach (&r, in);
+
+  g_assert_true (elbus_client_send_sync (in, "in.sync", one, ELBUS_QOS_PROCESSED, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (elbus_client_send_sync (in, "in.sync", two, ELBUS_QOS_NO, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (r.frames->len, ==, 0);
+
+  assert_frame (wait_frame (&r, 0), ELBUS_FRAME_KIND_MESSAGE, "in.sync", NULL, "one");
+  assert_frame (wait_frame (&r, 1), ELBUS_FRAME_KIND_MESSAGE, "in.sync", NULL, "two");
+
+  g_signal_handlers_disconnect_by_data (in, &r);
+  recorder_clear (&r);
+}
+
+static void
+test_names (Fixture       *f,
+            gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ElbusClient) a = NULL;
+  g_autoptr(ElbusClient) dup = NULL;
+  g_autoptr(ElbusClient) bad = NULL;
+  g_autoptr(ElbusClient) own = NULL;
+  g_autoptr(ElbusClient) sec = NULL;
+
+  g_test_summary ("In-process names follow the registration rules; names under . are "
+                  "allowed for the broker's own clients");
+
+  a = elbus_broker_register_client (f->broker, "in.a", &error);
+  g_assert_no_error (error);
+  dup = elbus_broker_register_client (f->broker, "in.a", &error);
+  g_assert_error (error, ELBUS_ERROR, ELBUS_ERROR_BUSY);
+  g_assert_null (dup);
+  g_clear_error (&error);
+  bad = elbus_broker_register_client (f->broker, "", &error);
+  g_assert_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA);
+  g_clear_error (&error);
+  own = elbus_broker_register_client (f->broker, ".broker.test", &error);
+  g_assert_no_error (error);
+  sec = elbus_broker_register_client (f->broker, "in.a%%1", &error);
+  g_assert_no_error (error);
+  g_assert_true (elbus_broker_has_client (f->broker, "in.a%%1"));
+
+  /* closing the primary takes the secondary along */
+  elbus_client_close (a);
+  g_assert_false (elbus_broker_has_client (f->broker, "in.a"));
+  g_assert_false (elbus_broker_has_client (f->broker, "in.a%%1"));
+  g_assert_false (elbus_client_is_connected (sec));
+}
+
+static void
+test_dropped (Fixture       *f,
+              gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ElbusClient) in = NULL;
+  g_autoptr(ElbusClient) other = NULL;
+  g_autoptr(GBytes) x = bytes ("x");
+  Recorder r = { 0 }, r2 = { 0 };
+
+  g_test_summary ("force_disconnect and the broker's end disconnect in-process clients "
+                  "with a closed error; later operations fail at once");
+
+  in = elbus_broker_register_client (f->broker, "in.drop", &error);
+  g_assert_no_error (error);
+  other = elbus_broker_register_client (f->broker, "in.other", &error);
+  g_assert_no_error (error);
+  recorder_attach (&r, in);
+  recorder_attach (&r2, other);
+
+  g_assert_true (elbus_broker_force_disconnect (f->broker, "in.drop"));
+  g_assert_true (r.disconnected);
+  g_assert_error (r.disconnect_error, ELBUS_ERROR, ELBUS_ERROR_CLOSED);
+  g_assert_false (elbus_client_send_sync (in, "in.other", x, ELBUS_QOS_PROCESSED, NULL, &error));
+  g_assert_error (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED);
+  g_clear_error (&error);
+
+  g_clear_object (&f->broker);
+  g_assert_true (r2.disconnected);
+  g_assert_false (elbus_client_is_connected (other));
+
+  g_signal_handlers_disconnect_by_data (in, &r);
+  g_signal_handlers_disconnect_by_data (other, &r2);
+  recorder_clear (&r);
+  recorder_clear (&r2);
+}
+
+int
+main (int    argc,
+      char **argv)
+{
+  elbus_test_init (&argc, &argv);
+
+  g_test_add ("/elbus/inprocess/both-ways", Fixture, NULL, fixture_set_up, test_both_ways,
+              fixture_tear_down);
+  g_test_add ("/elbus/inprocess/sync-no-loop", Fixture, NULL, fixture_set_up, test_sync_no_loop,
+              fixture_tear_down);
+  g_test_add ("/elbus/inprocess/names", Fixture, NULL, fixture_set_up, test_names,
+              fixture_tear_down);
+  g_test_add ("/elbus/inprocess/dropped", Fixture, NULL, fixture_set_up, test_dropped,
+              fixture_tear_down);
+
+  return g_test_run ();
+}

@@ -1,0 +1,667 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * elbus: the command-line client, after the original's CLI.
+ *
+ *   elbus PATH [-n NAME] [--timeout S] [--buf-size N] [--queue-size N]
+ *         [-v] [-s] COMMAND [ARGS]
+ *
+ * The global options go between PATH and COMMAND; each command parses its
+ * own.
+ */
+#include "config.h"
+
+#include <locale.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <glib/gi18n.h>
+#include <glib-unix.h>
+#include <gio/gunixinputstream.h>
+#include <json-glib/json-glib.h>
+
+#include <elbus/elbus.h>
+
+#include "elbus-tool-util.h"
+
+typedef struct {
+  const char  *path;
+  char        *name;
+  double       timeout;
+  int          buf_size;
+  int          queue_size;
+  gboolean     verbose;
+  gboolean     silent;
+} Globals;
+
+static Globals globals = {
+  .timeout = ELBUS_CLIENT_DEFAULT_TIMEOUT,
+  .buf_size = ELBUS_CLIENT_DEFAULT_BUF_SIZE,
+  .queue_size = ELBUS_CLIENT_DEFAULT_QUEUE_SIZE,
+};
+
+static int
+fail (const char *format,
+      ...) G_GNUC_PRINTF (1, 2);
+
+static int
+fail (const char *format,
+      ...)
+{
+  g_autofree char *message = NULL;
+  va_list args;
+
+  va_start (args, format);
+  message = g_strdup_vprintf (format, args);
+  va_end (args);
+  g_printerr ("elbus: %s\n", message);
+
+  return 1;
+}
+
+static ElbusClient *
+connect_client (const char  *name,
+                GError     **error)
+{
+  g_autoptr(ElbusClient) client = elbus_client_new_sync (globals.path, name, NULL, error);
+
+  if (client == NULL)
+    return NULL;
+
+  elbus_client_set_timeout (client, globals.timeout);
+  elbus_client_set_buf_size (client, globals.buf_size);
+  elbus_client_set_queue_size (client, globals.queue_size);
+
+  return g_steal_pointer (&client);
+}
+
+/* payloads */
+
+/* JSON if it parses as JSON, text if it is printable UTF-8, else hex. */
+static char *
+format_payload (GBytes *payload)
+{
+  gsize len;
+  const char *data = g_bytes_get_data (payload, &len);
+  g_autoptr(JsonParser) parser = json_parser_new_immutable ();
+  gboolean printable;
+
+  if (len == 0)
+    return g_strdup ("");
+
+  if (g_utf8_validate_len (data, len, NULL) &&
+      json_parser_load_from_data (parser, data, len, NULL) &&
+      json_parser_get_root (parser) != NULL)
+    return json_to_string (json_parser_get_root (parser), FALSE);
+
+  printable = g_utf8_validate_len (data, len, NULL);
+  for (gsize i = 0; printable && i < len; i++)
+    if ((guchar) data[i] < 0x20 && data[i] != '\t' && data[i] != '\n' && data[i] != '\r')
+      printable = FALSE;
+  if (printable)
+    return g_strndup (data, len);
+
+  {
+    GString *hex = g_string_sized_new (len * 2 + 2);
+
+    g_string_append (hex, "0x");
+    for (gsize i = 0; i < len; i++)
+      g_string_append_printf (hex, "%02x", (guchar) data[i]);
+    return g_string_free (hex, FALSE);
+  }
+}
+
+/* The payload argument, or standard input when it is absent. */
+static GBytes *
+read_payload (const char  *arg,
+              GError     **error)
+{
+  g_autoptr(GByteArray) buf = NULL;
+  g_autoptr(GInputStream) in = NULL;
+
+  if (arg != NULL)
+    return g_bytes_new (arg, strlen (arg));
+
+  in = g_unix_input_stream_new (STDIN_FILENO, FALSE);
+  buf = g_byte_array_new ();
+  for (;;)
+    {
+      guint8 chunk[65536];
+      gssize n = g_input_stream_read (in, chunk, sizeof chunk, NULL, error);
+
+      if (n < 0)
+        return NULL;
+      if (n == 0)
+        break;
+      g_byte_array_append (buf, chunk, n);
+    }
+
+  return g_byte_array_free_to_bytes (g_steal_pointer (&buf));
+}
+
+static const char *
+kind_name (ElbusFrameKind kind)
+{
+  switch (kind)
+    {
+    case ELBUS_FRAME_KIND_MESSAGE:
+      return "message";
+    case ELBUS_FRAME_KIND_BROADCAST:
+      return "broadcast";
+    case ELBUS_FRAME_KIND_PUBLISH:
+    default:
+      return "publication";
+    }
+}
+
+static void
+print_frame_cb (ElbusClient *client,
+                ElbusFrame  *frame,
+                gpointer     user_data)
+{
+  g_autofree char *payload = format_payload (elbus_frame_get_payload (frame));
+  g_autoptr(GDateTime) now = g_date_time_new_now_local ();
+  g_autofree char *stamp = g_date_time_format (now, "%H:%M:%S.%f");
+  const char *topic = elbus_frame_get_topic (frame);
+
+  stamp[12] = '\0';   /* milliseconds */
+  if (topic != NULL)
+    g_print ("%s %s from %s on %s%s: %s\n", stamp, kind_name (elbus_frame_get_kind (frame)),
+             elbus_frame_get_sender (frame), topic,
+             elbus_frame_is_realtime (frame) ? " (realtime)" : "", payload);
+  else
+    g_print ("%s %s from %s%s: %s\n", stamp, kind_name (elbus_frame_get_kind (frame)),
+             elbus_frame_get_sender (frame),
+             elbus_frame_is_realtime (frame) ? " (realtime)" : "", payload);
+  fflush (stdout);
+}
+
+/* commands */
+
+typedef struct {
+  GMainLoop *loop;
+  int        status;
+} ListenState;
+
+static void
+listen_disconnected_cb (ElbusClient *client,
+                        GError      *error,
+                        gpointer     user_data)
+{
+  ListenState *state = user_data;
+
+  if (error != NULL)
+    fail (_("disconnected: %s"), error->message);
+  state->status = 1;
+  g_main_loop_quit (state->loop);
+}
+
+static gboolean
+quit_cb (gpointer user_data)
+{
+  ListenState *state = user_data;
+
+  g_main_loop_quit (state->loop);
+  return G_SOURCE_CONTINUE;
+}
+
+static int
+cmd_listen (int    argc,
+            char **argv)
+{
+  g_auto(GStrv) topics = NULL;
+  GOptionEntry entries[] = {
+    { "topic", 't', 0, G_OPTION_ARG_STRING_ARRAY, &topics,
+      N_("Subscribe to TOPIC (a mask: + is one level, # the rest); repeatable"), N_("TOPIC") },
+    { NULL }
+  };
+  g_autoptr(GOptionContext) context = g_option_context_new (_("— print incoming frames"));
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ElbusClient) client = NULL;
+  ListenState state = { .loop = g_main_loop_new (NULL, FALSE), .status = 0 };
+
+  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
+  g_option_context_set_summary (context,
+    _("Prints every message, broadcast and publication this client receives, "
+      "one line each, until interrupted."));
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    return fail ("%s", error->message);
+  if (argc > 1)
+    return fail (_("listen: unexpected argument “%s”"), argv[1]);
+
+  client = connect_client (globals.name, &error);
+  if (client == NULL)
+    return fail ("%s", error->message);
+
+  g_signal_connect (client, "message", G_CALLBACK (print_frame_cb), NULL);
+  g_signal_connect (client, "broadcast", G_CALLBACK (print_frame_cb), NULL);
+  g_signal_connect (client, "publication", G_CALLBACK (print_frame_cb), NULL);
+  g_signal_connect (client, "disconnected", G_CALLBACK (listen_disconnected_cb), &state);
+
+  if (topics != NULL &&
+      !elbus_client_subscribe_sync (client, (const char * const *) topics,
+                                    ELBUS_QOS_PROCESSED, NULL, &error))
+    return fail (_("cannot subscribe: %s"), error->message);
+
+  if (!globals.silent)
+    g_printerr (_("listening as %s; Ctrl+C stops\n"), elbus_client_get_name (client));
+
+  g_unix_signal_add (SIGINT, quit_cb, &state);
+  g_unix_signal_add (SIGTERM, quit_cb, &state);
+  g_main_loop_run (state.loop);
+
+  g_signal_handlers_disconnect_by_data (client, &state);
+  g_main_loop_unref (state.loop);
+  return state.status;
+}
+
+static gboolean
+target_is_mask (const char *target)
+{
+  return strchr (target, '*') != NULL || strchr (target, '?') != NULL;
+}
+
+static int
+cmd_send_or_publish (int       argc,
+                     char    **argv,
+                     gboolean  publish)
+{
+  gboolean realtime = FALSE, no_ack = FALSE;
+  GOptionEntry entries[] = {
+    { "realtime", 'r', 0, G_OPTION_ARG_NONE, &realtime, N_("Real-time delivery"), NULL },
+    { "no-ack", 0, 0, G_OPTION_ARG_NONE, &no_ack,
+      N_("Do not wait for the broker's acknowledgement"), NULL },
+    { NULL }
+  };
+  g_autoptr(GOptionContext) context = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ElbusClient) client = NULL;
+  g_autoptr(GBytes) payload = NULL;
+  ElbusQoS qos;
+  gboolean ok;
+
+  context = g_option_context_new (publish ? _("TOPIC [PAYLOAD] — publish on a topic")
+                                          : _("TARGET [PAYLOAD] — send a message or a broadcast"));
+  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
+  g_option_context_set_summary (context, publish
+    ? _("Publishes PAYLOAD (standard input when omitted) on TOPIC.")
+    : _("Sends PAYLOAD (standard input when omitted) to the client TARGET; a TARGET "
+        "with * or ? is a broadcast mask."));
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    return fail ("%s", error->message);
+  if (argc < 2 || argc > 3)
+    return fail (publish ? _("usage: elbus PATH publish TOPIC [PAYLOAD]")
+                         : _("usage: elbus PATH send TARGET [PAYLOAD]"));
+
+  payload = read_payload (argc == 3 ? argv[2] : NULL, &error);
+  if (payload == NULL)
+    return fail (_("cannot read the payload: %s"), error->message);
+
+  client = connect_client (globals.name, &error);
+  if (client == NULL)
+    return fail ("%s", error->message);
+
+  qos = (no_ack ? ELBUS_QOS_NO : ELBUS_QOS_PROCESSED) | (realtime ? ELBUS_QOS_REALTIME : 0);
+  if (publish)
+    ok = elbus_client_publish_sync (client, argv[1], payload, qos, NULL, &error);
+  else if (target_is_mask (argv[1]))
+    ok = elbus_client_send_broadcast_sync (client, argv[1], payload, qos, NULL, &error);
+  else
+    ok = elbus_client_send_sync (client, argv[1], payload, qos, NULL, &error);
+  if (!ok)
+    return fail ("%s", error->message);
+
+  elbus_client_close (client);
+  return 0;
+}
+
+/* benchmark */
+
+typedef enum {
+  STAGE_SEND_NO,
+  STAGE_SEND_PROCESSED,
+  STAGE_SEND_RECV_NO,
+  STAGE_SEND_RECV_PROCESSED,
+  N_STAGES
+} Stage;
+
+static const char * const stage_names[N_STAGES] = {
+  "send.qos.no",
+  "send.qos.processed",
+  "send+recv.qos.no",
+  "send+recv.qos.processed",
+};
+
+#define BENCH_UNREGISTERED_TARGET "elbus.benchmark.nobody"
+
+typedef struct {
+  GThread      *thread;
+  guint         index;
+  guint64       iters;
+  gsize         payload_size;
+  Stage         stage;
+  GMainContext *context;
+  ElbusClient  *client;        /* (owned) */
+  guint64       sent;
+  guint64       acked;
+  guint64       received;
+  guint64       bad;
+  char         *error;         /* (owned) (nullable) */
+} Worker;
+
+typedef struct {
+  GMutex  lock;
+  GCond   cond;
+  guint   ready;
+  guint   n_workers;
+  gboolean go;
+} Barrier;
+
+static Barrier barrier;
+
+static void
+bench_ack_cb (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  Worker *w = user_data;
+  g_autoptr(GError) error = NULL;
+
+  /* processed means acknowledged, whatever the result code */
+  if (!elbus_client_send_finish (ELBUS_CLIENT (source), result, &error) &&
+      !g_error_matches (error, ELBUS_ERROR, ELBUS_ERROR_NOT_REGISTERED) && w->error == NULL)
+    w->error = g_strdup (error->message);
+  w->acked++;
+}
+
+static void
+bench_message_cb (ElbusClient *client,
+                  ElbusFrame  *frame,
+                  gpointer     user_data)
+{
+  Worker *w = user_data;
+
+  if (g_bytes_get_size (elbus_frame_get_payload (frame)) != w->payload_size)
+    w->bad++;
+  w->received++;
+}
+
+static gpointer
+bench_worker (gpointer data)
+{
+  Worker *w = data;
+  g_autoptr(GBytes) payload = NULL;
+  gboolean acked = w->stage == STAGE_SEND_PROCESSED || w->stage == STAGE_SEND_RECV_PROCESSED;
+  gboolean recv = w->stage == STAGE_SEND_RECV_NO || w->stage == STAGE_SEND_RECV_PROCESSED;
+  const char *target;
+  ElbusQoS qos = acked ? ELBUS_QOS_PROCESSED : ELBUS_QOS_NO;
+  /* in flight at most: below the broker's queue, so nobody is dropped */
+  guint64 window = MAX (1, MIN (4096, (guint64) globals.queue_size / 2));
+  g_autoptr(GError) error = NULL;
+
+  g_main_context_push_thread_default (w->context);
+  target = recv ? elbus_client_get_name (w->client) : BENCH_UNREGISTERED_TARGET;
+  payload = g_bytes_new_take (g_malloc0 (w->payload_size), w->payload_size);
+  g_signal_connect (w->client, "message", G_CALLBACK (bench_message_cb), w);
+
+  g_mutex_lock (&barrier.lock);
+  barrier.ready++;
+  g_cond_broadcast (&barrier.cond);
+  while (!barrier.go)
+    g_cond_wait (&barrier.cond, &barrier.lock);
+  g_mutex_unlock (&barrier.lock);
+
+  while (w->sent < w->iters && w->error == NULL && elbus_client_is_connected (w->client))
+    {
+      guint64 done = recv ? w->received : w->acked;
+
+      if ((acked || recv) && w->sent - done >= window)
+        {
+          g_main_context_iteration (w->context, TRUE);
+          continue;
+        }
+      elbus_client_send_async (w->client, target, payload, qos, NULL,
+                               acked ? bench_ack_cb : NULL, w);
+      w->sent++;
+      /* nothing comes back to pace a one-way stage: wait for the socket
+       * now and then, so that no frame finds the client's queue full */
+      if (!acked && !recv && (w->sent & 1023) == 0 &&
+          !elbus_client_flush_sync (w->client, NULL, &error))
+        {
+          w->error = g_strdup (error->message);
+          break;
+        }
+      /* let input in now and then, so that our own frames are read */
+      if ((w->sent & 255) == 0)
+        while (g_main_context_iteration (w->context, FALSE))
+          ;
+    }
+
+  if (!elbus_client_flush_sync (w->client, NULL, &error) && w->error == NULL)
+    w->error = g_strdup (error->message);
+  while (w->error == NULL && elbus_client_is_connected (w->client) &&
+         ((acked && w->acked < w->iters) || (recv && w->received < w->iters)))
+    g_main_context_iteration (w->context, TRUE);
+
+  if (w->error == NULL && !elbus_client_is_connected (w->client))
+    w->error = g_strdup (_("disconnected from the broker"));
+
+  g_signal_handlers_disconnect_by_data (w->client, w);
+  g_main_context_pop_thread_default (w->context);
+  return NULL;
+}
+
+static int
+cmd_benchmark (int    argc,
+               char **argv)
+{
+  int workers = 1, payload_size = 100;
+  gint64 iters = 1000000;
+  GOptionEntry entries[] = {
+    { "workers", 'w', 0, G_OPTION_ARG_INT, &workers, N_("Clients, one thread each (default 1)"), N_("N") },
+    { "payload-size", 0, 0, G_OPTION_ARG_INT, &payload_size, N_("Payload bytes (default 100)"), N_("BYTES") },
+    { "iters", 'i', 0, G_OPTION_ARG_INT64, &iters, N_("Iterations per stage, over all workers (default 1000000)"), N_("N") },
+    { NULL }
+  };
+  g_autoptr(GOptionContext) context = g_option_context_new (_("— measure the bus"));
+  g_autoptr(GError) error = NULL;
+  int status = 0;
+
+  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
+  g_option_context_set_summary (context,
+    _("Runs the original elbus client stages and prints iterations per second:\n"
+      "  send.qos.no, send.qos.processed      to a name nobody has\n"
+      "  send+recv.qos.no, send+recv.qos.processed   each worker to itself"));
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    return fail ("%s", error->message);
+  if (workers < 1 || workers > 256 || payload_size < 0 || iters < workers)
+    return fail (_("benchmark: need 1 to 256 workers, a payload size of 0 or more and at "
+                   "least one iteration per worker"));
+
+  g_print ("%-26s %14s %10s\n", "stage", "iters/s", "time, s");
+  for (Stage stage = 0; stage < N_STAGES; stage++)
+    {
+      g_autofree Worker *ws = g_new0 (Worker, workers);
+      gint64 start, elapsed;
+      guint64 total = 0;
+
+      memset (&barrier, 0, sizeof barrier);
+      barrier.n_workers = workers;
+
+      for (int i = 0; i < workers; i++)
+        {
+          g_autofree char *name = g_strdup_printf ("%s.worker.%d", globals.name, i);
+
+          ws[i].index = i;
+          ws[i].iters = iters / workers + (i < iters % workers ? 1 : 0);
+          ws[i].payload_size = payload_size;
+          ws[i].stage = stage;
+          ws[i].context = g_main_context_new ();
+          g_main_context_push_thread_default (ws[i].context);
+          ws[i].client = connect_client (name, &error);
+          g_main_context_pop_thread_default (ws[i].context);
+          if (ws[i].client == NULL)
+            return fail ("%s", error->message);
+        }
+
+      for (int i = 0; i < workers; i++)
+        ws[i].thread = g_thread_new ("bench-worker", bench_worker, &ws[i]);
+
+      g_mutex_lock (&barrier.lock);
+      while (barrier.ready < barrier.n_workers)
+        g_cond_wait (&barrier.cond, &barrier.lock);
+      start = g_get_monotonic_time ();
+      barrier.go = TRUE;
+      g_cond_broadcast (&barrier.cond);
+      g_mutex_unlock (&barrier.lock);
+
+      for (int i = 0; i < workers; i++)
+        g_thread_join (ws[i].thread);
+      elapsed = MAX (1, g_get_monotonic_time () - start);
+
+      for (int i = 0; i < workers; i++)
+        {
+          if (ws[i].error != NULL)
+            {
+              fail (_("benchmark %s, worker %d: %s"), stage_names[stage], i, ws[i].error);
+              status = 1;
+            }
+          else if (ws[i].bad > 0)
+            {
+              fail (_("benchmark %s, worker %d: %" G_GUINT64_FORMAT " frames had a wrong payload"),
+                    stage_names[stage], i, ws[i].bad);
+              status = 1;
+            }
+          total += ws[i].sent;
+          g_main_context_push_thread_default (ws[i].context);
+          elbus_client_close (ws[i].client);
+          g_clear_object (&ws[i].client);
+          g_main_context_pop_thread_default (ws[i].context);
+          g_free (ws[i].error);
+          g_main_context_unref (ws[i].context);
+        }
+
+      g_print ("%-26s %14.0f %10.3f\n", stage_names[stage],
+               total * (double) G_USEC_PER_SEC / elapsed, elapsed / (double) G_USEC_PER_SEC);
+    }
+
+  return status;
+}
+
+/* main */
+
+static gboolean
+global_takes_value (const char *arg)
+{
+  static const char * const with_value[] = {
+    "-n", "--name", "--timeout", "--buf-size", "--queue-size", NULL
+  };
+
+  return g_strv_contains (with_value, arg);
+}
+
+int
+main (int    argc,
+      char **argv)
+{
+  GOptionEntry entries[] = {
+    { "name", 'n', 0, G_OPTION_ARG_STRING, &globals.name,
+      N_("Client name (default cli.HOSTNAME.PID)"), N_("NAME") },
+    { "timeout", 0, 0, G_OPTION_ARG_DOUBLE, &globals.timeout,
+      N_("Timeout in seconds (default 5)"), N_("SECONDS") },
+    { "buf-size", 0, 0, G_OPTION_ARG_INT, &globals.buf_size,
+      N_("Bytes to batch before a write (default 8192)"), N_("BYTES") },
+    { "queue-size", 0, 0, G_OPTION_ARG_INT, &globals.queue_size,
+      N_("Frames that may wait to be written (default 8192)"), N_("FRAMES") },
+    { "verbose", 'v', 0, G_OPTION_ARG_NONE, &globals.verbose, N_("Debug logging"), NULL },
+    { "silent", 's', 0, G_OPTION_ARG_NONE, &globals.silent, N_("No informational messages"), NULL },
+    { NULL }
+  };
+  g_autoptr(GOptionContext) context = NULL;
+  g_autoptr(GError) error = NULL;
+  g_auto(GStrv) global_argv = NULL;
+  int n_positional = 0, split = argc, global_argc;
+  const char *command;
+  int status;
+
+  elbus_tool_init_i18n ();
+
+  /* PATH [global options] COMMAND [command options]: split at COMMAND */
+  for (int i = 1; i < argc; i++)
+    {
+      if (argv[i][0] == '-' && argv[i][1] != '\0')
+        {
+          if (global_takes_value (argv[i]))
+            i++;
+          continue;
+        }
+      if (++n_positional == 2)
+        {
+          split = i;
+          break;
+        }
+    }
+
+  context = g_option_context_new (_("PATH COMMAND [ARGS…] — talk to an elbus broker"));
+  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
+  g_option_context_set_summary (context,
+    _("PATH is the broker: a UNIX socket path (starts with / or ends in .sock, .socket or "
+      ".ipc) or HOST:PORT."));
+  g_option_context_set_description (context,
+    _("Commands:\n"
+      "  listen [-t TOPIC]…          print incoming frames\n"
+      "  send TARGET [PAYLOAD]       send a message (a broadcast if TARGET has * or ?)\n"
+      "  publish TOPIC [PAYLOAD]     publish on a topic\n"
+      "  benchmark [-w N] [-i N] [--payload-size N]   measure the bus\n"
+      "\n"
+      "PAYLOAD is read from standard input when omitted. “elbus PATH COMMAND --help” "
+      "shows a command's options.\n"
+      "\n"
+      "Examples:\n"
+      "  elbus /tmp/elbus.sock listen -t 'sensors/#'\n"
+      "  elbus /tmp/elbus.sock publish sensors/room1/temp 21.5\n"
+      "  echo '{\"on\": true}' | elbus 127.0.0.1:7777 send lamp.kitchen"));
+
+  global_argc = split;
+  global_argv = g_new0 (char *, split + 1);
+  for (int i = 0; i < split; i++)
+    global_argv[i] = g_strdup (argv[i]);
+  {
+    char **parse_argv = global_argv;
+
+    if (!g_option_context_parse (context, &global_argc, &parse_argv, &error))
+      return fail ("%s", error->message);
+  }
+
+  if (global_argc < 2 || split >= argc)
+    {
+      g_autofree char *help = g_option_context_get_help (context, TRUE, NULL);
+
+      g_printerr ("%s", help);
+      return 2;
+    }
+  globals.path = global_argv[1];
+  command = argv[split];
+
+  if (globals.timeout <= 0 || globals.buf_size < 1 || globals.queue_size < 1)
+    return fail (_("--timeout, --buf-size and --queue-size must be positive"));
+
+  elbus_tool_log_init ("elbus", ELBUS_TOOL_LOG_AUTO, globals.verbose);
+
+  if (globals.name == NULL)
+    globals.name = g_strdup_printf ("cli.%s.%d", g_get_host_name (), (int) getpid ());
+
+  if (g_str_equal (command, "listen"))
+    status = cmd_listen (argc - split, argv + split);
+  else if (g_str_equal (command, "send"))
+    status = cmd_send_or_publish (argc - split, argv + split, FALSE);
+  else if (g_str_equal (command, "publish"))
+    status = cmd_send_or_publish (argc - split, argv + split, TRUE);
+  else if (g_str_equal (command, "benchmark"))
+    status = cmd_benchmark (argc - split, argv + split);
+  else
+    status = fail (_("unknown command “%s”; see elbus --help"), command);
+
+  g_free (globals.name);
+  return status;
+}
