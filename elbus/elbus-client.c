@@ -101,6 +101,7 @@ struct _ElbusClient {
   gint64           last_write;
 
   guint32          next_op_id;
+  guint            n_secondaries;  /* suffixes handed out by register_secondary */
   GHashTable      *pending;        /* (owned): op_id -> PendingOp */
 
   /* frames that arrived while a _sync call drove the connection, emitted
@@ -1771,6 +1772,214 @@ elbus_client_new_sync (const char    *address,
     return NULL;
 
   return g_steal_pointer (&self);
+}
+
+static char *
+next_secondary_name (ElbusClient *self)
+{
+  gsize primary_len;
+
+  /* a secondary's secondary is another secondary of the same primary */
+  if (!_elbus_codec_split_secondary (self->name, strlen (self->name), &primary_len))
+    primary_len = strlen (self->name);
+
+  return g_strdup_printf ("%.*s%%%%%u", (int) primary_len, self->name, ++self->n_secondaries);
+}
+
+static void
+copy_settings (ElbusClient *from,
+               ElbusClient *to)
+{
+  elbus_client_set_timeout (to, from->timeout);
+  elbus_client_set_queue_size (to, from->queue_size);
+  elbus_client_set_buf_size (to, from->buf_size);
+}
+
+/* Suffixes already taken (by a sibling secondary that counted on its own)
+ * are skipped; this many tries at the most. */
+#define SECONDARY_TRIES 64
+
+static void
+secondary_new_cb (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  ElbusClient *self = g_task_get_source_object (task);
+  GError *error = NULL;
+  ElbusClient *secondary = elbus_client_new_finish (result, &error);
+  guint tries = GPOINTER_TO_UINT (g_task_get_task_data (task));
+
+  if (secondary == NULL)
+    {
+      if (g_error_matches (error, ELBUS_ERROR, ELBUS_ERROR_BUSY) && tries < SECONDARY_TRIES &&
+          self->connected)
+        {
+          g_autofree char *name = next_secondary_name (self);
+          GCancellable *cancellable = g_task_get_cancellable (task);
+
+          g_clear_error (&error);
+          g_task_set_task_data (task, GUINT_TO_POINTER (tries + 1), NULL);
+          elbus_client_new_async (self->address, name, cancellable, secondary_new_cb,
+                                  g_steal_pointer (&task));
+          return;
+        }
+      g_task_return_error (task, error);
+      return;
+    }
+
+  copy_settings (self, secondary);
+  g_task_return_pointer (task, secondary, g_object_unref);
+}
+
+/* The in-process and blocking ways, with the same skipping of taken
+ * suffixes. */
+static ElbusClient *
+register_secondary_now (ElbusClient   *self,
+                        GCancellable  *cancellable,
+                        GError       **error)
+{
+  for (guint tries = 1; ; tries++)
+    {
+      g_autofree char *name = next_secondary_name (self);
+      GError *local_error = NULL;
+      ElbusClient *secondary;
+
+      if (self->broker != NULL)
+        secondary = _elbus_client_new_internal (self->broker, name, &local_error);
+      else
+        secondary = elbus_client_new_sync (self->address, name, cancellable, &local_error);
+
+      if (secondary != NULL)
+        {
+          copy_settings (self, secondary);
+          return secondary;
+        }
+      if (!g_error_matches (local_error, ELBUS_ERROR, ELBUS_ERROR_BUSY) ||
+          tries >= SECONDARY_TRIES)
+        {
+          g_propagate_error (error, local_error);
+          return NULL;
+        }
+      g_error_free (local_error);
+    }
+}
+
+/**
+ * elbus_client_register_secondary_async:
+ * @self: a connected client
+ * @cancellable: (nullable): a cancellable
+ * @callback: (scope async): called when the secondary is registered
+ * @user_data: data for @callback
+ *
+ * Registers another connection of the same primary client, named
+ * `NAME%%N` with N counting from 1 (a suffix already taken is skipped). A secondary shares the primary's
+ * security policy, is not announced, and is disconnected by the broker
+ * when the primary goes. An RPC handler uses one to make calls of its own
+ * without waiting on its primary connection. The new client is bound to
+ * the thread-default main context and takes @self's timeout and sizes.
+ * Finish with [method@Elbus.Client.register_secondary_finish].
+ *
+ * Since: 1.0
+ */
+void
+elbus_client_register_secondary_async (ElbusClient         *self,
+                                       GCancellable        *cancellable,
+                                       GAsyncReadyCallback  callback,
+                                       gpointer             user_data)
+{
+  g_autofree char *name = NULL;
+  GTask *task;
+
+  g_return_if_fail (ELBUS_IS_CLIENT (self));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, elbus_client_register_secondary_async);
+
+  if (!self->connected)
+    {
+      g_task_return_new_error (task, ELBUS_ERROR, ELBUS_ERROR_CLOSED,
+                               "the primary client is not connected");
+      g_object_unref (task);
+      return;
+    }
+
+  if (self->broker != NULL)
+    {
+      GError *error = NULL;
+      ElbusClient *secondary = register_secondary_now (self, cancellable, &error);
+
+      if (secondary == NULL)
+        g_task_return_error (task, error);
+      else
+        g_task_return_pointer (task, secondary, g_object_unref);
+      g_object_unref (task);
+      return;
+    }
+
+  name = next_secondary_name (self);
+  g_task_set_task_data (task, GUINT_TO_POINTER (1), NULL);
+  elbus_client_new_async (self->address, name, cancellable, secondary_new_cb, task);
+}
+
+/**
+ * elbus_client_register_secondary_finish:
+ * @self: a client
+ * @result: the result passed to the callback
+ * @error: return location for an error
+ *
+ * Finishes [method@Elbus.Client.register_secondary_async].
+ *
+ * Returns: (transfer full): the secondary client, or %NULL on error
+ *
+ * Since: 1.0
+ */
+ElbusClient *
+elbus_client_register_secondary_finish (ElbusClient   *self,
+                                        GAsyncResult  *result,
+                                        GError       **error)
+{
+  g_return_val_if_fail (ELBUS_IS_CLIENT (self), NULL);
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) ==
+                        elbus_client_register_secondary_async, NULL);
+
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+/**
+ * elbus_client_register_secondary_sync:
+ * @self: a connected client
+ * @cancellable: (nullable): a cancellable
+ * @error: return location for an error
+ *
+ * Registers a secondary client, blocking: see
+ * [method@Elbus.Client.register_secondary_async].
+ *
+ * Returns: (transfer full): the secondary client, or %NULL on error
+ *
+ * Since: 1.0
+ */
+ElbusClient *
+elbus_client_register_secondary_sync (ElbusClient   *self,
+                                      GCancellable  *cancellable,
+                                      GError       **error)
+{
+  ElbusClient *secondary;
+
+  g_return_val_if_fail (ELBUS_IS_CLIENT (self), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  if (!self->connected)
+    {
+      g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED,
+                           "the primary client is not connected");
+      return NULL;
+    }
+
+  secondary = register_secondary_now (self, cancellable, error);
+
+  return secondary;
 }
 
 /**

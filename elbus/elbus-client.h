@@ -60,6 +60,20 @@ ElbusClient *elbus_client_new_sync              (const char          *address,
                                                  GError             **error);
 
 ELBUS_AVAILABLE_IN_1_0
+void         elbus_client_register_secondary_async  (ElbusClient         *self,
+                                                     GCancellable        *cancellable,
+                                                     GAsyncReadyCallback  callback,
+                                                     gpointer             user_data);
+ELBUS_AVAILABLE_IN_1_0
+ElbusClient *elbus_client_register_secondary_finish (ElbusClient         *self,
+                                                     GAsyncResult        *result,
+                                                     GError             **error);
+ELBUS_AVAILABLE_IN_1_0
+ElbusClient *elbus_client_register_secondary_sync   (ElbusClient         *self,
+                                                     GCancellable        *cancellable,
+                                                     GError             **error);
+
+ELBUS_AVAILABLE_IN_1_0
 const char  *elbus_client_get_name              (ElbusClient         *self);
 ELBUS_AVAILABLE_IN_1_0
 const char  *elbus_client_get_address           (ElbusClient         *self);

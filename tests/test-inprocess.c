@@ -327,6 +327,74 @@ test_names (Fixture       *f,
 }
 
 static void
+secondary_cb (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  Op *op = user_data;
+
+  op->client = elbus_client_register_secondary_finish (ELBUS_CLIENT (source), result,
+                                                       &op->error);
+  op->done = TRUE;
+}
+
+static void
+test_secondary (Fixture       *f,
+                gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ElbusClient) in = NULL;
+  g_autoptr(ElbusClient) in_sec = NULL;
+  g_autoptr(ElbusClient) sock = NULL;
+  g_autoptr(ElbusClient) sock_sec1 = NULL;
+  g_autoptr(ElbusClient) sock_sec2 = NULL;
+  g_autoptr(GBytes) x = bytes ("x");
+  Recorder r = { 0 };
+  Op op = { 0 };
+  ElbusFrame *frame;
+
+  g_test_summary ("register_secondary names NAME%%N from 1, for in-process and socket "
+                  "clients; a secondary's frames carry the full sender and the primary");
+
+  in = elbus_broker_register_client (f->broker, "svc.in", &error);
+  g_assert_no_error (error);
+  in_sec = elbus_client_register_secondary_sync (in, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (elbus_client_get_name (in_sec), ==, "svc.in%%1");
+
+  sock = connect_socket_client (f, "svc.sock");
+  recorder_attach (&r, sock);
+  elbus_client_register_secondary_async (sock, NULL, secondary_cb, &op);
+  wait_for (&op.done);
+  g_assert_no_error (op.error);
+  sock_sec1 = g_steal_pointer (&op.client);
+  g_assert_cmpstr (elbus_client_get_name (sock_sec1), ==, "svc.sock%%1");
+
+  /* a secondary of a secondary is the primary's next free one */
+  op = (Op) { 0 };
+  elbus_client_register_secondary_async (sock_sec1, NULL, secondary_cb, &op);
+  wait_for (&op.done);
+  g_assert_no_error (op.error);
+  sock_sec2 = g_steal_pointer (&op.client);
+  g_assert_cmpstr (elbus_client_get_name (sock_sec2), ==, "svc.sock%%2");
+
+  elbus_client_send_sync (in_sec, "svc.sock", x, ELBUS_QOS_PROCESSED, NULL, &error);
+  g_assert_no_error (error);
+  frame = wait_frame (&r, 0);
+  assert_frame (frame, ELBUS_FRAME_KIND_MESSAGE, "svc.in%%1", NULL, "x");
+  g_assert_cmpstr (elbus_frame_get_primary_sender (frame), ==, "svc.in");
+
+  /* the primary goes, and its secondaries with it */
+  elbus_client_close (sock);
+  while (elbus_client_is_connected (sock_sec1) || elbus_client_is_connected (sock_sec2))
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_false (elbus_broker_has_client (f->broker, "svc.sock%%1"));
+
+  g_signal_handlers_disconnect_by_data (sock, &r);
+  recorder_clear (&r);
+}
+
+static void
 test_dropped (Fixture       *f,
               gconstpointer  data)
 {
@@ -374,6 +442,8 @@ main (int    argc,
   g_test_add ("/elbus/inprocess/sync-no-loop", Fixture, NULL, fixture_set_up, test_sync_no_loop,
               fixture_tear_down);
   g_test_add ("/elbus/inprocess/names", Fixture, NULL, fixture_set_up, test_names,
+              fixture_tear_down);
+  g_test_add ("/elbus/inprocess/secondary", Fixture, NULL, fixture_set_up, test_secondary,
               fixture_tear_down);
   g_test_add ("/elbus/inprocess/dropped", Fixture, NULL, fixture_set_up, test_dropped,
               fixture_tear_down);
