@@ -25,6 +25,7 @@ typedef enum {
 } ElbusPeerState;
 
 typedef struct _ElbusPeer ElbusPeer;
+typedef struct _ElbusCoreRpc ElbusCoreRpc;
 
 struct _ElbusPeer {
   ElbusBroker     *broker;         /* (unowned): outlives every peer */
@@ -46,6 +47,7 @@ struct _ElbusPeer {
   char            *name;           /* (owned) (nullable): a GRefString */
   gsize            name_len;
   ElbusPeer       *primary;        /* (unowned) (nullable): set on secondaries */
+  gboolean         is_secondary;   /* stays set when primary is cleared */
   GPtrArray       *secondaries;    /* (owned) (nullable) (element-type ElbusPeer) (unowned elements) */
   GSource         *handshake_timeout; /* (owned) (nullable) */
 
@@ -94,6 +96,10 @@ struct _ElbusBroker {
   guint64          mark_gen;
   ElbusStats       stats;
   gboolean         closed;
+
+  ElbusCoreRpc    *core;           /* (owned) (nullable): the .broker client */
+  guint            routing;        /* depth of _elbus_broker_route() */
+  GPtrArray       *announcements;  /* (owned): deferred while routing, "+NAME"/"-NAME" */
 };
 
 /* elbus-broker-peer.c */
@@ -130,9 +136,18 @@ void        _elbus_broker_route       (ElbusBroker   *broker,
 void        _elbus_broker_mark_dirty  (ElbusBroker   *broker,
                                        ElbusPeer     *peer,
                                        gboolean       urgent);
-void        _elbus_broker_flush_dirty (ElbusBroker   *broker);
+gboolean    _elbus_broker_flush_dirty (ElbusBroker   *broker);
 void        _elbus_broker_end_dispatch (ElbusBroker  *broker);
 void        _elbus_broker_forget_peer (ElbusBroker   *broker,
                                        ElbusPeer     *peer);
+
+/* elbus-broker-rpc.c */
+ElbusCoreRpc *_elbus_core_rpc_new               (ElbusBroker   *broker,
+                                                 GError       **error);
+void          _elbus_core_rpc_free              (ElbusCoreRpc  *core);
+void          _elbus_core_rpc_announce_client   (ElbusCoreRpc  *core,
+                                                 const char    *name,
+                                                 gboolean       registered);
+void          _elbus_core_rpc_announce_shutdown (ElbusCoreRpc  *core);
 
 G_END_DECLS

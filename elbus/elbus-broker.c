@@ -98,14 +98,20 @@ _elbus_broker_mark_dirty (ElbusBroker *self,
     self->flush_now = TRUE;
 }
 
-void
+/* Flushes the peers dirty now; ones made dirty meanwhile (an in-process
+ * client answering, say) wait for the next pass, so that a handler that
+ * keeps sending cannot hold the loop. Returns whether any are left. */
+gboolean
 _elbus_broker_flush_dirty (ElbusBroker *self)
 {
+  guint n = self->dirty.length;
   GList *link;
 
   self->flush_now = FALSE;
-  while ((link = self->dirty.head) != NULL)
+  while (n-- > 0 && (link = self->dirty.head) != NULL)
     _elbus_peer_flush (link->data);   /* unlinks it */
+
+  return self->dirty.length > 0;
 }
 
 /* Called at the end of every peer dispatch: real-time frames and acks go
@@ -139,13 +145,14 @@ flush_prepare (GSource *source,
 {
   ElbusBroker *self = ((struct _ElbusFlushSource *) source)->broker;
 
-  /* the loop is about to sleep: nothing may wait past this point */
-  if (self->dirty.length > 0)
-    _elbus_broker_flush_dirty (self);
+  /* the loop is about to sleep: nothing may wait past this point, and
+   * what the flush itself made dirty keeps the loop from sleeping */
+  *timeout = -1;
+  if (self->dirty.length > 0 && _elbus_broker_flush_dirty (self))
+    *timeout = 0;
   if (self->graveyard->len > 0)
     empty_graveyard (self);
 
-  *timeout = -1;
   return FALSE;
 }
 
@@ -161,6 +168,39 @@ static GSourceFuncs flush_source_funcs = {
   .prepare = flush_prepare,
   .dispatch = flush_dispatch,
 };
+
+/* announcements */
+
+static void
+send_announcements (ElbusBroker *self)
+{
+  /* taken first: publishing routes, and routing ends by calling us */
+  g_autoptr(GPtrArray) pending = g_steal_pointer (&self->announcements);
+
+  self->announcements = g_ptr_array_new_with_free_func (g_free);
+  for (guint i = 0; i < pending->len && self->core != NULL; i++)
+    {
+      const char *entry = g_ptr_array_index (pending, i);
+
+      _elbus_core_rpc_announce_client (self->core, entry + 1, entry[0] == '+');
+    }
+}
+
+/* Primaries are announced on .broker/info when .broker runs. Routing is
+ * not reentrant: while it runs, the announcement waits for its end. */
+static void
+announce_client (ElbusBroker *self,
+                 ElbusPeer   *peer,
+                 gboolean     registered)
+{
+  if (self->core == NULL || peer->is_secondary || self->closed)
+    return;
+
+  g_ptr_array_add (self->announcements,
+                   g_strconcat (registered ? "+" : "-", peer->name, NULL));
+  if (self->routing == 0)
+    send_announcements (self);
+}
 
 /* registry */
 
@@ -209,6 +249,7 @@ _elbus_broker_register (ElbusBroker *self,
   peer->name_len = name_len;
   peer->state = ELBUS_PEER_REGISTERED;
   peer->primary = primary;
+  peer->is_secondary = primary != NULL;
   if (primary != NULL)
     {
       if (primary->secondaries == NULL)
@@ -221,6 +262,9 @@ _elbus_broker_register (ElbusBroker *self,
   g_hash_table_insert (self->clients, peer->name, peer);
   _elbus_name_tree_insert (self->names, peer->name, name_len, peer);
   _elbus_topic_tree_subscribe (self->topics, ".broker/warn", strlen (".broker/warn"), peer);
+
+  /* announced before the client hears its 01 */
+  announce_client (self, peer, TRUE);
 
   g_info ("client %s: registered (%s%s%s%s)", peer->name,
           peer->kind == ELBUS_CLIENT_KIND_TCP ? "tcp" :
@@ -265,6 +309,7 @@ _elbus_broker_forget_peer (ElbusBroker *self,
                          peer->name);
     }
 
+  announce_client (self, peer, FALSE);
   g_signal_emit (self, signals[SIGNAL_CLIENT_UNREGISTERED], 0, peer->name);
 }
 
@@ -361,6 +406,7 @@ _elbus_broker_route (ElbusBroker            *self,
   guint8 result = ELBUS_RESULT_OK;
   ElbusPeer *target;
 
+  self->routing++;
   switch (frame->op)
     {
     case ELBUS_OP_MESSAGE:
@@ -406,11 +452,15 @@ _elbus_broker_route (ElbusBroker            *self,
     case ELBUS_OP_NOP:
     default:
       /* a ping, or a body with op bits 0: read and ignored */
+      self->routing--;
       return;
     }
 
   if (ELBUS_QOS_NEEDS_ACK (frame->qos) && !peer->closed)
     _elbus_peer_enqueue_ack (peer, frame->op_id, result);
+
+  if (--self->routing == 0 && self->announcements->len > 0)
+    send_announcements (self);
 }
 
 /* keep-alive and timeouts */
@@ -860,8 +910,12 @@ elbus_broker_close (ElbusBroker *self)
 
   g_ptr_array_set_size (self->listeners, 0);
 
+  if (self->core != NULL)
+    _elbus_core_rpc_announce_shutdown (self->core);
+
   /* what is queued still goes out, as far as the sockets take it */
-  _elbus_broker_flush_dirty (self);
+  while (_elbus_broker_flush_dirty (self))
+    ;
 
   peers = g_ptr_array_new ();
   g_hash_table_foreach (self->clients, collect_value, peers);
@@ -870,6 +924,7 @@ elbus_broker_close (ElbusBroker *self)
     _elbus_peer_close (g_ptr_array_index (peers, i), G_LOG_LEVEL_INFO, "broker closing");
 
   restart_sweep (self);
+  g_clear_pointer (&self->core, _elbus_core_rpc_free);
   empty_graveyard (self);
 }
 
@@ -902,6 +957,7 @@ elbus_broker_finalize (GObject *object)
   _elbus_topic_tree_free (self->topics);
   g_ptr_array_unref (self->graveyard);
   g_ptr_array_unref (self->scratch);
+  g_ptr_array_unref (self->announcements);
   g_main_context_unref (self->context);
 
   G_OBJECT_CLASS (elbus_broker_parent_class)->finalize (object);
@@ -1096,6 +1152,7 @@ elbus_broker_init (ElbusBroker *self)
   self->topics = _elbus_topic_tree_new ();
   self->graveyard = g_ptr_array_new ();
   self->scratch = g_ptr_array_new ();
+  self->announcements = g_ptr_array_new_with_free_func (g_free);
   g_queue_init (&self->dirty);
 
   self->timeout = ELBUS_BROKER_DEFAULT_TIMEOUT;
@@ -1336,6 +1393,40 @@ elbus_broker_set_max_frame_size (ElbusBroker *self,
 
   self->max_frame_size = max_frame_size;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MAX_FRAME_SIZE]);
+}
+
+/**
+ * elbus_broker_enable_core_rpc:
+ * @self: a broker
+ * @error: return location for an error
+ *
+ * Starts the broker's own client `.broker`, which answers the core RPC
+ * methods `test`, `info`, `stats`, `client.list` and `benchmark.test`
+ * (PROTOCOL.md section 6), announces primary clients arriving and leaving
+ * on `.broker/info`, and the broker's shutdown on `.broker/warn`. Calling
+ * it again does nothing.
+ *
+ * Returns: %TRUE when `.broker` runs
+ *
+ * Since: 1.0
+ */
+gboolean
+elbus_broker_enable_core_rpc (ElbusBroker  *self,
+                              GError      **error)
+{
+  g_return_val_if_fail (ELBUS_IS_BROKER (self), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (self->core != NULL)
+    return TRUE;
+  if (self->closed)
+    {
+      g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED, "the broker is closed");
+      return FALSE;
+    }
+
+  self->core = _elbus_core_rpc_new (self, error);
+  return self->core != NULL;
 }
 
 /**

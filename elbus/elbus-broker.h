@@ -122,6 +122,9 @@ void          elbus_broker_set_max_frame_size (ElbusBroker  *self,
                                                guint         max_frame_size);
 
 ELBUS_AVAILABLE_IN_1_0
+gboolean      elbus_broker_enable_core_rpc    (ElbusBroker  *self,
+                                               GError      **error);
+ELBUS_AVAILABLE_IN_1_0
 ElbusClient  *elbus_broker_register_client    (ElbusBroker  *self,
                                                const char   *name,
                                                GError      **error);

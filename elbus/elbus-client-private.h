@@ -23,4 +23,21 @@ void         _elbus_client_internal_deliver (ElbusClient    *client,
 void         _elbus_client_internal_closed  (ElbusClient    *client,
                                              const char     *reason);
 
+/* The RPC layer sees each one-to-one message first; TRUE consumes it. */
+typedef gboolean (*ElbusClientMessageFilter) (ElbusClient *client,
+                                              const char  *sender,
+                                              GBytes      *payload,
+                                              gboolean     realtime,
+                                              gpointer     user_data);
+void         _elbus_client_set_message_filter (ElbusClient              *client,
+                                               ElbusClientMessageFilter  filter,
+                                               gpointer                  user_data);
+/* Drives the connection until *done (as the _sync calls do), for at most
+ * @timeout seconds. */
+gboolean     _elbus_client_pump_until       (ElbusClient    *client,
+                                             gboolean       *done,
+                                             double          timeout,
+                                             GCancellable   *cancellable,
+                                             GError        **error);
+
 G_END_DECLS

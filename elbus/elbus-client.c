@@ -109,6 +109,10 @@ struct _ElbusClient {
   GQueue           deferred;       /* (element-type ElbusFrame) (owned) */
   GSource         *deferred_source; /* (owned) (nullable) */
   guint            pumping;
+
+  /* the RPC layer's look at one-to-one messages before anyone else's */
+  ElbusClientMessageFilter message_filter; /* (nullable) */
+  gpointer         message_filter_data;    /* (unowned) */
 };
 
 enum {
@@ -137,6 +141,10 @@ G_DEFINE_FINAL_TYPE (ElbusClient, elbus_client, G_TYPE_OBJECT)
 
 static void client_disconnect (ElbusClient *self,
                                GError      *error);
+static gboolean pump_until (ElbusClient   *self,
+                            gboolean      *done,
+                            GCancellable  *cancellable,
+                            GError       **error);
 
 /* errors */
 
@@ -315,8 +323,15 @@ deliver_frame (ElbusClient  *self,
                GBytes       *payload,
                gboolean      realtime)
 {
-  ElbusFrame *frame = elbus_frame_new (kind, sender, topic, payload, realtime);
+  ElbusFrame *frame;
 
+  /* RPC replies complete calls at once, even while a _sync call drives the
+   * connection; they are not messages for anyone else */
+  if (kind == ELBUS_KIND_MESSAGE && self->message_filter != NULL &&
+      self->message_filter (self, sender, payload, realtime, self->message_filter_data))
+    return;
+
+  frame = elbus_frame_new (kind, sender, topic, payload, realtime);
   if (self->pumping > 0 || self->deferred.length > 0)
     {
       g_queue_push_tail (&self->deferred, frame);
@@ -865,6 +880,33 @@ op_finish (ElbusClient   *self,
   return g_task_propagate_boolean (G_TASK (result), error);
 }
 
+void
+_elbus_client_set_message_filter (ElbusClient              *self,
+                                  ElbusClientMessageFilter  filter,
+                                  gpointer                  user_data)
+{
+  self->message_filter = filter;
+  self->message_filter_data = user_data;
+}
+
+gboolean
+_elbus_client_pump_until (ElbusClient   *self,
+                          gboolean      *done,
+                          double         timeout,
+                          GCancellable  *cancellable,
+                          GError       **error)
+{
+  double saved = self->timeout;
+  gboolean ok;
+
+  /* pump_until's deadline is the client's timeout */
+  self->timeout = timeout;
+  ok = pump_until (self, done, cancellable, error);
+  self->timeout = saved;
+
+  return ok;
+}
+
 /* Drives the connection from the calling thread until *done, without
  * iterating the client's context: the _sync variants' engine. */
 static gboolean
@@ -882,7 +924,10 @@ pump_until (ElbusClient   *self,
   /* in process, the broker answers in the same thread: let it flush */
   if (self->peer != NULL)
     {
-      _elbus_broker_flush_dirty (self->broker);
+      /* each pass may produce more (a handler answering): a bounded few */
+      for (guint pass = 0; pass < 64 && !*done && self->broker != NULL; pass++)
+        if (!_elbus_broker_flush_dirty (self->broker))
+          break;
       if (!*done)
         {
           g_set_error_literal (error, ELBUS_ERROR, self->connected ? ELBUS_ERROR_OTHER
@@ -1212,8 +1257,17 @@ typedef struct {
 static gboolean
 handshake_check (ElbusClient  *self,
                  Handshake    *hs,
+                 gsize         got,
                  GError      **error)
 {
+  /* read_all stops short, without an error, at the end of the stream */
+  if (got < hs->len)
+    {
+      g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED,
+                   "%s closed the connection during the handshake", self->address);
+      return FALSE;
+    }
+
   switch (hs->step)
     {
     case 0:
@@ -1294,9 +1348,11 @@ connect_sync (ElbusClient   *self,
     {
       gboolean ok;
 
+      gsize got = 0;
+
       if (handshake_prepare (self, &hs))
-        ok = g_input_stream_read_all (in, hs.buf, hs.len, NULL, cancellable, error) &&
-             handshake_check (self, &hs, error);
+        ok = g_input_stream_read_all (in, hs.buf, hs.len, &got, cancellable, error) &&
+             handshake_check (self, &hs, got, error);
       else
         ok = g_output_stream_write_all (out, hs.buf, hs.len, NULL, cancellable, error);
       if (!ok)
@@ -1327,9 +1383,11 @@ handshake_io_cb (GObject      *source,
   GError *error = NULL;
   gboolean ok;
 
+  gsize got = 0;
+
   if (G_IS_INPUT_STREAM (source))
-    ok = g_input_stream_read_all_finish (G_INPUT_STREAM (source), result, NULL, &error) &&
-         handshake_check (self, &data->hs, &error);
+    ok = g_input_stream_read_all_finish (G_INPUT_STREAM (source), result, &got, &error) &&
+         handshake_check (self, &data->hs, got, &error);
   else
     ok = g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, NULL, &error);
 
@@ -2632,23 +2690,32 @@ elbus_client_flush_sync (ElbusClient   *self,
 
   if (self->peer != NULL)
     {
-      _elbus_broker_flush_dirty (self->broker);
+      for (guint pass = 0; pass < 64; pass++)
+        if (!_elbus_broker_flush_dirty (self->broker))
+          break;
       return TRUE;
     }
 
   client_flush (self);
   while (self->connected && self->out.len > 0)
     {
-      struct pollfd pfd = { .fd = self->fd, .events = POLLOUT };
+      GPollFD fds[2] = { { .fd = self->fd, .events = G_IO_OUT } };
+      int n_fds = 1, r;
 
-      if (poll (&pfd, 1, (int) (self->timeout * 1000)) == 0)
+      if (g_cancellable_make_pollfd (cancellable, &fds[1]))
+        n_fds = 2;
+      r = g_poll (fds, n_fds, (int) (self->timeout * 1000));
+      if (n_fds == 2)
+        g_cancellable_release_fd (cancellable);
+
+      if (g_cancellable_set_error_if_cancelled (cancellable, error))
+        return FALSE;
+      if (r == 0)
         {
           g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_TIMEOUT,
                        "the broker took no data for %.3g s", self->timeout);
           return FALSE;
         }
-      if (g_cancellable_set_error_if_cancelled (cancellable, error))
-        return FALSE;
       client_flush (self);
     }
 

@@ -11,5 +11,8 @@
 #include <elbus/elbus-broker.h>
 #include <elbus/elbus-client.h>
 #include <elbus/elbus-frame.h>
+#include <elbus/elbus-msgpack.h>
+#include <elbus/elbus-rpc-invocation.h>
+#include <elbus/elbus-rpc-peer.h>
 
 #undef __ELBUS_INSIDE__

@@ -640,6 +640,19 @@ elbus_test_conn_new_address (const char *address,
   return conn;
 }
 
+ElbusTestConn *
+elbus_test_conn_new_for_fd (int fd)
+{
+  ElbusTestConn *conn = g_new0 (ElbusTestConn, 1);
+
+  g_assert_cmpint (fd, >=, 0);
+  set_send_timeout (fd);
+  conn->fd = fd;
+  conn->next_op_id = 1;
+  conn->rbuf = g_byte_array_new ();
+  return conn;
+}
+
 void
 elbus_test_conn_close (ElbusTestConn *conn)
 {

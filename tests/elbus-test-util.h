@@ -110,6 +110,9 @@ ElbusTestConn *elbus_test_conn_new      (ElbusTestBroker    *tb,
                                          const char         *name);
 ElbusTestConn *elbus_test_conn_new_address (const char *address,
                                             const char *name);
+/* Wraps a connected socket (for instance one a fake broker accepted);
+ * the connection owns fd from then on. */
+ElbusTestConn *elbus_test_conn_new_for_fd (int fd);
 void           elbus_test_conn_free     (ElbusTestConn *conn);
 void           elbus_test_conn_close    (ElbusTestConn *conn);
 void           elbus_test_conn_set_rcvbuf (ElbusTestConn *conn,

@@ -535,6 +535,17 @@ run (void)
   broker = elbus_broker_new ();
   configure_broker (broker);
 
+  /* .broker: the core RPC methods and the client announcements */
+  {
+    g_autoptr(GError) core_error = NULL;
+
+    if (!elbus_broker_enable_core_rpc (broker, &core_error))
+      {
+        g_printerr (_("elbusd: cannot start the .broker client: %s\n"), core_error->message);
+        return EXIT_FAILURE;
+      }
+  }
+
   /* Bind first, so that errors still reach the terminal; then daemonize;
    * then write the pid file, so that it holds the daemon's pid. */
   if (!open_listeners (broker, n_activated, listeners))

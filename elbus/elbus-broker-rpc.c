@@ -1,0 +1,269 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The broker's own client `.broker` (PROTOCOL.md section 6): the core RPC
+ * methods and the announcements of clients coming and going.
+ *
+ * `.broker` is an in-process client of the broker, served by an
+ * ElbusRpcPeer like any other. Replies are MessagePack maps built as
+ * GVariant a{sv} in the key order of the original, so the bytes match.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "elbus-broker-private.h"
+#include "elbus-client-private.h"
+#include "elbus-error.h"
+#include "elbus-msgpack.h"
+#include "elbus-rpc-private.h"
+#include "elbus-version.h"
+
+#define CORE_AUTHOR "elbus-glib developers"
+
+struct _ElbusCoreRpc {
+  ElbusBroker  *broker;      /* (unowned) */
+  ElbusClient  *client;      /* (owned) */
+  ElbusRpcPeer *peer;        /* (owned) */
+  gint64        started;     /* monotonic µs */
+};
+
+static void
+return_variant (ElbusRpcInvocation *invocation,
+                GVariant           *value)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) bytes = NULL;
+
+  g_variant_ref_sink (value);
+  bytes = elbus_msgpack_encode_variant (value, &error);
+  g_variant_unref (value);
+  if (bytes == NULL)
+    elbus_rpc_invocation_return_error (invocation, ELBUS_RPC_ERROR_INTERNAL, error->message);
+  else
+    elbus_rpc_invocation_return_value (invocation, bytes);
+}
+
+/* Parameters must be empty or an empty map. */
+static gboolean
+check_no_params (ElbusRpcInvocation *invocation)
+{
+  GBytes *params = elbus_rpc_invocation_get_params (invocation);
+  g_autoptr(GVariant) value = NULL;
+  g_autoptr(GError) error = NULL;
+
+  if (g_bytes_get_size (params) == 0)
+    return TRUE;
+
+  value = elbus_msgpack_decode (params, &error);
+  if (value == NULL)
+    {
+      elbus_rpc_invocation_return_error (invocation, ELBUS_RPC_ERROR_PARSE, error->message);
+      return FALSE;
+    }
+  if (!g_variant_is_of_type (value, G_VARIANT_TYPE_DICTIONARY) || g_variant_n_children (value) > 0)
+    {
+      elbus_rpc_invocation_return_error (invocation, ELBUS_RPC_ERROR_INVALID_PARAMS,
+                                         "this method takes no parameters");
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
+static GVariant *
+nil (void)
+{
+  return g_variant_new_maybe (G_VARIANT_TYPE_VARIANT, NULL);
+}
+
+static const char *
+kind_name (ElbusClientKind kind)
+{
+  switch (kind)
+    {
+    case ELBUS_CLIENT_KIND_INTERNAL:
+      return "internal";
+    case ELBUS_CLIENT_KIND_TCP:
+      return "tcp";
+    case ELBUS_CLIENT_KIND_LOCAL_IPC:
+    default:
+      return "local_ipc";
+    }
+}
+
+static int
+compare_peer_names (gconstpointer a,
+                    gconstpointer b)
+{
+  const ElbusPeer *pa = *(const ElbusPeer * const *) a;
+  const ElbusPeer *pb = *(const ElbusPeer * const *) b;
+
+  return strcmp (pa->name, pb->name);
+}
+
+static GVariant *
+client_list (ElbusBroker *broker)
+{
+  g_autoptr(GPtrArray) peers = g_ptr_array_new ();
+  GVariantBuilder clients;
+  GVariantBuilder reply;
+  GHashTableIter iter;
+  ElbusPeer *peer;
+
+  g_hash_table_iter_init (&iter, broker->clients);
+  while (g_hash_table_iter_next (&iter, NULL, (gpointer *) &peer))
+    if (!peer->is_secondary)
+      g_ptr_array_add (peers, peer);
+  g_ptr_array_sort (peers, compare_peer_names);
+
+  g_variant_builder_init (&clients, G_VARIANT_TYPE ("av"));
+  for (guint i = 0; i < peers->len; i++)
+    {
+      GVariantBuilder entry;
+
+      peer = g_ptr_array_index (peers, i);
+      g_variant_builder_init (&entry, G_VARIANT_TYPE_VARDICT);
+      g_variant_builder_add (&entry, "{sv}", "name", g_variant_new_string (peer->name));
+      g_variant_builder_add (&entry, "{sv}", "kind", g_variant_new_string (kind_name (peer->kind)));
+      g_variant_builder_add (&entry, "{sv}", "source",
+                             peer->source_addr != NULL ? g_variant_new_string (peer->source_addr)
+                                                       : nil ());
+      g_variant_builder_add (&entry, "{sv}", "port",
+                             peer->port != NULL ? g_variant_new_string (peer->port) : nil ());
+      g_variant_builder_add (&entry, "{sv}", "r_frames", g_variant_new_uint64 (peer->stats.r_frames));
+      g_variant_builder_add (&entry, "{sv}", "r_bytes", g_variant_new_uint64 (peer->stats.r_bytes));
+      g_variant_builder_add (&entry, "{sv}", "w_frames", g_variant_new_uint64 (peer->stats.w_frames));
+      g_variant_builder_add (&entry, "{sv}", "w_bytes", g_variant_new_uint64 (peer->stats.w_bytes));
+      g_variant_builder_add (&entry, "{sv}", "queue", g_variant_new_uint64 (peer->out.len));
+      g_variant_builder_add (&entry, "{sv}", "instances",
+                             g_variant_new_uint64 (1 + (peer->secondaries != NULL
+                                                        ? peer->secondaries->len : 0)));
+      g_variant_builder_add (&clients, "v", g_variant_builder_end (&entry));
+    }
+
+  g_variant_builder_init (&reply, G_VARIANT_TYPE_VARDICT);
+  g_variant_builder_add (&reply, "{sv}", "clients", g_variant_builder_end (&clients));
+  return g_variant_builder_end (&reply);
+}
+
+static gboolean
+handle_call_cb (ElbusRpcPeer       *peer,
+                ElbusRpcInvocation *invocation,
+                gpointer            user_data)
+{
+  ElbusCoreRpc *core = user_data;
+  ElbusBroker *broker = core->broker;
+  const char *method = elbus_rpc_invocation_get_method (invocation);
+
+  /* the only method that takes anything: its params come back unchanged */
+  if (g_str_equal (method, "benchmark.test"))
+    {
+      elbus_rpc_invocation_return_value (invocation, elbus_rpc_invocation_get_params (invocation));
+      return TRUE;
+    }
+
+  if (!g_str_equal (method, "test") && !g_str_equal (method, "info") &&
+      !g_str_equal (method, "stats") && !g_str_equal (method, "client.list"))
+    return FALSE;   /* -32601 */
+
+  if (!check_no_params (invocation))
+    return TRUE;
+
+  if (g_str_equal (method, "test"))
+    return_variant (invocation, g_variant_new_parsed ("{'ok': <true>}"));
+  else if (g_str_equal (method, "info"))
+    return_variant (invocation, g_variant_new_parsed ("{'author': <%s>, 'version': <%s>}",
+                                                      CORE_AUTHOR, ELBUS_VERSION_S));
+  else if (g_str_equal (method, "stats"))
+    return_variant (invocation,
+                    g_variant_new_parsed ("{'uptime': <%t>, 'r_frames': <%t>, 'r_bytes': <%t>, "
+                                          "'w_frames': <%t>, 'w_bytes': <%t>}",
+                                          (guint64) ((g_get_monotonic_time () - core->started) /
+                                                     G_USEC_PER_SEC),
+                                          broker->stats.r_frames, broker->stats.r_bytes,
+                                          broker->stats.w_frames, broker->stats.w_bytes));
+  else
+    return_variant (invocation, client_list (broker));
+
+  return TRUE;
+}
+
+/* announcements */
+
+static void
+announce (ElbusCoreRpc *core,
+          const char   *topic,
+          GVariant     *value)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) payload = NULL;
+
+  g_variant_ref_sink (value);
+  payload = elbus_msgpack_encode_variant (value, &error);
+  g_variant_unref (value);
+  g_return_if_fail (payload != NULL);
+
+  elbus_client_publish_async (core->client, topic, payload, ELBUS_QOS_NO, NULL, NULL, NULL);
+}
+
+static guint64
+now_ns (void)
+{
+  return (guint64) g_get_real_time () * 1000;
+}
+
+void
+_elbus_core_rpc_announce_client (ElbusCoreRpc *core,
+                                 const char   *name,
+                                 gboolean      registered)
+{
+  /* .broker itself is not announced */
+  if (core->client == NULL || g_str_equal (name, ".broker"))
+    return;
+
+  announce (core, ".broker/info",
+            g_variant_new_parsed ("{'s': <%s>, 'd': <%s>, 't': <%t>}",
+                                  registered ? "reg" : "unreg", name, now_ns ()));
+}
+
+void
+_elbus_core_rpc_announce_shutdown (ElbusCoreRpc *core)
+{
+  if (core->client == NULL)
+    return;
+
+  announce (core, ".broker/warn", g_variant_new_parsed ("{'s': <'shutdown'>, 't': <%t>}",
+                                                        now_ns ()));
+  /* it goes out before the connections do */
+  elbus_client_flush_sync (core->client, NULL, NULL);
+}
+
+ElbusCoreRpc *
+_elbus_core_rpc_new (ElbusBroker  *broker,
+                     GError      **error)
+{
+  ElbusCoreRpc *core = g_new0 (ElbusCoreRpc, 1);
+
+  core->broker = broker;
+  core->started = g_get_monotonic_time ();
+  core->client = _elbus_client_new_internal (broker, ".broker", error);
+  if (core->client == NULL)
+    {
+      g_free (core);
+      return NULL;
+    }
+  core->peer = elbus_rpc_peer_new (core->client);
+  g_signal_connect (core->peer, "handle-call", G_CALLBACK (handle_call_cb), core);
+
+  return core;
+}
+
+void
+_elbus_core_rpc_free (ElbusCoreRpc *core)
+{
+  if (core->peer != NULL)
+    g_signal_handlers_disconnect_by_data (core->peer, core);
+  g_clear_object (&core->peer);
+  g_clear_object (&core->client);
+  g_free (core);
+}

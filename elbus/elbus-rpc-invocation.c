@@ -1,0 +1,316 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <string.h>
+
+#include "elbus-rpc-private.h"
+
+/**
+ * ElbusRpcInvocation:
+ *
+ * One incoming RPC call, handed to [signal@Elbus.RpcPeer::handle-call].
+ *
+ * It is answered exactly once, with [method@Elbus.RpcInvocation.return_value],
+ * [method@Elbus.RpcInvocation.return_error] or
+ * [method@Elbus.RpcInvocation.return_gerror]; a handler may keep a
+ * reference and answer later. An invocation dropped without an answer
+ * answers the caller with %ELBUS_RPC_ERROR_INTERNAL, so that no caller
+ * waits for nothing. A call made with call id 0 (`call0`) wants no answer:
+ * answering it does nothing.
+ *
+ * Since: 1.0
+ */
+
+struct _ElbusRpcInvocation {
+  GObject       parent_instance;
+
+  ElbusClient  *client;          /* (owned): answers go out through it */
+  char         *sender;          /* (owned) */
+  char         *primary_sender;  /* (owned) (nullable): NULL for a primary */
+  char         *method;          /* (owned) */
+  GBytes       *params;          /* (owned) */
+  guint32       call_id;
+  gboolean      realtime;
+  gboolean      answered;
+};
+
+G_DEFINE_QUARK (elbus-rpc-error-quark, elbus_rpc_error)
+
+G_DEFINE_FINAL_TYPE (ElbusRpcInvocation, elbus_rpc_invocation, G_TYPE_OBJECT)
+
+static void
+reply_sent_cb (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (!elbus_client_send_finish (ELBUS_CLIENT (source), result, &error))
+    g_debug ("RPC reply not delivered: %s", error->message);
+}
+
+/* Sends TYPE + call id + @body to the caller. */
+static void
+send_answer (ElbusRpcInvocation *self,
+             guint8              type,
+             const guint8       *prefix,
+             gsize               prefix_len,
+             GBytes             *body)
+{
+  g_autoptr(GByteArray) payload = NULL;
+  g_autoptr(GBytes) bytes = NULL;
+  guint8 head[5];
+
+  g_return_if_fail (!self->answered);
+  self->answered = TRUE;
+
+  if (self->call_id == 0 || !elbus_client_is_connected (self->client))
+    return;
+
+  head[0] = type;
+  _elbus_write_u32 (head + 1, self->call_id);
+  payload = g_byte_array_sized_new (5 + prefix_len + (body != NULL ? g_bytes_get_size (body) : 0));
+  g_byte_array_append (payload, head, sizeof head);
+  if (prefix_len > 0)
+    g_byte_array_append (payload, prefix, prefix_len);
+  if (body != NULL)
+    g_byte_array_append (payload, g_bytes_get_data (body, NULL), g_bytes_get_size (body));
+  bytes = g_byte_array_free_to_bytes (g_steal_pointer (&payload));
+
+  elbus_client_send_async (self->client, self->sender, bytes,
+                           self->realtime ? ELBUS_QOS_REALTIME_PROCESSED : ELBUS_QOS_PROCESSED,
+                           NULL, reply_sent_cb, NULL);
+}
+
+static void
+elbus_rpc_invocation_finalize (GObject *object)
+{
+  ElbusRpcInvocation *self = ELBUS_RPC_INVOCATION (object);
+
+  /* nobody answered: the caller must not wait for nothing */
+  if (!self->answered)
+    elbus_rpc_invocation_return_error (self, ELBUS_RPC_ERROR_INTERNAL,
+                                       "the call was dropped without an answer");
+
+  g_object_unref (self->client);
+  g_free (self->sender);
+  g_free (self->primary_sender);
+  g_free (self->method);
+  g_bytes_unref (self->params);
+
+  G_OBJECT_CLASS (elbus_rpc_invocation_parent_class)->finalize (object);
+}
+
+static void
+elbus_rpc_invocation_class_init (ElbusRpcInvocationClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = elbus_rpc_invocation_finalize;
+}
+
+static void
+elbus_rpc_invocation_init (ElbusRpcInvocation *self)
+{
+}
+
+ElbusRpcInvocation *
+_elbus_rpc_invocation_new (ElbusClient *client,
+                           const char  *sender,
+                           const char  *method,
+                           GBytes      *params,
+                           guint32      call_id,
+                           gboolean     realtime)
+{
+  ElbusRpcInvocation *self = g_object_new (ELBUS_TYPE_RPC_INVOCATION, NULL);
+  const char *sep = strstr (sender, "%%");
+
+  self->client = g_object_ref (client);
+  self->sender = g_strdup (sender);
+  if (sep != NULL)
+    self->primary_sender = g_strndup (sender, sep - sender);
+  self->method = g_strdup (method);
+  self->params = g_bytes_ref (params);
+  self->call_id = call_id;
+  self->realtime = realtime;
+
+  return self;
+}
+
+/**
+ * elbus_rpc_invocation_get_sender:
+ * @self: an invocation
+ *
+ * Gets the full name of the calling client.
+ *
+ * Returns: (transfer none): the caller
+ *
+ * Since: 1.0
+ */
+const char *
+elbus_rpc_invocation_get_sender (ElbusRpcInvocation *self)
+{
+  g_return_val_if_fail (ELBUS_IS_RPC_INVOCATION (self), NULL);
+
+  return self->sender;
+}
+
+/**
+ * elbus_rpc_invocation_get_primary_sender:
+ * @self: an invocation
+ *
+ * Gets the primary client behind the caller: the part of its name before
+ * `%%`.
+ *
+ * Returns: (transfer none): the primary caller
+ *
+ * Since: 1.0
+ */
+const char *
+elbus_rpc_invocation_get_primary_sender (ElbusRpcInvocation *self)
+{
+  g_return_val_if_fail (ELBUS_IS_RPC_INVOCATION (self), NULL);
+
+  return self->primary_sender != NULL ? self->primary_sender : self->sender;
+}
+
+/**
+ * elbus_rpc_invocation_get_method:
+ * @self: an invocation
+ *
+ * Gets the method called.
+ *
+ * Returns: (transfer none): the method name
+ *
+ * Since: 1.0
+ */
+const char *
+elbus_rpc_invocation_get_method (ElbusRpcInvocation *self)
+{
+  g_return_val_if_fail (ELBUS_IS_RPC_INVOCATION (self), NULL);
+
+  return self->method;
+}
+
+/**
+ * elbus_rpc_invocation_get_params:
+ * @self: an invocation
+ *
+ * Gets the raw params of the call (usually MessagePack).
+ *
+ * Returns: (transfer none): the params, possibly empty
+ *
+ * Since: 1.0
+ */
+GBytes *
+elbus_rpc_invocation_get_params (ElbusRpcInvocation *self)
+{
+  g_return_val_if_fail (ELBUS_IS_RPC_INVOCATION (self), NULL);
+
+  return self->params;
+}
+
+/**
+ * elbus_rpc_invocation_get_call_id:
+ * @self: an invocation
+ *
+ * Gets the caller's id for the call; 0 for a call that wants no answer.
+ *
+ * Returns: the call id
+ *
+ * Since: 1.0
+ */
+guint32
+elbus_rpc_invocation_get_call_id (ElbusRpcInvocation *self)
+{
+  g_return_val_if_fail (ELBUS_IS_RPC_INVOCATION (self), 0);
+
+  return self->call_id;
+}
+
+/**
+ * elbus_rpc_invocation_is_realtime:
+ * @self: an invocation
+ *
+ * Tells whether the call came real-time; the answer then goes out with
+ * %ELBUS_QOS_REALTIME_PROCESSED.
+ *
+ * Returns: %TRUE for a real-time call
+ *
+ * Since: 1.0
+ */
+gboolean
+elbus_rpc_invocation_is_realtime (ElbusRpcInvocation *self)
+{
+  g_return_val_if_fail (ELBUS_IS_RPC_INVOCATION (self), FALSE);
+
+  return self->realtime;
+}
+
+/**
+ * elbus_rpc_invocation_return_value:
+ * @self: an invocation not yet answered
+ * @result: (nullable): the result bytes (usually MessagePack)
+ *
+ * Answers the call with @result.
+ *
+ * Since: 1.0
+ */
+void
+elbus_rpc_invocation_return_value (ElbusRpcInvocation *self,
+                                   GBytes             *result)
+{
+  g_return_if_fail (ELBUS_IS_RPC_INVOCATION (self));
+
+  send_answer (self, ELBUS_RPC_REPLY, NULL, 0, result);
+}
+
+/**
+ * elbus_rpc_invocation_return_error:
+ * @self: an invocation not yet answered
+ * @code: an RPC error code, e.g. an [enum@Elbus.RpcError]; it must fit in
+ *   16 bits, as the wire has it
+ * @message: (nullable): the error data, as text
+ *
+ * Answers the call with an error.
+ *
+ * Since: 1.0
+ */
+void
+elbus_rpc_invocation_return_error (ElbusRpcInvocation *self,
+                                   int                 code,
+                                   const char         *message)
+{
+  g_autoptr(GBytes) data = NULL;
+  guint8 code_le[2];
+
+  g_return_if_fail (ELBUS_IS_RPC_INVOCATION (self));
+  g_return_if_fail (code >= G_MININT16 && code <= G_MAXINT16);
+
+  code_le[0] = (guint16) code & 0xff;
+  code_le[1] = ((guint16) code >> 8) & 0xff;
+  if (message != NULL)
+    data = g_bytes_new (message, strlen (message));
+  send_answer (self, ELBUS_RPC_ERROR_REPLY, code_le, sizeof code_le, data);
+}
+
+/**
+ * elbus_rpc_invocation_return_gerror:
+ * @self: an invocation not yet answered
+ * @error: the error
+ *
+ * Answers the call with @error: an %ELBUS_RPC_ERROR keeps its code; any
+ * other error becomes %ELBUS_RPC_ERROR_INTERNAL with its message.
+ *
+ * Since: 1.0
+ */
+void
+elbus_rpc_invocation_return_gerror (ElbusRpcInvocation *self,
+                                    const GError       *error)
+{
+  g_return_if_fail (ELBUS_IS_RPC_INVOCATION (self));
+  g_return_if_fail (error != NULL);
+
+  if (error->domain == ELBUS_RPC_ERROR && error->code >= G_MININT16 && error->code <= G_MAXINT16)
+    elbus_rpc_invocation_return_error (self, error->code, error->message);
+  else
+    elbus_rpc_invocation_return_error (self, ELBUS_RPC_ERROR_INTERNAL, error->message);
+}

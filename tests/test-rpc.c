@@ -1,0 +1,813 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The RPC layer (ElbusRpcPeer, ElbusRpcInvocation) between real clients of
+ * a broker running on its own thread.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include <elbus/elbus.h>
+
+#include "elbus-test-util.h"
+
+static GBytes *
+bytes (const char *s)
+{
+  return g_bytes_new (s, strlen (s));
+}
+
+static void
+assert_bytes (GBytes     *b,
+              const char *expected)
+{
+  g_assert_nonnull (b);
+  g_assert_cmpmem (g_bytes_get_data (b, NULL), g_bytes_get_size (b), expected, strlen (expected));
+}
+
+static void
+spin_until (gboolean *flag)
+{
+  gint64 deadline = g_get_monotonic_time () + elbus_test_scale_ms (5000) * 1000;
+
+  while (!*flag)
+    {
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_main_context_iteration (NULL, TRUE);
+    }
+}
+
+/* the server side: a handful of methods */
+
+typedef struct {
+  ElbusRpcInvocation *deferred;   /* (owned) (nullable) */
+  guint               n_calls;
+  guint32             last_call_id;
+  gboolean            last_realtime;
+  char               *last_sender;
+  char               *notified_by;
+  GBytes             *notified;
+  ElbusRpcPeer       *relay;      /* (unowned) (nullable): for "relay" */
+} Server;
+
+static gboolean
+answer_deferred_cb (gpointer user_data)
+{
+  Server *s = user_data;
+  g_autoptr(GBytes) later = bytes ("later");
+
+  elbus_rpc_invocation_return_value (s->deferred, later);
+  g_clear_object (&s->deferred);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+handle_call_cb (ElbusRpcPeer       *peer,
+                ElbusRpcInvocation *invocation,
+                gpointer            user_data)
+{
+  Server *s = user_data;
+  const char *method = elbus_rpc_invocation_get_method (invocation);
+
+  s->n_calls++;
+  s->last_call_id = elbus_rpc_invocation_get_call_id (invocation);
+  s->last_realtime = elbus_rpc_invocation_is_realtime (invocation);
+  g_free (s->last_sender);
+  s->last_sender = g_strdup (elbus_rpc_invocation_get_sender (invocation));
+
+  if (g_str_equal (method, "echo"))
+    elbus_rpc_invocation_return_value (invocation, elbus_rpc_invocation_get_params (invocation));
+  else if (g_str_equal (method, "fail"))
+    elbus_rpc_invocation_return_error (invocation, -32010, "it failed on purpose");
+  else if (g_str_equal (method, "gerror"))
+    {
+      g_autoptr(GError) error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_FAILED, "disk on fire");
+
+      elbus_rpc_invocation_return_gerror (invocation, error);
+    }
+  else if (g_str_equal (method, "defer"))
+    {
+      s->deferred = g_object_ref (invocation);
+      g_idle_add (answer_deferred_cb, s);
+    }
+  else if (g_str_equal (method, "drop"))
+    ;   /* taken, never answered: the invocation answers when dropped */
+  else if (g_str_equal (method, "relay") && s->relay != NULL)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GBytes) reply = elbus_rpc_peer_call_sync (s->relay, "rpc.third", "echo",
+                                                          elbus_rpc_invocation_get_params (invocation),
+                                                          ELBUS_QOS_PROCESSED, 5, NULL, &error);
+
+      if (reply != NULL)
+        elbus_rpc_invocation_return_value (invocation, reply);
+      else
+        elbus_rpc_invocation_return_gerror (invocation, error);
+    }
+  else
+    return FALSE;
+
+  return TRUE;
+}
+
+static void
+notification_cb (ElbusRpcPeer *peer,
+                 const char   *sender,
+                 GBytes       *payload,
+                 gpointer      user_data)
+{
+  Server *s = user_data;
+
+  g_free (s->notified_by);
+  s->notified_by = g_strdup (sender);
+  g_clear_pointer (&s->notified, g_bytes_unref);
+  s->notified = g_bytes_ref (payload);
+}
+
+static void
+server_clear (Server *s)
+{
+  g_clear_object (&s->deferred);
+  g_free (s->last_sender);
+  g_free (s->notified_by);
+  g_clear_pointer (&s->notified, g_bytes_unref);
+}
+
+typedef struct {
+  ElbusTestBroker *tb;
+  ElbusClient     *server_client;
+  ElbusRpcPeer    *server;
+  ElbusClient     *caller_client;
+  ElbusRpcPeer    *caller;
+  Server           s;
+} Fixture;
+
+static ElbusClient *
+connect_client (ElbusTestBroker *tb,
+                const char      *name)
+{
+  g_autoptr(GError) error = NULL;
+  ElbusClient *client = elbus_client_new_sync (elbus_test_broker_get_unix_path (tb), name,
+                                               NULL, &error);
+
+  g_assert_no_error (error);
+  return client;
+}
+
+static void
+fixture_set_up (Fixture       *f,
+                gconstpointer  data)
+{
+  f->tb = elbus_test_broker_new (NULL);
+  f->server_client = connect_client (f->tb, "rpc.server");
+  f->server = elbus_rpc_peer_new (f->server_client);
+  g_signal_connect (f->server, "handle-call", G_CALLBACK (handle_call_cb), &f->s);
+  g_signal_connect (f->server, "notification", G_CALLBACK (notification_cb), &f->s);
+  f->caller_client = connect_client (f->tb, "rpc.caller");
+  f->caller = elbus_rpc_peer_new (f->caller_client);
+}
+
+static void
+fixture_tear_down (Fixture       *f,
+                   gconstpointer  data)
+{
+  g_clear_object (&f->caller);
+  g_clear_object (&f->caller_client);
+  g_clear_object (&f->server);
+  g_clear_object (&f->server_client);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  server_clear (&f->s);
+  elbus_test_broker_free (f->tb);
+}
+
+typedef struct {
+  gboolean  done;
+  GBytes   *reply;
+  GError   *error;
+} Call;
+
+static void
+call_cb (GObject      *source,
+         GAsyncResult *result,
+         gpointer      user_data)
+{
+  Call *call = user_data;
+
+  call->reply = elbus_rpc_peer_call_finish (ELBUS_RPC_PEER (source), result, &call->error);
+  call->done = TRUE;
+}
+
+static void
+call_clear (Call *call)
+{
+  g_clear_pointer (&call->reply, g_bytes_unref);
+  g_clear_error (&call->error);
+  call->done = FALSE;
+}
+
+/* an async call, the context spun until it completes */
+static void
+do_call (Fixture      *f,
+         const char   *target,
+         const char   *method,
+         GBytes       *params,
+         ElbusQoS      qos,
+         double        timeout,
+         Call         *call)
+{
+  call_clear (call);
+  elbus_rpc_peer_call_async (f->caller, target, method, params, qos, timeout, NULL, call_cb, call);
+  spin_until (&call->done);
+}
+
+static void
+test_call_results (Fixture       *f,
+                   gconstpointer  data)
+{
+  g_autoptr(GBytes) params = bytes ("\x81\xa1x\x01");
+  Call call = { 0 };
+
+  g_test_summary ("Replies, errors with code and data, a GError answer, a method nobody "
+                  "handles, and a call dropped unanswered");
+
+  do_call (f, "rpc.server", "echo", params, ELBUS_QOS_PROCESSED, 0, &call);
+  g_assert_no_error (call.error);
+  assert_bytes (call.reply, "\x81\xa1x\x01");
+  g_assert_cmpstr (f->s.last_sender, ==, "rpc.caller");
+  g_assert_cmpuint (f->s.last_call_id, ==, 1);
+
+  do_call (f, "rpc.server", "fail", NULL, ELBUS_QOS_PROCESSED, 0, &call);
+  g_assert_error (call.error, ELBUS_RPC_ERROR, -32010);
+  g_assert_cmpstr (call.error->message, ==, "it failed on purpose");
+
+  do_call (f, "rpc.server", "gerror", NULL, ELBUS_QOS_PROCESSED, 0, &call);
+  g_assert_error (call.error, ELBUS_RPC_ERROR, ELBUS_RPC_ERROR_INTERNAL);
+  g_assert_cmpstr (call.error->message, ==, "disk on fire");
+
+  do_call (f, "rpc.server", "nosuch", NULL, ELBUS_QOS_PROCESSED, 0, &call);
+  g_assert_error (call.error, ELBUS_RPC_ERROR, ELBUS_RPC_ERROR_METHOD_NOT_FOUND);
+
+  do_call (f, "rpc.server", "drop", NULL, ELBUS_QOS_PROCESSED, 0, &call);
+  g_assert_error (call.error, ELBUS_RPC_ERROR, ELBUS_RPC_ERROR_INTERNAL);
+
+  /* call ids count on */
+  do_call (f, "rpc.server", "echo", NULL, ELBUS_QOS_PROCESSED, 0, &call);
+  g_assert_no_error (call.error);
+  assert_bytes (call.reply, "");
+  g_assert_cmpuint (f->s.last_call_id, ==, 6);
+
+  call_clear (&call);
+}
+
+static void
+test_deferred (Fixture       *f,
+               gconstpointer  data)
+{
+  Call call = { 0 };
+
+  g_test_summary ("A handler may keep the invocation and answer later");
+
+  do_call (f, "rpc.server", "defer", NULL, ELBUS_QOS_PROCESSED, 0, &call);
+  g_assert_no_error (call.error);
+  assert_bytes (call.reply, "later");
+  call_clear (&call);
+}
+
+static void
+test_bus_errors (Fixture       *f,
+                 gconstpointer  data)
+{
+  Call call = { 0 };
+  g_autoptr(GError) error = NULL;
+  GBytes *reply;
+
+  g_test_summary ("A call to a name nobody has fails with -32000 - 0x71, async and sync");
+
+  do_call (f, "rpc.nobody", "echo", NULL, ELBUS_QOS_PROCESSED, 0, &call);
+  g_assert_error (call.error, ELBUS_RPC_ERROR, -32113);
+  call_clear (&call);
+
+  reply = elbus_rpc_peer_call_sync (f->caller, "rpc.nobody", "echo", NULL, ELBUS_QOS_PROCESSED,
+                                    0, NULL, &error);
+  g_assert_null (reply);
+  g_assert_error (error, ELBUS_RPC_ERROR, -32113);
+}
+
+static void
+test_realtime (Fixture       *f,
+               gconstpointer  data)
+{
+  Call call = { 0 };
+
+  g_test_summary ("A real-time request is seen as such by the handler and answered");
+
+  do_call (f, "rpc.server", "echo", NULL, ELBUS_QOS_REALTIME_PROCESSED, 0, &call);
+  g_assert_no_error (call.error);
+  g_assert_true (f->s.last_realtime);
+  call_clear (&call);
+}
+
+static void
+test_call0_and_notify (Fixture       *f,
+                       gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) note = bytes ("note");
+  guint n_calls = f->s.n_calls;
+  gint64 deadline = g_get_monotonic_time () + elbus_test_scale_ms (5000) * 1000;
+
+  g_test_summary ("call0 reaches the handler with call id 0 and wants no answer; a "
+                  "notification reaches the notification signal");
+
+  g_assert_true (elbus_rpc_peer_call0_sync (f->caller, "rpc.server", "echo", note,
+                                            ELBUS_QOS_PROCESSED, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (elbus_rpc_peer_notify_sync (f->caller, "rpc.server", note, ELBUS_QOS_PROCESSED,
+                                             NULL, &error));
+  g_assert_no_error (error);
+
+  while (f->s.n_calls == n_calls || f->s.notified == NULL)
+    {
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_main_context_iteration (NULL, TRUE);
+    }
+  g_assert_cmpuint (f->s.last_call_id, ==, 0);
+  g_assert_cmpstr (f->s.notified_by, ==, "rpc.caller");
+  assert_bytes (f->s.notified, "note");
+
+  /* call0 to nobody is a bus error */
+  g_assert_false (elbus_rpc_peer_call0_sync (f->caller, "rpc.nobody", "x", NULL,
+                                             ELBUS_QOS_PROCESSED, NULL, &error));
+  g_assert_error (error, ELBUS_RPC_ERROR, -32113);
+}
+
+static void
+test_timeout_cancel_disconnect (Fixture       *f,
+                                gconstpointer  data)
+{
+  g_autoptr(ElbusClient) silent = connect_client (f->tb, "rpc.silent");
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GError) error = NULL;
+  Call call = { 0 };
+  GBytes *reply;
+
+  g_test_summary ("No call waits forever: a target that never answers times out, a "
+                  "cancelled call fails at once, and a disconnect fails what is pending");
+
+  /* a client without an RPC layer never answers */
+  do_call (f, "rpc.silent", "echo", NULL, ELBUS_QOS_PROCESSED, 0.2, &call);
+  g_assert_error (call.error, ELBUS_ERROR, ELBUS_ERROR_TIMEOUT);
+
+  reply = elbus_rpc_peer_call_sync (f->caller, "rpc.silent", "echo", NULL, ELBUS_QOS_PROCESSED,
+                                    0.2, NULL, &error);
+  g_assert_null (reply);
+  g_assert_error (error, ELBUS_ERROR, ELBUS_ERROR_TIMEOUT);
+  g_clear_error (&error);
+
+  call_clear (&call);
+  elbus_rpc_peer_call_async (f->caller, "rpc.silent", "echo", NULL, ELBUS_QOS_PROCESSED, 10,
+                             cancellable, call_cb, &call);
+  g_cancellable_cancel (cancellable);
+  spin_until (&call.done);
+  g_assert_error (call.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+
+  call_clear (&call);
+  elbus_rpc_peer_call_async (f->caller, "rpc.silent", "echo", NULL, ELBUS_QOS_PROCESSED, 10,
+                             NULL, call_cb, &call);
+  g_assert_true (elbus_test_broker_force_disconnect (f->tb, "rpc.caller"));
+  spin_until (&call.done);
+  g_assert_error (call.error, ELBUS_ERROR, ELBUS_ERROR_CLOSED);
+  call_clear (&call);
+}
+
+static void
+test_malformed (Fixture       *f,
+                gconstpointer  data)
+{
+  g_autoptr(ElbusTestConn) raw = elbus_test_conn_new (f->tb, ELBUS_TEST_TRANSPORT_UNIX, "rpc.raw");
+  static const guint8 too_short[] = { 0x01, 0x05, 0x00 };
+  static const guint8 no_method_end[] = { 0x01, 0x07, 0, 0, 0, 'e', 'c', 'h', 'o' };
+  static const guint8 unknown_type[] = { 0x55, 1, 2, 3 };
+  static const guint8 stray_reply[] = { 0x11, 0x99, 0x99, 0, 0, 'x' };
+  static const guint8 short_error[] = { 0x12, 0x01, 0, 0 };
+  const struct { const guint8 *data; gsize len; } cases[] = {
+    { too_short, sizeof too_short },
+    { no_method_end, sizeof no_method_end },
+    { unknown_type, sizeof unknown_type },
+    { stray_reply, sizeof stray_reply },
+    { short_error, sizeof short_error },
+  };
+  Call call = { 0 };
+
+  g_test_summary ("Malformed RPC payloads and replies to unknown calls are dropped; the "
+                  "peer keeps answering");
+
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      guint32 op_id = elbus_test_conn_send_op (raw, 0x12, ELBUS_QOS_PROCESSED, "rpc.server",
+                                               cases[i].data, cases[i].len);
+
+      elbus_test_conn_expect_ack (raw, op_id, 0x01);
+    }
+  /* whatever the server made of them, it still answers */
+  do_call (f, "rpc.server", "echo", NULL, ELBUS_QOS_PROCESSED, 0, &call);
+  g_assert_no_error (call.error);
+  g_assert_cmpuint (f->s.n_calls, ==, 1);
+  call_clear (&call);
+}
+
+/* A handler that calls out needs a secondary: the server runs on its own
+ * thread and relays to a third peer living on the test's thread. */
+typedef struct {
+  ElbusTestBroker *tb;
+  GMainContext    *context;
+  GMainLoop       *loop;
+  gboolean         ready;
+  GMutex           lock;
+  GCond            cond;
+} ServerThread;
+
+static gpointer
+relay_server_thread (gpointer data)
+{
+  ServerThread *st = data;
+  g_autoptr(ElbusClient) client = NULL;
+  g_autoptr(ElbusClient) secondary = NULL;
+  g_autoptr(ElbusRpcPeer) peer = NULL;
+  g_autoptr(ElbusRpcPeer) relay = NULL;
+  g_autoptr(GError) error = NULL;
+  Server s = { 0 };
+
+  g_main_context_push_thread_default (st->context);
+  client = connect_client (st->tb, "rpc.relay");
+  secondary = elbus_client_register_secondary_sync (client, NULL, &error);
+  g_assert_no_error (error);
+  peer = elbus_rpc_peer_new (client);
+  relay = elbus_rpc_peer_new (secondary);
+  s.relay = relay;
+  g_signal_connect (peer, "handle-call", G_CALLBACK (handle_call_cb), &s);
+
+  g_mutex_lock (&st->lock);
+  st->ready = TRUE;
+  g_cond_signal (&st->cond);
+  g_mutex_unlock (&st->lock);
+
+  g_main_loop_run (st->loop);
+
+  g_signal_handlers_disconnect_by_data (peer, &s);
+  g_clear_object (&relay);
+  server_clear (&s);
+  g_main_context_pop_thread_default (st->context);
+  return NULL;
+}
+
+static void
+test_handler_calls_out (void)
+{
+  ServerThread st = { 0 };
+  g_autoptr(ElbusClient) third_client = NULL;
+  g_autoptr(ElbusRpcPeer) third = NULL;
+  g_autoptr(ElbusClient) caller_client = NULL;
+  g_autoptr(ElbusRpcPeer) caller = NULL;
+  g_autoptr(GBytes) params = bytes ("via relay");
+  GThread *thread;
+  Server s = { 0 };
+  Call call = { 0 };
+
+  g_test_summary ("A handler makes its own call through a secondary client while the "
+                  "original caller waits; the answer travels back through both");
+
+  st.tb = elbus_test_broker_new (NULL);
+  st.context = g_main_context_new ();
+  st.loop = g_main_loop_new (st.context, FALSE);
+  g_mutex_init (&st.lock);
+  g_cond_init (&st.cond);
+
+  third_client = connect_client (st.tb, "rpc.third");
+  third = elbus_rpc_peer_new (third_client);
+  g_signal_connect (third, "handle-call", G_CALLBACK (handle_call_cb), &s);
+  caller_client = connect_client (st.tb, "rpc.origin");
+  caller = elbus_rpc_peer_new (caller_client);
+
+  thread = g_thread_new ("relay-server", relay_server_thread, &st);
+  g_mutex_lock (&st.lock);
+  while (!st.ready)
+    g_cond_wait (&st.cond, &st.lock);
+  g_mutex_unlock (&st.lock);
+
+  elbus_rpc_peer_call_async (caller, "rpc.relay", "relay", params, ELBUS_QOS_PROCESSED, 5,
+                             NULL, call_cb, &call);
+  spin_until (&call.done);
+  g_assert_no_error (call.error);
+  assert_bytes (call.reply, "via relay");
+  g_assert_cmpstr (s.last_sender, ==, "rpc.relay%%1");
+
+  g_main_loop_quit (st.loop);
+  g_thread_join (thread);
+  g_main_loop_unref (st.loop);
+  g_main_context_unref (st.context);
+  g_mutex_clear (&st.lock);
+  g_cond_clear (&st.cond);
+  call_clear (&call);
+  g_signal_handlers_disconnect_by_data (third, &s);
+  server_clear (&s);
+  g_clear_object (&third);
+  g_clear_object (&third_client);
+  g_clear_object (&caller);
+  g_clear_object (&caller_client);
+  elbus_test_broker_free (st.tb);
+}
+
+/* The broker's own .broker client, spoken to on the raw wire so that the
+ * exact reply bytes are checked. */
+
+static void
+enable_core_cb (ElbusBroker *broker,
+                gpointer     user_data)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (elbus_broker_enable_core_rpc (broker, &error));
+  g_assert_no_error (error);
+}
+
+static ElbusTestBroker *
+core_broker_new (void)
+{
+  ElbusTestBroker *tb = elbus_test_broker_new (NULL);
+
+  elbus_test_broker_invoke (tb, enable_core_cb, NULL);
+  return tb;
+}
+
+/* Sends a request for @method with @params to .broker and returns the
+ * payload of the answer (type byte, call id, rest). */
+static GBytes *
+core_call (ElbusTestConn *conn,
+           guint32        call_id,
+           const char    *method,
+           const void    *params,
+           gsize          params_len)
+{
+  g_autoptr(GByteArray) request = g_byte_array_new ();
+  guint8 head[5] = { 0x01, call_id & 0xff, (call_id >> 8) & 0xff, (call_id >> 16) & 0xff,
+                     call_id >> 24 };
+  guint32 op_id;
+
+  g_byte_array_append (request, head, sizeof head);
+  g_byte_array_append (request, (const guint8 *) method, strlen (method) + 1);
+  if (params_len > 0)
+    g_byte_array_append (request, params, params_len);
+
+  op_id = elbus_test_conn_send_op (conn, 0x12, ELBUS_QOS_PROCESSED, ".broker", request->data,
+                                   request->len);
+  elbus_test_conn_expect_ack (conn, op_id, 0x01);
+  if (call_id == 0)
+    return NULL;
+
+  for (;;)
+    {
+      g_autoptr(ElbusTestFrame) frame = elbus_test_conn_read_frame (conn);
+
+      /* announcements of other clients may come first: skip them */
+      if (frame->kind != 0x12)
+        continue;
+      g_assert_cmpstr (frame->sender, ==, ".broker");
+      return g_bytes_ref (frame->payload);
+    }
+}
+
+static void
+assert_reply (GBytes       *answer,
+              guint32       call_id,
+              const guint8 *expected,
+              gsize         expected_len)
+{
+  const guint8 *data;
+  gsize len;
+
+  g_assert_nonnull (answer);
+  data = g_bytes_get_data (answer, &len);
+  g_assert_cmpuint (len, >=, 5);
+  g_assert_cmphex (data[0], ==, 0x11);
+  g_assert_cmpuint ((guint32) data[1] | data[2] << 8 | data[3] << 16 | (guint32) data[4] << 24,
+                    ==, call_id);
+  if (expected != NULL)
+    g_assert_cmpmem (data + 5, len - 5, expected, expected_len);
+}
+
+static void
+assert_error_reply (GBytes  *answer,
+                    gint16   code)
+{
+  const guint8 *data;
+  gsize len;
+
+  g_assert_nonnull (answer);
+  data = g_bytes_get_data (answer, &len);
+  g_assert_cmpuint (len, >=, 7);
+  g_assert_cmphex (data[0], ==, 0x12);
+  g_assert_cmpint ((gint16) (data[5] | data[6] << 8), ==, code);
+}
+
+static GVariant *
+decode_reply (GBytes *answer)
+{
+  g_autoptr(GError) error = NULL;
+  GVariant *value = elbus_msgpack_decode_data ((const guint8 *) g_bytes_get_data (answer, NULL) + 5,
+                                               g_bytes_get_size (answer) - 5, &error);
+
+  g_assert_no_error (error);
+  return value;
+}
+
+static void
+test_core_methods (void)
+{
+  ElbusTestBroker *tb = core_broker_new ();
+  g_autoptr(ElbusTestConn) conn = elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_UNIX, "core.raw");
+  g_autoptr(ElbusTestConn) tcp = elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_TCP, "core.tcp");
+  g_autoptr(ElbusTestConn) sec = elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_UNIX, "core.tcp%%1");
+  static const guint8 ok_true[] = { 0x81, 0xa2, 'o', 'k', 0xc3 };
+  static const guint8 empty_map[] = { 0x80 };
+  static const guint8 one_map[] = { 0x81, 0xa1, 'a', 0x01 };
+  static const guint8 not_msgpack[] = { 0xc1 };
+  static const guint8 bench[] = { 0x00, 0xff, 'x', 0x01 };
+  g_autoptr(GBytes) answer = NULL;
+  g_autoptr(GVariant) value = NULL;
+  g_autoptr(GVariant) clients = NULL;
+  const char *str;
+  guint64 n;
+
+  g_test_summary ("test, info, stats, client.list and benchmark.test answer byte-compatibly; "
+                  "bad params are -32602, non-MessagePack -32700, unknown methods -32601, "
+                  "call id 0 gets no answer");
+
+  answer = core_call (conn, 7, "test", NULL, 0);
+  assert_reply (answer, 7, ok_true, sizeof ok_true);
+  g_clear_pointer (&answer, g_bytes_unref);
+
+  answer = core_call (conn, 8, "test", empty_map, sizeof empty_map);
+  assert_reply (answer, 8, ok_true, sizeof ok_true);
+  g_clear_pointer (&answer, g_bytes_unref);
+
+  answer = core_call (conn, 9, "test", one_map, sizeof one_map);
+  assert_error_reply (answer, -32602);
+  g_clear_pointer (&answer, g_bytes_unref);
+
+  answer = core_call (conn, 10, "stats", not_msgpack, sizeof not_msgpack);
+  assert_error_reply (answer, -32700);
+  g_clear_pointer (&answer, g_bytes_unref);
+
+  answer = core_call (conn, 11, "frobnicate", NULL, 0);
+  assert_error_reply (answer, -32601);
+  g_clear_pointer (&answer, g_bytes_unref);
+
+  answer = core_call (conn, 12, "benchmark.test", bench, sizeof bench);
+  assert_reply (answer, 12, bench, sizeof bench);
+  g_clear_pointer (&answer, g_bytes_unref);
+
+  answer = core_call (conn, 13, "info", NULL, 0);
+  assert_reply (answer, 13, NULL, 0);
+  value = decode_reply (answer);
+  g_assert_true (g_variant_lookup (value, "author", "&s", &str));
+  g_assert_true (g_variant_lookup (value, "version", "&s", &str));
+  g_assert_cmpstr (str, ==, ELBUS_VERSION_S);
+  g_clear_pointer (&value, g_variant_unref);
+  g_clear_pointer (&answer, g_bytes_unref);
+
+  answer = core_call (conn, 14, "stats", NULL, 0);
+  value = decode_reply (answer);
+  g_assert_true (g_variant_lookup (value, "r_frames", "x", &n) ||
+                 g_variant_lookup (value, "r_frames", "t", &n));
+  g_assert_cmpuint (n, >, 10);
+  {
+    g_autoptr(GVariant) uptime = g_variant_lookup_value (value, "uptime", NULL);
+
+    g_assert_nonnull (uptime);
+  }
+  g_clear_pointer (&value, g_variant_unref);
+  g_clear_pointer (&answer, g_bytes_unref);
+
+  answer = core_call (conn, 15, "client.list", NULL, 0);
+  value = decode_reply (answer);
+  clients = g_variant_lookup_value (value, "clients", G_VARIANT_TYPE ("av"));
+  g_assert_nonnull (clients);
+  /* primaries only, sorted: .broker, core.raw, core.tcp */
+  g_assert_cmpuint (g_variant_n_children (clients), ==, 3);
+  {
+    const char *names[] = { ".broker", "core.raw", "core.tcp" };
+    const char *kinds[] = { "internal", "local_ipc", "tcp" };
+
+    for (guint i = 0; i < 3; i++)
+      {
+        g_autoptr(GVariant) boxed = g_variant_get_child_value (clients, i);
+        g_autoptr(GVariant) entry = g_variant_get_variant (boxed);
+        g_autoptr(GVariant) source = g_variant_lookup_value (entry, "source", NULL);
+        g_autoptr(GVariant) port = g_variant_lookup_value (entry, "port", NULL);
+        guint64 instances = 0;
+
+        g_assert_true (g_variant_lookup (entry, "name", "&s", &str));
+        g_assert_cmpstr (str, ==, names[i]);
+        g_assert_true (g_variant_lookup (entry, "kind", "&s", &str));
+        g_assert_cmpstr (str, ==, kinds[i]);
+        g_assert_true (g_variant_lookup (entry, "instances", "x", &instances) ||
+                       g_variant_lookup (entry, "instances", "t", &instances));
+        g_assert_cmpuint (instances, ==, i == 2 ? 2 : 1);
+        /* nil decodes as a maybe: TCP alone has a source, internal no port */
+        g_assert_cmpint (g_variant_is_of_type (source, G_VARIANT_TYPE_STRING), ==, i == 2);
+        g_assert_cmpint (g_variant_is_of_type (port, G_VARIANT_TYPE_STRING), ==, i != 0);
+      }
+  }
+  g_clear_pointer (&value, g_variant_unref);
+  g_clear_pointer (&answer, g_bytes_unref);
+
+  /* call id 0: no answer; the next answer is for the next call */
+  core_call (conn, 0, "test", NULL, 0);
+  answer = core_call (conn, 16, "test", NULL, 0);
+  assert_reply (answer, 16, ok_true, sizeof ok_true);
+  g_clear_pointer (&answer, g_bytes_unref);
+
+  g_clear_pointer (&sec, elbus_test_conn_free);
+  g_clear_pointer (&tcp, elbus_test_conn_free);
+  g_clear_pointer (&conn, elbus_test_conn_free);
+  elbus_test_broker_free (tb);
+}
+
+static void
+test_core_announcements (void)
+{
+  ElbusTestBroker *tb = core_broker_new ();
+  g_autoptr(ElbusTestConn) watcher = elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_UNIX, "watch.er");
+  g_autoptr(ElbusTestConn) comer = NULL;
+  g_autoptr(ElbusTestConn) sec = NULL;
+  const char *expect[] = { "reg", "unreg" };
+
+  g_test_summary ("Primaries are announced on .broker/info as they come and go (secondaries "
+                  "are not), and the broker's end on .broker/warn");
+
+  elbus_test_conn_subscribe (watcher, ".broker/info", NULL);
+  comer = elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_UNIX, "come.and.go");
+  sec = elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_UNIX, "come.and.go%%1");
+  g_clear_pointer (&sec, elbus_test_conn_free);
+  g_clear_pointer (&comer, elbus_test_conn_free);
+
+  for (guint i = 0; i < G_N_ELEMENTS (expect); i++)
+    {
+      g_autoptr(ElbusTestFrame) frame = elbus_test_conn_read_frame (watcher);
+      g_autoptr(GVariant) value = NULL;
+      g_autoptr(GError) error = NULL;
+      const char *str;
+      guint64 t;
+
+      g_assert_cmphex (frame->kind, ==, 0x01);
+      g_assert_cmpstr (frame->sender, ==, ".broker");
+      g_assert_cmpstr (frame->topic, ==, ".broker/info");
+      value = elbus_msgpack_decode (frame->payload, &error);
+      g_assert_no_error (error);
+      g_assert_true (g_variant_lookup (value, "s", "&s", &str));
+      g_assert_cmpstr (str, ==, expect[i]);
+      g_assert_true (g_variant_lookup (value, "d", "&s", &str));
+      g_assert_cmpstr (str, ==, "come.and.go");
+      g_assert_true (g_variant_lookup (value, "t", "t", &t) || g_variant_lookup (value, "t", "x", &t));
+      g_assert_cmpuint (t, >, G_GUINT64_CONSTANT (1600000000000000000));
+    }
+
+  /* the end: a shutdown warning, then the connection closes */
+  elbus_test_broker_free (tb);
+  {
+    g_autoptr(ElbusTestFrame) frame = elbus_test_conn_read_frame (watcher);
+    g_autoptr(GVariant) value = elbus_msgpack_decode (frame->payload, NULL);
+    const char *str;
+
+    g_assert_cmpstr (frame->topic, ==, ".broker/warn");
+    g_assert_nonnull (value);
+    g_assert_true (g_variant_lookup (value, "s", "&s", &str));
+    g_assert_cmpstr (str, ==, "shutdown");
+  }
+  elbus_test_conn_expect_eof (watcher);
+}
+
+int
+main (int    argc,
+      char **argv)
+{
+  elbus_test_init (&argc, &argv);
+
+#define ADD(path, func) \
+  g_test_add (path, Fixture, NULL, fixture_set_up, func, fixture_tear_down)
+  ADD ("/elbus/rpc/call/results", test_call_results);
+  ADD ("/elbus/rpc/call/deferred", test_deferred);
+  ADD ("/elbus/rpc/call/bus-errors", test_bus_errors);
+  ADD ("/elbus/rpc/call/realtime", test_realtime);
+  ADD ("/elbus/rpc/call0-notify", test_call0_and_notify);
+  ADD ("/elbus/rpc/timeout-cancel-disconnect", test_timeout_cancel_disconnect);
+  ADD ("/elbus/rpc/malformed", test_malformed);
+#undef ADD
+  g_test_add_func ("/elbus/rpc/handler-calls-out", test_handler_calls_out);
+  g_test_add_func ("/elbus/rpc/core/methods", test_core_methods);
+  g_test_add_func ("/elbus/rpc/core/announcements", test_core_announcements);
+
+  return g_test_run ();
+}
