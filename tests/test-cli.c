@@ -104,29 +104,50 @@ typedef struct {
   gboolean          waited;
 } Listener;
 
+/* Starts "elbus ADDRESS -n NAME COMMAND…" and waits for its ready line
+ * (printed once it is registered and subscribed) to contain @ready. */
+static Listener *
+listener_start_command (const char         *address,
+                        const char         *name,
+                        const char * const *command,
+                        const char         *ready)
+{
+  Listener *l = g_new0 (Listener, 1);
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr(GError) error = NULL;
+  g_autofree char *line = NULL;
+
+  g_ptr_array_add (argv, (char *) cli_path ());
+  g_ptr_array_add (argv, (char *) address);
+  g_ptr_array_add (argv, (char *) "-n");
+  g_ptr_array_add (argv, (char *) name);
+  for (guint i = 0; command[i] != NULL; i++)
+    g_ptr_array_add (argv, (char *) command[i]);
+  g_ptr_array_add (argv, NULL);
+
+  l->proc = g_subprocess_newv ((const char * const *) argv->pdata,
+                               G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
+                               &error);
+  g_assert_no_error (error);
+  l->out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (l->proc));
+  l->err = g_data_input_stream_new (g_subprocess_get_stderr_pipe (l->proc));
+
+  line = read_line (l->err);
+  g_assert_nonnull (line);
+  g_assert_nonnull (strstr (line, ready));
+  g_assert_nonnull (strstr (line, name));
+
+  return l;
+}
+
 static Listener *
 listener_start (const char *address,
                 const char *name,
                 const char *topic)
 {
-  Listener *l = g_new0 (Listener, 1);
-  g_autoptr(GError) error = NULL;
-  g_autofree char *ready = NULL;
-
-  l->proc = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
-                              &error, cli_path (), address, "-n", name, "listen", "-t", topic,
-                              NULL);
-  g_assert_no_error (error);
-  l->out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (l->proc));
-  l->err = g_data_input_stream_new (g_subprocess_get_stderr_pipe (l->proc));
-
-  /* printed once the subscription is acknowledged */
-  ready = read_line (l->err);
-  g_assert_nonnull (ready);
-  g_assert_nonnull (strstr (ready, "listening as"));
-  g_assert_nonnull (strstr (ready, name));
-
-  return l;
+  return listener_start_command (address, name,
+                                 (const char *[]) { "listen", "-t", topic, NULL },
+                                 "listening as");
 }
 
 static int
@@ -291,6 +312,107 @@ test_errors (void)
   elbus_test_broker_free (tb);
 }
 
+static void
+enable_core_cb (ElbusBroker *broker,
+                gpointer     user_data)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (elbus_broker_enable_core_rpc (broker, &error));
+  g_assert_no_error (error);
+}
+
+static void
+test_broker_commands (void)
+{
+  ElbusTestBroker *tb = elbus_test_broker_new (NULL);
+  const char *address = elbus_test_broker_get_unix_path (tb);
+  g_autofree char *out = NULL;
+  g_autofree char *list = NULL;
+  g_autofree char *info = NULL;
+
+  g_test_summary ("elbus PATH broker test|info|client.list print the .broker answers");
+
+  elbus_test_broker_invoke (tb, enable_core_cb, NULL);
+
+  g_assert_cmpint (run_cli ((const char *[]) { address, "broker", "test", NULL }, NULL, 0,
+                            &out, NULL), ==, 0);
+  g_assert_true (g_str_has_prefix (out, "ok"));
+  g_assert_nonnull (strstr (out, "true"));
+
+  g_assert_cmpint (run_cli ((const char *[]) { address, "broker", "info", NULL }, NULL, 0,
+                            &info, NULL), ==, 0);
+  g_assert_nonnull (strstr (info, ELBUS_VERSION_S));
+
+  g_assert_cmpint (run_cli ((const char *[]) { address, "-n", "cli.lister", "broker",
+                                               "client.list", NULL }, NULL, 0, &list, NULL),
+                   ==, 0);
+  g_assert_true (g_str_has_prefix (list, "name"));
+  g_assert_nonnull (strstr (list, ".broker"));
+  g_assert_nonnull (strstr (list, "internal"));
+  g_assert_nonnull (strstr (list, "cli.lister"));
+  g_assert_nonnull (strstr (list, "local_ipc"));
+
+  elbus_test_broker_free (tb);
+}
+
+static void
+test_rpc_commands (void)
+{
+  ElbusTestBroker *tb = elbus_test_broker_new (NULL);
+  const char *address = elbus_test_broker_get_unix_path (tb);
+  Listener *l;
+
+  g_test_summary ("rpc listen prints calls with typed K=V params, call0 and notifications; "
+                  "rpc call prints answers and RPC errors with their code");
+
+  elbus_test_broker_invoke (tb, enable_core_cb, NULL);
+  l = listener_start_command (address, "cli.rpcsrv", (const char *[]) { "rpc", "listen", NULL },
+                              "listening for RPC as");
+
+  g_assert_cmpint (run_cli ((const char *[]) { address, "-n", "cli.caller", "rpc", "call",
+                                               "cli.rpcsrv", "hello", "a=1", "b=true", "c=2.5",
+                                               "d=text", NULL }, NULL, 0, NULL, NULL), ==, 0);
+  assert_line (l, "call hello #1 from cli.caller: ", "{\"a\":1,\"b\":true,\"c\":2.5,\"d\":\"text\"}");
+
+  g_assert_cmpint (run_cli ((const char *[]) { address, "-n", "cli.caller", "rpc", "call0",
+                                               "cli.rpcsrv", "ping", NULL }, NULL, 0, NULL, NULL),
+                   ==, 0);
+  assert_line (l, "call ping #0 from cli.caller: ", "");
+
+  g_assert_cmpint (run_cli ((const char *[]) { address, "-n", "cli.caller", "rpc", "notify",
+                                               "cli.rpcsrv", "{\"n\": 1}", NULL }, NULL, 0, NULL,
+                            NULL), ==, 0);
+  assert_line (l, "notification from cli.caller: ", "{\"n\":1}");
+
+  {
+    g_autofree char *out = NULL;
+
+    /* raw params from stdin, echoed by .broker */
+    g_assert_cmpint (run_cli ((const char *[]) { address, "rpc", "call", ".broker",
+                                                 "benchmark.test", "-", NULL },
+                              "\x81\xa1k\x07", 4, &out, NULL), ==, 0);
+    g_assert_cmpstr (out, ==, "{\"k\":7}\n");
+  }
+  {
+    g_autofree char *err = NULL;
+
+    g_assert_cmpint (run_cli ((const char *[]) { address, "rpc", "call", ".broker", "nosuch",
+                                                 NULL }, NULL, 0, NULL, &err), ==, 1);
+    g_assert_nonnull (strstr (err, "RPC error -32601"));
+  }
+  {
+    g_autofree char *err = NULL;
+
+    g_assert_cmpint (run_cli ((const char *[]) { address, "rpc", "call", "nobody", "x", NULL },
+                              NULL, 0, NULL, &err), ==, 1);
+    g_assert_nonnull (strstr (err, "RPC error -32113"));
+  }
+
+  listener_free (l);
+  elbus_test_broker_free (tb);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -303,6 +425,8 @@ main (int    argc,
   g_test_add_data_func ("/elbus/cli/send-publish-listen/tcp",
                         GINT_TO_POINTER (ELBUS_TEST_TRANSPORT_TCP), test_send_publish_listen);
   g_test_add_func ("/elbus/cli/errors", test_errors);
+  g_test_add_func ("/elbus/cli/broker", test_broker_commands);
+  g_test_add_func ("/elbus/cli/rpc", test_rpc_commands);
 
   return g_test_run ();
 }

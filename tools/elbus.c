@@ -77,38 +77,67 @@ connect_client (const char  *name,
 
 /* payloads */
 
-/* JSON if it parses as JSON, text if it is printable UTF-8, else hex. */
-static char *
-format_payload (GBytes *payload)
+static gboolean
+is_printable (const char *data,
+              gsize       len)
 {
-  gsize len;
-  const char *data = g_bytes_get_data (payload, &len);
-  g_autoptr(JsonParser) parser = json_parser_new_immutable ();
-  gboolean printable;
+  if (!g_utf8_validate_len (data, len, NULL))
+    return FALSE;
+  for (gsize i = 0; i < len; i++)
+    if ((guchar) data[i] < 0x20 && data[i] != '\t' && data[i] != '\n' && data[i] != '\r')
+      return FALSE;
+  return TRUE;
+}
 
+static char *
+variant_to_json (GVariant *value)
+{
+  g_autoptr(JsonNode) node = json_gvariant_serialize (value);
+
+  return json_to_string (node, FALSE);
+}
+
+/* Text is shown as JSON when it parses as JSON, else as it is; binary as
+ * JSON when it is MessagePack, else in hex. */
+static char *
+format_payload_data (const char *data,
+                     gsize       len)
+{
   if (len == 0)
     return g_strdup ("");
 
-  if (g_utf8_validate_len (data, len, NULL) &&
-      json_parser_load_from_data (parser, data, len, NULL) &&
-      json_parser_get_root (parser) != NULL)
-    return json_to_string (json_parser_get_root (parser), FALSE);
+  if (is_printable (data, len))
+    {
+      g_autoptr(JsonParser) parser = json_parser_new_immutable ();
 
-  printable = g_utf8_validate_len (data, len, NULL);
-  for (gsize i = 0; printable && i < len; i++)
-    if ((guchar) data[i] < 0x20 && data[i] != '\t' && data[i] != '\n' && data[i] != '\r')
-      printable = FALSE;
-  if (printable)
-    return g_strndup (data, len);
+      if (json_parser_load_from_data (parser, data, len, NULL) &&
+          json_parser_get_root (parser) != NULL)
+        return json_to_string (json_parser_get_root (parser), FALSE);
+      return g_strndup (data, len);
+    }
 
   {
-    GString *hex = g_string_sized_new (len * 2 + 2);
+    g_autoptr(GVariant) value = elbus_msgpack_decode_data ((const guint8 *) data, len, NULL);
+    GString *hex;
 
+    if (value != NULL)
+      return variant_to_json (value);
+
+    hex = g_string_sized_new (len * 2 + 2);
     g_string_append (hex, "0x");
     for (gsize i = 0; i < len; i++)
       g_string_append_printf (hex, "%02x", (guchar) data[i]);
     return g_string_free (hex, FALSE);
   }
+}
+
+static char *
+format_payload (GBytes *payload)
+{
+  gsize len;
+  const char *data = g_bytes_get_data (payload, &len);
+
+  return format_payload_data (data, len);
 }
 
 /* The payload argument, or standard input when it is absent. */
@@ -315,6 +344,349 @@ cmd_send_or_publish (int       argc,
   return 0;
 }
 
+/* RPC */
+
+/* k=v arguments as a MessagePack map: true, false, integers and floats
+ * are typed, the rest are strings (the original's rule). */
+static GBytes *
+kv_params (int      n_args,
+           char   **args,
+           GError **error)
+{
+  GVariantBuilder builder;
+  g_autoptr(GVariant) map = NULL;
+
+  g_variant_builder_init (&builder, G_VARIANT_TYPE_VARDICT);
+  for (int i = 0; i < n_args; i++)
+    {
+      const char *eq = strchr (args[i], '=');
+      g_autofree char *key = NULL;
+      const char *value;
+      char *end;
+      gint64 n;
+      double d;
+
+      if (eq == NULL || eq == args[i])
+        {
+          g_variant_builder_clear (&builder);
+          g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                       _("“%s” is not KEY=VALUE"), args[i]);
+          return NULL;
+        }
+      key = g_strndup (args[i], eq - args[i]);
+      value = eq + 1;
+
+      if (g_str_equal (value, "true") || g_str_equal (value, "false"))
+        g_variant_builder_add (&builder, "{sv}", key, g_variant_new_boolean (value[0] == 't'));
+      else if (*value != '\0' && (n = g_ascii_strtoll (value, &end, 10), *end == '\0'))
+        g_variant_builder_add (&builder, "{sv}", key, g_variant_new_int64 (n));
+      else if (*value != '\0' && (d = g_ascii_strtod (value, &end), *end == '\0'))
+        g_variant_builder_add (&builder, "{sv}", key, g_variant_new_double (d));
+      else
+        g_variant_builder_add (&builder, "{sv}", key, g_variant_new_string (value));
+    }
+
+  map = g_variant_ref_sink (g_variant_builder_end (&builder));
+  return elbus_msgpack_encode_variant (map, error);
+}
+
+/* "-" reads raw params from standard input; else k=v pairs. */
+static GBytes *
+call_params (int      n_args,
+             char   **args,
+             GError **error)
+{
+  if (n_args == 1 && g_str_equal (args[0], "-"))
+    return read_payload (NULL, error);
+  if (n_args == 0)
+    return g_bytes_new_static ("", 0);
+  return kv_params (n_args, args, error);
+}
+
+static int
+rpc_fail (const GError *error)
+{
+  if (error->domain == ELBUS_RPC_ERROR)
+    return fail (_("RPC error %d: %s"), error->code, error->message);
+  return fail ("%s", error->message);
+}
+
+static void
+print_value_table (GVariant *value)
+{
+  GVariantIter iter;
+  const char *key;
+  GVariant *child;
+  int width = 0;
+
+  g_variant_iter_init (&iter, value);
+  while (g_variant_iter_next (&iter, "{&sv}", &key, &child))
+    {
+      width = MAX (width, (int) strlen (key));
+      g_variant_unref (child);
+    }
+  g_variant_iter_init (&iter, value);
+  while (g_variant_iter_next (&iter, "{&sv}", &key, &child))
+    {
+      g_autofree char *text = g_variant_is_of_type (child, G_VARIANT_TYPE_STRING)
+                              ? g_variant_dup_string (child, NULL) : variant_to_json (child);
+
+      g_print ("%-*s  %s\n", width, key, text);
+      g_variant_unref (child);
+    }
+}
+
+static char *
+field_text (GVariant   *entry,
+            const char *key)
+{
+  g_autoptr(GVariant) value = g_variant_lookup_value (entry, key, NULL);
+
+  if (value == NULL || g_variant_is_of_type (value, G_VARIANT_TYPE_MAYBE))
+    return g_strdup ("");
+  if (g_variant_is_of_type (value, G_VARIANT_TYPE_STRING))
+    return g_variant_dup_string (value, NULL);
+  return variant_to_json (value);
+}
+
+static void
+print_client_list (GVariant *value)
+{
+  static const char * const columns[] = {
+    "name", "kind", "source", "port", "r_frames", "r_bytes", "w_frames", "w_bytes",
+    "queue", "instances", NULL
+  };
+  g_autoptr(GVariant) clients = g_variant_lookup_value (value, "clients", G_VARIANT_TYPE ("av"));
+  g_autoptr(GPtrArray) rows = g_ptr_array_new_with_free_func ((GDestroyNotify) g_strfreev);
+  int widths[G_N_ELEMENTS (columns)] = { 0 };
+  gsize n = clients != NULL ? g_variant_n_children (clients) : 0;
+
+  g_ptr_array_add (rows, g_strdupv ((char **) columns));
+  for (gsize i = 0; i < n; i++)
+    {
+      g_autoptr(GVariant) boxed = g_variant_get_child_value (clients, i);
+      g_autoptr(GVariant) entry = g_variant_get_variant (boxed);
+      char **row = g_new0 (char *, G_N_ELEMENTS (columns));
+
+      for (guint c = 0; columns[c] != NULL; c++)
+        row[c] = field_text (entry, columns[c]);
+      g_ptr_array_add (rows, row);
+    }
+
+  for (guint r = 0; r < rows->len; r++)
+    for (guint c = 0; columns[c] != NULL; c++)
+      widths[c] = MAX (widths[c], (int) g_utf8_strlen (((char **) rows->pdata[r])[c], -1));
+
+  for (guint r = 0; r < rows->len; r++)
+    {
+      char **row = rows->pdata[r];
+
+      for (guint c = 0; columns[c] != NULL; c++)
+        /* names and text left, numbers right */
+        g_print (c < 4 ? "%-*s%s" : "%*s%s", widths[c], row[c], columns[c + 1] ? "  " : "\n");
+    }
+}
+
+static int
+cmd_broker (int    argc,
+            char **argv)
+{
+  g_autoptr(GOptionContext) context = g_option_context_new (_("client.list|info|stats|test — ask the broker"));
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ElbusClient) client = NULL;
+  g_autoptr(ElbusRpcPeer) peer = NULL;
+  g_autoptr(GBytes) reply = NULL;
+  g_autoptr(GVariant) value = NULL;
+  const char *method;
+
+  g_option_context_set_summary (context, _("Calls a method of the broker's own client .broker "
+                                           "and prints the answer as a table."));
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    return fail ("%s", error->message);
+  if (argc != 2)
+    return fail (_("usage: elbus PATH broker client.list|info|stats|test"));
+  method = argv[1];
+
+  client = connect_client (globals.name, &error);
+  if (client == NULL)
+    return fail ("%s", error->message);
+  peer = elbus_rpc_peer_new (client);
+
+  reply = elbus_rpc_peer_call_sync (peer, ".broker", method, NULL, ELBUS_QOS_PROCESSED, 0,
+                                    NULL, &error);
+  if (reply == NULL)
+    return rpc_fail (error);
+
+  value = elbus_msgpack_decode (reply, &error);
+  if (value == NULL)
+    return fail (_("the broker's answer is not MessagePack: %s"), error->message);
+
+  if (g_str_equal (method, "client.list"))
+    print_client_list (value);
+  else if (g_variant_is_of_type (value, G_VARIANT_TYPE_VARDICT))
+    print_value_table (value);
+  else
+    {
+      g_autofree char *text = variant_to_json (value);
+
+      g_print ("%s\n", text);
+    }
+
+  return 0;
+}
+
+static gboolean
+rpc_listen_call_cb (ElbusRpcPeer       *peer,
+                    ElbusRpcInvocation *invocation,
+                    gpointer            user_data)
+{
+  g_autofree char *params = format_payload (elbus_rpc_invocation_get_params (invocation));
+  g_autoptr(GDateTime) now = g_date_time_new_now_local ();
+  g_autofree char *stamp = g_date_time_format (now, "%H:%M:%S.%f");
+
+  stamp[12] = '\0';
+  g_print ("%s call %s #%u from %s: %s\n", stamp, elbus_rpc_invocation_get_method (invocation),
+           elbus_rpc_invocation_get_call_id (invocation),
+           elbus_rpc_invocation_get_sender (invocation), params);
+  fflush (stdout);
+
+  /* answered with an empty result */
+  elbus_rpc_invocation_return_value (invocation, NULL);
+  return TRUE;
+}
+
+static void
+rpc_listen_notification_cb (ElbusRpcPeer *peer,
+                            const char   *sender,
+                            GBytes       *payload,
+                            gpointer      user_data)
+{
+  g_autofree char *text = format_payload (payload);
+  g_autoptr(GDateTime) now = g_date_time_new_now_local ();
+  g_autofree char *stamp = g_date_time_format (now, "%H:%M:%S.%f");
+
+  stamp[12] = '\0';
+  g_print ("%s notification from %s: %s\n", stamp, sender, text);
+  fflush (stdout);
+}
+
+static int
+cmd_rpc (int    argc,
+         char **argv)
+{
+  g_auto(GStrv) topics = NULL;
+  GOptionEntry entries[] = {
+    { "topic", 't', 0, G_OPTION_ARG_STRING_ARRAY, &topics,
+      N_("listen: also subscribe to TOPIC; repeatable"), N_("TOPIC") },
+    { NULL }
+  };
+  g_autoptr(GOptionContext) context =
+    g_option_context_new (_("listen|notify|call0|call … — the RPC layer"));
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ElbusClient) client = NULL;
+  g_autoptr(ElbusRpcPeer) peer = NULL;
+  const char *sub;
+
+  g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
+  g_option_context_set_summary (context,
+    _("  rpc listen [-t TOPIC]…                 print incoming calls and notifications, "
+      "answer calls\n"
+      "  rpc notify TARGET [PAYLOAD]            send a notification\n"
+      "  rpc call0 TARGET METHOD [K=V…|-]       call, wanting no answer\n"
+      "  rpc call TARGET METHOD [K=V…|-]        call and print the answer\n"
+      "K=V params make a MessagePack map (true, false, integers and floats typed); "
+      "- reads raw params from standard input."));
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    return fail ("%s", error->message);
+  if (argc < 2)
+    return fail (_("usage: elbus PATH rpc listen|notify|call0|call …"));
+  sub = argv[1];
+
+  if (g_str_equal (sub, "listen"))
+    {
+      ListenState state = { .loop = g_main_loop_new (NULL, FALSE), .status = 0 };
+
+      if (argc != 2)
+        return fail (_("rpc listen: unexpected argument “%s”"), argv[2]);
+      client = connect_client (globals.name, &error);
+      if (client == NULL)
+        return fail ("%s", error->message);
+      peer = elbus_rpc_peer_new (client);
+      g_signal_connect (peer, "handle-call", G_CALLBACK (rpc_listen_call_cb), NULL);
+      g_signal_connect (peer, "notification", G_CALLBACK (rpc_listen_notification_cb), NULL);
+      g_signal_connect (client, "broadcast", G_CALLBACK (print_frame_cb), NULL);
+      g_signal_connect (client, "publication", G_CALLBACK (print_frame_cb), NULL);
+      g_signal_connect (client, "disconnected", G_CALLBACK (listen_disconnected_cb), &state);
+      if (topics != NULL &&
+          !elbus_client_subscribe_sync (client, (const char * const *) topics,
+                                        ELBUS_QOS_PROCESSED, NULL, &error))
+        return fail (_("cannot subscribe: %s"), error->message);
+      if (!globals.silent)
+        g_printerr (_("listening for RPC as %s; Ctrl+C stops\n"), elbus_client_get_name (client));
+      g_unix_signal_add (SIGINT, quit_cb, &state);
+      g_unix_signal_add (SIGTERM, quit_cb, &state);
+      g_main_loop_run (state.loop);
+      g_signal_handlers_disconnect_by_data (client, &state);
+      g_main_loop_unref (state.loop);
+      return state.status;
+    }
+
+  if (g_str_equal (sub, "notify"))
+    {
+      g_autoptr(GBytes) payload = NULL;
+
+      if (argc < 3 || argc > 4)
+        return fail (_("usage: elbus PATH rpc notify TARGET [PAYLOAD]"));
+      payload = read_payload (argc == 4 ? argv[3] : NULL, &error);
+      if (payload == NULL)
+        return fail (_("cannot read the payload: %s"), error->message);
+      client = connect_client (globals.name, &error);
+      if (client == NULL)
+        return fail ("%s", error->message);
+      peer = elbus_rpc_peer_new (client);
+      if (!elbus_rpc_peer_notify_sync (peer, argv[2], payload, ELBUS_QOS_PROCESSED, NULL, &error))
+        return rpc_fail (error);
+      return 0;
+    }
+
+  if (g_str_equal (sub, "call") || g_str_equal (sub, "call0"))
+    {
+      g_autoptr(GBytes) params = NULL;
+      g_autoptr(GBytes) reply = NULL;
+
+      if (argc < 4)
+        return fail (_("usage: elbus PATH rpc %s TARGET METHOD [K=V…|-]"), sub);
+      params = call_params (argc - 4, argv + 4, &error);
+      if (params == NULL)
+        return fail ("%s", error->message);
+      client = connect_client (globals.name, &error);
+      if (client == NULL)
+        return fail ("%s", error->message);
+      peer = elbus_rpc_peer_new (client);
+
+      if (g_str_equal (sub, "call0"))
+        {
+          if (!elbus_rpc_peer_call0_sync (peer, argv[2], argv[3], params, ELBUS_QOS_PROCESSED,
+                                          NULL, &error))
+            return rpc_fail (error);
+          return 0;
+        }
+
+      reply = elbus_rpc_peer_call_sync (peer, argv[2], argv[3], params, ELBUS_QOS_PROCESSED, 0,
+                                        NULL, &error);
+      if (reply == NULL)
+        return rpc_fail (error);
+      {
+        g_autofree char *text = format_payload (reply);
+
+        g_print ("%s\n", text);
+      }
+      return 0;
+    }
+
+  return fail (_("unknown rpc command “%s”"), sub);
+}
+
 /* benchmark */
 
 typedef enum {
@@ -322,6 +694,9 @@ typedef enum {
   STAGE_SEND_PROCESSED,
   STAGE_SEND_RECV_NO,
   STAGE_SEND_RECV_PROCESSED,
+  STAGE_RPC_CALL,
+  STAGE_RPC_CALL_HANDLE,
+  STAGE_RPC_CALL0,
   N_STAGES
 } Stage;
 
@@ -330,6 +705,9 @@ static const char * const stage_names[N_STAGES] = {
   "send.qos.processed",
   "send+recv.qos.no",
   "send+recv.qos.processed",
+  "rpc.call",
+  "rpc.call+handle",
+  "rpc.call0",
 };
 
 #define BENCH_UNREGISTERED_TARGET "elbus.benchmark.nobody"
@@ -342,6 +720,8 @@ typedef struct {
   Stage         stage;
   GMainContext *context;
   ElbusClient  *client;        /* (owned) */
+  ElbusRpcPeer *peer;          /* (owned) (nullable): rpc stages */
+  GBytes       *payload;       /* (owned) */
   guint64       sent;
   guint64       acked;
   guint64       received;
@@ -386,12 +766,82 @@ bench_message_cb (ElbusClient *client,
   w->received++;
 }
 
+static void
+bench_call_cb (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  Worker *w = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) reply = elbus_rpc_peer_call_finish (ELBUS_RPC_PEER (source), result, &error);
+
+  if (reply == NULL && w->error == NULL)
+    w->error = g_strdup (error->message);
+  else if (reply != NULL && !g_bytes_equal (reply, w->payload))
+    w->bad++;
+  w->acked++;
+}
+
+static gboolean
+bench_echo_cb (ElbusRpcPeer       *peer,
+               ElbusRpcInvocation *invocation,
+               gpointer            user_data)
+{
+  elbus_rpc_invocation_return_value (invocation, elbus_rpc_invocation_get_params (invocation));
+  return TRUE;
+}
+
+/* The rpc stages: calls (or call0 requests) in flight up to a window,
+ * each echo checked against the payload sent. */
+static void
+bench_rpc (Worker *w)
+{
+  guint64 window = MAX (1, MIN (1024, (guint64) globals.queue_size / 4));
+  const char *target = w->stage == STAGE_RPC_CALL_HANDLE ? elbus_client_get_name (w->client)
+                                                         : ".broker";
+  g_autoptr(GBytes) call0 = NULL;
+
+  if (w->stage == STAGE_RPC_CALL0)
+    {
+      /* a call id 0 request, acknowledged by the broker: nothing comes back */
+      gsize len = g_bytes_get_size (w->payload);
+      guint8 *buf = g_malloc (5 + sizeof "benchmark.test" + len);
+
+      buf[0] = 0x01;
+      memset (buf + 1, 0, 4);
+      memcpy (buf + 5, "benchmark.test", sizeof "benchmark.test");
+      if (len > 0)
+        memcpy (buf + 5 + sizeof "benchmark.test", g_bytes_get_data (w->payload, NULL), len);
+      call0 = g_bytes_new_take (buf, 5 + sizeof "benchmark.test" + len);
+    }
+
+  while (w->sent < w->iters && w->error == NULL && elbus_client_is_connected (w->client))
+    {
+      if (w->sent - w->acked >= window)
+        {
+          g_main_context_iteration (w->context, TRUE);
+          continue;
+        }
+      if (call0 != NULL)
+        elbus_client_send_async (w->client, target, call0, ELBUS_QOS_PROCESSED, NULL,
+                                 bench_ack_cb, w);
+      else
+        elbus_rpc_peer_call_async (w->peer, target, "benchmark.test", w->payload,
+                                   ELBUS_QOS_PROCESSED, 0, NULL, bench_call_cb, w);
+      w->sent++;
+    }
+
+  while (w->error == NULL && elbus_client_is_connected (w->client) && w->acked < w->iters)
+    g_main_context_iteration (w->context, TRUE);
+}
+
 static gpointer
 bench_worker (gpointer data)
 {
   Worker *w = data;
   g_autoptr(GBytes) payload = NULL;
   gboolean acked = w->stage == STAGE_SEND_PROCESSED || w->stage == STAGE_SEND_RECV_PROCESSED;
+  /* the payload: not all zeros, so that an echo is really compared */
   gboolean recv = w->stage == STAGE_SEND_RECV_NO || w->stage == STAGE_SEND_RECV_PROCESSED;
   const char *target;
   ElbusQoS qos = acked ? ELBUS_QOS_PROCESSED : ELBUS_QOS_NO;
@@ -401,8 +851,22 @@ bench_worker (gpointer data)
 
   g_main_context_push_thread_default (w->context);
   target = recv ? elbus_client_get_name (w->client) : BENCH_UNREGISTERED_TARGET;
-  payload = g_bytes_new_take (g_malloc0 (w->payload_size), w->payload_size);
-  g_signal_connect (w->client, "message", G_CALLBACK (bench_message_cb), w);
+  {
+    guint8 *buf = g_malloc (w->payload_size);
+
+    for (gsize i = 0; i < w->payload_size; i++)
+      buf[i] = (guint8) (i * 31 + w->index);
+    payload = g_bytes_new_take (buf, w->payload_size);
+  }
+  if (w->stage < STAGE_RPC_CALL)
+    g_signal_connect (w->client, "message", G_CALLBACK (bench_message_cb), w);
+
+  w->payload = g_bytes_ref (payload);
+  if (w->stage >= STAGE_RPC_CALL)
+    {
+      w->peer = elbus_rpc_peer_new (w->client);
+      g_signal_connect (w->peer, "handle-call", G_CALLBACK (bench_echo_cb), NULL);
+    }
 
   g_mutex_lock (&barrier.lock);
   barrier.ready++;
@@ -410,6 +874,12 @@ bench_worker (gpointer data)
   while (!barrier.go)
     g_cond_wait (&barrier.cond, &barrier.lock);
   g_mutex_unlock (&barrier.lock);
+
+  if (w->stage >= STAGE_RPC_CALL)
+    {
+      bench_rpc (w);
+      goto out;
+    }
 
   while (w->sent < w->iters && w->error == NULL && elbus_client_is_connected (w->client))
     {
@@ -443,9 +913,12 @@ bench_worker (gpointer data)
          ((acked && w->acked < w->iters) || (recv && w->received < w->iters)))
     g_main_context_iteration (w->context, TRUE);
 
+out:
   if (w->error == NULL && !elbus_client_is_connected (w->client))
     w->error = g_strdup (_("disconnected from the broker"));
 
+  g_clear_object (&w->peer);
+  g_clear_pointer (&w->payload, g_bytes_unref);
   g_signal_handlers_disconnect_by_data (w->client, w);
   g_main_context_pop_thread_default (w->context);
   return NULL;
@@ -471,7 +944,10 @@ cmd_benchmark (int    argc,
   g_option_context_set_summary (context,
     _("Runs the original elbus client stages and prints iterations per second:\n"
       "  send.qos.no, send.qos.processed      to a name nobody has\n"
-      "  send+recv.qos.no, send+recv.qos.processed   each worker to itself"));
+      "  send+recv.qos.no, send+recv.qos.processed   each worker to itself\n"
+      "  rpc.call      calls .broker benchmark.test, checks the echo\n"
+      "  rpc.call+handle   each worker calls itself, checks the echo\n"
+      "  rpc.call0     call0 requests to .broker (acknowledged)"));
   if (!g_option_context_parse (context, &argc, &argv, &error))
     return fail ("%s", error->message);
   if (workers < 1 || workers > 256 || payload_size < 0 || iters < workers)
@@ -545,6 +1021,32 @@ cmd_benchmark (int    argc,
                total * (double) G_USEC_PER_SEC / elapsed, elapsed / (double) G_USEC_PER_SEC);
     }
 
+  /* round trip: one rpc.call at a time, nothing queued behind it */
+  if (status == 0)
+    {
+      g_autoptr(ElbusClient) client = connect_client (globals.name, &error);
+      g_autoptr(ElbusRpcPeer) peer = NULL;
+      g_autoptr(GBytes) payload = g_bytes_new_take (g_malloc0 (payload_size), payload_size);
+      guint n = (guint) MIN (iters, 20000);
+      gint64 start;
+
+      if (client == NULL)
+        return fail ("%s", error->message);
+      peer = elbus_rpc_peer_new (client);
+      start = g_get_monotonic_time ();
+      for (guint i = 0; i < n; i++)
+        {
+          g_autoptr(GBytes) reply = elbus_rpc_peer_call_sync (peer, ".broker", "benchmark.test",
+                                                              payload, ELBUS_QOS_PROCESSED, 0,
+                                                              NULL, &error);
+
+          if (reply == NULL)
+            return rpc_fail (error);
+        }
+      g_print (_("rpc.call round trip, one at a time: %.1f µs mean over %u calls\n"),
+               (g_get_monotonic_time () - start) / (double) n, n);
+    }
+
   return status;
 }
 
@@ -612,6 +1114,10 @@ main (int    argc,
       "  listen [-t TOPIC]…          print incoming frames\n"
       "  send TARGET [PAYLOAD]       send a message (a broadcast if TARGET has * or ?)\n"
       "  publish TOPIC [PAYLOAD]     publish on a topic\n"
+      "  broker client.list|info|stats|test   ask the broker\n"
+      "  rpc listen [-t TOPIC]…      print incoming RPC calls and notifications\n"
+      "  rpc notify TARGET [PAYLOAD] send an RPC notification\n"
+      "  rpc call0|call TARGET METHOD [K=V…|-]   call a method\n"
       "  benchmark [-w N] [-i N] [--payload-size N]   measure the bus\n"
       "\n"
       "PAYLOAD is read from standard input when omitted. “elbus PATH COMMAND --help” "
@@ -659,6 +1165,10 @@ main (int    argc,
     status = cmd_send_or_publish (argc - split, argv + split, TRUE);
   else if (g_str_equal (command, "benchmark"))
     status = cmd_benchmark (argc - split, argv + split);
+  else if (g_str_equal (command, "broker"))
+    status = cmd_broker (argc - split, argv + split);
+  else if (g_str_equal (command, "rpc"))
+    status = cmd_rpc (argc - split, argv + split);
   else
     status = fail (_("unknown command “%s”; see elbus --help"), command);
 
