@@ -26,6 +26,7 @@ typedef enum {
 
 typedef struct _ElbusPeer ElbusPeer;
 typedef struct _ElbusCoreRpc ElbusCoreRpc;
+typedef struct _ElbusFifo ElbusFifo;
 
 struct _ElbusPeer {
   ElbusBroker     *broker;         /* (unowned): outlives every peer */
@@ -100,6 +101,7 @@ struct _ElbusBroker {
   ElbusCoreRpc    *core;           /* (owned) (nullable): the .broker client */
   guint            routing;        /* depth of _elbus_broker_route() */
   GPtrArray       *announcements;  /* (owned): deferred while routing, "+NAME"/"-NAME" */
+  GPtrArray       *fifos;          /* (owned) (element-type ElbusFifo) */
 };
 
 /* elbus-broker-peer.c */
@@ -149,5 +151,9 @@ void          _elbus_core_rpc_announce_client   (ElbusCoreRpc  *core,
                                                  const char    *name,
                                                  gboolean       registered);
 void          _elbus_core_rpc_announce_shutdown (ElbusCoreRpc  *core);
+ElbusClient  *_elbus_core_rpc_get_client        (ElbusCoreRpc  *core);
+
+/* elbus-broker-fifo.c */
+void          _elbus_fifo_free                  (ElbusFifo     *fifo);
 
 G_END_DECLS

@@ -267,3 +267,10 @@ _elbus_core_rpc_free (ElbusCoreRpc *core)
   g_clear_object (&core->client);
   g_free (core);
 }
+
+ElbusClient *
+_elbus_core_rpc_get_client (ElbusCoreRpc *core)
+{
+  return core != NULL && core->client != NULL && elbus_client_is_connected (core->client)
+         ? core->client : NULL;
+}

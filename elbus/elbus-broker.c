@@ -803,11 +803,12 @@ address_is_unix (const char *address)
 /**
  * elbus_broker_listen:
  * @self: a broker
- * @address: a UNIX socket path or `HOST:PORT`
+ * @address: a UNIX socket path, `HOST:PORT` or `fifo:PATH`
  *
- * Listens on @address: an address that starts with `/` or ends with
- * `.sock`, `.socket` or `.ipc` is a UNIX socket path (see
- * [method@Elbus.Broker.listen_unix]), anything else `HOST:PORT` (see
+ * Listens on @address: `fifo:PATH` is the FIFO control channel (see
+ * [method@Elbus.Broker.listen_fifo]); an address that starts with `/` or
+ * ends with `.sock`, `.socket` or `.ipc` is a UNIX socket path (see
+ * [method@Elbus.Broker.listen_unix]); anything else `HOST:PORT` (see
  * [method@Elbus.Broker.listen_tcp]).
  *
  * Returns: %TRUE when listening
@@ -821,6 +822,9 @@ elbus_broker_listen (ElbusBroker  *self,
 {
   g_return_val_if_fail (ELBUS_IS_BROKER (self), FALSE);
   g_return_val_if_fail (address != NULL, FALSE);
+
+  if (g_str_has_prefix (address, "fifo:"))
+    return elbus_broker_listen_fifo (self, address + strlen ("fifo:"), error);
 
   if (address_is_unix (address))
     return elbus_broker_listen_unix (self, address, error);
@@ -909,6 +913,7 @@ elbus_broker_close (ElbusBroker *self)
   self->closed = TRUE;
 
   g_ptr_array_set_size (self->listeners, 0);
+  g_ptr_array_set_size (self->fifos, 0);
 
   if (self->core != NULL)
     _elbus_core_rpc_announce_shutdown (self->core);
@@ -958,6 +963,7 @@ elbus_broker_finalize (GObject *object)
   g_ptr_array_unref (self->graveyard);
   g_ptr_array_unref (self->scratch);
   g_ptr_array_unref (self->announcements);
+  g_ptr_array_unref (self->fifos);
   g_main_context_unref (self->context);
 
   G_OBJECT_CLASS (elbus_broker_parent_class)->finalize (object);
@@ -1153,6 +1159,7 @@ elbus_broker_init (ElbusBroker *self)
   self->graveyard = g_ptr_array_new ();
   self->scratch = g_ptr_array_new ();
   self->announcements = g_ptr_array_new_with_free_func (g_free);
+  self->fifos = g_ptr_array_new_with_free_func ((GDestroyNotify) _elbus_fifo_free);
   g_queue_init (&self->dirty);
 
   self->timeout = ELBUS_BROKER_DEFAULT_TIMEOUT;

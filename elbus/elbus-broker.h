@@ -88,6 +88,10 @@ gboolean      elbus_broker_listen_tcp         (ElbusBroker  *self,
                                                const char   *host_port,
                                                GError      **error);
 ELBUS_AVAILABLE_IN_1_0
+gboolean      elbus_broker_listen_fifo        (ElbusBroker  *self,
+                                               const char   *path,
+                                               GError      **error);
+ELBUS_AVAILABLE_IN_1_0
 gboolean      elbus_broker_add_socket         (ElbusBroker  *self,
                                                GSocket      *socket,
                                                const char   *bind_string,

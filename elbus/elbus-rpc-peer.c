@@ -914,3 +914,58 @@ elbus_rpc_peer_notify_sync (ElbusRpcPeer  *self,
 
   return send_sync_mapped (self, target, message, qos, cancellable, error);
 }
+
+/**
+ * elbus_rpc_params_from_pairs:
+ * @pairs: (array zero-terminated=1): `KEY=VALUE` strings
+ * @error: return location for an error
+ *
+ * Builds RPC params from `KEY=VALUE` pairs by the rule of the original
+ * elbus tools (its CLI and its broker's FIFO channel): `true` and `false`
+ * are booleans, integers and floats are numbers, anything else is a
+ * string. Encode the result with [func@Elbus.msgpack_encode_variant].
+ *
+ * Returns: (transfer full): an `a{sv}`, or %NULL when a pair has no `=` or
+ *   an empty key
+ *
+ * Since: 1.0
+ */
+GVariant *
+elbus_rpc_params_from_pairs (const char * const  *pairs,
+                             GError             **error)
+{
+  GVariantBuilder builder;
+
+  g_return_val_if_fail (pairs != NULL, NULL);
+
+  g_variant_builder_init (&builder, G_VARIANT_TYPE_VARDICT);
+  for (guint i = 0; pairs[i] != NULL; i++)
+    {
+      const char *eq = strchr (pairs[i], '=');
+      g_autofree char *key = NULL;
+      const char *value;
+      char *end;
+      gint64 n;
+      double d;
+
+      if (eq == NULL || eq == pairs[i])
+        {
+          g_variant_builder_clear (&builder);
+          g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA, "“%s” is not KEY=VALUE", pairs[i]);
+          return NULL;
+        }
+      key = g_strndup (pairs[i], eq - pairs[i]);
+      value = eq + 1;
+
+      if (g_str_equal (value, "true") || g_str_equal (value, "false"))
+        g_variant_builder_add (&builder, "{sv}", key, g_variant_new_boolean (value[0] == 't'));
+      else if (*value != '\0' && (n = g_ascii_strtoll (value, &end, 10), *end == '\0'))
+        g_variant_builder_add (&builder, "{sv}", key, g_variant_new_int64 (n));
+      else if (*value != '\0' && (d = g_ascii_strtod (value, &end), *end == '\0'))
+        g_variant_builder_add (&builder, "{sv}", key, g_variant_new_double (d));
+      else
+        g_variant_builder_add (&builder, "{sv}", key, g_variant_new_string (value));
+    }
+
+  return g_variant_ref_sink (g_variant_builder_end (&builder));
+}

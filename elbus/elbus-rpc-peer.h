@@ -68,4 +68,8 @@ gboolean      elbus_rpc_peer_notify_sync   (ElbusRpcPeer        *self,
                                             GCancellable        *cancellable,
                                             GError             **error);
 
+ELBUS_AVAILABLE_IN_1_0
+GVariant     *elbus_rpc_params_from_pairs  (const char * const  *pairs,
+                                            GError             **error);
+
 G_END_DECLS

@@ -5,7 +5,11 @@
  */
 #include "config.h"
 
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <glib/gstdio.h>
 
 #include <elbus/elbus.h>
 
@@ -789,6 +793,78 @@ test_core_announcements (void)
   elbus_test_conn_expect_eof (watcher);
 }
 
+static void
+listen_fifo_cb (ElbusBroker *broker,
+                gpointer     user_data)
+{
+  g_autofree char *address = g_strconcat ("fifo:", (const char *) user_data, NULL);
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (elbus_broker_listen (broker, address, &error));
+  g_assert_no_error (error);
+}
+
+static void
+expect_fifo_frame (ElbusTestConn *conn,
+                   guint8         kind,
+                   const char    *topic,
+                   const void    *payload,
+                   gsize          payload_len)
+{
+  g_autoptr(ElbusTestFrame) frame = elbus_test_conn_read_frame (conn);
+
+  g_assert_cmphex (frame->kind, ==, kind);
+  g_assert_cmpstr (frame->sender, ==, ".broker");
+  g_assert_cmpstr (frame->topic, ==, topic);
+  g_assert_cmpmem (g_bytes_get_data (frame->payload, NULL), g_bytes_get_size (frame->payload),
+                   payload, payload_len);
+}
+
+static void
+test_fifo (void)
+{
+  ElbusTestBroker *tb = elbus_test_broker_new (NULL);
+  g_autofree char *dir = g_dir_make_tmp ("elbus-fifo-XXXXXX", NULL);
+  g_autofree char *path = g_build_filename (dir, "control.fifo", NULL);
+  g_autoptr(ElbusTestConn) conn = elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_UNIX, "fifo.t");
+  static const char lines[] = "fifo.t hello text\n"
+                              "=a/b pubtext\n"
+                              "fifo.* bc\n"
+                              "fifo.t .note\n"
+                              "fifo.t :do x=1 y=true z=s w=2.5\n";
+  /* 01, call id 0, "do" 00, then {x: 1, y: true, z: "s", w: 2.5} */
+  static const guint8 call0[] = {
+    0x01, 0, 0, 0, 0, 'd', 'o', 0,
+    0x84, 0xa1, 'x', 0x01, 0xa1, 'y', 0xc3, 0xa1, 'z', 0xa1, 's',
+    0xa1, 'w', 0xcb, 0x40, 0x04, 0, 0, 0, 0, 0, 0
+  };
+  int fd;
+
+  g_test_summary ("Each line written to a fifo: listener is sent by .broker: a message, a "
+                  "publication, a broadcast, a notification and a typed call0; the pipe "
+                  "goes with the broker");
+
+  elbus_test_conn_subscribe (conn, "a/#", NULL);
+  elbus_test_broker_invoke (tb, listen_fifo_cb, path);
+  g_assert_true (g_file_test (path, G_FILE_TEST_EXISTS));
+
+  fd = open (path, O_WRONLY);
+  g_assert_cmpint (fd, >=, 0);
+  g_assert_cmpint (write (fd, lines, strlen (lines)), ==, (gssize) strlen (lines));
+  close (fd);
+
+  expect_fifo_frame (conn, 0x12, NULL, "hello text", 10);
+  expect_fifo_frame (conn, 0x01, "a/b", "pubtext", 7);
+  expect_fifo_frame (conn, 0x13, NULL, "bc", 2);
+  expect_fifo_frame (conn, 0x12, NULL, "\0note", 5);
+  expect_fifo_frame (conn, 0x12, NULL, call0, sizeof call0);
+
+  g_clear_pointer (&conn, elbus_test_conn_free);
+  elbus_test_broker_free (tb);
+  g_assert_false (g_file_test (path, G_FILE_TEST_EXISTS));
+  g_rmdir (dir);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -808,6 +884,7 @@ main (int    argc,
   g_test_add_func ("/elbus/rpc/handler-calls-out", test_handler_calls_out);
   g_test_add_func ("/elbus/rpc/core/methods", test_core_methods);
   g_test_add_func ("/elbus/rpc/core/announcements", test_core_announcements);
+  g_test_add_func ("/elbus/rpc/core/fifo", test_fifo);
 
   return g_test_run ();
 }

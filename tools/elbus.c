@@ -346,47 +346,20 @@ cmd_send_or_publish (int       argc,
 
 /* RPC */
 
-/* k=v arguments as a MessagePack map: true, false, integers and floats
- * are typed, the rest are strings (the original's rule). */
+/* k=v arguments as a MessagePack map, typed as in the original */
 static GBytes *
 kv_params (int      n_args,
            char   **args,
            GError **error)
 {
-  GVariantBuilder builder;
+  g_auto(GStrv) pairs = g_new0 (char *, n_args + 1);
   g_autoptr(GVariant) map = NULL;
 
-  g_variant_builder_init (&builder, G_VARIANT_TYPE_VARDICT);
   for (int i = 0; i < n_args; i++)
-    {
-      const char *eq = strchr (args[i], '=');
-      g_autofree char *key = NULL;
-      const char *value;
-      char *end;
-      gint64 n;
-      double d;
-
-      if (eq == NULL || eq == args[i])
-        {
-          g_variant_builder_clear (&builder);
-          g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                       _("“%s” is not KEY=VALUE"), args[i]);
-          return NULL;
-        }
-      key = g_strndup (args[i], eq - args[i]);
-      value = eq + 1;
-
-      if (g_str_equal (value, "true") || g_str_equal (value, "false"))
-        g_variant_builder_add (&builder, "{sv}", key, g_variant_new_boolean (value[0] == 't'));
-      else if (*value != '\0' && (n = g_ascii_strtoll (value, &end, 10), *end == '\0'))
-        g_variant_builder_add (&builder, "{sv}", key, g_variant_new_int64 (n));
-      else if (*value != '\0' && (d = g_ascii_strtod (value, &end), *end == '\0'))
-        g_variant_builder_add (&builder, "{sv}", key, g_variant_new_double (d));
-      else
-        g_variant_builder_add (&builder, "{sv}", key, g_variant_new_string (value));
-    }
-
-  map = g_variant_ref_sink (g_variant_builder_end (&builder));
+    pairs[i] = g_strdup (args[i]);
+  map = elbus_rpc_params_from_pairs ((const char * const *) pairs, error);
+  if (map == NULL)
+    return NULL;
   return elbus_msgpack_encode_variant (map, error);
 }
 

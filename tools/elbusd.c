@@ -63,7 +63,7 @@ static Options opts = {
 
 static const GOptionEntry option_entries[] = {
   { "bind", 'B', 0, G_OPTION_ARG_FILENAME_ARRAY, &opts.binds,
-    N_("Listen on ADDRESS: a UNIX socket path or HOST:PORT (repeatable)"),
+    N_("Listen on ADDRESS: a UNIX socket path, HOST:PORT or fifo:PATH (repeatable)"),
     N_("ADDRESS") },
   { "pid-file", 'P', 0, G_OPTION_ARG_FILENAME, &opts.pid_file,
     N_("Write the process id to FILE once all listeners are up"),
@@ -206,16 +206,6 @@ parse_options (int    *argc,
   if (!check_ranges ())
     return EXIT_USAGE;
 
-  for (gsize i = 0; opts.binds != NULL && opts.binds[i] != NULL; i++)
-    {
-      if (g_str_has_prefix (opts.binds[i], "fifo:"))
-        {
-          g_printerr (_("elbusd: cannot listen on %s: FIFO control channels are not supported yet\n"),
-                      opts.binds[i]);
-          return EXIT_FAILURE;
-        }
-    }
-
   return EXIT_SUCCESS;
 }
 
@@ -250,8 +240,15 @@ listen_on_address (ElbusBroker *broker,
 
   /* Daemonizing changes the working directory to /: a relative socket path
    * is made absolute first, so that shutdown removes the right file. */
-  if (opts.daemonize && elbus_tool_address_is_unix (address) &&
-      !g_path_is_absolute (address))
+  if (opts.daemonize && g_str_has_prefix (address, "fifo:") &&
+      !g_path_is_absolute (address + strlen ("fifo:")))
+    {
+      g_autofree char *path = g_canonicalize_filename (address + strlen ("fifo:"), NULL);
+
+      bind_string = g_strconcat ("fifo:", path, NULL);
+    }
+  else if (opts.daemonize && elbus_tool_address_is_unix (address) &&
+           !g_path_is_absolute (address))
     bind_string = g_canonicalize_filename (address, NULL);
   else
     bind_string = g_strdup (address);
@@ -438,9 +435,14 @@ write_pid_file (const char *path)
 static void
 print_hint (GPtrArray *listeners)
 {
-  const char *address = g_ptr_array_index (listeners, 0);
+  const char *address = NULL;
 
-  if (!isatty (STDOUT_FILENO))
+  /* a socket to talk to, not the FIFO */
+  for (guint i = 0; i < listeners->len && address == NULL; i++)
+    if (!g_str_has_prefix (g_ptr_array_index (listeners, i), "fifo:"))
+      address = g_ptr_array_index (listeners, i);
+
+  if (address == NULL || !isatty (STDOUT_FILENO))
     return;
 
   g_print (_("elbusd is ready on %s. Talk to it with the elbus tool, e.g.:\n"
