@@ -55,7 +55,8 @@
  * later from the context, in order.
  *
  * When the connection ends, every pending operation fails with
- * %ELBUS_ERROR_CLOSED and [signal@Elbus.Client::disconnected] is emitted.
+ * %ELBUS_ERROR_CLOSED and [signal@Elbus.Client::disconnected] is emitted
+ * (after any frames still waiting to be emitted).
  *
  * Since: 1.0
  */
@@ -109,6 +110,10 @@ struct _ElbusClient {
   GQueue           deferred;       /* (element-type ElbusFrame) (owned) */
   GSource         *deferred_source; /* (owned) (nullable) */
   guint            pumping;
+  /* a disconnection that happened while frames were deferred is told
+   * after them, as it happened after them */
+  gboolean         disconnect_deferred;
+  GError          *disconnect_error;  /* (owned) (nullable) */
 
   /* the RPC layer's look at one-to-one messages before anyone else's */
   ElbusClientMessageFilter message_filter; /* (nullable) */
@@ -296,6 +301,13 @@ emit_deferred_cb (gpointer user_data)
     {
       emit_frame (self, frame);
       elbus_frame_unref (frame);
+    }
+  if (self->pumping == 0 && self->deferred.length == 0 && self->disconnect_deferred)
+    {
+      g_autoptr(GError) error = g_steal_pointer (&self->disconnect_error);
+
+      self->disconnect_deferred = FALSE;
+      g_signal_emit (self, signals[SIGNAL_DISCONNECTED], 0, error);
     }
   g_object_unref (self);
 
@@ -1176,7 +1188,14 @@ client_disconnect (ElbusClient *self,
                                               "the connection to the broker closed"));
 
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_CONNECTED]);
-  g_signal_emit (self, signals[SIGNAL_DISCONNECTED], 0, error);
+  if (self->pumping > 0 || self->deferred.length > 0)
+    {
+      self->disconnect_deferred = TRUE;
+      self->disconnect_error = error != NULL ? g_error_copy (error) : NULL;
+      schedule_deferred (self);
+    }
+  else
+    g_signal_emit (self, signals[SIGNAL_DISCONNECTED], 0, error);
   g_object_unref (self);
 }
 
@@ -1465,6 +1484,7 @@ elbus_client_dispose (GObject *object)
       g_clear_pointer (&self->deferred_source, g_source_unref);
     }
   g_queue_clear_full (&self->deferred, (GDestroyNotify) elbus_frame_unref);
+  g_clear_error (&self->disconnect_error);
 
   G_OBJECT_CLASS (elbus_client_parent_class)->dispose (object);
 }

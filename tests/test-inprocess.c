@@ -431,6 +431,61 @@ test_dropped (Fixture       *f,
   recorder_clear (&r2);
 }
 
+static void
+order_frame_cb (ElbusClient *client,
+                ElbusFrame  *frame,
+                gpointer     user_data)
+{
+  GString *log = user_data;
+  GBytes *payload = elbus_frame_get_payload (frame);
+
+  g_string_append_len (log, g_bytes_get_data (payload, NULL), g_bytes_get_size (payload));
+  g_string_append_c (log, ' ');
+}
+
+static void
+order_disconnected_cb (ElbusClient *client,
+                       GError      *error,
+                       gpointer     user_data)
+{
+  g_string_append (user_data, "disconnected");
+}
+
+static void
+test_disconnect_after_frames (Fixture       *f,
+                              gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ElbusClient) in = NULL;
+  g_autoptr(GBytes) one = bytes ("one");
+  g_autoptr(GBytes) two = bytes ("two");
+  g_autoptr(GString) log = g_string_new (NULL);
+  gint64 deadline = g_get_monotonic_time () + elbus_test_scale_ms (5000) * 1000;
+
+  g_test_summary ("Frames that arrived during _sync calls are emitted before a "
+                  "disconnection that came after them");
+
+  in = elbus_broker_register_client (f->broker, "in.order", &error);
+  g_assert_no_error (error);
+  g_signal_connect (in, "message", G_CALLBACK (order_frame_cb), log);
+  g_signal_connect (in, "disconnected", G_CALLBACK (order_disconnected_cb), log);
+
+  elbus_client_send_sync (in, "in.order", one, ELBUS_QOS_PROCESSED, NULL, &error);
+  g_assert_no_error (error);
+  elbus_client_send_sync (in, "in.order", two, ELBUS_QOS_PROCESSED, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (elbus_broker_force_disconnect (f->broker, "in.order"));
+  g_assert_cmpstr (log->str, ==, "");
+
+  while (!g_str_has_suffix (log->str, "disconnected"))
+    {
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_main_context_iteration (NULL, TRUE);
+    }
+  g_assert_cmpstr (log->str, ==, "one two disconnected");
+  g_signal_handlers_disconnect_by_data (in, log);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -447,6 +502,8 @@ main (int    argc,
               fixture_tear_down);
   g_test_add ("/elbus/inprocess/dropped", Fixture, NULL, fixture_set_up, test_dropped,
               fixture_tear_down);
+  g_test_add ("/elbus/inprocess/disconnect-after-frames", Fixture, NULL, fixture_set_up,
+              test_disconnect_after_frames, fixture_tear_down);
 
   return g_test_run ();
 }
