@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "elbus-msgpack.h"
 #include "elbus-rpc-private.h"
 
 /**
@@ -209,6 +210,39 @@ elbus_rpc_invocation_get_params (ElbusRpcInvocation *self)
 }
 
 /**
+ * elbus_rpc_invocation_get_params_variant:
+ * @self: an invocation
+ * @error: return location for an error
+ *
+ * Decodes the params from MessagePack (see [func@Elbus.msgpack_decode]).
+ * Empty params decode to an empty `a{sv}`. On failure, answering with
+ * [method@Elbus.RpcInvocation.return_gerror] tells the caller why.
+ *
+ * Returns: (transfer full): the params, or %NULL with an
+ *   %ELBUS_RPC_ERROR_PARSE error
+ *
+ * Since: 1.0
+ */
+GVariant *
+elbus_rpc_invocation_get_params_variant (ElbusRpcInvocation  *self,
+                                         GError             **error)
+{
+  g_autoptr(GError) local_error = NULL;
+  GVariant *value;
+
+  g_return_val_if_fail (ELBUS_IS_RPC_INVOCATION (self), NULL);
+
+  if (g_bytes_get_size (self->params) == 0)
+    return g_variant_ref_sink (g_variant_new ("a{sv}", NULL));
+
+  value = elbus_msgpack_decode (self->params, &local_error);
+  if (value == NULL)
+    g_set_error_literal (error, ELBUS_RPC_ERROR, ELBUS_RPC_ERROR_PARSE, local_error->message);
+
+  return value;
+}
+
+/**
  * elbus_rpc_invocation_get_call_id:
  * @self: an invocation
  *
@@ -261,6 +295,36 @@ elbus_rpc_invocation_return_value (ElbusRpcInvocation *self,
   g_return_if_fail (ELBUS_IS_RPC_INVOCATION (self));
 
   send_answer (self, ELBUS_RPC_REPLY, NULL, 0, result);
+}
+
+/**
+ * elbus_rpc_invocation_return_variant:
+ * @self: an invocation not yet answered
+ * @result: the result, encoded as MessagePack; a floating reference is
+ *   taken
+ *
+ * Answers the call with @result. A value that cannot be encoded answers
+ * %ELBUS_RPC_ERROR_INTERNAL instead.
+ *
+ * Since: 1.0
+ */
+void
+elbus_rpc_invocation_return_variant (ElbusRpcInvocation *self,
+                                     GVariant           *result)
+{
+  g_autoptr(GVariant) value = NULL;
+  g_autoptr(GBytes) bytes = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_return_if_fail (ELBUS_IS_RPC_INVOCATION (self));
+  g_return_if_fail (result != NULL);
+
+  value = g_variant_ref_sink (result);
+  bytes = elbus_msgpack_encode_variant (value, &error);
+  if (bytes == NULL)
+    elbus_rpc_invocation_return_error (self, ELBUS_RPC_ERROR_INTERNAL, error->message);
+  else
+    elbus_rpc_invocation_return_value (self, bytes);
 }
 
 /**

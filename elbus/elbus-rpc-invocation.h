@@ -63,12 +63,18 @@ const char *elbus_rpc_invocation_get_method         (ElbusRpcInvocation *self);
 ELBUS_AVAILABLE_IN_1_0
 GBytes     *elbus_rpc_invocation_get_params         (ElbusRpcInvocation *self);
 ELBUS_AVAILABLE_IN_1_0
+GVariant   *elbus_rpc_invocation_get_params_variant (ElbusRpcInvocation *self,
+                                                     GError            **error);
+ELBUS_AVAILABLE_IN_1_0
 guint32     elbus_rpc_invocation_get_call_id        (ElbusRpcInvocation *self);
 ELBUS_AVAILABLE_IN_1_0
 gboolean    elbus_rpc_invocation_is_realtime        (ElbusRpcInvocation *self);
 ELBUS_AVAILABLE_IN_1_0
 void        elbus_rpc_invocation_return_value       (ElbusRpcInvocation *self,
                                                      GBytes             *result);
+ELBUS_AVAILABLE_IN_1_0
+void        elbus_rpc_invocation_return_variant     (ElbusRpcInvocation *self,
+                                                     GVariant           *result);
 ELBUS_AVAILABLE_IN_1_0
 void        elbus_rpc_invocation_return_error       (ElbusRpcInvocation *self,
                                                      int                 code,

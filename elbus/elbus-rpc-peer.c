@@ -5,6 +5,7 @@
 
 #include "elbus-client-private.h"
 #include "elbus-error.h"
+#include "elbus-msgpack.h"
 #include "elbus-rpc-private.h"
 
 /**
@@ -173,6 +174,8 @@ build_request (guint32     call_id,
 
   return g_bytes_new_take (buf, 1 + 4 + method_len + 1 + params_len);
 }
+
+static GBytes *build_notification (GBytes *payload);
 
 /* A call the broker refused: -32000 - result byte. */
 static GError *
@@ -899,18 +902,12 @@ elbus_rpc_peer_notify_sync (ElbusRpcPeer  *self,
                             GCancellable  *cancellable,
                             GError       **error)
 {
-  gsize len = payload != NULL ? g_bytes_get_size (payload) : 0;
   g_autoptr(GBytes) message = NULL;
-  guint8 *buf;
 
   g_return_val_if_fail (ELBUS_IS_RPC_PEER (self), FALSE);
   g_return_val_if_fail (target != NULL, FALSE);
 
-  buf = g_malloc (1 + len);
-  buf[0] = ELBUS_RPC_NOTIFICATION;
-  if (len > 0)
-    memcpy (buf + 1, g_bytes_get_data (payload, NULL), len);
-  message = g_bytes_new_take (buf, 1 + len);
+  message = build_notification (payload);
 
   return send_sync_mapped (self, target, message, qos, cancellable, error);
 }
@@ -968,4 +965,327 @@ elbus_rpc_params_from_pairs (const char * const  *pairs,
     }
 
   return g_variant_ref_sink (g_variant_builder_end (&builder));
+}
+
+/* GVariant forms */
+
+static GBytes *
+encode_params (GVariant  *params,
+               GError   **error)
+{
+  g_autoptr(GVariant) value = NULL;
+
+  if (params == NULL)
+    return g_bytes_new_static ("", 0);
+  value = g_variant_ref_sink (params);
+  return elbus_msgpack_encode_variant (value, error);
+}
+
+static GVariant *
+decode_reply (GBytes  *reply,
+              GError **error)
+{
+  g_autoptr(GError) local_error = NULL;
+  GVariant *value;
+
+  /* an empty result is nothing: an empty maybe */
+  if (g_bytes_get_size (reply) == 0)
+    return g_variant_ref_sink (g_variant_new_maybe (G_VARIANT_TYPE_VARIANT, NULL));
+
+  value = elbus_msgpack_decode (reply, &local_error);
+  if (value == NULL)
+    g_set_error (error, ELBUS_RPC_ERROR, ELBUS_RPC_ERROR_PARSE,
+                 "the reply is not MessagePack: %s", local_error->message);
+  return value;
+}
+
+static void
+call_variant_cb (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  GError *error = NULL;
+  g_autoptr(GBytes) reply = elbus_rpc_peer_call_finish (ELBUS_RPC_PEER (source), result, &error);
+  GVariant *value;
+
+  if (reply == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  value = decode_reply (reply, &error);
+  if (value == NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_pointer (task, value, (GDestroyNotify) g_variant_unref);
+}
+
+/**
+ * elbus_rpc_peer_call_variant_async:
+ * @self: a peer
+ * @target: the client to call
+ * @method: the method name
+ * @params: (nullable): the params, encoded as MessagePack (an `a{sv}` is a
+ *   map); a floating reference is taken
+ * @qos: delivery guarantee of the request
+ * @timeout: seconds to wait for the answer; 0 or less for the default
+ * @cancellable: (nullable): a cancellable
+ * @callback: (scope async): called with the answer
+ * @user_data: data for @callback
+ *
+ * [method@Elbus.RpcPeer.call_async] with MessagePack params and result as
+ * GVariant. Finish with [method@Elbus.RpcPeer.call_variant_finish].
+ *
+ * Since: 1.0
+ */
+void
+elbus_rpc_peer_call_variant_async (ElbusRpcPeer        *self,
+                                   const char          *target,
+                                   const char          *method,
+                                   GVariant            *params,
+                                   ElbusQoS             qos,
+                                   double               timeout,
+                                   GCancellable        *cancellable,
+                                   GAsyncReadyCallback  callback,
+                                   gpointer             user_data)
+{
+  GTask *task;
+  g_autoptr(GBytes) bytes = NULL;
+  GError *error = NULL;
+
+  g_return_if_fail (ELBUS_IS_RPC_PEER (self));
+  g_return_if_fail (target != NULL);
+  g_return_if_fail (method != NULL);
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, elbus_rpc_peer_call_variant_async);
+
+  bytes = encode_params (params, &error);
+  if (bytes == NULL)
+    {
+      g_task_return_error (task, error);
+      g_object_unref (task);
+      return;
+    }
+
+  elbus_rpc_peer_call_async (self, target, method, bytes, qos, timeout, cancellable,
+                             call_variant_cb, task);
+}
+
+/**
+ * elbus_rpc_peer_call_variant_finish:
+ * @self: a peer
+ * @result: the result passed to the callback
+ * @error: return location for an error
+ *
+ * Finishes [method@Elbus.RpcPeer.call_variant_async]. An empty reply is
+ * an empty maybe (MessagePack nil).
+ *
+ * Returns: (transfer full): the decoded reply, or %NULL with @error set
+ *
+ * Since: 1.0
+ */
+GVariant *
+elbus_rpc_peer_call_variant_finish (ElbusRpcPeer  *self,
+                                    GAsyncResult  *result,
+                                    GError       **error)
+{
+  g_return_val_if_fail (ELBUS_IS_RPC_PEER (self), NULL);
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) ==
+                        elbus_rpc_peer_call_variant_async, NULL);
+
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+/**
+ * elbus_rpc_peer_call_variant_sync:
+ * @self: a peer
+ * @target: the client to call
+ * @method: the method name
+ * @params: (nullable): the params; a floating reference is taken
+ * @qos: delivery guarantee of the request
+ * @timeout: seconds to wait for the answer; 0 or less for the default
+ * @cancellable: (nullable): a cancellable
+ * @error: return location for an error
+ *
+ * [method@Elbus.RpcPeer.call_sync] with MessagePack params and result as
+ * GVariant.
+ *
+ * Returns: (transfer full): the decoded reply, or %NULL with @error set
+ *
+ * Since: 1.0
+ */
+GVariant *
+elbus_rpc_peer_call_variant_sync (ElbusRpcPeer  *self,
+                                  const char    *target,
+                                  const char    *method,
+                                  GVariant      *params,
+                                  ElbusQoS       qos,
+                                  double         timeout,
+                                  GCancellable  *cancellable,
+                                  GError       **error)
+{
+  g_autoptr(GBytes) bytes = NULL;
+  g_autoptr(GBytes) reply = NULL;
+
+  g_return_val_if_fail (ELBUS_IS_RPC_PEER (self), NULL);
+
+  bytes = encode_params (params, error);
+  if (bytes == NULL)
+    return NULL;
+  reply = elbus_rpc_peer_call_sync (self, target, method, bytes, qos, timeout, cancellable, error);
+  if (reply == NULL)
+    return NULL;
+  return decode_reply (reply, error);
+}
+
+/* call0 and notify, async: one-way sends whose bus errors map to RPC codes */
+
+static void
+one_way_sent_cb (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!elbus_client_send_finish (ELBUS_CLIENT (source), result, &error))
+    g_task_return_error (task, bus_error_to_rpc (error));
+  else
+    g_task_return_boolean (task, TRUE);
+}
+
+static GBytes *
+build_notification (GBytes *payload)
+{
+  gsize len = payload != NULL ? g_bytes_get_size (payload) : 0;
+  guint8 *buf = g_malloc (1 + len);
+
+  buf[0] = ELBUS_RPC_NOTIFICATION;
+  if (len > 0)
+    memcpy (buf + 1, g_bytes_get_data (payload, NULL), len);
+  return g_bytes_new_take (buf, 1 + len);
+}
+
+/**
+ * elbus_rpc_peer_call0_async:
+ * @self: a peer
+ * @target: the client to call
+ * @method: the method name
+ * @params: (nullable): the params
+ * @qos: delivery guarantee of the request
+ * @cancellable: (nullable): a cancellable
+ * @callback: (scope async): called when sent (and acknowledged)
+ * @user_data: data for @callback
+ *
+ * Calls @method of @target wanting no answer (call id 0). Finish with
+ * [method@Elbus.RpcPeer.call0_finish].
+ *
+ * Since: 1.0
+ */
+void
+elbus_rpc_peer_call0_async (ElbusRpcPeer        *self,
+                            const char          *target,
+                            const char          *method,
+                            GBytes              *params,
+                            ElbusQoS             qos,
+                            GCancellable        *cancellable,
+                            GAsyncReadyCallback  callback,
+                            gpointer             user_data)
+{
+  g_autoptr(GBytes) request = NULL;
+  GTask *task;
+
+  g_return_if_fail (ELBUS_IS_RPC_PEER (self));
+  g_return_if_fail (target != NULL);
+  g_return_if_fail (method != NULL);
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, elbus_rpc_peer_call0_async);
+  request = build_request (0, method, params);
+  elbus_client_send_async (self->client, target, request, qos, cancellable, one_way_sent_cb, task);
+}
+
+/**
+ * elbus_rpc_peer_call0_finish:
+ * @self: a peer
+ * @result: the result passed to the callback
+ * @error: return location for an error
+ *
+ * Finishes [method@Elbus.RpcPeer.call0_async].
+ *
+ * Returns: %TRUE on success
+ *
+ * Since: 1.0
+ */
+gboolean
+elbus_rpc_peer_call0_finish (ElbusRpcPeer  *self,
+                             GAsyncResult  *result,
+                             GError       **error)
+{
+  g_return_val_if_fail (ELBUS_IS_RPC_PEER (self), FALSE);
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+/**
+ * elbus_rpc_peer_notify_async:
+ * @self: a peer
+ * @target: the client to notify
+ * @payload: (nullable): the notification's payload
+ * @qos: delivery guarantee
+ * @cancellable: (nullable): a cancellable
+ * @callback: (scope async): called when sent (and acknowledged)
+ * @user_data: data for @callback
+ *
+ * Sends an RPC notification. Finish with
+ * [method@Elbus.RpcPeer.notify_finish].
+ *
+ * Since: 1.0
+ */
+void
+elbus_rpc_peer_notify_async (ElbusRpcPeer        *self,
+                             const char          *target,
+                             GBytes              *payload,
+                             ElbusQoS             qos,
+                             GCancellable        *cancellable,
+                             GAsyncReadyCallback  callback,
+                             gpointer             user_data)
+{
+  g_autoptr(GBytes) message = NULL;
+  GTask *task;
+
+  g_return_if_fail (ELBUS_IS_RPC_PEER (self));
+  g_return_if_fail (target != NULL);
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, elbus_rpc_peer_notify_async);
+  message = build_notification (payload);
+  elbus_client_send_async (self->client, target, message, qos, cancellable, one_way_sent_cb, task);
+}
+
+/**
+ * elbus_rpc_peer_notify_finish:
+ * @self: a peer
+ * @result: the result passed to the callback
+ * @error: return location for an error
+ *
+ * Finishes [method@Elbus.RpcPeer.notify_async].
+ *
+ * Returns: %TRUE on success
+ *
+ * Since: 1.0
+ */
+gboolean
+elbus_rpc_peer_notify_finish (ElbusRpcPeer  *self,
+                              GAsyncResult  *result,
+                              GError       **error)
+{
+  g_return_val_if_fail (ELBUS_IS_RPC_PEER (self), FALSE);
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
 }

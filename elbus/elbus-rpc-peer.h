@@ -53,12 +53,61 @@ GBytes       *elbus_rpc_peer_call_sync     (ElbusRpcPeer        *self,
                                             GError             **error);
 
 ELBUS_AVAILABLE_IN_1_0
+void          elbus_rpc_peer_call_variant_async  (ElbusRpcPeer        *self,
+                                                  const char          *target,
+                                                  const char          *method,
+                                                  GVariant            *params,
+                                                  ElbusQoS             qos,
+                                                  double               timeout,
+                                                  GCancellable        *cancellable,
+                                                  GAsyncReadyCallback  callback,
+                                                  gpointer             user_data);
+ELBUS_AVAILABLE_IN_1_0
+GVariant     *elbus_rpc_peer_call_variant_finish (ElbusRpcPeer        *self,
+                                                  GAsyncResult        *result,
+                                                  GError             **error);
+ELBUS_AVAILABLE_IN_1_0
+GVariant     *elbus_rpc_peer_call_variant_sync   (ElbusRpcPeer        *self,
+                                                  const char          *target,
+                                                  const char          *method,
+                                                  GVariant            *params,
+                                                  ElbusQoS             qos,
+                                                  double               timeout,
+                                                  GCancellable        *cancellable,
+                                                  GError             **error);
+
+ELBUS_AVAILABLE_IN_1_0
+void          elbus_rpc_peer_call0_async   (ElbusRpcPeer        *self,
+                                            const char          *target,
+                                            const char          *method,
+                                            GBytes              *params,
+                                            ElbusQoS             qos,
+                                            GCancellable        *cancellable,
+                                            GAsyncReadyCallback  callback,
+                                            gpointer             user_data);
+ELBUS_AVAILABLE_IN_1_0
+gboolean      elbus_rpc_peer_call0_finish  (ElbusRpcPeer        *self,
+                                            GAsyncResult        *result,
+                                            GError             **error);
+ELBUS_AVAILABLE_IN_1_0
 gboolean      elbus_rpc_peer_call0_sync    (ElbusRpcPeer        *self,
                                             const char          *target,
                                             const char          *method,
                                             GBytes              *params,
                                             ElbusQoS             qos,
                                             GCancellable        *cancellable,
+                                            GError             **error);
+ELBUS_AVAILABLE_IN_1_0
+void          elbus_rpc_peer_notify_async  (ElbusRpcPeer        *self,
+                                            const char          *target,
+                                            GBytes              *payload,
+                                            ElbusQoS             qos,
+                                            GCancellable        *cancellable,
+                                            GAsyncReadyCallback  callback,
+                                            gpointer             user_data);
+ELBUS_AVAILABLE_IN_1_0
+gboolean      elbus_rpc_peer_notify_finish (ElbusRpcPeer        *self,
+                                            GAsyncResult        *result,
                                             GError             **error);
 ELBUS_AVAILABLE_IN_1_0
 gboolean      elbus_rpc_peer_notify_sync   (ElbusRpcPeer        *self,

@@ -89,6 +89,21 @@ handle_call_cb (ElbusRpcPeer       *peer,
 
       elbus_rpc_invocation_return_gerror (invocation, error);
     }
+  else if (g_str_equal (method, "sum"))
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GVariant) params = elbus_rpc_invocation_get_params_variant (invocation, &error);
+      gint64 a = 0, b = 0;
+
+      if (params == NULL)
+        elbus_rpc_invocation_return_gerror (invocation, error);
+      else if (!g_variant_lookup (params, "a", "x", &a) || !g_variant_lookup (params, "b", "x", &b))
+        elbus_rpc_invocation_return_error (invocation, ELBUS_RPC_ERROR_INVALID_PARAMS,
+                                           "a and b are needed");
+      else
+        elbus_rpc_invocation_return_variant (invocation,
+                                             g_variant_new_parsed ("{'sum': <%x>}", a + b));
+    }
   else if (g_str_equal (method, "defer"))
     {
       s->deferred = g_object_ref (invocation);
@@ -523,6 +538,84 @@ test_handler_calls_out (void)
   elbus_test_broker_free (st.tb);
 }
 
+static void
+call_variant_cb (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  GVariant **out = user_data;
+  g_autoptr(GError) error = NULL;
+
+  *out = elbus_rpc_peer_call_variant_finish (ELBUS_RPC_PEER (source), result, &error);
+  g_assert_no_error (error);
+}
+
+static void
+one_way_cb (GObject      *source,
+            GAsyncResult *result,
+            gpointer      user_data)
+{
+  gboolean *done = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (g_task_get_source_tag (G_TASK (result)) == elbus_rpc_peer_call0_async)
+    g_assert_true (elbus_rpc_peer_call0_finish (ELBUS_RPC_PEER (source), result, &error));
+  else
+    g_assert_true (elbus_rpc_peer_notify_finish (ELBUS_RPC_PEER (source), result, &error));
+  g_assert_no_error (error);
+  *done = TRUE;
+}
+
+static void
+test_variant_forms (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GVariant) sync_reply = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) junk = bytes ("\xc1");
+  g_autoptr(GBytes) note = bytes ("n");
+  gboolean call0_done = FALSE, notify_done = FALSE;
+  gint64 sum = 0;
+  gint64 deadline = g_get_monotonic_time () + elbus_test_scale_ms (5000) * 1000;
+  Call call = { 0 };
+
+  g_test_summary ("GVariant params and results through MessagePack, both ways; params that "
+                  "are not MessagePack answer -32700; call0 and notify complete async");
+
+  elbus_rpc_peer_call_variant_async (f->caller, "rpc.server", "sum",
+                                     g_variant_new_parsed ("{'a': <@x 2>, 'b': <@x 40>}"),
+                                     ELBUS_QOS_PROCESSED, 0, NULL, call_variant_cb, &reply);
+  while (reply == NULL)
+    {
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_main_context_iteration (NULL, TRUE);
+    }
+  g_assert_true (g_variant_lookup (reply, "sum", "x", &sum));
+  g_assert_cmpint (sum, ==, 42);
+
+  do_call (f, "rpc.server", "sum", junk, ELBUS_QOS_PROCESSED, 0, &call);
+  g_assert_error (call.error, ELBUS_RPC_ERROR, ELBUS_RPC_ERROR_PARSE);
+  call_clear (&call);
+
+  /* the sync form, with the bus error mapped */
+  sync_reply = elbus_rpc_peer_call_variant_sync (f->caller, "rpc.nobody", "sum", NULL,
+                                                 ELBUS_QOS_PROCESSED, 0, NULL, &error);
+  g_assert_null (sync_reply);
+  g_assert_error (error, ELBUS_RPC_ERROR, -32113);
+
+  elbus_rpc_peer_call0_async (f->caller, "rpc.server", "echo", NULL, ELBUS_QOS_PROCESSED, NULL,
+                              one_way_cb, &call0_done);
+  elbus_rpc_peer_notify_async (f->caller, "rpc.server", note, ELBUS_QOS_PROCESSED, NULL,
+                               one_way_cb, &notify_done);
+  while (!call0_done || !notify_done || f->s.notified == NULL)
+    {
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_main_context_iteration (NULL, TRUE);
+    }
+  assert_bytes (f->s.notified, "n");
+}
+
 /* The broker's own .broker client, spoken to on the raw wire so that the
  * exact reply bytes are checked. */
 
@@ -880,6 +973,7 @@ main (int    argc,
   ADD ("/elbus/rpc/call0-notify", test_call0_and_notify);
   ADD ("/elbus/rpc/timeout-cancel-disconnect", test_timeout_cancel_disconnect);
   ADD ("/elbus/rpc/malformed", test_malformed);
+  ADD ("/elbus/rpc/variant", test_variant_forms);
 #undef ADD
   g_test_add_func ("/elbus/rpc/handler-calls-out", test_handler_calls_out);
   g_test_add_func ("/elbus/rpc/core/methods", test_core_methods);
