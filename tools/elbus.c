@@ -234,6 +234,45 @@ quit_cb (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
+/* Subscribes to @topics, says it is ready and prints what @client
+ * receives until interrupted or disconnected: the end of both listen
+ * commands. */
+static int
+listen_until_interrupted (ElbusClient *client,
+                          GStrv        topics,
+                          const char  *ready)
+{
+  g_autoptr(GError) error = NULL;
+  ListenState state = { .loop = g_main_loop_new (NULL, FALSE), .status = 0 };
+  guint sigint, sigterm;
+
+  g_signal_connect (client, "broadcast", G_CALLBACK (print_frame_cb), NULL);
+  g_signal_connect (client, "publication", G_CALLBACK (print_frame_cb), NULL);
+  g_signal_connect (client, "disconnected", G_CALLBACK (listen_disconnected_cb), &state);
+
+  if (topics != NULL &&
+      !elbus_client_subscribe_sync (client, (const char * const *) topics,
+                                    ELBUS_QOS_PROCESSED, NULL, &error))
+    {
+      g_signal_handlers_disconnect_by_data (client, &state);
+      g_main_loop_unref (state.loop);
+      return fail (_("cannot subscribe: %s"), error->message);
+    }
+
+  if (!globals.silent)
+    g_printerr ("%s", ready);
+
+  sigint = g_unix_signal_add (SIGINT, quit_cb, &state);
+  sigterm = g_unix_signal_add (SIGTERM, quit_cb, &state);
+  g_main_loop_run (state.loop);
+
+  g_source_remove (sigint);
+  g_source_remove (sigterm);
+  g_signal_handlers_disconnect_by_data (client, &state);
+  g_main_loop_unref (state.loop);
+  return state.status;
+}
+
 static int
 cmd_listen (int    argc,
             char **argv)
@@ -247,7 +286,7 @@ cmd_listen (int    argc,
   g_autoptr(GOptionContext) context = g_option_context_new (_("— print incoming frames"));
   g_autoptr(GError) error = NULL;
   g_autoptr(ElbusClient) client = NULL;
-  ListenState state = { .loop = g_main_loop_new (NULL, FALSE), .status = 0 };
+  g_autofree char *ready = NULL;
 
   g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   g_option_context_set_summary (context,
@@ -263,25 +302,8 @@ cmd_listen (int    argc,
     return fail ("%s", error->message);
 
   g_signal_connect (client, "message", G_CALLBACK (print_frame_cb), NULL);
-  g_signal_connect (client, "broadcast", G_CALLBACK (print_frame_cb), NULL);
-  g_signal_connect (client, "publication", G_CALLBACK (print_frame_cb), NULL);
-  g_signal_connect (client, "disconnected", G_CALLBACK (listen_disconnected_cb), &state);
-
-  if (topics != NULL &&
-      !elbus_client_subscribe_sync (client, (const char * const *) topics,
-                                    ELBUS_QOS_PROCESSED, NULL, &error))
-    return fail (_("cannot subscribe: %s"), error->message);
-
-  if (!globals.silent)
-    g_printerr (_("listening as %s; Ctrl+C stops\n"), elbus_client_get_name (client));
-
-  g_unix_signal_add (SIGINT, quit_cb, &state);
-  g_unix_signal_add (SIGTERM, quit_cb, &state);
-  g_main_loop_run (state.loop);
-
-  g_signal_handlers_disconnect_by_data (client, &state);
-  g_main_loop_unref (state.loop);
-  return state.status;
+  ready = g_strdup_printf (_("listening as %s; Ctrl+C stops\n"), elbus_client_get_name (client));
+  return listen_until_interrupted (client, topics, ready);
 }
 
 static gboolean
@@ -558,6 +580,7 @@ cmd_rpc (int    argc,
   g_autoptr(GError) error = NULL;
   g_autoptr(ElbusClient) client = NULL;
   g_autoptr(ElbusRpcPeer) peer = NULL;
+  g_autofree char *ready = NULL;
   const char *sub;
 
   g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
@@ -577,8 +600,6 @@ cmd_rpc (int    argc,
 
   if (g_str_equal (sub, "listen"))
     {
-      ListenState state = { .loop = g_main_loop_new (NULL, FALSE), .status = 0 };
-
       if (argc != 2)
         return fail (_("rpc listen: unexpected argument “%s”"), argv[2]);
       client = connect_client (globals.name, &error);
@@ -587,21 +608,9 @@ cmd_rpc (int    argc,
       peer = elbus_rpc_peer_new (client);
       g_signal_connect (peer, "handle-call", G_CALLBACK (rpc_listen_call_cb), NULL);
       g_signal_connect (peer, "notification", G_CALLBACK (rpc_listen_notification_cb), NULL);
-      g_signal_connect (client, "broadcast", G_CALLBACK (print_frame_cb), NULL);
-      g_signal_connect (client, "publication", G_CALLBACK (print_frame_cb), NULL);
-      g_signal_connect (client, "disconnected", G_CALLBACK (listen_disconnected_cb), &state);
-      if (topics != NULL &&
-          !elbus_client_subscribe_sync (client, (const char * const *) topics,
-                                        ELBUS_QOS_PROCESSED, NULL, &error))
-        return fail (_("cannot subscribe: %s"), error->message);
-      if (!globals.silent)
-        g_printerr (_("listening for RPC as %s; Ctrl+C stops\n"), elbus_client_get_name (client));
-      g_unix_signal_add (SIGINT, quit_cb, &state);
-      g_unix_signal_add (SIGTERM, quit_cb, &state);
-      g_main_loop_run (state.loop);
-      g_signal_handlers_disconnect_by_data (client, &state);
-      g_main_loop_unref (state.loop);
-      return state.status;
+      ready = g_strdup_printf (_("listening for RPC as %s; Ctrl+C stops\n"),
+                               elbus_client_get_name (client));
+      return listen_until_interrupted (client, topics, ready);
     }
 
   if (g_str_equal (sub, "notify"))
