@@ -181,6 +181,7 @@ _elbus_peer_close (ElbusPeer      *peer,
 {
   ElbusBroker *broker = peer->broker;
   g_autofree char *reason = NULL;
+  ElbusClient *internal;
   va_list args;
 
   if (peer->closed)
@@ -211,16 +212,19 @@ _elbus_peer_close (ElbusPeer      *peer,
   _elbus_out_queue_clear (&peer->out);
   _elbus_read_buf_clear (&peer->rb);
 
-  /* an in-process client learns it at once */
-  if (peer->internal != NULL)
-    {
-      ElbusClient *client = g_steal_pointer (&peer->internal);
-
-      _elbus_client_internal_closed (client, reason);
-    }
+  /* held: a client-unregistered handler may drop it */
+  internal = peer->internal != NULL ? g_object_ref (peer->internal) : NULL;
+  peer->internal = NULL;
 
   /* takes over the registry's reference and emits client-unregistered */
   _elbus_broker_forget_peer (broker, peer);
+
+  /* an in-process client learns it at once, its name already free */
+  if (internal != NULL)
+    {
+      _elbus_client_internal_closed (internal, reason);
+      g_object_unref (internal);
+    }
 }
 
 /* Takes over @entry's references. Returns FALSE, dropping them, when the
