@@ -1662,7 +1662,7 @@ elbus_client_class_init (ElbusClientClass *klass)
   signals[SIGNAL_MESSAGE] =
     g_signal_new ("message", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
                   NULL, NULL, NULL, G_TYPE_NONE, 1,
-                  ELBUS_TYPE_FRAME | G_SIGNAL_TYPE_STATIC_SCOPE);
+                  ELBUS_TYPE_FRAME);
 
   /**
    * ElbusClient::broadcast:
@@ -1676,7 +1676,7 @@ elbus_client_class_init (ElbusClientClass *klass)
   signals[SIGNAL_BROADCAST] =
     g_signal_new ("broadcast", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
                   NULL, NULL, NULL, G_TYPE_NONE, 1,
-                  ELBUS_TYPE_FRAME | G_SIGNAL_TYPE_STATIC_SCOPE);
+                  ELBUS_TYPE_FRAME);
 
   /**
    * ElbusClient::publication:
@@ -1691,7 +1691,7 @@ elbus_client_class_init (ElbusClientClass *klass)
   signals[SIGNAL_PUBLICATION] =
     g_signal_new ("publication", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
                   NULL, NULL, NULL, G_TYPE_NONE, 1,
-                  ELBUS_TYPE_FRAME | G_SIGNAL_TYPE_STATIC_SCOPE);
+                  ELBUS_TYPE_FRAME);
 
   /**
    * ElbusClient::disconnected:

@@ -3,6 +3,15 @@
 
 #include "elbus-error.h"
 
+/**
+ * elbus_error_quark:
+ *
+ * The error domain %ELBUS_ERROR, whose codes are [enum@Elbus.Error].
+ *
+ * Returns: the `elbus-error-quark` quark
+ *
+ * Since: 1.0
+ */
 G_DEFINE_QUARK (elbus-error-quark, elbus_error)
 
 /**

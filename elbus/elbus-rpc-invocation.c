@@ -35,6 +35,15 @@ struct _ElbusRpcInvocation {
   gboolean      answered;
 };
 
+/**
+ * elbus_rpc_error_quark:
+ *
+ * The error domain %ELBUS_RPC_ERROR, whose codes are [enum@Elbus.RpcError].
+ *
+ * Returns: the `elbus-rpc-error-quark` quark
+ *
+ * Since: 1.0
+ */
 G_DEFINE_QUARK (elbus-rpc-error-quark, elbus_rpc_error)
 
 G_DEFINE_FINAL_TYPE (ElbusRpcInvocation, elbus_rpc_invocation, G_TYPE_OBJECT)

@@ -568,7 +568,7 @@ elbus_rpc_peer_class_init (ElbusRpcPeerClass *klass)
     g_signal_new ("notification", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
                   NULL, NULL, NULL, G_TYPE_NONE, 2,
                   G_TYPE_STRING | G_SIGNAL_TYPE_STATIC_SCOPE,
-                  G_TYPE_BYTES | G_SIGNAL_TYPE_STATIC_SCOPE);
+                  G_TYPE_BYTES);
 }
 
 static void
