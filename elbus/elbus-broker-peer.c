@@ -514,13 +514,7 @@ static void
 peer_read (ElbusPeer *peer)
 {
   ElbusReadBuf *rb = &peer->rb;
-  gsize space;
-  guint8 *dest = _elbus_read_buf_prepare (rb, &space);
-  ssize_t n;
-
-  do
-    n = read (peer->fd, dest, space);
-  while (n < 0 && errno == EINTR);
+  gssize n = _elbus_read_buf_fill (rb, peer->fd);
 
   if (n < 0)
     {
@@ -542,8 +536,6 @@ peer_read (ElbusPeer *peer)
         _elbus_peer_close (peer, G_LOG_LEVEL_INFO, "disconnected");
       return;
     }
-
-  rb->end += n;
 
   if (peer->state != ELBUS_PEER_REGISTERED && !handshake (peer))
     return;

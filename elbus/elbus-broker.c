@@ -791,15 +791,6 @@ elbus_broker_listen_tcp (ElbusBroker  *self,
   return FALSE;
 }
 
-static gboolean
-address_is_unix (const char *address)
-{
-  return address[0] == '/' ||
-         g_str_has_suffix (address, ".sock") ||
-         g_str_has_suffix (address, ".socket") ||
-         g_str_has_suffix (address, ".ipc");
-}
-
 /**
  * elbus_broker_listen:
  * @self: a broker
@@ -826,7 +817,7 @@ elbus_broker_listen (ElbusBroker  *self,
   if (g_str_has_prefix (address, "fifo:"))
     return elbus_broker_listen_fifo (self, address + strlen ("fifo:"), error);
 
-  if (address_is_unix (address))
+  if (_elbus_address_is_unix (address))
     return elbus_broker_listen_unix (self, address, error);
 
   return elbus_broker_listen_tcp (self, address, error);

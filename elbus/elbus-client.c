@@ -375,13 +375,7 @@ static void
 client_read (ElbusClient *self)
 {
   ElbusReadBuf *rb = &self->rb;
-  gsize space;
-  guint8 *dest = _elbus_read_buf_prepare (rb, &space);
-  ssize_t n;
-
-  do
-    n = read (self->fd, dest, space);
-  while (n < 0 && errno == EINTR);
+  gssize n = _elbus_read_buf_fill (rb, self->fd);
 
   if (n < 0)
     {
@@ -397,8 +391,6 @@ client_read (ElbusClient *self)
                                                     "the broker closed the connection"));
       return;
     }
-
-  rb->end += n;
 
   while (self->connected)
     {
@@ -1227,20 +1219,11 @@ client_start_io (ElbusClient *self)
   restart_tick (self);
 }
 
-static gboolean
-address_is_unix (const char *address)
-{
-  return address[0] == '/' ||
-         g_str_has_suffix (address, ".sock") ||
-         g_str_has_suffix (address, ".socket") ||
-         g_str_has_suffix (address, ".ipc");
-}
-
 static GSocketConnectable *
 make_connectable (const char  *address,
                   GError     **error)
 {
-  if (address_is_unix (address))
+  if (_elbus_address_is_unix (address))
     return G_SOCKET_CONNECTABLE (g_unix_socket_address_new (address));
 
   return g_network_address_parse (address, 0, error);

@@ -51,6 +51,8 @@ typedef struct {
 
 guint8     *_elbus_read_buf_prepare (ElbusReadBuf *rb,
                                      gsize        *space);
+gssize      _elbus_read_buf_fill    (ElbusReadBuf *rb,
+                                     int           fd);
 void        _elbus_read_buf_clear   (ElbusReadBuf *rb);
 
 /* One frame in an outgoing queue: hdr[], then the (optional) name, then
@@ -97,5 +99,9 @@ ElbusWriteStatus _elbus_out_queue_write (ElbusOutQueue *queue,
                                          int            fd,
                                          guint64       *frames,
                                          guint64       *bytes);
+
+/* PROTOCOL.md 1: a path starting with / or ending in .sock, .socket or
+ * .ipc is a UNIX socket; anything else is HOST:PORT. */
+gboolean         _elbus_address_is_unix (const char *address);
 
 G_END_DECLS

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include "elbus-io-private.h"
 
@@ -146,6 +147,26 @@ _elbus_read_buf_prepare (ElbusReadBuf *rb,
 
   *space = rb->chunk->size - rb->end;
   return rb->chunk->data + rb->end;
+}
+
+/* One read() into the buffer, retried on EINTR: the bytes read (0 at the
+ * end of the stream), or -1 with errno set (EAGAIN when there is nothing). */
+gssize
+_elbus_read_buf_fill (ElbusReadBuf *rb,
+                      int           fd)
+{
+  gsize space;
+  guint8 *dest = _elbus_read_buf_prepare (rb, &space);
+  gssize n;
+
+  do
+    n = read (fd, dest, space);
+  while (n < 0 && errno == EINTR);
+
+  if (n > 0)
+    rb->end += n;
+
+  return n;
 }
 
 void
@@ -373,4 +394,13 @@ _elbus_out_queue_write (ElbusOutQueue *queue,
     }
 
   return ELBUS_WRITE_DONE;
+}
+
+gboolean
+_elbus_address_is_unix (const char *address)
+{
+  return address[0] == '/' ||
+         g_str_has_suffix (address, ".sock") ||
+         g_str_has_suffix (address, ".socket") ||
+         g_str_has_suffix (address, ".ipc");
 }
