@@ -1736,7 +1736,7 @@ check_new_args (const char  *address,
  *
  * Connects to the broker at @address and registers as @name. The client is
  * bound to the thread-default main context. Finish with
- * [func@Elbus.Client.new_finish].
+ * [ctor@Elbus.Client.new_finish].
  *
  * Since: 1.0
  */

@@ -6,7 +6,7 @@
 /**
  * elbus_error_quark:
  *
- * The error domain %ELBUS_ERROR, whose codes are [enum@Elbus.Error].
+ * The error domain %ELBUS_ERROR, whose codes are [error@Elbus.Error].
  *
  * Returns: the `elbus-error-quark` quark
  *
@@ -16,7 +16,7 @@ G_DEFINE_QUARK (elbus-error-quark, elbus_error)
 
 /**
  * elbus_error_code_to_string:
- * @code: an [enum@Elbus.Error] code or a wire result byte
+ * @code: an [error@Elbus.Error] code or a wire result byte
  *
  * Describes a wire result byte (PROTOCOL.md section 2) or an error code in
  * a few words, for logs and messages.

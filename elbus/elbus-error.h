@@ -14,7 +14,7 @@ G_BEGIN_DECLS
 /**
  * ELBUS_ERROR:
  *
- * The error domain of elbus bus errors. Codes are [enum@Elbus.Error].
+ * The error domain of elbus bus errors. Codes are [error@Elbus.Error].
  *
  * Since: 1.0
  */

@@ -38,7 +38,7 @@ struct _ElbusRpcInvocation {
 /**
  * elbus_rpc_error_quark:
  *
- * The error domain %ELBUS_RPC_ERROR, whose codes are [enum@Elbus.RpcError].
+ * The error domain %ELBUS_RPC_ERROR, whose codes are [error@Elbus.RpcError].
  *
  * Returns: the `elbus-rpc-error-quark` quark
  *
@@ -339,7 +339,7 @@ elbus_rpc_invocation_return_variant (ElbusRpcInvocation *self,
 /**
  * elbus_rpc_invocation_return_error:
  * @self: an invocation not yet answered
- * @code: an RPC error code, e.g. an [enum@Elbus.RpcError]; it must fit in
+ * @code: an RPC error code, e.g. an [error@Elbus.RpcError]; it must fit in
  *   16 bits, as the wire has it
  * @message: (nullable): the error data, as text
  *

@@ -15,7 +15,7 @@ G_BEGIN_DECLS
  * ELBUS_RPC_ERROR:
  *
  * The error domain of RPC errors: the code is the RPC error code
- * ([enum@Elbus.RpcError] or any other the callee chose) and the message
+ * ([error@Elbus.RpcError] or any other the callee chose) and the message
  * carries the error data.
  *
  * Since: 1.0

@@ -5,7 +5,8 @@
 // async/await (promisified _async methods) on the default main context,
 // a message and a publication through signals, a subscription, RPC both
 // ways with handlers written in JavaScript, an RPC error as GLib.Error and
-// an in-process client.
+// an in-process client, and handlers that throw (answered -32603 by
+// elbus/overrides/gjs/Elbus.js, found through GJS_PATH=<builddir>/gjs).
 //
 // Prints TAP; exits non-zero on failure. Run only when gjs is installed,
 // so it never skips.
@@ -164,6 +165,56 @@ const tests = {
             }
             throw new Error(`${method} succeeded`);
         }
+    },
+
+    async handlerThrows(bus) {
+        // the override (elbus/overrides/gjs/Elbus.js): a handler that
+        // throws answers -32603 with the error's text, not METHOD_NOT_FOUND.
+        // On a client of its own: the peers of the other tests answer
+        // whatever they do not handle on gjs.b with METHOD_NOT_FOUND.
+        const raiser = await Elbus.Client.new_async(path, 'gjs.raiser', null);
+        clients.push(raiser);
+        const pa = Elbus.RpcPeer.new(bus.a);
+        const pr = Elbus.RpcPeer.new(raiser);
+        addHandlers(pr);
+        pr.connect('handle-call::boom', () => {
+            throw new Error('kaboom');
+        });
+        pr.connect_after('handle-call::late_boom', (_peer, invocation) => {
+            invocation.return_variant(new GLib.Variant('s', 'answered'));
+            throw new Error('after the answer');
+        });
+        pr.connect('handle-call::async_boom', async () => {
+            await null;
+            throw new Error('kaboom-async');
+        });
+        const plainId = pr.connect('handle-call', () => {
+            throw new TypeError('kaboom-everywhere');
+        });
+
+        const expectError = async (method, code, text) => {
+            try {
+                await pa.call_variant_async('gjs.raiser', method, null, QOS, 0, null);
+            } catch (e) {
+                assert(e instanceof GLib.Error, `a GLib.Error: ${e}`);
+                assert(e.matches(Elbus.rpc_error_quark(), code), `${method}: ${e.code} ${e.message}`);
+                assert(!text || e.message.includes(text), `${method}: ${e.message}`);
+                return;
+            }
+            throw new Error(`${method} succeeded`);
+        };
+
+        await expectError('boom', Elbus.RpcError.INTERNAL, 'kaboom');
+        await expectError('async_boom', Elbus.RpcError.INTERNAL, 'kaboom-async');
+        await expectError('anything', -32603, 'kaboom-everywhere');
+        // handlers that do not throw are untouched
+        const sum = await pa.call_variant_async('gjs.raiser', 'add', sumParams(20, 22), QOS, 0, null);
+        assert(Number(sum.unpack()) === 42, '20 + 22');
+        pr.disconnect(plainId);
+        await expectError('anything', Elbus.RpcError.METHOD_NOT_FOUND);
+        // answered before throwing: the answer stands, no second one
+        const late = await pa.call_variant_async('gjs.raiser', 'late_boom', null, QOS, 0, null);
+        assert(late.unpack() === 'answered', `late_boom: ${late.unpack()}`);
     },
 
     async inProcessClient(bus) {

@@ -6,7 +6,9 @@
 # asynchronously on the default main context (and synchronously to an
 # elbusd subprocess), messages, broadcasts and publications through
 # signals, subscriptions, RPC both ways with handlers written in Python,
-# RPC errors as GLib.Error, GVariant params, and an in-process client.
+# RPC errors as GLib.Error, GVariant params, an in-process client, and
+# handlers that raise (answered -32603 by elbus/overrides/python/Elbus.py,
+# found through PYTHONPATH=<builddir>/python).
 #
 # Prints TAP. Exits 77 (skip) only when PyGObject itself is not installed.
 
@@ -239,6 +241,60 @@ def test_rpc_errors(bus):
                      Elbus.RpcError.BUS - Elbus.Error.NOT_REGISTERED)
 
 
+def test_handler_raises(bus):
+    # the override (elbus/overrides/python/Elbus.py): a handler that raises
+    # answers -32603 with the exception's text, not METHOD_NOT_FOUND. On a
+    # client of its own: the peers of the other tests still answer
+    # whatever they do not handle on py.b with METHOD_NOT_FOUND.
+    raiser = connect(bus.path, 'py.raiser')
+    pa = Elbus.RpcPeer.new(bus.a)
+    pb = Elbus.RpcPeer.new(raiser)
+    add_handler(pb, [])
+
+    def boom(peer, invocation):
+        raise ValueError('kaboom')
+
+    def late_boom(peer, invocation):
+        invocation.return_variant(GLib.Variant('s', 'answered'))
+        raise RuntimeError('after the answer')
+
+    def plain_boom(peer, invocation, extra):
+        assert extra == 'extra'
+        raise KeyError('kaboom-everywhere')
+
+    def object_boom(obj, invocation):
+        assert obj is bus.a
+        raise ValueError('kaboom-object')
+
+    pb.connect('handle-call::boom', boom)
+    pb.connect_after('handle-call::late_boom', late_boom)
+    pb.connect_object('handle-call::object_boom', object_boom, bus.a)
+    plain_id = pb.connect('handle-call', plain_boom, 'extra')
+    try:
+        for method, text in (('boom', 'kaboom'), ('object_boom', 'kaboom-object'),
+                             ('anything', 'kaboom-everywhere')):
+            e = expect_rpc_error(pa, 'py.raiser', method, Elbus.RpcError.INTERNAL)
+            assert e.code == -32603, e.code
+            assert text in e.message, e.message
+        # handlers that do not raise are untouched; a detailed handler that
+        # takes the call stops the emission before the undetailed one
+        assert call_variant(pa, 'py.raiser', 'add', sum_params(20, 22)).unpack() == 42
+        # the wrapped handler is found by its own function
+        pb.disconnect_by_func(plain_boom)
+        expect_rpc_error(pa, 'py.raiser', 'anything', Elbus.RpcError.METHOD_NOT_FOUND)
+        # answered before raising: the answer stands, no second one
+        # (connected after: it runs once the undetailed handler is gone)
+        assert call_variant(pa, 'py.raiser', 'late_boom', None).unpack() == 'answered'
+        pb.handler_block_by_func(boom)
+        expect_rpc_error(pa, 'py.raiser', 'boom', Elbus.RpcError.METHOD_NOT_FOUND)
+        pb.handler_unblock_by_func(boom)
+        expect_rpc_error(pa, 'py.raiser', 'boom', Elbus.RpcError.INTERNAL)
+    finally:
+        if pb.handler_is_connected(plain_id):
+            pb.disconnect(plain_id)
+        raiser.close()
+
+
 def test_in_process_client(bus):
     inproc = bus.broker.register_client('py.inproc')
     try:
@@ -321,6 +377,7 @@ TESTS = [
     test_subscribe_publish,
     test_rpc_both_ways,
     test_rpc_errors,
+    test_handler_raises,
     test_in_process_client,
     test_stats,
     test_connect_sync_to_elbusd,
