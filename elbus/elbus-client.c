@@ -713,7 +713,6 @@ queue_frame (ElbusClient  *self,
   gsize payload_len = bytes != NULL ? g_bytes_get_size (bytes) : 0;
   gsize body_len = (target != NULL ? target_len + 1 : 0) + payload_len;
   guint32 op_id = next_op_id (self);
-  g_autofree char *target_ref = NULL;
 
   if (body_len > G_MAXUINT32)
     {
@@ -1123,7 +1122,8 @@ static void
 client_disconnect (ElbusClient *self,
                    GError      *error)
 {
-  g_autoptr(GError) owned_error = error;
+  /* takes @error, freed when done */
+  g_autoptr(GError) owned_error G_GNUC_UNUSED = error;
   g_autoptr(GPtrArray) ops = NULL;
   GHashTableIter iter;
   PendingOp *op;
