@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Write the fuzzers' seed corpora: small hand-made inputs in
+tests/fuzz/corpus/codec/ (wire frames, PROTOCOL.md sections 1-3) and
+tests/fuzz/corpus/msgpack/ (MessagePack values). Run it from anywhere;
+it rewrites the files next to it. The outputs are committed."""
+
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def client(op_id, op, qos, body):
+    return struct.pack('<IBI', op_id, (qos << 6) | op, len(body)) + body
+
+
+def broker(kind, body, realtime=0):
+    return struct.pack('<BIB', kind, len(body), realtime) + body
+
+
+def ack(op_id, result):
+    return struct.pack('<BIB', 0xFE, op_id, result)
+
+
+def name(n):
+    b = n.encode()
+    return struct.pack('<H', len(b)) + b
+
+
+CODEC = {
+    'greeting': bytes([0xEB, 0x01, 0x00]),
+    'handshake-name': name('test.client'),
+    'handshake-secondary': name('app%%worker1'),
+    'client-ping': struct.pack('<IBI', 0, 0, 0),
+    'client-publish': client(1, 0x01, 1, b'sensors/temp\x00' + b'\x81\xa1v\x15'),
+    'client-subscribe': client(2, 0x02, 1, b'sensors/#\x00alarms/+/high\x00*'),
+    'client-unsubscribe': client(3, 0x03, 0, b'sensors/#'),
+    'client-message': client(4, 0x12, 3, b'target.name\x00hello'),
+    'client-broadcast': client(5, 0x13, 1, b'group.*\x00hi'),
+    'client-nop-body': client(6, 0x00, 2, b'ignored'),
+    'client-stream': (client(7, 0x02, 1, b'a/b\x00c/#')
+                      + client(8, 0x12, 1, b'x\x00payload')
+                      + struct.pack('<IBI', 0, 0, 0)),
+    'broker-ping': bytes(6),
+    'broker-ack': ack(42, 0x01),
+    'broker-message': broker(0x12, b'sender\x00data', 0),
+    'broker-broadcast': broker(0x13, b'sender\x00\x92\x01\x02', 1),
+    'broker-publish': broker(0x01, b'sender\x00topic/a\x00\xc0', 0),
+    'broker-stream': ack(1, 0x01) + broker(0x12, b's\x00p') + bytes(6),
+}
+
+
+def mp_str(s):
+    b = s.encode()
+    assert len(b) < 32
+    return bytes([0xA0 | len(b)]) + b
+
+
+MSGPACK = {
+    'nil': b'\xc0',
+    'true': b'\xc3',
+    'false': b'\xc2',
+    'fixint': b'\x2a',
+    'negint': b'\xf0',
+    'ints': (b'\x96' + b'\xcc\xff' + b'\xcd\x01\x00' + b'\xd0\x80'
+             + b'\xd2\x80\x00\x00\x00' + b'\xcf' + b'\xff' * 8
+             + b'\xd3\x80' + b'\x00' * 7),
+    'floats': b'\x92\xca\x3f\xc0\x00\x00\xcb\x40\x09\x21\xfb\x54\x44\x2d\x18',
+    'str': mp_str('hello, elbus'),
+    'str8': b'\xd9\x05\xc3\xa9t\xc3\xa9',
+    'bin': b'\xc4\x04\x00\x01\xfe\xff',
+    'array': b'\x93\x01' + mp_str('two') + b'\xc0',
+    'map-str': b'\x82' + mp_str('ok') + b'\xc3' + mp_str('n') + b'\x07',
+    'map-int-keys': b'\x82\x01' + mp_str('a') + b'\xff' + mp_str('b'),
+    'map-mixed-keys': b'\x82\x01\xc0' + mp_str('k') + b'\x90',
+    'nested': b'\x81' + mp_str('list') + b'\x92\x91\x80\x81\xa1x\xc4\x00',
+    'ext': b'\xd4\x01\x00',
+}
+
+
+def write(kind, seeds):
+    d = os.path.join(HERE, 'corpus', kind)
+    os.makedirs(d, exist_ok=True)
+    for n, data in seeds.items():
+        with open(os.path.join(d, n), 'wb') as f:
+            f.write(data)
+
+
+if __name__ == '__main__':
+    write('codec', CODEC)
+    write('msgpack', MSGPACK)
