@@ -49,6 +49,29 @@ check_masks (const guint8 *body, gsize body_len)
     }
 }
 
+/* The checks every decode result gets; TRUE when a frame was decoded. */
+static gboolean
+decoded (ElbusDecodeStatus  st,
+         GError            *error,
+         gsize              needed,
+         gsize              avail)
+{
+  if (st == ELBUS_DECODE_INCOMPLETE)
+    {
+      CHECK (error == NULL);
+      CHECK (needed > avail);
+      return FALSE;
+    }
+  if (st == ELBUS_DECODE_ERROR)
+    {
+      CHECK (error != NULL);
+      g_error_free (error);
+      return FALSE;
+    }
+  CHECK (st == ELBUS_DECODE_OK && error == NULL);
+  return TRUE;
+}
+
 static void
 fuzz_client (const guint8 *buf, gsize len, guint32 max_body)
 {
@@ -63,19 +86,8 @@ fuzz_client (const guint8 *buf, gsize len, guint32 max_body)
 
       st = _elbus_codec_decode_client_frame (buf + off, len - off, max_body,
                                              &frame, &needed, &error);
-      if (st == ELBUS_DECODE_INCOMPLETE)
-        {
-          CHECK (error == NULL);
-          CHECK (needed > len - off);
-          break;
-        }
-      if (st == ELBUS_DECODE_ERROR)
-        {
-          CHECK (error != NULL);
-          g_error_free (error);
-          break;
-        }
-      CHECK (st == ELBUS_DECODE_OK && error == NULL);
+      if (!decoded (st, error, needed, len - off))
+        break;
       CHECK (frame.frame_len >= ELBUS_CLIENT_HEADER_LEN);
       CHECK (frame.frame_len <= len - off);
       if (frame.body != NULL)
@@ -131,19 +143,8 @@ fuzz_broker (const guint8 *buf, gsize len, guint32 max_body)
 
       st = _elbus_codec_decode_broker_frame (buf + off, len - off, max_body,
                                              &frame, &needed, &error);
-      if (st == ELBUS_DECODE_INCOMPLETE)
-        {
-          CHECK (error == NULL);
-          CHECK (needed > len - off);
-          break;
-        }
-      if (st == ELBUS_DECODE_ERROR)
-        {
-          CHECK (error != NULL);
-          g_error_free (error);
-          break;
-        }
-      CHECK (st == ELBUS_DECODE_OK && error == NULL);
+      if (!decoded (st, error, needed, len - off))
+        break;
       CHECK (frame.frame_len >= ELBUS_BROKER_HEADER_LEN);
       CHECK (frame.frame_len <= len - off);
       body = buf + off + ELBUS_BROKER_HEADER_LEN;
