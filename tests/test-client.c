@@ -654,6 +654,7 @@ struct _FakeBroker {
   GCond         cond;
   guint         released;        /* main thread -> script */
   gint          stage;           /* script -> main thread (atomic) */
+  gint          served;          /* connections whose script ended (atomic) */
 };
 
 static gpointer
@@ -687,6 +688,7 @@ fake_thread_func (gpointer user_data)
       peer = elbus_test_conn_new_for_fd (fd);
       fb->script (fb, peer, i);
       elbus_test_conn_free (peer);
+      g_atomic_int_inc (&fb->served);
     }
 
   return NULL;
@@ -781,6 +783,11 @@ fake_set_stage (FakeBroker *fb,
 }
 
 #define SPIN_UNTIL_STAGE(fb, s) SPIN_UNTIL (g_atomic_int_get (&(fb)->stage) >= (s))
+/* The fake broker serves one connection at a time, and a script may wait
+ * for the client's end of the connection: after a client failed, let the
+ * context run until GIO has let go of its socket, before a blocking
+ * _sync call needs the fake broker's next accept(). */
+#define SPIN_UNTIL_SERVED(fb, n) SPIN_UNTIL (g_atomic_int_get (&(fb)->served) >= (gint) (n))
 
 /* Waits for the script to finish its connections and frees. */
 static void
@@ -1432,6 +1439,8 @@ run_handshake_variants (ElbusTestTransport       transport,
       g_assert_nonnull (error);
       g_test_message ("error: %s", error->message);
       check (&doubled[i], error);
+      g_clear_object (&client);
+      SPIN_UNTIL_SERVED (fb, i + 1);
     }
 
   g_clear_pointer (&fb, fake_broker_free);
@@ -1594,6 +1603,7 @@ test_connect_cancel (gconstpointer data)
   g_assert_error (r.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
   g_assert_null (r.client);
   g_clear_error (&r.error);
+  SPIN_UNTIL_SERVED (fb, 1);
 
   /* sync: the fake broker cancels once it accepted, while the client
    * blocks reading the greeting */
