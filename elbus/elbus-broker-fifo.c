@@ -70,17 +70,26 @@ broadcast_cb (GObject      *source,
     g_message ("fifo: %s", error->message);
 }
 
-static GBytes *
-prefixed (guint8        first,
-          const guint8 *data,
-          gsize         len,
-          gsize         pad)
+static void
+notified_cb (GObject      *source,
+             GAsyncResult *result,
+             gpointer      user_data)
 {
-  guint8 *buf = g_malloc0 (1 + pad + len);
+  g_autoptr(GError) error = NULL;
 
-  buf[0] = first;
-  memcpy (buf + 1 + pad, data, len);
-  return g_bytes_new_take (buf, 1 + pad + len);
+  if (!elbus_rpc_peer_notify_finish (ELBUS_RPC_PEER (source), result, &error))
+    g_message ("fifo: %s", error->message);
+}
+
+static void
+called0_cb (GObject      *source,
+            GAsyncResult *result,
+            gpointer      user_data)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (!elbus_rpc_peer_call0_finish (ELBUS_RPC_PEER (source), result, &error))
+    g_message ("fifo: %s", error->message);
 }
 
 static void
@@ -88,6 +97,7 @@ handle_line (ElbusFifo  *fifo,
              const char *line)
 {
   ElbusClient *client = _elbus_core_rpc_get_client (fifo->broker->core);
+  ElbusRpcPeer *peer = _elbus_core_rpc_get_peer (fifo->broker->core);
   const char *space = strchr (line, ' ');
   const char *text = space != NULL ? space + 1 : "";
   g_autofree char *target = space != NULL ? g_strndup (line, space - line) : g_strdup (line);
@@ -111,19 +121,17 @@ handle_line (ElbusFifo  *fifo,
   else if (text[0] == '.')
     {
       /* an RPC notification */
-      payload = prefixed (0x00, (const guint8 *) text + 1, strlen (text + 1), 0);
-      elbus_client_send_async (client, target, payload, ELBUS_QOS_PROCESSED, NULL, sent_cb, NULL);
+      payload = g_bytes_new (text + 1, strlen (text + 1));
+      elbus_rpc_peer_notify_async (peer, target, payload, ELBUS_QOS_PROCESSED, NULL,
+                                   notified_cb, NULL);
     }
   else if (text[0] == ':')
     {
-      /* an RPC call wanting no answer: call id 0, method, params */
+      /* an RPC call that wants no answer, with typed params */
       g_auto(GStrv) words = g_strsplit (text + 1, " ", -1);
       g_autoptr(GPtrArray) pairs = g_ptr_array_new ();
       g_autoptr(GError) error = NULL;
       g_autoptr(GVariant) params = NULL;
-      g_autoptr(GBytes) encoded = NULL;
-      g_autoptr(GByteArray) request = g_byte_array_new ();
-      static const guint8 head[5] = { 0x01, 0, 0, 0, 0 };
 
       for (guint i = 1; words[i] != NULL; i++)
         if (*words[i] != '\0')
@@ -132,18 +140,14 @@ handle_line (ElbusFifo  *fifo,
 
       params = elbus_rpc_params_from_pairs ((const char * const *) pairs->pdata, &error);
       if (params != NULL)
-        encoded = elbus_msgpack_encode_variant (params, &error);
-      if (encoded == NULL)
+        payload = elbus_msgpack_encode_variant (params, &error);
+      if (payload == NULL)
         {
           g_message ("fifo %s: %s", fifo->path, error->message);
           return;
         }
-
-      g_byte_array_append (request, head, sizeof head);
-      g_byte_array_append (request, (const guint8 *) words[0], strlen (words[0]) + 1);
-      g_byte_array_append (request, g_bytes_get_data (encoded, NULL), g_bytes_get_size (encoded));
-      payload = g_byte_array_free_to_bytes (g_steal_pointer (&request));
-      elbus_client_send_async (client, target, payload, ELBUS_QOS_PROCESSED, NULL, sent_cb, NULL);
+      elbus_rpc_peer_call0_async (peer, target, words[0], payload, ELBUS_QOS_PROCESSED, NULL,
+                                  called0_cb, NULL);
     }
   else
     {

@@ -15,6 +15,7 @@
 #include "elbus-codec-private.h"
 #include "elbus-io-private.h"
 #include "elbus-mask-private.h"
+#include "elbus-rpc-peer.h"
 
 G_BEGIN_DECLS
 
@@ -152,6 +153,7 @@ void          _elbus_core_rpc_announce_client   (ElbusCoreRpc  *core,
                                                  gboolean       registered);
 void          _elbus_core_rpc_announce_shutdown (ElbusCoreRpc  *core);
 ElbusClient  *_elbus_core_rpc_get_client        (ElbusCoreRpc  *core);
+ElbusRpcPeer *_elbus_core_rpc_get_peer          (ElbusCoreRpc  *core);
 
 /* elbus-broker-fifo.c */
 void          _elbus_fifo_free                  (ElbusFifo     *fifo);

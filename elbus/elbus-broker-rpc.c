@@ -274,3 +274,9 @@ _elbus_core_rpc_get_client (ElbusCoreRpc *core)
   return core != NULL && core->client != NULL && elbus_client_is_connected (core->client)
          ? core->client : NULL;
 }
+
+ElbusRpcPeer *
+_elbus_core_rpc_get_peer (ElbusCoreRpc *core)
+{
+  return core != NULL ? core->peer : NULL;
+}

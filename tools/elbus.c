@@ -764,6 +764,19 @@ bench_call_cb (GObject      *source,
   w->acked++;
 }
 
+static void
+bench_call0_cb (GObject      *source,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  Worker *w = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!elbus_rpc_peer_call0_finish (ELBUS_RPC_PEER (source), result, &error) && w->error == NULL)
+    w->error = g_strdup (error->message);
+  w->acked++;
+}
+
 static gboolean
 bench_echo_cb (ElbusRpcPeer       *peer,
                ElbusRpcInvocation *invocation,
@@ -781,21 +794,6 @@ bench_rpc (Worker *w)
   guint64 window = MAX (1, MIN (1024, (guint64) globals.queue_size / 4));
   const char *target = w->stage == STAGE_RPC_CALL_HANDLE ? elbus_client_get_name (w->client)
                                                          : ".broker";
-  g_autoptr(GBytes) call0 = NULL;
-
-  if (w->stage == STAGE_RPC_CALL0)
-    {
-      /* a call id 0 request, acknowledged by the broker: nothing comes back */
-      gsize len = g_bytes_get_size (w->payload);
-      guint8 *buf = g_malloc (5 + sizeof "benchmark.test" + len);
-
-      buf[0] = 0x01;
-      memset (buf + 1, 0, 4);
-      memcpy (buf + 5, "benchmark.test", sizeof "benchmark.test");
-      if (len > 0)
-        memcpy (buf + 5 + sizeof "benchmark.test", g_bytes_get_data (w->payload, NULL), len);
-      call0 = g_bytes_new_take (buf, 5 + sizeof "benchmark.test" + len);
-    }
 
   while (w->sent < w->iters && w->error == NULL && elbus_client_is_connected (w->client))
     {
@@ -804,9 +802,10 @@ bench_rpc (Worker *w)
           g_main_context_iteration (w->context, TRUE);
           continue;
         }
-      if (call0 != NULL)
-        elbus_client_send_async (w->client, target, call0, ELBUS_QOS_PROCESSED, NULL,
-                                 bench_ack_cb, w);
+      /* call0: acknowledged by the broker, nothing comes back */
+      if (w->stage == STAGE_RPC_CALL0)
+        elbus_rpc_peer_call0_async (w->peer, target, "benchmark.test", w->payload,
+                                    ELBUS_QOS_PROCESSED, NULL, bench_call0_cb, w);
       else
         elbus_rpc_peer_call_async (w->peer, target, "benchmark.test", w->payload,
                                    ELBUS_QOS_PROCESSED, 0, NULL, bench_call_cb, w);
