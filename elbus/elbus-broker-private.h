@@ -128,6 +128,7 @@ void        _elbus_peer_flush         (ElbusPeer     *peer);
 const char *_elbus_peer_describe      (ElbusPeer     *peer);
 
 /* elbus-broker.c */
+const char *_elbus_client_kind_name   (ElbusClientKind kind);
 guint8      _elbus_broker_register    (ElbusBroker   *broker,
                                        ElbusPeer     *peer,
                                        const char    *name,

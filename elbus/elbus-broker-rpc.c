@@ -76,21 +76,6 @@ nil (void)
   return g_variant_new_maybe (G_VARIANT_TYPE_VARIANT, NULL);
 }
 
-static const char *
-kind_name (ElbusClientKind kind)
-{
-  switch (kind)
-    {
-    case ELBUS_CLIENT_KIND_INTERNAL:
-      return "internal";
-    case ELBUS_CLIENT_KIND_TCP:
-      return "tcp";
-    case ELBUS_CLIENT_KIND_LOCAL_IPC:
-    default:
-      return "local_ipc";
-    }
-}
-
 static int
 compare_peer_names (gconstpointer a,
                     gconstpointer b)
@@ -124,7 +109,7 @@ client_list (ElbusBroker *broker)
       peer = g_ptr_array_index (peers, i);
       g_variant_builder_init (&entry, G_VARIANT_TYPE_VARDICT);
       g_variant_builder_add (&entry, "{sv}", "name", g_variant_new_string (peer->name));
-      g_variant_builder_add (&entry, "{sv}", "kind", g_variant_new_string (kind_name (peer->kind)));
+      g_variant_builder_add (&entry, "{sv}", "kind", g_variant_new_string (_elbus_client_kind_name (peer->kind)));
       g_variant_builder_add (&entry, "{sv}", "source",
                              peer->source_addr != NULL ? g_variant_new_string (peer->source_addr)
                                                        : nil ());

@@ -169,6 +169,22 @@ static GSourceFuncs flush_source_funcs = {
   .dispatch = flush_dispatch,
 };
 
+/* The kind as client.list and the logs name it. */
+const char *
+_elbus_client_kind_name (ElbusClientKind kind)
+{
+  switch (kind)
+    {
+    case ELBUS_CLIENT_KIND_INTERNAL:
+      return "internal";
+    case ELBUS_CLIENT_KIND_TCP:
+      return "tcp";
+    case ELBUS_CLIENT_KIND_LOCAL_IPC:
+    default:
+      return "local_ipc";
+    }
+}
+
 /* announcements */
 
 static void
@@ -266,9 +282,7 @@ _elbus_broker_register (ElbusBroker *self,
   /* announced before the client hears its 01 */
   announce_client (self, peer, TRUE);
 
-  g_info ("client %s: registered (%s%s%s%s)", peer->name,
-          peer->kind == ELBUS_CLIENT_KIND_TCP ? "tcp" :
-          peer->kind == ELBUS_CLIENT_KIND_INTERNAL ? "internal" : "local_ipc",
+  g_info ("client %s: registered (%s%s%s%s)", peer->name, _elbus_client_kind_name (peer->kind),
           peer->source_addr != NULL ? " " : "",
           peer->source_addr != NULL ? peer->source_addr : "",
           primary != NULL ? ", secondary" : "");

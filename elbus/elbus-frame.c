@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "elbus-codec-private.h"
 #include "elbus-frame.h"
 
 struct _ElbusFrame {
@@ -40,7 +41,7 @@ elbus_frame_new (ElbusFrameKind  kind,
                  gboolean        realtime)
 {
   ElbusFrame *frame;
-  const char *sep;
+  gsize primary_len;
 
   g_return_val_if_fail (sender != NULL, NULL);
 
@@ -49,9 +50,8 @@ elbus_frame_new (ElbusFrameKind  kind,
   frame->kind = kind;
   frame->realtime = !!realtime;
   frame->sender = g_strdup (sender);
-  sep = strstr (sender, "%%");
-  if (sep != NULL)
-    frame->primary_sender = g_strndup (sender, sep - sender);
+  if (_elbus_codec_split_secondary (sender, strlen (sender), &primary_len))
+    frame->primary_sender = g_strndup (sender, primary_len);
   frame->topic = g_strdup (topic);
   frame->payload = payload != NULL ? g_bytes_ref (payload) : g_bytes_new_static ("", 0);
 

@@ -131,12 +131,12 @@ _elbus_rpc_invocation_new (ElbusClient *client,
                            gboolean     realtime)
 {
   ElbusRpcInvocation *self = g_object_new (ELBUS_TYPE_RPC_INVOCATION, NULL);
-  const char *sep = strstr (sender, "%%");
+  gsize primary_len;
 
   self->client = g_object_ref (client);
   self->sender = g_strdup (sender);
-  if (sep != NULL)
-    self->primary_sender = g_strndup (sender, sep - sender);
+  if (_elbus_codec_split_secondary (sender, strlen (sender), &primary_len))
+    self->primary_sender = g_strndup (sender, primary_len);
   self->method = g_strdup (method);
   self->params = g_bytes_ref (params);
   self->call_id = call_id;
