@@ -2502,6 +2502,23 @@ masks_async (ElbusClient         *self,
   op_async (self, source_tag, op, NULL, body, qos, cancellable, callback, user_data);
 }
 
+static gboolean
+masks_sync (ElbusClient         *self,
+            guint8               op,
+            const char * const  *masks,
+            ElbusQoS             qos,
+            GCancellable        *cancellable,
+            GError             **error)
+{
+  g_autoptr(GBytes) body = NULL;
+
+  if (!check_masks (masks, error))
+    return FALSE;
+
+  body = join_masks (masks);
+  return op_sync (self, op, NULL, body, qos, cancellable, error);
+}
+
 /**
  * elbus_client_subscribe_async:
  * @self: a client
@@ -2573,15 +2590,10 @@ elbus_client_subscribe_sync (ElbusClient         *self,
                              GCancellable        *cancellable,
                              GError             **error)
 {
-  g_autoptr(GBytes) body = NULL;
-
   g_return_val_if_fail (ELBUS_IS_CLIENT (self), FALSE);
   g_return_val_if_fail (masks != NULL && masks[0] != NULL, FALSE);
 
-  if (!check_masks (masks, error))
-    return FALSE;
-  body = join_masks (masks);
-  return op_sync (self, ELBUS_OP_SUBSCRIBE, NULL, body, qos, cancellable, error);
+  return masks_sync (self, ELBUS_OP_SUBSCRIBE, masks, qos, cancellable, error);
 }
 
 /**
@@ -2654,15 +2666,10 @@ elbus_client_unsubscribe_sync (ElbusClient         *self,
                                GCancellable        *cancellable,
                                GError             **error)
 {
-  g_autoptr(GBytes) body = NULL;
-
   g_return_val_if_fail (ELBUS_IS_CLIENT (self), FALSE);
   g_return_val_if_fail (masks != NULL && masks[0] != NULL, FALSE);
 
-  if (!check_masks (masks, error))
-    return FALSE;
-  body = join_masks (masks);
-  return op_sync (self, ELBUS_OP_UNSUBSCRIBE, NULL, body, qos, cancellable, error);
+  return masks_sync (self, ELBUS_OP_UNSUBSCRIBE, masks, qos, cancellable, error);
 }
 
 /**
