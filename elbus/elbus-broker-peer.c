@@ -11,6 +11,7 @@
  * many iovecs. A socket that takes no more makes the peer wait for
  * G_IO_OUT; it never makes anyone else wait.
  */
+#define _GNU_SOURCE   /* struct ucred */
 #include "config.h"
 
 #include <errno.h>
@@ -60,6 +61,23 @@ set_nodelay (int fd)
   (void) setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
+/* The UNIX peer's uid, gid and pid, as the kernel saw them at connect(). */
+static void
+read_credentials (ElbusPeer *peer)
+{
+  g_autoptr(GCredentials) credentials = g_socket_get_credentials (peer->socket, NULL);
+  const struct ucred *ucred;
+
+  if (credentials == NULL)
+    return;
+  ucred = g_credentials_get_native (credentials, G_CREDENTIALS_TYPE_LINUX_UCRED);
+  if (ucred == NULL)
+    return;
+  peer->uid = ucred->uid;
+  peer->gid = ucred->gid;
+  peer->pid = ucred->pid;
+}
+
 ElbusPeer *
 _elbus_peer_new (ElbusBroker     *broker,
                  GSocket         *socket,
@@ -75,6 +93,7 @@ _elbus_peer_new (ElbusBroker     *broker,
   peer->ref = 1;
   peer->socket = g_object_ref (socket);
   peer->fd = g_socket_get_fd (socket);
+  peer->uid = peer->gid = peer->pid = -1;
   peer->kind = kind;
   peer->port = g_strdup (port);
   peer->state = ELBUS_PEER_GREETING;
@@ -95,8 +114,11 @@ _elbus_peer_new (ElbusBroker     *broker,
           g_autofree char *ip = g_inet_address_to_string (g_inet_socket_address_get_address (isa));
 
           peer->source_addr = g_strdup_printf ("%s:%u", ip, g_inet_socket_address_get_port (isa));
+          peer->address = g_object_ref (g_inet_socket_address_get_address (isa));
         }
     }
+  else
+    read_credentials (peer);
 
   ps = (ElbusPeerSource *) g_source_new (&peer_source_funcs, sizeof (ElbusPeerSource));
   ps->peer = peer;
@@ -105,7 +127,7 @@ _elbus_peer_new (ElbusBroker     *broker,
   peer->fd_tag = g_source_add_unix_fd (peer->source, peer->fd, G_IO_IN | G_IO_HUP | G_IO_ERR);
   g_source_attach (peer->source, broker->context);
 
-  peer->handshake_timeout = g_timeout_source_new ((guint) (broker->timeout * 1000));
+  peer->handshake_timeout = g_timeout_source_new ((guint) (broker->handshake_timeout * 1000));
   g_source_set_static_name (peer->handshake_timeout, "[elbus] handshake timeout");
   g_source_set_callback (peer->handshake_timeout, handshake_timeout_cb, peer,
                          handshake_timeout_cb_destroy);
@@ -133,6 +155,7 @@ _elbus_peer_new_internal (ElbusBroker *broker,
   peer->broker = broker;
   peer->ref = 1;
   peer->fd = -1;
+  peer->uid = peer->gid = peer->pid = -1;
   peer->kind = ELBUS_CLIENT_KIND_INTERNAL;
   peer->internal = client;
   peer->state = ELBUS_PEER_NAME;
@@ -156,6 +179,8 @@ _elbus_peer_unref (ElbusPeer *peer)
   g_clear_object (&peer->socket);
   g_clear_pointer (&peer->name, g_ref_string_release);
   g_clear_pointer (&peer->secondaries, g_ptr_array_unref);
+  g_clear_object (&peer->address);
+  g_clear_object (&peer->policy);
   g_free (peer->source_addr);
   g_free (peer->port);
   g_free (peer);

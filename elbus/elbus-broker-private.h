@@ -12,6 +12,7 @@
 
 #include "elbus-broker.h"
 #include "elbus-client.h"
+#include "elbus-client-policy-private.h"
 #include "elbus-codec-private.h"
 #include "elbus-io-private.h"
 #include "elbus-mask-private.h"
@@ -28,6 +29,19 @@ typedef enum {
 typedef struct _ElbusPeer ElbusPeer;
 typedef struct _ElbusCoreRpc ElbusCoreRpc;
 typedef struct _ElbusFifo ElbusFifo;
+typedef struct _ElbusMonitor ElbusMonitor;
+
+/* What a monitor is told about (PROTOCOL.md 9), in the order of the names
+ * monitor.start takes. */
+typedef enum {
+  ELBUS_MONITOR_MESSAGE,
+  ELBUS_MONITOR_BROADCAST,
+  ELBUS_MONITOR_PUBLISH,
+  ELBUS_MONITOR_SUBSCRIBE,
+  ELBUS_MONITOR_UNSUBSCRIBE,
+  ELBUS_MONITOR_REG,
+  ELBUS_MONITOR_UNREG,
+} ElbusMonitorKind;
 
 struct _ElbusPeer {
   ElbusBroker     *broker;         /* (unowned): outlives every peer */
@@ -43,6 +57,8 @@ struct _ElbusPeer {
   ElbusClient     *internal;       /* (unowned) (nullable): an in-process client */
   char            *source_addr;    /* (owned) (nullable): "ip:port" for TCP */
   char            *port;           /* (owned) (nullable): the listener's bind string */
+  GInetAddress    *address;        /* (owned) (nullable): TCP clients' */
+  gint64           uid, gid, pid;  /* SO_PEERCRED on UNIX sockets; -1 if unknown */
 
   /* registration */
   ElbusPeerState   state;
@@ -67,7 +83,18 @@ struct _ElbusPeer {
 
   guint64          mark;           /* de-duplication of publications */
   ElbusStats       stats;
+
+  /* limits and policy */
+  guint            subscriptions;  /* masks subscribed */
+  guint            limits_logged;  /* ElbusPeerLimit bits already logged */
+  ElbusClientPolicy *policy;       /* (owned) (nullable): the entry in force at
+                                    * registration; NULL = unrestricted */
 };
+
+/* Each limit a client hits is logged once for that client. */
+typedef enum {
+  ELBUS_PEER_LIMIT_SUBSCRIPTIONS = 1 << 0,
+} ElbusPeerLimit;
 
 struct _ElbusBroker {
   GObject          parent_instance;
@@ -94,6 +121,10 @@ struct _ElbusBroker {
   guint            buf_size;
   guint            buf_ttl;
   guint            max_frame_size;
+  guint            max_clients;
+  guint            max_subscriptions;
+  double           handshake_timeout;
+  gboolean         max_clients_logged; /* until the count drops below it */
 
   guint64          mark_gen;
   ElbusStats       stats;
@@ -103,6 +134,10 @@ struct _ElbusBroker {
   guint            routing;        /* depth of _elbus_broker_route() */
   GPtrArray       *announcements;  /* (owned): deferred while routing, "+NAME"/"-NAME" */
   GPtrArray       *fifos;          /* (owned) (element-type ElbusFifo) */
+  GPtrArray       *monitors;       /* (owned) (element-type ElbusMonitor) */
+  GHashTable      *policy;         /* (owned) (nullable): primary name -> ElbusClientPolicy
+                                    * (owned copies); NULL = no policy in force */
+  guint            monitors_busy;  /* depth of reporting: removals wait */
 };
 
 /* elbus-broker-peer.c */
@@ -155,6 +190,30 @@ void          _elbus_core_rpc_announce_client   (ElbusCoreRpc  *core,
 void          _elbus_core_rpc_announce_shutdown (ElbusCoreRpc  *core);
 ElbusClient  *_elbus_core_rpc_get_client        (ElbusCoreRpc  *core);
 ElbusRpcPeer *_elbus_core_rpc_get_peer          (ElbusCoreRpc  *core);
+
+/* elbus-broker-monitor.c */
+void          _elbus_monitor_free               (ElbusMonitor  *monitor);
+gboolean      _elbus_broker_monitor_start       (ElbusBroker   *broker,
+                                                 ElbusPeer     *peer,
+                                                 GBytes        *params,
+                                                 GError       **error);
+void          _elbus_broker_monitor_stop        (ElbusBroker   *broker,
+                                                 ElbusPeer     *peer);
+void          _elbus_broker_monitor_forget      (ElbusBroker   *broker,
+                                                 ElbusPeer     *peer);
+void          _elbus_broker_monitor_frame       (ElbusBroker   *broker,
+                                                 ElbusPeer     *sender,
+                                                 const ElbusClientFrame *frame,
+                                                 ElbusPeer     *target,
+                                                 guint          recipients,
+                                                 guint8         result);
+void          _elbus_broker_monitor_client      (ElbusBroker   *broker,
+                                                 ElbusPeer     *peer,
+                                                 const char    *name,
+                                                 gboolean       registered,
+                                                 guint8         result);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ElbusMonitor, _elbus_monitor_free)
 
 /* elbus-broker-fifo.c */
 void          _elbus_fifo_free                  (ElbusFifo     *fifo);

@@ -123,12 +123,63 @@ client_list (ElbusBroker *broker)
       g_variant_builder_add (&entry, "{sv}", "instances",
                              g_variant_new_uint64 (1 + (peer->secondaries != NULL
                                                         ? peer->secondaries->len : 0)));
+      /* beyond the original: the peer's credentials, for UNIX clients */
+      g_variant_builder_add (&entry, "{sv}", "uid",
+                             peer->uid >= 0 ? g_variant_new_uint64 (peer->uid) : nil ());
+      g_variant_builder_add (&entry, "{sv}", "pid",
+                             peer->pid >= 0 ? g_variant_new_uint64 (peer->pid) : nil ());
       g_variant_builder_add (&clients, "v", g_variant_builder_end (&entry));
     }
 
   g_variant_builder_init (&reply, G_VARIANT_TYPE_VARDICT);
   g_variant_builder_add (&reply, "{sv}", "clients", g_variant_builder_end (&clients));
   return g_variant_builder_end (&reply);
+}
+
+/* monitor.start and monitor.stop (PROTOCOL.md 9): the caller's own
+ * connection becomes, or stops being, a monitor. */
+static void
+monitor_call (ElbusBroker        *broker,
+              ElbusRpcInvocation *invocation,
+              gboolean            start)
+{
+  ElbusPeer *peer = g_hash_table_lookup (broker->clients,
+                                         elbus_rpc_invocation_get_sender (invocation));
+  g_autoptr(GError) error = NULL;
+
+  if (peer == NULL)
+    {
+      /* gone before its call was served */
+      elbus_rpc_invocation_return_error (invocation, ELBUS_RPC_ERROR_INTERNAL,
+                                         "the caller is not connected");
+      return;
+    }
+
+  /* under a policy, only entries allowed to monitor; in-process clients
+   * are the application's own */
+  if (start && broker->policy != NULL && peer->kind != ELBUS_CLIENT_KIND_INTERNAL &&
+      (peer->policy == NULL || !elbus_client_policy_get_monitor (peer->policy)))
+    {
+      g_message ("client %s: monitor.start refused by the policy", peer->name);
+      elbus_rpc_invocation_return_error (invocation, -32000 - ELBUS_ERROR_ACCESS,
+                                         "the policy does not allow this client to monitor");
+      return;
+    }
+
+  if (!start)
+    {
+      if (!check_no_params (invocation))
+        return;
+      _elbus_broker_monitor_stop (broker, peer);
+    }
+  else if (!_elbus_broker_monitor_start (broker, peer,
+                                         elbus_rpc_invocation_get_params (invocation), &error))
+    {
+      elbus_rpc_invocation_return_error (invocation, error->code, error->message);
+      return;
+    }
+
+  return_variant (invocation, g_variant_new_parsed ("{'ok': <true>}"));
 }
 
 static gboolean
@@ -144,6 +195,12 @@ handle_call_cb (ElbusRpcPeer       *peer,
   if (g_str_equal (method, "benchmark.test"))
     {
       elbus_rpc_invocation_return_value (invocation, elbus_rpc_invocation_get_params (invocation));
+      return TRUE;
+    }
+
+  if (g_str_equal (method, "monitor.start") || g_str_equal (method, "monitor.stop"))
+    {
+      monitor_call (broker, invocation, g_str_equal (method, "monitor.start"));
       return TRUE;
     }
 

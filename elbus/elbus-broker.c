@@ -64,6 +64,9 @@ enum {
   PROP_BUF_SIZE,
   PROP_BUF_TTL,
   PROP_MAX_FRAME_SIZE,
+  PROP_MAX_CLIENTS,
+  PROP_MAX_SUBSCRIPTIONS,
+  PROP_HANDSHAKE_TIMEOUT,
   N_PROPS
 };
 
@@ -228,6 +231,61 @@ remove_secondary (ElbusPeer *primary,
     g_ptr_array_remove_fast (primary->secondaries, secondary);
 }
 
+/* Monitors hear of refused registrations too. Frees @key. */
+static guint8
+refuse_registration (ElbusBroker *self,
+                     ElbusPeer   *peer,
+                     char        *key,
+                     guint8       result)
+{
+  if (G_UNLIKELY (self->monitors->len > 0))
+    _elbus_broker_monitor_client (self, peer, key, TRUE, result);
+  g_ref_string_release (key);
+  return result;
+}
+
+/* A secondary is under its primary's entry: the one in force when the
+ * primary registered, else the table's. */
+static ElbusClientPolicy *
+find_policy (ElbusBroker *self,
+             const char  *name,
+             ElbusPeer   *primary)
+{
+  gsize primary_len;
+
+  if (primary != NULL && primary->policy != NULL)
+    return primary->policy;
+  if (_elbus_codec_split_secondary (name, strlen (name), &primary_len))
+    {
+      g_autofree char *primary_name = g_strndup (name, primary_len);
+
+      return g_hash_table_lookup (self->policy, primary_name);
+    }
+  return g_hash_table_lookup (self->policy, name);
+}
+
+/* The connection's own checks: TCP source network, UNIX credentials. */
+static gboolean
+policy_admits (ElbusClientPolicy *entry,
+               ElbusPeer         *peer,
+               const char        *name)
+{
+  if (peer->kind == ELBUS_CLIENT_KIND_TCP &&
+      (peer->address == NULL || !elbus_client_policy_allows_address (entry, peer->address)))
+    {
+      g_message ("client %s: source %s is not allowed by the policy", name,
+                 peer->source_addr != NULL ? peer->source_addr : "(unknown)");
+      return FALSE;
+    }
+  if (!elbus_client_policy_allows_credentials (entry, peer->uid, peer->gid))
+    {
+      g_message ("client %s: uid %" G_GINT64_FORMAT ", gid %" G_GINT64_FORMAT
+                 " not allowed by the policy", name, peer->uid, peer->gid);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 guint8
 _elbus_broker_register (ElbusBroker *self,
                         ElbusPeer   *peer,
@@ -249,16 +307,19 @@ _elbus_broker_register (ElbusBroker *self,
 
       primary = g_hash_table_lookup (self->clients, primary_name);
       if (primary == NULL || primary->primary != NULL)
-        {
-          g_ref_string_release (key);
-          return ELBUS_ERROR_NOT_REGISTERED;
-        }
+        return refuse_registration (self, peer, key, ELBUS_ERROR_NOT_REGISTERED);
     }
 
   if (g_hash_table_contains (self->clients, key))
+    return refuse_registration (self, peer, key, ELBUS_ERROR_BUSY);
+
+  if (G_UNLIKELY (self->policy != NULL) && peer->kind != ELBUS_CLIENT_KIND_INTERNAL)
     {
-      g_ref_string_release (key);
-      return ELBUS_ERROR_BUSY;
+      ElbusClientPolicy *entry = find_policy (self, key, primary);
+
+      if (entry == NULL || !policy_admits (entry, peer, key))
+        return refuse_registration (self, peer, key, ELBUS_ERROR_ACCESS);
+      g_set_object (&peer->policy, entry);
     }
 
   peer->name = key;
@@ -279,7 +340,10 @@ _elbus_broker_register (ElbusBroker *self,
   _elbus_name_tree_insert (self->names, peer->name, name_len, peer);
   _elbus_topic_tree_subscribe (self->topics, ".broker/warn", strlen (".broker/warn"), peer);
 
-  /* announced before the client hears its 01 */
+  /* monitors hear of it before .broker's announcement, which the client
+   * hears of before its 01 */
+  if (G_UNLIKELY (self->monitors->len > 0))
+    _elbus_broker_monitor_client (self, peer, peer->name, TRUE, ELBUS_RESULT_OK);
   announce_client (self, peer, TRUE);
 
   g_info ("client %s: registered (%s%s%s%s)", peer->name, _elbus_client_kind_name (peer->kind),
@@ -303,6 +367,12 @@ _elbus_broker_forget_peer (ElbusBroker *self,
       if (g_hash_table_steal (self->pending, peer))
         g_ptr_array_add (self->graveyard, peer);
       return;
+    }
+
+  if (G_UNLIKELY (self->monitors->len > 0))
+    {
+      _elbus_broker_monitor_forget (self, peer);
+      _elbus_broker_monitor_client (self, peer, peer->name, FALSE, ELBUS_RESULT_OK);
     }
 
   g_hash_table_steal (self->clients, peer->name);
@@ -377,7 +447,8 @@ deliver (ElbusBroker  *self,
   return FALSE;
 }
 
-static void
+/* Returns how many recipients the frame was queued to. */
+static guint
 deliver_to_scratch (ElbusBroker  *self,
                     ElbusPeer    *sender,
                     guint8        kind,
@@ -386,28 +457,100 @@ deliver_to_scratch (ElbusBroker  *self,
                     ElbusChunk   *chunk,
                     gboolean      realtime)
 {
+  guint delivered = 0;
+
   for (guint i = 0; i < self->scratch->len; i++)
-    deliver (self, g_ptr_array_index (self->scratch, i), sender, kind,
-             payload, payload_len, chunk, realtime);
+    delivered += deliver (self, g_ptr_array_index (self->scratch, i), sender, kind,
+                          payload, payload_len, chunk, realtime);
   g_ptr_array_set_size (self->scratch, 0);
+
+  return delivered;
 }
 
+/* Logs a limit the first time @peer hits it. */
 static void
+log_limit (ElbusPeer      *peer,
+           ElbusPeerLimit  limit,
+           const char     *what,
+           guint           value)
+{
+  if (peer->limits_logged & limit)
+    return;
+  peer->limits_logged |= limit;
+  g_message ("client %s (%s%s%s): %s limit of %u reached; refusing more",
+             peer->name, _elbus_client_kind_name (peer->kind),
+             peer->source_addr != NULL ? " " : "",
+             peer->source_addr != NULL ? peer->source_addr : "", what, value);
+}
+
+/* Returns the result to ack: a subscription the policy refuses, or one
+ * beyond max-subscriptions, is not made, the others in the same frame are,
+ * and the ack says ELBUS_ERROR_ACCESS once. */
+static guint8
 subscribe_masks (ElbusBroker            *self,
                  ElbusPeer              *peer,
                  const ElbusClientFrame *frame)
 {
+  guint8 result = ELBUS_RESULT_OK;
   gsize pos = 0;
   const char *mask;
   gsize mask_len;
 
   while (_elbus_codec_next_mask (frame->body, frame->body_len, &pos, &mask, &mask_len))
     {
-      if (frame->op == ELBUS_OP_SUBSCRIBE)
-        _elbus_topic_tree_subscribe (self->topics, mask, mask_len, peer);
+      if (frame->op == ELBUS_OP_UNSUBSCRIBE)
+        {
+          /* .broker/warn, subscribed at registration, is not counted */
+          if (_elbus_topic_tree_unsubscribe (self->topics, mask, mask_len, peer) &&
+              peer->subscriptions > 0)
+            peer->subscriptions--;
+        }
+      else if (G_UNLIKELY (peer->policy != NULL) &&
+               !_elbus_client_policy_allows_len (peer->policy, ELBUS_POLICY_OP_SUBSCRIBE,
+                                                 mask, mask_len))
+        result = ELBUS_ERROR_ACCESS;
+      else if (!_elbus_topic_tree_subscribe (self->topics, mask, mask_len, peer))
+        ;   /* held already */
+      else if (G_UNLIKELY (self->max_subscriptions > 0 &&
+                           peer->subscriptions >= self->max_subscriptions))
+        {
+          /* one too many: taken back */
+          _elbus_topic_tree_unsubscribe (self->topics, mask, mask_len, peer);
+          log_limit (peer, ELBUS_PEER_LIMIT_SUBSCRIPTIONS, "subscription",
+                     self->max_subscriptions);
+          result = ELBUS_ERROR_ACCESS;
+        }
       else
-        _elbus_topic_tree_unsubscribe (self->topics, mask, mask_len, peer);
+        peer->subscriptions++;
     }
+
+  return result;
+}
+
+/* Messages, broadcasts and publications are allowed or refused whole;
+ * subscriptions mask by mask (subscribe_masks). */
+static gboolean
+policy_allows_frame (ElbusClientPolicy      *policy,
+                     const ElbusClientFrame *frame)
+{
+  ElbusPolicyOp op;
+
+  switch (frame->op)
+    {
+    case ELBUS_OP_MESSAGE:
+      op = ELBUS_POLICY_OP_MESSAGE;
+      break;
+    case ELBUS_OP_BROADCAST:
+      op = ELBUS_POLICY_OP_BROADCAST;
+      break;
+    case ELBUS_OP_PUBLISH:
+      op = ELBUS_POLICY_OP_PUBLISH;
+      break;
+    default:
+      return TRUE;
+    }
+
+  return _elbus_client_policy_allows_len (policy, op, frame->target, frame->target_len);
 }
 
 void
@@ -418,34 +561,46 @@ _elbus_broker_route (ElbusBroker            *self,
 {
   gboolean realtime = ELBUS_QOS_IS_REALTIME (frame->qos);
   guint8 result = ELBUS_RESULT_OK;
-  ElbusPeer *target;
+  ElbusPeer *target = NULL;
+  guint recipients = 0;
 
   self->routing++;
+
+  /* the one branch the policy costs when none applies to this client */
+  if (G_UNLIKELY (peer->policy != NULL) && !policy_allows_frame (peer->policy, frame))
+    {
+      result = ELBUS_ERROR_ACCESS;
+      goto done;
+    }
+
   switch (frame->op)
     {
     case ELBUS_OP_MESSAGE:
       target = g_hash_table_lookup (self->clients, frame->target);
       if (target == NULL)
         result = ELBUS_ERROR_NOT_REGISTERED;
-      else if (!deliver (self, target, peer, ELBUS_KIND_MESSAGE,
-                         frame->payload, frame->payload_len, chunk, realtime))
+      else if (deliver (self, target, peer, ELBUS_KIND_MESSAGE,
+                        frame->payload, frame->payload_len, chunk, realtime))
+        recipients = 1;
+      else
         result = ELBUS_ERROR_NOT_DELIVERED;
       break;
 
     case ELBUS_OP_BROADCAST:
       if (!_elbus_broadcast_mask_has_wildcards (frame->target, frame->target_len))
         {
-          target = g_hash_table_lookup (self->clients, frame->target);
-          if (target != NULL)
-            deliver (self, target, peer, ELBUS_KIND_BROADCAST,
-                     frame->payload, frame->payload_len, chunk, realtime);
+          ElbusPeer *named = g_hash_table_lookup (self->clients, frame->target);
+
+          if (named != NULL)
+            recipients = deliver (self, named, peer, ELBUS_KIND_BROADCAST,
+                                  frame->payload, frame->payload_len, chunk, realtime);
           break;
         }
       self->mark_gen++;
       _elbus_name_tree_match (self->names, frame->target, frame->target_len,
                               collect_recipient_cb, self);
-      deliver_to_scratch (self, peer, ELBUS_KIND_BROADCAST,
-                          frame->payload, frame->payload_len, chunk, realtime);
+      recipients = deliver_to_scratch (self, peer, ELBUS_KIND_BROADCAST,
+                                       frame->payload, frame->payload_len, chunk, realtime);
       break;
 
     case ELBUS_OP_PUBLISH:
@@ -453,14 +608,15 @@ _elbus_broker_route (ElbusBroker            *self,
       _elbus_topic_tree_match (self->topics, frame->target, frame->target_len,
                                collect_recipient_cb, self);
       /* a publication carries TOPIC 00 PAYLOAD on, as it came in */
-      deliver_to_scratch (self, peer, ELBUS_KIND_PUBLISH,
-                          (const guint8 *) frame->target,
-                          frame->target_len + 1 + frame->payload_len, chunk, realtime);
+      recipients = deliver_to_scratch (self, peer, ELBUS_KIND_PUBLISH,
+                                       (const guint8 *) frame->target,
+                                       frame->target_len + 1 + frame->payload_len,
+                                       chunk, realtime);
       break;
 
     case ELBUS_OP_SUBSCRIBE:
     case ELBUS_OP_UNSUBSCRIBE:
-      subscribe_masks (self, peer, frame);
+      result = subscribe_masks (self, peer, frame);
       break;
 
     case ELBUS_OP_NOP:
@@ -469,6 +625,11 @@ _elbus_broker_route (ElbusBroker            *self,
       self->routing--;
       return;
     }
+
+done:
+  /* the one branch monitoring costs when nobody monitors */
+  if (G_UNLIKELY (self->monitors->len > 0))
+    _elbus_broker_monitor_frame (self, peer, frame, target, recipients, result);
 
   if (ELBUS_QOS_NEEDS_ACK (frame->qos) && !peer->closed)
     _elbus_peer_enqueue_ack (peer, frame->op_id, result);
@@ -563,6 +724,34 @@ listener_free (ElbusListener *listener)
   g_free (listener);
 }
 
+/* Beyond max-clients a connection is closed at once; that is logged once
+ * each time the limit is reached, not once per connection. */
+static void
+refuse_over_limit (ElbusBroker   *self,
+                   ElbusListener *listener,
+                   GSocket       *client)
+{
+  if (!self->max_clients_logged)
+    {
+      g_autoptr(GSocketAddress) remote = g_socket_get_remote_address (client, NULL);
+      g_autofree char *source = NULL;
+
+      if (G_IS_INET_SOCKET_ADDRESS (remote))
+        {
+          GInetSocketAddress *isa = G_INET_SOCKET_ADDRESS (remote);
+          g_autofree char *ip = g_inet_address_to_string (g_inet_socket_address_get_address (isa));
+
+          source = g_strdup_printf ("%s:%u", ip, g_inet_socket_address_get_port (isa));
+        }
+      g_message ("client limit of %u reached: refusing a connection on %s%s%s "
+                 "(and any more until the count drops)",
+                 self->max_clients, listener->bind_string,
+                 source != NULL ? " from " : "", source != NULL ? source : "");
+      self->max_clients_logged = TRUE;
+    }
+  g_socket_close (client, NULL);
+}
+
 static gboolean
 accept_cb (GSocket      *socket,
            GIOCondition  condition,
@@ -583,6 +772,15 @@ accept_cb (GSocket      *socket,
             g_message ("accepting on %s failed: %s", listener->bind_string, error->message);
           break;
         }
+
+      if (G_UNLIKELY (self->max_clients > 0 &&
+                      g_hash_table_size (self->clients) + g_hash_table_size (self->pending) >=
+                      self->max_clients))
+        {
+          refuse_over_limit (self, listener, client);
+          continue;
+        }
+      self->max_clients_logged = FALSE;
 
       peer = _elbus_peer_new (self, client, listener->kind, listener->bind_string);
       if (peer->closed)
@@ -969,6 +1167,8 @@ elbus_broker_finalize (GObject *object)
   g_ptr_array_unref (self->scratch);
   g_ptr_array_unref (self->announcements);
   g_ptr_array_unref (self->fifos);
+  g_ptr_array_unref (self->monitors);
+  g_clear_pointer (&self->policy, g_hash_table_unref);
   g_main_context_unref (self->context);
 
   G_OBJECT_CLASS (elbus_broker_parent_class)->finalize (object);
@@ -999,6 +1199,15 @@ elbus_broker_get_property (GObject    *object,
     case PROP_MAX_FRAME_SIZE:
       g_value_set_uint (value, self->max_frame_size);
       break;
+    case PROP_MAX_CLIENTS:
+      g_value_set_uint (value, self->max_clients);
+      break;
+    case PROP_MAX_SUBSCRIPTIONS:
+      g_value_set_uint (value, self->max_subscriptions);
+      break;
+    case PROP_HANDSHAKE_TIMEOUT:
+      g_value_set_double (value, self->handshake_timeout);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -1028,6 +1237,15 @@ elbus_broker_set_property (GObject      *object,
       break;
     case PROP_MAX_FRAME_SIZE:
       elbus_broker_set_max_frame_size (self, g_value_get_uint (value));
+      break;
+    case PROP_MAX_CLIENTS:
+      elbus_broker_set_max_clients (self, g_value_get_uint (value));
+      break;
+    case PROP_MAX_SUBSCRIPTIONS:
+      elbus_broker_set_max_subscriptions (self, g_value_get_uint (value));
+      break;
+    case PROP_HANDSHAKE_TIMEOUT:
+      elbus_broker_set_handshake_timeout (self, g_value_get_double (value));
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -1117,6 +1335,49 @@ elbus_broker_class_init (ElbusBrokerClass *klass)
                        64, G_MAXUINT32, ELBUS_BROKER_DEFAULT_MAX_FRAME_SIZE,
                        G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
 
+  /**
+   * ElbusBroker:max-clients:
+   *
+   * The most connections the broker serves at once, registered or still
+   * in their handshake (in-process clients included); 0 for no limit. A
+   * connection beyond it is closed as soon as it is accepted, and the
+   * broker logs that once each time the limit is reached.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_MAX_CLIENTS] =
+    g_param_spec_uint ("max-clients", NULL, NULL,
+                       0, G_MAXUINT32, ELBUS_BROKER_DEFAULT_MAX_CLIENTS,
+                       G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+
+  /**
+   * ElbusBroker:max-subscriptions:
+   *
+   * The most subscription masks one client may hold; 0 for no limit. A
+   * subscription beyond it is not made and, when the client asked for an
+   * acknowledgement, acked %ELBUS_ERROR_ACCESS; the broker logs it once per
+   * client.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_MAX_SUBSCRIPTIONS] =
+    g_param_spec_uint ("max-subscriptions", NULL, NULL,
+                       0, G_MAXUINT32, ELBUS_BROKER_DEFAULT_MAX_SUBSCRIPTIONS,
+                       G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+
+  /**
+   * ElbusBroker:handshake-timeout:
+   *
+   * Seconds a new connection has to complete its handshake (greeting and
+   * name) before it is dropped.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_HANDSHAKE_TIMEOUT] =
+    g_param_spec_double ("handshake-timeout", NULL, NULL,
+                         0.001, 86400.0, ELBUS_BROKER_DEFAULT_HANDSHAKE_TIMEOUT,
+                         G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
   /**
@@ -1165,6 +1426,7 @@ elbus_broker_init (ElbusBroker *self)
   self->scratch = g_ptr_array_new ();
   self->announcements = g_ptr_array_new_with_free_func (g_free);
   self->fifos = g_ptr_array_new_with_free_func ((GDestroyNotify) _elbus_fifo_free);
+  self->monitors = g_ptr_array_new_with_free_func ((GDestroyNotify) _elbus_monitor_free);
   g_queue_init (&self->dirty);
 
   self->timeout = ELBUS_BROKER_DEFAULT_TIMEOUT;
@@ -1172,6 +1434,9 @@ elbus_broker_init (ElbusBroker *self)
   self->buf_size = ELBUS_BROKER_DEFAULT_BUF_SIZE;
   self->buf_ttl = ELBUS_BROKER_DEFAULT_BUF_TTL;
   self->max_frame_size = ELBUS_BROKER_DEFAULT_MAX_FRAME_SIZE;
+  self->max_clients = ELBUS_BROKER_DEFAULT_MAX_CLIENTS;
+  self->max_subscriptions = ELBUS_BROKER_DEFAULT_MAX_SUBSCRIPTIONS;
+  self->handshake_timeout = ELBUS_BROKER_DEFAULT_HANDSHAKE_TIMEOUT;
 
   /* prepared before anything else, so that it runs every iteration */
   flush = (struct _ElbusFlushSource *) g_source_new (&flush_source_funcs, sizeof *flush);
@@ -1405,6 +1670,239 @@ elbus_broker_set_max_frame_size (ElbusBroker *self,
 
   self->max_frame_size = max_frame_size;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MAX_FRAME_SIZE]);
+}
+
+/**
+ * elbus_broker_get_max_clients:
+ * @self: a broker
+ *
+ * Gets [property@Elbus.Broker:max-clients].
+ *
+ * Returns: the most connections served at once, 0 for no limit
+ *
+ * Since: 1.0
+ */
+guint
+elbus_broker_get_max_clients (ElbusBroker *self)
+{
+  g_return_val_if_fail (ELBUS_IS_BROKER (self), 0);
+
+  return self->max_clients;
+}
+
+/**
+ * elbus_broker_set_max_clients:
+ * @self: a broker
+ * @max_clients: the most connections served at once, 0 for no limit
+ *
+ * Sets [property@Elbus.Broker:max-clients]. Connections already made stay.
+ *
+ * Since: 1.0
+ */
+void
+elbus_broker_set_max_clients (ElbusBroker *self,
+                              guint        max_clients)
+{
+  g_return_if_fail (ELBUS_IS_BROKER (self));
+
+  if (self->max_clients == max_clients)
+    return;
+
+  self->max_clients = max_clients;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MAX_CLIENTS]);
+}
+
+/**
+ * elbus_broker_get_max_subscriptions:
+ * @self: a broker
+ *
+ * Gets [property@Elbus.Broker:max-subscriptions].
+ *
+ * Returns: the most masks one client may subscribe to, 0 for no limit
+ *
+ * Since: 1.0
+ */
+guint
+elbus_broker_get_max_subscriptions (ElbusBroker *self)
+{
+  g_return_val_if_fail (ELBUS_IS_BROKER (self), 0);
+
+  return self->max_subscriptions;
+}
+
+/**
+ * elbus_broker_set_max_subscriptions:
+ * @self: a broker
+ * @max_subscriptions: the most masks one client may subscribe to, 0 for
+ *   no limit
+ *
+ * Sets [property@Elbus.Broker:max-subscriptions]. Subscriptions already
+ * made stay.
+ *
+ * Since: 1.0
+ */
+void
+elbus_broker_set_max_subscriptions (ElbusBroker *self,
+                                    guint        max_subscriptions)
+{
+  g_return_if_fail (ELBUS_IS_BROKER (self));
+
+  if (self->max_subscriptions == max_subscriptions)
+    return;
+
+  self->max_subscriptions = max_subscriptions;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MAX_SUBSCRIPTIONS]);
+}
+
+/**
+ * elbus_broker_get_handshake_timeout:
+ * @self: a broker
+ *
+ * Gets [property@Elbus.Broker:handshake-timeout].
+ *
+ * Returns: seconds allowed for a handshake
+ *
+ * Since: 1.0
+ */
+double
+elbus_broker_get_handshake_timeout (ElbusBroker *self)
+{
+  g_return_val_if_fail (ELBUS_IS_BROKER (self), 0.0);
+
+  return self->handshake_timeout;
+}
+
+/**
+ * elbus_broker_set_handshake_timeout:
+ * @self: a broker
+ * @handshake_timeout: seconds, at least 0.001
+ *
+ * Sets [property@Elbus.Broker:handshake-timeout], for connections accepted
+ * from now on.
+ *
+ * Since: 1.0
+ */
+void
+elbus_broker_set_handshake_timeout (ElbusBroker *self,
+                                    double       handshake_timeout)
+{
+  g_return_if_fail (ELBUS_IS_BROKER (self));
+  g_return_if_fail (handshake_timeout >= 0.001 && handshake_timeout <= 86400.0);
+
+  if (self->handshake_timeout == handshake_timeout)
+    return;
+
+  self->handshake_timeout = handshake_timeout;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_HANDSHAKE_TIMEOUT]);
+}
+
+static GHashTable *
+policy_table_new (void)
+{
+  return g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
+}
+
+/**
+ * elbus_broker_set_policy:
+ * @self: a broker
+ * @policy: (nullable) (element-type utf8 ElbusClientPolicy): primary client
+ *   names and their entries, or %NULL for no policy
+ *
+ * Puts a security policy in force (PROTOCOL.md section 7), replacing the
+ * one before, or, with %NULL, lifts it. The broker keeps copies of the
+ * entries: changing them afterwards changes nothing.
+ *
+ * With a policy in force, a client whose primary name has no entry is
+ * refused with %ELBUS_ERROR_ACCESS at registration, as is one whose TCP
+ * source network or UNIX credentials its entry does not allow; a
+ * secondary client is under its primary's entry. A refused message,
+ * broadcast or publication is acked %ELBUS_ERROR_ACCESS and not routed; a
+ * subscription request subscribes to the masks the entry allows and, if it
+ * refused any, is acked %ELBUS_ERROR_ACCESS once. `.broker`'s
+ * `monitor.start` is answered only for entries allowed to monitor.
+ *
+ * A client keeps the entry that was in force when it registered: a new
+ * policy applies to connections made after it. Use
+ * [method@Elbus.Broker.force_disconnect] to apply it to a connected
+ * client. In-process clients ([method@Elbus.Broker.register_client]) are
+ * the application's own and are not subject to the policy.
+ *
+ * Since: 1.0
+ */
+void
+elbus_broker_set_policy (ElbusBroker *self,
+                         GHashTable  *policy)
+{
+  GHashTableIter iter;
+  const char *name;
+  ElbusClientPolicy *entry;
+
+  g_return_if_fail (ELBUS_IS_BROKER (self));
+
+  g_clear_pointer (&self->policy, g_hash_table_unref);
+  if (policy == NULL)
+    return;
+
+  self->policy = policy_table_new ();
+  g_hash_table_iter_init (&iter, policy);
+  while (g_hash_table_iter_next (&iter, (gpointer *) &name, (gpointer *) &entry))
+    {
+      g_return_if_fail (name != NULL && ELBUS_IS_CLIENT_POLICY (entry));
+      g_hash_table_insert (self->policy, g_strdup (name), elbus_client_policy_copy (entry));
+    }
+}
+
+/**
+ * elbus_broker_set_client_policy:
+ * @self: a broker
+ * @name: a primary client name
+ * @policy: (nullable): its entry, or %NULL to remove it
+ *
+ * Sets or removes one entry of the policy (see
+ * [method@Elbus.Broker.set_policy]). Setting an entry when no policy is
+ * in force puts one in force, with this entry only. The broker keeps a
+ * copy of @policy.
+ *
+ * Since: 1.0
+ */
+void
+elbus_broker_set_client_policy (ElbusBroker       *self,
+                                const char        *name,
+                                ElbusClientPolicy *policy)
+{
+  g_return_if_fail (ELBUS_IS_BROKER (self));
+  g_return_if_fail (name != NULL);
+  g_return_if_fail (policy == NULL || ELBUS_IS_CLIENT_POLICY (policy));
+
+  if (policy == NULL)
+    {
+      if (self->policy != NULL)
+        g_hash_table_remove (self->policy, name);
+      return;
+    }
+
+  if (self->policy == NULL)
+    self->policy = policy_table_new ();
+  g_hash_table_insert (self->policy, g_strdup (name), elbus_client_policy_copy (policy));
+}
+
+/**
+ * elbus_broker_get_policy_enabled:
+ * @self: a broker
+ *
+ * Tells whether a security policy is in force (even one with no entries,
+ * which refuses every client).
+ *
+ * Returns: %TRUE if a policy is in force
+ *
+ * Since: 1.0
+ */
+gboolean
+elbus_broker_get_policy_enabled (ElbusBroker *self)
+{
+  g_return_val_if_fail (ELBUS_IS_BROKER (self), FALSE);
+
+  return self->policy != NULL;
 }
 
 /**

@@ -8,6 +8,7 @@
 #include <gio/gio.h>
 
 #include "elbus-client.h"
+#include "elbus-client-policy.h"
 #include "elbus-types.h"
 
 G_BEGIN_DECLS
@@ -56,6 +57,34 @@ G_BEGIN_DECLS
  * Since: 1.0
  */
 #define ELBUS_BROKER_DEFAULT_MAX_FRAME_SIZE (64u * 1024u * 1024u)
+
+/**
+ * ELBUS_BROKER_DEFAULT_MAX_CLIENTS:
+ *
+ * The default [property@Elbus.Broker:max-clients]: connections, registered
+ * or in their handshake, that a broker accepts at once.
+ *
+ * Since: 1.0
+ */
+#define ELBUS_BROKER_DEFAULT_MAX_CLIENTS 8192
+
+/**
+ * ELBUS_BROKER_DEFAULT_MAX_SUBSCRIPTIONS:
+ *
+ * The default [property@Elbus.Broker:max-subscriptions], per client.
+ *
+ * Since: 1.0
+ */
+#define ELBUS_BROKER_DEFAULT_MAX_SUBSCRIPTIONS 65536
+
+/**
+ * ELBUS_BROKER_DEFAULT_HANDSHAKE_TIMEOUT:
+ *
+ * The default [property@Elbus.Broker:handshake-timeout], in seconds.
+ *
+ * Since: 1.0
+ */
+#define ELBUS_BROKER_DEFAULT_HANDSHAKE_TIMEOUT 5.0
 
 /**
  * ELBUS_MAX_NAME_LENGTH:
@@ -124,6 +153,32 @@ guint         elbus_broker_get_max_frame_size (ElbusBroker  *self);
 ELBUS_AVAILABLE_IN_1_0
 void          elbus_broker_set_max_frame_size (ElbusBroker  *self,
                                                guint         max_frame_size);
+
+ELBUS_AVAILABLE_IN_1_0
+guint         elbus_broker_get_max_clients    (ElbusBroker  *self);
+ELBUS_AVAILABLE_IN_1_0
+void          elbus_broker_set_max_clients    (ElbusBroker  *self,
+                                               guint         max_clients);
+ELBUS_AVAILABLE_IN_1_0
+guint         elbus_broker_get_max_subscriptions (ElbusBroker *self);
+ELBUS_AVAILABLE_IN_1_0
+void          elbus_broker_set_max_subscriptions (ElbusBroker *self,
+                                                  guint        max_subscriptions);
+ELBUS_AVAILABLE_IN_1_0
+double        elbus_broker_get_handshake_timeout (ElbusBroker *self);
+ELBUS_AVAILABLE_IN_1_0
+void          elbus_broker_set_handshake_timeout (ElbusBroker *self,
+                                                  double       handshake_timeout);
+
+ELBUS_AVAILABLE_IN_1_0
+void          elbus_broker_set_policy         (ElbusBroker  *self,
+                                               GHashTable   *policy);
+ELBUS_AVAILABLE_IN_1_0
+void          elbus_broker_set_client_policy  (ElbusBroker  *self,
+                                               const char   *name,
+                                               ElbusClientPolicy *policy);
+ELBUS_AVAILABLE_IN_1_0
+gboolean      elbus_broker_get_policy_enabled (ElbusBroker  *self);
 
 ELBUS_AVAILABLE_IN_1_0
 gboolean      elbus_broker_enable_core_rpc    (ElbusBroker  *self,

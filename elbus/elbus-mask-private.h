@@ -23,7 +23,12 @@
  *
  * Subscribe/unsubscribe read a mask the same way: `a/#/b` is `a/#`.
  * _elbus_topic_tree_unsubscribe_all() costs the subscriber's own masks, not
- * the size of the tree. See elbus-mask.c for the details of each function.
+ * the size of the tree.
+ *
+ * _elbus_name_mask_matches() and _elbus_topic_mask_matches() match one mask
+ * against one literal string with the same rules, without a tree (the
+ * security policy's allowed masks). See elbus-mask.c for the details of
+ * each function.
  */
 #pragma once
 
@@ -74,5 +79,22 @@ void            _elbus_topic_tree_match           (ElbusTopicTree *tree,
                                                    gsize           topic_len,
                                                    ElbusMaskFunc   func,
                                                    gpointer        user_data);
+
+gboolean        _elbus_name_mask_matches          (const char     *mask,
+                                                   gsize           mask_len,
+                                                   const char     *name,
+                                                   gsize           name_len);
+gboolean        _elbus_topic_mask_matches         (const char     *mask,
+                                                   gsize           mask_len,
+                                                   const char     *topic,
+                                                   gsize           topic_len);
+gboolean        _elbus_name_mask_covers           (const char     *mask,
+                                                   gsize           mask_len,
+                                                   const char     *other,
+                                                   gsize           other_len);
+gboolean        _elbus_topic_mask_covers          (const char     *mask,
+                                                   gsize           mask_len,
+                                                   const char     *other,
+                                                   gsize           other_len);
 
 G_END_DECLS

@@ -28,6 +28,9 @@
  * heap only past WORK_STACK_PREALLOC pending wildcard branches), so it
  * allocates nothing in practice and a hostile mask thousands of levels deep
  * cannot overflow the call stack. Freeing is iterative for the same reason.
+ *
+ * _elbus_name_mask_matches() and _elbus_topic_mask_matches() need no tree:
+ * they walk one mask and one literal string side by side, part by part.
  */
 
 #include <glib.h>
@@ -1080,4 +1083,183 @@ _elbus_topic_tree_match (ElbusTopicTree *tree,
     }
 
   work_stack_clear (&stack);
+}
+
+/* One mask against one literal string */
+
+/* Matches @mask against @subject, both split on @sep: a part that is
+ * exactly @one matches any one part (an empty one too), a part that is
+ * exactly @rest matches one or more remaining parts and ends the mask, any
+ * other part matches itself. Walks both strings once; allocates nothing. */
+static gboolean
+mask_matches_literal (const char *mask,
+                      gsize       mask_len,
+                      const char *subject,
+                      gsize       subject_len,
+                      char        sep,
+                      char        one,
+                      char        rest,
+                      gboolean    covers)
+{
+  const char *mask_end;
+  const char *subject_end;
+  const char *m;
+  const char *s;
+
+  if (mask == NULL)
+    mask = "";
+  if (subject == NULL)
+    subject = "";
+  mask_end = mask + mask_len;
+  subject_end = subject + subject_len;
+
+  /* m and s: the start of the current part, NULL past the last part. Both
+   * strings have at least one part, an empty string being one empty part. */
+  m = mask;
+  s = subject;
+  while (m != NULL)
+    {
+      const char *m_next;
+      const char *s_next;
+      gsize m_len = part_next (m, mask_end, sep, &m_next);
+      gsize s_len;
+
+      if (part_is (m, m_len, rest))
+        return s != NULL;
+      if (s == NULL)
+        return FALSE;
+
+      s_len = part_next (s, subject_end, sep, &s_next);
+      /* a subject that is a mask too: its `*`/`#` reaches further than
+       * anything but the same wildcard, which was handled above */
+      if (covers && part_is (s, s_len, rest))
+        return FALSE;
+      if (!part_is (m, m_len, one) &&
+          (m_len != s_len || memcmp (m, s, m_len) != 0))
+        return FALSE;
+
+      m = m_next;
+      s = s_next;
+    }
+
+  return s == NULL;
+}
+
+/**
+ * _elbus_name_mask_matches:
+ * @mask: (array length=mask_len): a broadcast mask, not necessarily
+ *   NUL-terminated
+ * @mask_len: the length of @mask in bytes
+ * @name: (array length=name_len): a name, not necessarily NUL-terminated;
+ *   its parts are taken literally (a `?` or `*` part in it is just text)
+ * @name_len: the length of @name in bytes
+ *
+ * Tells whether @mask reaches @name, with the rules of
+ * _elbus_name_tree_match(): parts are separated by `.`, a part that is
+ * exactly `?` matches any one part (an empty one too), a part that is
+ * exactly `*` matches one or more parts and ends the mask (`a.*.b` acts as
+ * `a.*`, and `*` alone matches every name), any other part matches itself.
+ *
+ * For one mask and one name, without a tree: the security policy checks a
+ * target against each of a client's allowed masks. Allocates nothing.
+ *
+ * Returns: %TRUE if @mask matches @name
+ */
+gboolean
+_elbus_name_mask_matches (const char *mask,
+                          gsize       mask_len,
+                          const char *name,
+                          gsize       name_len)
+{
+  g_return_val_if_fail (mask != NULL || mask_len == 0, FALSE);
+  g_return_val_if_fail (name != NULL || name_len == 0, FALSE);
+
+  return mask_matches_literal (mask, mask_len, name, name_len, '.', '?', '*', FALSE);
+}
+
+/**
+ * _elbus_topic_mask_matches:
+ * @mask: (array length=mask_len): a subscription mask, not necessarily
+ *   NUL-terminated
+ * @mask_len: the length of @mask in bytes
+ * @topic: (array length=topic_len): a topic, not necessarily
+ *   NUL-terminated; its levels are taken literally (a `+` or `#` level in
+ *   it is just text)
+ * @topic_len: the length of @topic in bytes
+ *
+ * Tells whether @mask matches @topic, with the rules of
+ * _elbus_topic_tree_match(): levels are separated by `/`, a level that is
+ * exactly `+` matches any one level (an empty one too), a level that is
+ * exactly `#` matches one or more levels and ends the mask (`a/#/b` acts as
+ * `a/#`, and `#` alone matches every topic), any other level matches
+ * itself.
+ *
+ * For one mask and one topic, without a tree: the security policy checks a
+ * topic against each of a client's allowed masks. Allocates nothing.
+ *
+ * Returns: %TRUE if @mask matches @topic
+ */
+gboolean
+_elbus_topic_mask_matches (const char *mask,
+                           gsize       mask_len,
+                           const char *topic,
+                           gsize       topic_len)
+{
+  g_return_val_if_fail (mask != NULL || mask_len == 0, FALSE);
+  g_return_val_if_fail (topic != NULL || topic_len == 0, FALSE);
+
+  return mask_matches_literal (mask, mask_len, topic, topic_len, '/', '+', '#', FALSE);
+}
+
+/**
+ * _elbus_name_mask_covers:
+ * @mask: (array length=mask_len): a broadcast mask
+ * @mask_len: the length of @mask in bytes
+ * @other: (array length=other_len): another broadcast mask
+ * @other_len: the length of @other in bytes
+ *
+ * Tells whether every name @other reaches is reached by @mask, for the
+ * policy's check of a broadcast mask against the allowed ones. As
+ * _elbus_name_mask_matches(), but a `*` part of @other (which ends it) is
+ * covered only by a `*` of @mask; a `?` of @other is covered by a `?` or a
+ * `*` of @mask, not by a literal part.
+ *
+ * Returns: %TRUE if @mask covers @other
+ */
+gboolean
+_elbus_name_mask_covers (const char *mask,
+                         gsize       mask_len,
+                         const char *other,
+                         gsize       other_len)
+{
+  g_return_val_if_fail (mask != NULL || mask_len == 0, FALSE);
+  g_return_val_if_fail (other != NULL || other_len == 0, FALSE);
+
+  return mask_matches_literal (mask, mask_len, other, other_len, '.', '?', '*', TRUE);
+}
+
+/**
+ * _elbus_topic_mask_covers:
+ * @mask: (array length=mask_len): a subscription mask
+ * @mask_len: the length of @mask in bytes
+ * @other: (array length=other_len): another subscription mask
+ * @other_len: the length of @other in bytes
+ *
+ * Tells whether every topic @other matches is matched by @mask, for the
+ * policy's check of a requested subscription against the allowed masks:
+ * a `#` level of @other is covered only by a `#` of @mask, a `+` by a `+`
+ * or a `#`.
+ *
+ * Returns: %TRUE if @mask covers @other
+ */
+gboolean
+_elbus_topic_mask_covers (const char *mask,
+                          gsize       mask_len,
+                          const char *other,
+                          gsize       other_len)
+{
+  g_return_val_if_fail (mask != NULL || mask_len == 0, FALSE);
+  g_return_val_if_fail (other != NULL || other_len == 0, FALSE);
+
+  return mask_matches_literal (mask, mask_len, other, other_len, '/', '+', '#', TRUE);
 }

@@ -8,6 +8,7 @@
 #include <elbus/elbus-types.h>
 #include <elbus/elbus-enum-types.h>
 #include <elbus/elbus-error.h>
+#include <elbus/elbus-client-policy.h>
 #include <elbus/elbus-broker.h>
 #include <elbus/elbus-client.h>
 #include <elbus/elbus-frame.h>

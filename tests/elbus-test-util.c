@@ -1493,3 +1493,76 @@ elbus_test_daemon_free (ElbusTestDaemon *daemon)
   g_free (daemon->dir);
   g_free (daemon);
 }
+
+/* ------------------------------------------------------------------ */
+/* The .broker core RPC on the raw wire */
+
+/* Sends a request for @method with @params to .broker and returns the
+ * payload of the answer (type byte, call id, rest). */
+GBytes *
+elbus_test_conn_core_call (ElbusTestConn *conn,
+           guint32        call_id,
+           const char    *method,
+           const void    *params,
+           gsize          params_len)
+{
+  g_autoptr(GByteArray) request = g_byte_array_new ();
+  guint8 head[5] = { 0x01, call_id & 0xff, (call_id >> 8) & 0xff, (call_id >> 16) & 0xff,
+                     call_id >> 24 };
+  guint32 op_id;
+
+  g_byte_array_append (request, head, sizeof head);
+  g_byte_array_append (request, (const guint8 *) method, strlen (method) + 1);
+  if (params_len > 0)
+    g_byte_array_append (request, params, params_len);
+
+  op_id = elbus_test_conn_send_op (conn, 0x12, ELBUS_QOS_PROCESSED, ".broker", request->data,
+                                   request->len);
+  elbus_test_conn_expect_ack (conn, op_id, 0x01);
+  if (call_id == 0)
+    return NULL;
+
+  for (;;)
+    {
+      g_autoptr(ElbusTestFrame) frame = elbus_test_conn_read_frame (conn);
+
+      /* announcements of other clients may come first: skip them */
+      if (frame->kind != 0x12)
+        continue;
+      g_assert_cmpstr (frame->sender, ==, ".broker");
+      return g_bytes_ref (frame->payload);
+    }
+}
+
+void
+elbus_test_assert_rpc_reply (GBytes       *answer,
+              guint32       call_id,
+              const guint8 *expected,
+              gsize         expected_len)
+{
+  const guint8 *data;
+  gsize len;
+
+  g_assert_nonnull (answer);
+  data = g_bytes_get_data (answer, &len);
+  g_assert_cmpuint (len, >=, 5);
+  g_assert_cmphex (data[0], ==, 0x11);
+  g_assert_cmpuint ((guint32) data[1] | data[2] << 8 | data[3] << 16 | (guint32) data[4] << 24,
+                    ==, call_id);
+  if (expected != NULL)
+    g_assert_cmpmem (data + 5, len - 5, expected, expected_len);
+}
+
+void
+elbus_test_assert_rpc_error (GBytes  *answer,
+                    gint16   code)
+{
+  const guint8 *data;
+  gsize len;
+
+  g_assert_nonnull (answer);
+  data = g_bytes_get_data (answer, &len);
+  g_assert_cmpuint (len, >=, 7);
+  g_assert_cmphex (data[0], ==, 0x12);
+  g_assert_cmpint ((gint16) (data[5] | data[6] << 8), ==, code);
+}

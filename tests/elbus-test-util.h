@@ -224,6 +224,23 @@ void      elbus_test_conn_expect_message (ElbusTestConn *conn,
                                           const char    *topic,
                                           const char    *payload);
 
+/* The .broker core RPC on the raw wire: sends a request for @method with
+ * @params (QoS processed, acked OK) and returns the payload of the answer
+ * (type byte, call id, rest); frames other than messages that come first
+ * are skipped. NULL for call id 0. */
+GBytes   *elbus_test_conn_core_call   (ElbusTestConn *conn,
+                                       guint32        call_id,
+                                       const char    *method,
+                                       const void    *params,
+                                       gsize          params_len);
+/* An RPC reply to call_id; its result is checked when expected != NULL. */
+void      elbus_test_assert_rpc_reply (GBytes       *answer,
+                                       guint32       call_id,
+                                       const guint8 *expected,
+                                       gsize         expected_len);
+void      elbus_test_assert_rpc_error (GBytes       *answer,
+                                       gint16        code);
+
 /* ------------------------------------------------------------------ */
 /* Spawned elbusd */
 

@@ -3,7 +3,9 @@
  * Unit tests for the routing tries (elbus-mask.c, PROTOCOL.md section 4):
  * table-driven cases for broadcast and subscription masks, the subscription
  * bookkeeping, and a randomized cross-check against the naive matchers
- * below, which follow the protocol text word for word.
+ * below, which follow the protocol text word for word. The single-mask
+ * matchers (_elbus_name_mask_matches(), _elbus_topic_mask_matches()) are
+ * checked against the trees on the same tables and on random input.
  */
 
 #include <glib.h>
@@ -404,6 +406,54 @@ check_case (gpointer         tree,
   g_assert_cmpstr (got, ==, expected);
 }
 
+typedef gboolean (*SingleMatchFunc) (const char *mask,
+                                     gsize       mask_len,
+                                     const char *subject,
+                                     gsize       subject_len);
+
+/* Runs @func on @mask and @subject NUL-terminated; on exact-size heap
+ * copies of both (so that valgrind and ASan see any read past the end);
+ * and on copies followed by @junk that would change the result if it were
+ * read. Each must say @expected. */
+static void
+check_single (SingleMatchFunc  func,
+              const char      *mask,
+              const char      *subject,
+              const char      *junk,
+              gboolean         expected)
+{
+  gsize mask_len = strlen (mask);
+  gsize subject_len = strlen (subject);
+  g_autofree char *mask_exact = g_malloc (MAX (mask_len, 1));
+  g_autofree char *subject_exact = g_malloc (MAX (subject_len, 1));
+  g_autofree char *mask_longer = g_strconcat (mask, junk, NULL);
+  g_autofree char *subject_longer = g_strconcat (subject, junk, NULL);
+
+  memcpy (mask_exact, mask, mask_len);
+  memcpy (subject_exact, subject, subject_len);
+
+  if (func (mask, mask_len, subject, subject_len) != expected)
+    g_error ("mask <%s> against <%s>: expected %s", mask, subject,
+             expected ? "a match" : "no match");
+  g_assert_cmpint (func (mask_exact, mask_len, subject_exact, subject_len), ==, expected);
+  g_assert_cmpint (func (mask_longer, mask_len, subject_longer, subject_len), ==, expected);
+  g_assert_cmpint (func (mask_exact, mask_len, subject_longer, subject_len), ==, expected);
+  g_assert_cmpint (func (mask_longer, mask_len, subject_exact, subject_len), ==, expected);
+}
+
+static gboolean
+strv_has (const char *const *strv,
+          const char        *s)
+{
+  for (; *strv != NULL; strv++)
+    {
+      if (strcmp (*strv, s) == 0)
+        return TRUE;
+    }
+
+  return FALSE;
+}
+
 static void
 test_broadcast_table (gconstpointer data)
 {
@@ -412,7 +462,8 @@ test_broadcast_table (gconstpointer data)
   gsize i;
 
   g_test_summary ("Broadcast masks from a table, each also read out of an "
-                  "exact-size buffer and out of a longer one.");
+                  "exact-size buffer and out of a longer one; the single-mask "
+                  "matcher gives the same answers name by name.");
 
   for (i = 0; table->universe[i] != NULL; i++)
     _elbus_name_tree_insert (tree, table->universe[i], strlen (table->universe[i]),
@@ -423,7 +474,13 @@ test_broadcast_table (gconstpointer data)
       const MatchCase *c = &table->cases[i];
       gboolean wild = _elbus_broadcast_mask_has_wildcards (c->pattern, strlen (c->pattern));
 
+      gsize j;
+
       check_case (tree, name_match_joined_func, c, ".*.?");
+
+      for (j = 0; table->universe[j] != NULL; j++)
+        check_single (_elbus_name_mask_matches, c->pattern, table->universe[j], ".*.?",
+                      strv_has (c->expected, table->universe[j]));
 
       /* Without wildcards a mask reaches the name equal to it or nothing:
        * the broker's hash-lookup fast path. */
@@ -445,7 +502,8 @@ test_topic_table (gconstpointer data)
   gsize i;
 
   g_test_summary ("Publications from a table, one subscriber per mask, each "
-                  "topic also read out of an exact-size buffer and a longer one.");
+                  "topic also read out of an exact-size buffer and a longer one; "
+                  "the single-mask matcher gives the same answers mask by mask.");
 
   for (i = 0; table->universe[i] != NULL; i++)
     {
@@ -455,7 +513,16 @@ test_topic_table (gconstpointer data)
     }
 
   for (i = 0; i < table->n_cases; i++)
-    check_case (tree, topic_match_joined_func, &table->cases[i], "/x/y");
+    {
+      const MatchCase *c = &table->cases[i];
+      gsize j;
+
+      check_case (tree, topic_match_joined_func, c, "/x/y");
+
+      for (j = 0; table->universe[j] != NULL; j++)
+        check_single (_elbus_topic_mask_matches, table->universe[j], c->pattern, "/x/y",
+                      strv_has (c->expected, table->universe[j]));
+    }
 
   for (i = 0; table->universe[i] != NULL; i++)
     g_assert_cmpuint (_elbus_topic_tree_unsubscribe_all (tree, (gpointer) table->universe[i]), ==, 1);
@@ -894,6 +961,55 @@ test_broadcast_random (void)
     }
 
   g_test_message ("%u names at the end", g_hash_table_size (reference));
+
+  _elbus_name_tree_free (tree);
+}
+
+/* Random names in a tree, each its own value, and random masks: for each
+ * name, the single-mask matcher says what the tree says. */
+static void
+test_broadcast_single_random (void)
+{
+  ElbusNameTree *tree = _elbus_name_tree_new ();
+  g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  guint n_masks = g_test_slow () ? 20000 : 1500;
+  guint i;
+
+  g_test_summary ("_elbus_name_mask_matches() against ElbusNameTree on random "
+                  "names and masks.");
+
+  for (i = 0; i < 80; i++)
+    {
+      char *name = random_path (".", random_parts, G_N_ELEMENTS (random_parts), "a", "b", 3);
+
+      if (g_ptr_array_find_with_equal_func (names, name, g_str_equal, NULL))
+        {
+          g_free (name);
+          continue;
+        }
+      _elbus_name_tree_insert (tree, name, strlen (name), name);
+      g_ptr_array_add (names, name);
+    }
+
+  for (i = 0; i < n_masks; i++)
+    {
+      g_autofree char *mask = random_path (".", random_parts, G_N_ELEMENTS (random_parts), "?", "*", 4);
+      g_autoptr(GPtrArray) got = g_ptr_array_new ();
+      guint j;
+
+      _elbus_name_tree_match (tree, mask, strlen (mask), collect_cb, got);
+
+      for (j = 0; j < names->len; j++)
+        {
+          const char *name = g_ptr_array_index (names, j);
+          gboolean in_tree = g_ptr_array_find (got, name, NULL);
+
+          g_assert_cmpint (reference_match (mask, name, ".", "?", "*"), ==, in_tree);
+          check_single (_elbus_name_mask_matches, mask, name, ".*.?", in_tree);
+        }
+    }
+
+  g_test_message ("%u names", names->len);
 
   _elbus_name_tree_free (tree);
 }
@@ -1437,6 +1553,90 @@ test_topic_random (void)
   _elbus_topic_tree_free (tree);
 }
 
+/* Random masks in a tree, each with a subscriber of its own (its index
+ * + 1), and random topics: for each mask, as written, the single-mask
+ * matcher says what the tree says. */
+static void
+test_topic_single_random (void)
+{
+  ElbusTopicTree *tree = _elbus_topic_tree_new ();
+  g_autoptr(GPtrArray) masks = g_ptr_array_new_with_free_func (g_free);
+  guint n_topics = g_test_slow () ? 20000 : 1500;
+  guint i;
+
+  g_test_summary ("_elbus_topic_mask_matches() against ElbusTopicTree on random "
+                  "masks and topics.");
+
+  for (i = 0; i < 80; i++)
+    {
+      char *mask = random_path ("/", random_levels, G_N_ELEMENTS (random_levels), "+", "#", 4);
+
+      g_assert_true (_elbus_topic_tree_subscribe (tree, mask, strlen (mask),
+                                                  GUINT_TO_POINTER (masks->len + 1)));
+      g_ptr_array_add (masks, mask);
+    }
+
+  for (i = 0; i < n_topics; i++)
+    {
+      g_autofree char *topic = random_path ("/", random_levels, G_N_ELEMENTS (random_levels), "+", "#", 4);
+      g_autoptr(GPtrArray) got = g_ptr_array_new ();
+      guint j;
+
+      _elbus_topic_tree_match (tree, topic, strlen (topic), collect_cb, got);
+
+      for (j = 0; j < masks->len; j++)
+        {
+          const char *mask = g_ptr_array_index (masks, j);
+          gboolean in_tree = g_ptr_array_find (got, GUINT_TO_POINTER (j + 1), NULL);
+
+          g_assert_cmpint (reference_match (mask, topic, "/", "+", "#"), ==, in_tree);
+          check_single (_elbus_topic_mask_matches, mask, topic, "/x/y", in_tree);
+        }
+    }
+
+  _elbus_topic_tree_free (tree);
+}
+
+/* Single masks: the fine points, NULL with length 0 */
+static void
+test_single_fine_points (void)
+{
+  g_test_summary ("The single-mask matchers on the protocol's fine points and "
+                  "on (NULL, 0) strings.");
+
+  /* `*` and `#` need at least one part or level after what precedes them */
+  check_single (_elbus_name_mask_matches, "a.*", "a", "", FALSE);
+  check_single (_elbus_name_mask_matches, "a.*", "a.", "", TRUE);
+  check_single (_elbus_name_mask_matches, "*", "", "", TRUE);
+  check_single (_elbus_name_mask_matches, "a.*.b", "a.x.y", "", TRUE);
+  check_single (_elbus_name_mask_matches, "?", "", "", TRUE);
+  check_single (_elbus_name_mask_matches, "a.?", "a.*", "", TRUE);
+  check_single (_elbus_name_mask_matches, "a.?", "a.b.c", "", FALSE);
+  check_single (_elbus_name_mask_matches, "a", "a.b", "", FALSE);
+  check_single (_elbus_name_mask_matches, "a.b", "a", "", FALSE);
+  check_single (_elbus_name_mask_matches, "a*", "ab", "", FALSE);
+  check_single (_elbus_topic_mask_matches, "a/#", "a", "", FALSE);
+  check_single (_elbus_topic_mask_matches, "a/#", "a/", "", TRUE);
+  check_single (_elbus_topic_mask_matches, "#", "", "", TRUE);
+  check_single (_elbus_topic_mask_matches, "a/#/b", "a/x/y", "", TRUE);
+  check_single (_elbus_topic_mask_matches, "+", "", "", TRUE);
+  check_single (_elbus_topic_mask_matches, "a/+", "a/#", "", TRUE);
+  check_single (_elbus_topic_mask_matches, "a/+", "a/b/c", "", FALSE);
+  check_single (_elbus_topic_mask_matches, "a+", "ab", "", FALSE);
+  /* the other separator is just text */
+  check_single (_elbus_name_mask_matches, "a.?", "a.b/c", "", TRUE);
+  check_single (_elbus_topic_mask_matches, "a/+", "a/b.c", "", TRUE);
+
+  /* (NULL, 0) is the empty string: one empty part */
+  g_assert_true (_elbus_name_mask_matches (NULL, 0, NULL, 0));
+  g_assert_true (_elbus_name_mask_matches ("?", 1, NULL, 0));
+  g_assert_true (_elbus_name_mask_matches ("*", 1, NULL, 0));
+  g_assert_false (_elbus_name_mask_matches (NULL, 0, "a", 1));
+  g_assert_true (_elbus_topic_mask_matches (NULL, 0, NULL, 0));
+  g_assert_true (_elbus_topic_mask_matches ("#", 1, NULL, 0));
+  g_assert_false (_elbus_topic_mask_matches ("a", 1, NULL, 0));
+}
+
 /* Pruning: memory comes back */
 
 #if defined(__GLIBC__)
@@ -1556,6 +1756,7 @@ main (int   argc,
   g_test_add_func ("/elbus/mask/broadcast/deep", test_broadcast_deep);
   g_test_add_func ("/elbus/mask/broadcast/wide-question", test_broadcast_wide_question);
   g_test_add_func ("/elbus/mask/broadcast/random", test_broadcast_random);
+  g_test_add_func ("/elbus/mask/broadcast/single-random", test_broadcast_single_random);
 
   g_test_add_data_func ("/elbus/mask/topic/hash-alone", &topic_hash_alone, test_topic_table);
   g_test_add_data_func ("/elbus/mask/topic/hash-parent", &topic_hash_parent, test_topic_table);
@@ -1574,7 +1775,9 @@ main (int   argc,
   g_test_add_func ("/elbus/mask/topic/long-levels", test_topic_long_levels);
   g_test_add_func ("/elbus/mask/topic/deep", test_topic_deep);
   g_test_add_func ("/elbus/mask/topic/random", test_topic_random);
+  g_test_add_func ("/elbus/mask/topic/single-random", test_topic_single_random);
   g_test_add_func ("/elbus/mask/topic/prune", test_topic_prune);
+  g_test_add_func ("/elbus/mask/single/fine-points", test_single_fine_points);
 
   return g_test_run ();
 }

@@ -639,76 +639,6 @@ core_broker_new (void)
   return tb;
 }
 
-/* Sends a request for @method with @params to .broker and returns the
- * payload of the answer (type byte, call id, rest). */
-static GBytes *
-core_call (ElbusTestConn *conn,
-           guint32        call_id,
-           const char    *method,
-           const void    *params,
-           gsize          params_len)
-{
-  g_autoptr(GByteArray) request = g_byte_array_new ();
-  guint8 head[5] = { 0x01, call_id & 0xff, (call_id >> 8) & 0xff, (call_id >> 16) & 0xff,
-                     call_id >> 24 };
-  guint32 op_id;
-
-  g_byte_array_append (request, head, sizeof head);
-  g_byte_array_append (request, (const guint8 *) method, strlen (method) + 1);
-  if (params_len > 0)
-    g_byte_array_append (request, params, params_len);
-
-  op_id = elbus_test_conn_send_op (conn, 0x12, ELBUS_QOS_PROCESSED, ".broker", request->data,
-                                   request->len);
-  elbus_test_conn_expect_ack (conn, op_id, 0x01);
-  if (call_id == 0)
-    return NULL;
-
-  for (;;)
-    {
-      g_autoptr(ElbusTestFrame) frame = elbus_test_conn_read_frame (conn);
-
-      /* announcements of other clients may come first: skip them */
-      if (frame->kind != 0x12)
-        continue;
-      g_assert_cmpstr (frame->sender, ==, ".broker");
-      return g_bytes_ref (frame->payload);
-    }
-}
-
-static void
-assert_reply (GBytes       *answer,
-              guint32       call_id,
-              const guint8 *expected,
-              gsize         expected_len)
-{
-  const guint8 *data;
-  gsize len;
-
-  g_assert_nonnull (answer);
-  data = g_bytes_get_data (answer, &len);
-  g_assert_cmpuint (len, >=, 5);
-  g_assert_cmphex (data[0], ==, 0x11);
-  g_assert_cmpuint ((guint32) data[1] | data[2] << 8 | data[3] << 16 | (guint32) data[4] << 24,
-                    ==, call_id);
-  if (expected != NULL)
-    g_assert_cmpmem (data + 5, len - 5, expected, expected_len);
-}
-
-static void
-assert_error_reply (GBytes  *answer,
-                    gint16   code)
-{
-  const guint8 *data;
-  gsize len;
-
-  g_assert_nonnull (answer);
-  data = g_bytes_get_data (answer, &len);
-  g_assert_cmpuint (len, >=, 7);
-  g_assert_cmphex (data[0], ==, 0x12);
-  g_assert_cmpint ((gint16) (data[5] | data[6] << 8), ==, code);
-}
-
 static GVariant *
 decode_reply (GBytes *answer)
 {
@@ -742,32 +672,32 @@ test_core_methods (void)
                   "bad params are -32602, non-MessagePack -32700, unknown methods -32601, "
                   "call id 0 gets no answer");
 
-  answer = core_call (conn, 7, "test", NULL, 0);
-  assert_reply (answer, 7, ok_true, sizeof ok_true);
+  answer = elbus_test_conn_core_call (conn, 7, "test", NULL, 0);
+  elbus_test_assert_rpc_reply (answer, 7, ok_true, sizeof ok_true);
   g_clear_pointer (&answer, g_bytes_unref);
 
-  answer = core_call (conn, 8, "test", empty_map, sizeof empty_map);
-  assert_reply (answer, 8, ok_true, sizeof ok_true);
+  answer = elbus_test_conn_core_call (conn, 8, "test", empty_map, sizeof empty_map);
+  elbus_test_assert_rpc_reply (answer, 8, ok_true, sizeof ok_true);
   g_clear_pointer (&answer, g_bytes_unref);
 
-  answer = core_call (conn, 9, "test", one_map, sizeof one_map);
-  assert_error_reply (answer, -32602);
+  answer = elbus_test_conn_core_call (conn, 9, "test", one_map, sizeof one_map);
+  elbus_test_assert_rpc_error (answer, -32602);
   g_clear_pointer (&answer, g_bytes_unref);
 
-  answer = core_call (conn, 10, "stats", not_msgpack, sizeof not_msgpack);
-  assert_error_reply (answer, -32700);
+  answer = elbus_test_conn_core_call (conn, 10, "stats", not_msgpack, sizeof not_msgpack);
+  elbus_test_assert_rpc_error (answer, -32700);
   g_clear_pointer (&answer, g_bytes_unref);
 
-  answer = core_call (conn, 11, "frobnicate", NULL, 0);
-  assert_error_reply (answer, -32601);
+  answer = elbus_test_conn_core_call (conn, 11, "frobnicate", NULL, 0);
+  elbus_test_assert_rpc_error (answer, -32601);
   g_clear_pointer (&answer, g_bytes_unref);
 
-  answer = core_call (conn, 12, "benchmark.test", bench, sizeof bench);
-  assert_reply (answer, 12, bench, sizeof bench);
+  answer = elbus_test_conn_core_call (conn, 12, "benchmark.test", bench, sizeof bench);
+  elbus_test_assert_rpc_reply (answer, 12, bench, sizeof bench);
   g_clear_pointer (&answer, g_bytes_unref);
 
-  answer = core_call (conn, 13, "info", NULL, 0);
-  assert_reply (answer, 13, NULL, 0);
+  answer = elbus_test_conn_core_call (conn, 13, "info", NULL, 0);
+  elbus_test_assert_rpc_reply (answer, 13, NULL, 0);
   value = decode_reply (answer);
   g_assert_true (g_variant_lookup (value, "author", "&s", &str));
   g_assert_true (g_variant_lookup (value, "version", "&s", &str));
@@ -775,7 +705,7 @@ test_core_methods (void)
   g_clear_pointer (&value, g_variant_unref);
   g_clear_pointer (&answer, g_bytes_unref);
 
-  answer = core_call (conn, 14, "stats", NULL, 0);
+  answer = elbus_test_conn_core_call (conn, 14, "stats", NULL, 0);
   value = decode_reply (answer);
   g_assert_true (g_variant_lookup (value, "r_frames", "x", &n) ||
                  g_variant_lookup (value, "r_frames", "t", &n));
@@ -788,7 +718,7 @@ test_core_methods (void)
   g_clear_pointer (&value, g_variant_unref);
   g_clear_pointer (&answer, g_bytes_unref);
 
-  answer = core_call (conn, 15, "client.list", NULL, 0);
+  answer = elbus_test_conn_core_call (conn, 15, "client.list", NULL, 0);
   value = decode_reply (answer);
   clients = g_variant_lookup_value (value, "clients", G_VARIANT_TYPE ("av"));
   g_assert_nonnull (clients);
@@ -822,9 +752,9 @@ test_core_methods (void)
   g_clear_pointer (&answer, g_bytes_unref);
 
   /* call id 0: no answer; the next answer is for the next call */
-  core_call (conn, 0, "test", NULL, 0);
-  answer = core_call (conn, 16, "test", NULL, 0);
-  assert_reply (answer, 16, ok_true, sizeof ok_true);
+  elbus_test_conn_core_call (conn, 0, "test", NULL, 0);
+  answer = elbus_test_conn_core_call (conn, 16, "test", NULL, 0);
+  elbus_test_assert_rpc_reply (answer, 16, ok_true, sizeof ok_true);
   g_clear_pointer (&answer, g_bytes_unref);
 
   g_clear_pointer (&sec, elbus_test_conn_free);

@@ -8,7 +8,8 @@
 # signals, subscriptions, RPC both ways with handlers written in Python,
 # RPC errors as GLib.Error, GVariant params, an in-process client, and
 # handlers that raise (answered -32603 by elbus/overrides/python/Elbus.py,
-# found through PYTHONPATH=<builddir>/python).
+# found through PYTHONPATH=<builddir>/python), and a security policy entry
+# (Elbus.ClientPolicy).
 #
 # Prints TAP. Exits 77 (skip) only when PyGObject itself is not installed.
 
@@ -354,6 +355,54 @@ def test_connect_sync_to_elbusd(bus):
         proc.wait(TIMEOUT)
 
 
+def test_client_policy(bus):
+    # a security policy entry on its own (the broker takes copies of them)
+    op = Elbus.PolicyOp
+    policy = Elbus.ClientPolicy.new()
+    assert all(policy.allows(o, 'any.thing') for o in
+               (op.MESSAGE, op.BROADCAST, op.PUBLISH, op.SUBSCRIBE))
+    assert not policy.get_monitor() and not policy.props.monitor
+
+    policy.allow(op.PUBLISH, 'sensors/#')
+    assert policy.allows(op.PUBLISH, 'sensors/room/t1')
+    assert not policy.allows(op.PUBLISH, 'sensors')
+    policy.allow(op.BROADCAST, 'py.*')
+    assert policy.allows(op.BROADCAST, 'py.?')      # the mask, as a string
+    assert not policy.allows(op.BROADCAST, '*')
+    policy.deny(op.SUBSCRIBE)
+    assert not policy.allows(op.SUBSCRIBE, '#')
+    assert policy.allows(op.MESSAGE, 'py.b')        # not restricted
+
+    assert policy.add_network('10.0.0.0/8')
+    assert policy.add_network('::1')
+    address = Gio.InetAddress.new_from_string
+    assert policy.allows_address(address('10.1.2.3'))
+    assert policy.allows_address(address('::ffff:10.1.2.3'))
+    assert policy.allows_address(address('::1'))
+    assert not policy.allows_address(address('192.168.0.1'))
+    try:
+        policy.add_network('10.0.0.0/99')
+    except GLib.Error as e:
+        assert e.matches(Gio.io_error_quark(), Gio.IOErrorEnum.INVALID_ARGUMENT), e
+        assert '10.0.0.0/99' in e.message, e.message
+    else:
+        raise AssertionError('a bad network was accepted')
+
+    policy.add_uid(1000)
+    assert policy.allows_credentials(1000, -1)
+    assert not policy.allows_credentials(-1, -1)
+
+    copy = policy.copy()
+    policy.allow(op.SUBSCRIBE, 'x/#')
+    policy.props.monitor = True
+    assert policy.allows(op.SUBSCRIBE, 'x/y') and policy.get_monitor()
+    assert not copy.allows(op.SUBSCRIBE, 'x/y') and not copy.get_monitor()
+    assert copy.allows(op.PUBLISH, 'sensors/t1')
+    assert not copy.allows(op.PUBLISH, 'other')
+
+    assert Elbus.ClientPolicy(monitor=True).get_monitor()
+
+
 def test_wrong_arguments(bus):
     # the binding's own errors, not a crash (and never a _sync call here:
     # the embedded broker runs on this thread's main context)
@@ -381,6 +430,7 @@ TESTS = [
     test_in_process_client,
     test_stats,
     test_connect_sync_to_elbusd,
+    test_client_policy,
     test_wrong_arguments,
 ]
 
