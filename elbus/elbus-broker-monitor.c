@@ -53,6 +53,7 @@ typedef struct {
   ElbusMonitorKind  kind;
   ElbusPeer        *sender;
   const char       *name;       /* the sender's name (reg/unreg: the client's) */
+  gsize             name_len;
   const char       *dest;       /* (nullable): target, mask or topic */
   gsize             dest_len;
   const guint8     *masks;      /* (nullable): subscribe body */
@@ -109,7 +110,7 @@ monitor_wants (ElbusMonitor            *monitor,
   if (!(monitor->kinds & (1u << event->kind)))
     return FALSE;
   if (monitor->senders != NULL &&
-      !any_name_mask (monitor->senders, event->name, strlen (event->name)))
+      !any_name_mask (monitor->senders, event->name, event->name_len))
     return FALSE;
   if (monitor->targets == NULL && monitor->topics == NULL)
     return TRUE;
@@ -124,7 +125,7 @@ monitor_wants (ElbusMonitor            *monitor,
     case ELBUS_MONITOR_REG:
     case ELBUS_MONITOR_UNREG:
       return monitor->targets != NULL &&
-             any_name_mask (monitor->targets, event->name, strlen (event->name));
+             any_name_mask (monitor->targets, event->name, event->name_len);
 
     case ELBUS_MONITOR_PUBLISH:
       return monitor->topics != NULL &&
@@ -186,7 +187,7 @@ encode_event (const ElbusMonitorEvent *event,
   pack_key (&pk, 'k');
   pack_str (&pk, kind, strlen (kind));
   pack_key (&pk, 's');
-  pack_str (&pk, event->name, strlen (event->name));
+  pack_str (&pk, event->name, event->name_len);
   pack_key (&pk, 'd');
   if (event->masks != NULL || event->kind == ELBUS_MONITOR_SUBSCRIBE ||
       event->kind == ELBUS_MONITOR_UNSUBSCRIBE)
@@ -250,8 +251,6 @@ report (ElbusBroker       *self,
   g_autoptr(GBytes) copy = NULL;
   gsize copy_limit = 0;
 
-  event->time_ns = g_get_real_time () * 1000;
-
   /* a monitor closed meanwhile is only marked (see _elbus_broker_monitor_forget) */
   self->monitors_busy++;
   for (guint i = 0; i < self->monitors->len; i++)
@@ -267,6 +266,9 @@ report (ElbusBroker       *self,
       /* monitors with the same payload limit share one copy */
       if (copy == NULL || copy_limit != monitor->max_payload)
         {
+          /* taken once a monitor wants the event, not for every frame */
+          if (event->time_ns == 0)
+            event->time_ns = g_get_real_time () * 1000;
           g_clear_pointer (&copy, g_bytes_unref);
           copy = encode_event (event, monitor->max_payload);
           copy_limit = monitor->max_payload;
@@ -291,6 +293,7 @@ _elbus_broker_monitor_frame (ElbusBroker            *self,
 
   event.sender = sender;
   event.name = sender->name;
+  event.name_len = sender->name_len;
   event.target = target;
   event.qos = frame->qos;
   event.recipients = recipients;
@@ -337,6 +340,7 @@ _elbus_broker_monitor_client (ElbusBroker *self,
   event.kind = registered ? ELBUS_MONITOR_REG : ELBUS_MONITOR_UNREG;
   event.sender = peer;
   event.name = name;
+  event.name_len = strlen (name);
   event.result = result;
   report (self, &event);
 }

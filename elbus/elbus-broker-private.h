@@ -94,6 +94,7 @@ struct _ElbusPeer {
 /* Each limit a client hits is logged once for that client. */
 typedef enum {
   ELBUS_PEER_LIMIT_SUBSCRIPTIONS = 1 << 0,
+  ELBUS_PEER_LIMIT_MASK_LENGTH   = 1 << 1,
 } ElbusPeerLimit;
 
 struct _ElbusBroker {

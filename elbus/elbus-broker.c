@@ -485,7 +485,8 @@ log_limit (ElbusPeer      *peer,
 
 /* Returns the result to ack: a subscription the policy refuses, or one
  * beyond max-subscriptions, is not made, the others in the same frame are,
- * and the ack says ELBUS_ERROR_ACCESS once. */
+ * and the ack says ELBUS_ERROR_ACCESS once (ELBUS_ERROR_DATA for a mask
+ * longer than ELBUS_MAX_NAME_LENGTH). */
 static guint8
 subscribe_masks (ElbusBroker            *self,
                  ElbusPeer              *peer,
@@ -504,6 +505,12 @@ subscribe_masks (ElbusBroker            *self,
           if (_elbus_topic_tree_unsubscribe (self->topics, mask, mask_len, peer) &&
               peer->subscriptions > 0)
             peer->subscriptions--;
+        }
+      else if (G_UNLIKELY (mask_len > ELBUS_MAX_NAME_LENGTH))
+        {
+          /* a trie node per level: a huge mask would cost a lot */
+          log_limit (peer, ELBUS_PEER_LIMIT_MASK_LENGTH, "mask length", ELBUS_MAX_NAME_LENGTH);
+          result = ELBUS_ERROR_DATA;
         }
       else if (G_UNLIKELY (peer->policy != NULL) &&
                !_elbus_client_policy_allows_len (peer->policy, ELBUS_POLICY_OP_SUBSCRIBE,

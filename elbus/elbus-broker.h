@@ -90,7 +90,9 @@ G_BEGIN_DECLS
  * ELBUS_MAX_NAME_LENGTH:
  *
  * The longest client name, in bytes, that a broker accepts at
- * registration. Longer names are refused with %ELBUS_ERROR_DATA.
+ * registration, and the longest subscription mask it subscribes to.
+ * Longer names are refused with %ELBUS_ERROR_DATA; a longer mask is not
+ * subscribed to and its subscription request is acked %ELBUS_ERROR_DATA.
  *
  * Since: 1.0
  */

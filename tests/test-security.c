@@ -558,6 +558,35 @@ test_max_subscriptions (void)
 }
 
 static void
+test_mask_length (void)
+{
+  Setup setup = { 0 };
+  ElbusTestBroker *tb = broker_with (&setup);
+  g_autoptr(ElbusTestConn) a = elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_UNIX, "masks.a");
+  g_autoptr(ElbusTestConn) b = elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_UNIX, "masks.b");
+  g_autoptr(GString) deep = g_string_new ("d");
+  guint32 op_id;
+
+  g_test_summary ("a subscription mask longer than ELBUS_MAX_NAME_LENGTH is not made and "
+                  "acked 0x72, logged once; a mask of the maximum length is fine");
+
+  while (deep->len < ELBUS_MAX_NAME_LENGTH + 1)
+    g_string_append (deep, "/d");
+  op_id = elbus_test_conn_send_op (a, 0x02, ELBUS_QOS_PROCESSED, deep->str, NULL, 0);
+  elbus_test_conn_expect_ack (a, op_id, ELBUS_ERROR_DATA);
+  op_id = elbus_test_conn_send_op (a, 0x02, ELBUS_QOS_PROCESSED, deep->str, NULL, 0);
+  elbus_test_conn_expect_ack (a, op_id, ELBUS_ERROR_DATA);
+  g_assert_cmpuint (count_log_lines ("client masks.a (local_ipc): mask length limit"), ==, 1);
+
+  g_string_truncate (deep, ELBUS_MAX_NAME_LENGTH - 1);
+  elbus_test_conn_subscribe (a, deep->str, NULL);
+  elbus_test_conn_op_acked (b, 0x01, deep->str, "deep", 0x01);
+  elbus_test_conn_expect_message (a, 0x01, "masks.b", deep->str, "deep");
+
+  elbus_test_broker_free (tb);
+}
+
+static void
 test_handshake_timeout (void)
 {
   Setup setup = { .handshake_timeout = 0.2 };
@@ -598,6 +627,7 @@ main (int    argc,
   g_test_add_func ("/elbus/security/policy-changes", test_policy_changes);
   g_test_add_func ("/elbus/limits/max-clients", test_max_clients);
   g_test_add_func ("/elbus/limits/max-subscriptions", test_max_subscriptions);
+  g_test_add_func ("/elbus/limits/mask-length", test_mask_length);
   g_test_add_func ("/elbus/limits/handshake-timeout", test_handshake_timeout);
 
   return g_test_run ();

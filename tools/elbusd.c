@@ -2,11 +2,13 @@
 /*
  * elbusd: the elbus broker server.
  *
- * Parses the original server's options, opens the listeners (-B and, with
+ * Parses the original server's options and the configuration file
+ * (elbusd-config.c), opens the listeners (-B or listen=, and, with
  * libsystemd, sockets passed by socket activation), optionally daemonizes,
  * writes the pid file and runs the broker on the main loop until SIGINT or
- * SIGTERM. Messages printed for the person at the terminal are translated;
- * log lines are not, so that they can be searched for.
+ * SIGTERM; SIGHUP reloads the configuration file. Messages printed for the
+ * person at the terminal are translated; log lines are not, so that they
+ * can be searched for.
  */
 
 #include "config.h"
@@ -33,35 +35,41 @@
 #endif
 
 #include "elbus-tool-util.h"
+#include "elbusd-config.h"
 
 /* Exit statuses: 0 after a clean shutdown, 1 when the broker cannot start
- * (a listener, the pid file, daemonizing), 2 for a bad command line. */
+ * (a bad configuration file, a listener, the pid file, daemonizing), 2 for
+ * a bad command line. */
 #define EXIT_USAGE 2
+
+/* Read when --config is not given, if it exists (tools/meson.build). */
+#ifndef ELBUSD_DEFAULT_CONFIG_FILE
+#define ELBUSD_DEFAULT_CONFIG_FILE "/etc/elbus/elbusd.conf"
+#endif
 
 typedef struct {
   char **binds;           /* (owned) (nullable): -B addresses, in order */
   char *pid_file;         /* (owned) (nullable): -P */
+  char *config_file;      /* (owned) (nullable): --config */
   gboolean daemonize;     /* -D */
-  double timeout;         /* -t, seconds */
-  gint64 buf_size;        /* --buf-size, bytes */
-  gint64 buf_ttl;         /* --buf-ttl, microseconds */
-  gint64 queue_size;      /* --queue-size, frames */
-  gint64 max_frame_size;  /* --max-frame-size, bytes */
+  ElbusdLimits limits;    /* -t, --buf-size, --max-clients, …: those given */
   int workers;            /* -w, ignored; 0 when not given */
   gboolean verbose;       /* -v */
   gboolean log_syslog;    /* --log-syslog */
   gboolean version;       /* --version */
 } Options;
 
-static Options opts = {
-  .timeout = ELBUS_BROKER_DEFAULT_TIMEOUT,
-  .buf_size = ELBUS_BROKER_DEFAULT_BUF_SIZE,
-  .buf_ttl = ELBUS_BROKER_DEFAULT_BUF_TTL,
-  .queue_size = ELBUS_BROKER_DEFAULT_QUEUE_SIZE,
-  .max_frame_size = ELBUS_BROKER_DEFAULT_MAX_FRAME_SIZE,
-};
+static Options opts;
 
-static const GOptionEntry option_entries[] = {
+static gboolean limit_option_cb (const char  *option_name,
+                                 const char  *value,
+                                 gpointer     data,
+                                 GError     **error);
+
+/* The descriptions of the limit options name their defaults, which come
+ * from the broker's properties: they are filled in by
+ * describe_limit_options(). */
+static GOptionEntry option_entries[] = {
   { "bind", 'B', 0, G_OPTION_ARG_FILENAME_ARRAY, &opts.binds,
     N_("Listen on ADDRESS: a UNIX socket path, HOST:PORT or fifo:PATH (repeatable)"),
     N_("ADDRESS") },
@@ -70,21 +78,24 @@ static const GOptionEntry option_entries[] = {
     N_("FILE") },
   { "daemonize", 'D', 0, G_OPTION_ARG_NONE, &opts.daemonize,
     N_("Run in the background once all listeners are up"), NULL },
-  { "timeout", 't', 0, G_OPTION_ARG_DOUBLE, &opts.timeout,
-    N_("Handshake, keep-alive and write timeout (default: 5)"),
-    N_("SECONDS") },
-  { "buf-size", 0, 0, G_OPTION_ARG_INT64, &opts.buf_size,
-    N_("Size of each client's write buffer (default: 8192)"),
-    N_("BYTES") },
-  { "buf-ttl", 0, 0, G_OPTION_ARG_INT64, &opts.buf_ttl,
-    N_("Longest time a buffered frame waits to be written (default: 10)"),
-    N_("MICROSECONDS") },
-  { "queue-size", 0, 0, G_OPTION_ARG_INT64, &opts.queue_size,
-    N_("Frames a client's outgoing queue holds before the client is dropped (default: 8192)"),
-    N_("FRAMES") },
-  { "max-frame-size", 0, 0, G_OPTION_ARG_INT64, &opts.max_frame_size,
-    N_("Largest frame body accepted (default: 67108864, 64 MiB)"),
-    N_("BYTES") },
+  { "config", 0, 0, G_OPTION_ARG_FILENAME, &opts.config_file,
+    NULL, N_("FILE") },
+  { "timeout", 't', 0, G_OPTION_ARG_CALLBACK, limit_option_cb,
+    NULL, N_("SECONDS") },
+  { "buf-size", 0, 0, G_OPTION_ARG_CALLBACK, limit_option_cb,
+    NULL, N_("BYTES") },
+  { "buf-ttl", 0, 0, G_OPTION_ARG_CALLBACK, limit_option_cb,
+    NULL, N_("MICROSECONDS") },
+  { "queue-size", 0, 0, G_OPTION_ARG_CALLBACK, limit_option_cb,
+    NULL, N_("FRAMES") },
+  { "max-frame-size", 0, 0, G_OPTION_ARG_CALLBACK, limit_option_cb,
+    NULL, N_("BYTES") },
+  { "max-clients", 0, 0, G_OPTION_ARG_CALLBACK, limit_option_cb,
+    NULL, N_("N") },
+  { "max-subscriptions", 0, 0, G_OPTION_ARG_CALLBACK, limit_option_cb,
+    NULL, N_("N") },
+  { "handshake-timeout", 0, 0, G_OPTION_ARG_CALLBACK, limit_option_cb,
+    NULL, N_("SECONDS") },
   { "workers", 'w', 0, G_OPTION_ARG_INT, &opts.workers,
     N_("Accepted for compatibility with the original elbusd and ignored"),
     N_("N") },
@@ -97,61 +108,111 @@ static const GOptionEntry option_entries[] = {
   G_OPTION_ENTRY_NULL
 };
 
+/* The running daemon. */
 typedef struct {
   GMainLoop *loop;        /* (owned) */
   int quit_signal;        /* the signal that stopped us, 0 while running */
-} QuitState;
+  ElbusBroker *broker;    /* (unowned) */
+  char *config_path;      /* (owned): the file SIGHUP reloads: --config or the default */
+  gboolean config_given;  /* --config was given: the file must exist */
+  ElbusdConfig *config;   /* (owned) (nullable): the file in force; NULL for none */
+} Daemon;
+
+/* (owned): the descriptions of the options that name a default, which
+ * comes from the broker's properties (or the build, for --config) */
+static GPtrArray *option_descriptions;
+
+static char *
+describe_option (const char *long_name,
+                 const char *default_value)
+{
+  if (g_str_equal (long_name, "config"))
+    return g_strdup_printf (_("Read the configuration from FILE (default: %s, if it exists)"), default_value);
+  if (g_str_equal (long_name, "timeout"))
+    return g_strdup_printf (_("Keep-alive ping interval; also the time allowed for the rest of a frame and for a blocked write (default: %s)"), default_value);
+  if (g_str_equal (long_name, "buf-size"))
+    return g_strdup_printf (_("Size of each client's write buffer (default: %s)"), default_value);
+  if (g_str_equal (long_name, "buf-ttl"))
+    return g_strdup_printf (_("Longest time a buffered frame waits to be written (default: %s)"), default_value);
+  if (g_str_equal (long_name, "queue-size"))
+    return g_strdup_printf (_("Frames a client's outgoing queue holds before the client is dropped (default: %s)"), default_value);
+  if (g_str_equal (long_name, "max-frame-size"))
+    return g_strdup_printf (_("Largest frame body accepted (default: %s)"), default_value);
+  if (g_str_equal (long_name, "max-clients"))
+    return g_strdup_printf (_("Most connections served at once, the broker's own .broker client included; 0 for no limit (default: %s)"), default_value);
+  if (g_str_equal (long_name, "max-subscriptions"))
+    return g_strdup_printf (_("Most subscription masks one client may hold; 0 for no limit (default: %s)"), default_value);
+  if (g_str_equal (long_name, "handshake-timeout"))
+    return g_strdup_printf (_("Time a new connection has to complete its handshake (default: %s)"), default_value);
+  g_assert_not_reached ();
+}
+
+static void
+describe_limit_options (void)
+{
+  option_descriptions = g_ptr_array_new_with_free_func (g_free);
+
+  for (gsize i = 0; option_entries[i].long_name != NULL; i++)
+    {
+      const char *long_name = option_entries[i].long_name;
+      g_autofree char *default_value = NULL;
+      ElbusdLimit limit;
+      char *description;
+
+      if (elbusd_limit_lookup (long_name, &limit))
+        {
+          double d = elbusd_limit_get_default (limit);
+
+          /* %g would write 64 MiB as 6.71089e+07 */
+          default_value = d == floor (d) ? g_strdup_printf ("%.0f", d)
+                                         : g_strdup_printf ("%g", d);
+        }
+      else if (g_str_equal (long_name, "config"))
+        default_value = g_strdup (ELBUSD_DEFAULT_CONFIG_FILE);
+      else
+        continue;
+
+      description = describe_option (long_name, default_value);
+      g_ptr_array_add (option_descriptions, description);
+      option_entries[i].description = description;
+    }
+}
 
 static void
 options_clear (void)
 {
   g_clear_pointer (&opts.binds, g_strfreev);
   g_clear_pointer (&opts.pid_file, g_free);
+  g_clear_pointer (&opts.config_file, g_free);
+  g_clear_pointer (&option_descriptions, g_ptr_array_unref);
 }
 
-/* Checks the numeric options against the ranges of the broker properties
- * they set, so that the limits live in one place. */
+/* -t, --timeout, --max-clients, …: checked against the range of the broker
+ * property they set, the same way as in the configuration file. */
 static gboolean
-check_ranges (void)
+limit_option_cb (const char  *option_name,
+                 const char  *value,
+                 gpointer     data,
+                 GError     **error)
 {
-  static const struct {
-    const char *option;
-    const char *property;
-    const gint64 *value;
-  } uint_options[] = {
-    { "--buf-size", "buf-size", &opts.buf_size },
-    { "--buf-ttl", "buf-ttl", &opts.buf_ttl },
-    { "--queue-size", "queue-size", &opts.queue_size },
-    { "--max-frame-size", "max-frame-size", &opts.max_frame_size },
-  };
-  g_autoptr(GTypeClass) broker_class = g_type_class_ref (ELBUS_TYPE_BROKER);
-  GParamSpecDouble *timeout_spec;
+  g_autoptr(GError) local_error = NULL;
+  const char *name = option_name;
+  ElbusdLimit limit;
 
-  timeout_spec = G_PARAM_SPEC_DOUBLE (
-    g_object_class_find_property (G_OBJECT_CLASS (broker_class), "timeout"));
-  if (!isfinite (opts.timeout) ||
-      opts.timeout < timeout_spec->minimum ||
-      opts.timeout > timeout_spec->maximum)
+  while (*name == '-')
+    name++;
+  if (g_str_equal (name, "t"))
+    name = "timeout";
+  if (!elbusd_limit_lookup (name, &limit))
+    g_assert_not_reached ();
+
+  if (!elbusd_limit_parse (limit, value, &opts.limits.value[limit], &local_error))
     {
-      g_printerr (_("elbusd: %s must be between %g and %g seconds\n"),
-                  "--timeout", timeout_spec->minimum, timeout_spec->maximum);
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "%s: %s", option_name, local_error->message);
       return FALSE;
     }
-
-  for (gsize i = 0; i < G_N_ELEMENTS (uint_options); i++)
-    {
-      GParamSpecUInt *spec = G_PARAM_SPEC_UINT (
-        g_object_class_find_property (G_OBJECT_CLASS (broker_class),
-                                      uint_options[i].property));
-      gint64 value = *uint_options[i].value;
-
-      if (value < spec->minimum || value > spec->maximum)
-        {
-          g_printerr (_("elbusd: %s must be between %u and %u\n"),
-                      uint_options[i].option, spec->minimum, spec->maximum);
-          return FALSE;
-        }
-    }
+  opts.limits.set[limit] = TRUE;
 
   return TRUE;
 }
@@ -164,6 +225,7 @@ parse_options (int    *argc,
   g_autoptr(GOptionContext) context = NULL;
   g_autoptr(GError) error = NULL;
 
+  describe_limit_options ();
   context = g_option_context_new (_("- run an elbus message bus broker"));
   g_option_context_add_main_entries (context, option_entries, GETTEXT_PACKAGE);
   g_option_context_set_translation_domain (context, GETTEXT_PACKAGE);
@@ -174,17 +236,25 @@ parse_options (int    *argc,
       "Each -B adds a listener. An ADDRESS that starts with “/” or ends in\n"
       "“.sock”, “.socket” or “.ipc” is a UNIX socket path: the socket file is\n"
       "created, and removed again on shutdown. Anything else is HOST:PORT\n"
-      "for TCP. At least one -B is needed, unless the service manager passes\n"
-      "listening sockets (systemd socket activation)."));
+      "for TCP. At least one -B is needed, unless the configuration file lists\n"
+      "listeners or the service manager passes listening sockets (systemd\n"
+      "socket activation).\n"
+      "\n"
+      "The configuration file holds these options and the security policy;\n"
+      "options given on the command line win over the file. SIGHUP reloads\n"
+      "the file."));
   g_option_context_set_description (context,
     _("Examples:\n"
       "  elbusd -B /tmp/elbus.sock\n"
       "  elbusd -B /tmp/elbus.sock -B 127.0.0.1:7777 -v\n"
       "  elbusd -B /run/elbus.sock -P /run/elbusd.pid -D --log-syslog\n"
+      "  elbusd --config /etc/elbus/elbusd.conf\n"
       "\n"
       "SIGTERM or SIGINT (Ctrl+C) stops the broker: it disconnects its clients,\n"
       "removes the socket and pid files it created and exits with status 0.\n"
-      "Exit status 1 means it could not start, 2 a bad command line.\n"));
+      "SIGHUP reloads the configuration file without dropping connections.\n"
+      "Exit status 1 means it could not start (a bad configuration file\n"
+      "included), 2 a bad command line.\n"));
 
   if (!g_option_context_parse (context, argc, argv, &error))
     {
@@ -202,9 +272,6 @@ parse_options (int    *argc,
       g_printerr (_("Try “%s --help” for more information.\n"), "elbusd");
       return EXIT_USAGE;
     }
-
-  if (!check_ranges ())
-    return EXIT_USAGE;
 
   return EXIT_SUCCESS;
 }
@@ -311,14 +378,28 @@ adopt_activated_socket (ElbusBroker *broker,
 }
 #endif
 
-static gboolean
-open_listeners (ElbusBroker *broker,
-                int          n_activated,
-                GPtrArray   *listeners)
+/* -B, or else listen= in the configuration file. */
+static char **
+get_binds (Daemon *daemon)
 {
-  for (gsize i = 0; opts.binds != NULL && opts.binds[i] != NULL; i++)
+  if (opts.binds != NULL && opts.binds[0] != NULL)
+    return opts.binds;
+  if (daemon->config != NULL)
+    return daemon->config->listen;
+  return NULL;
+}
+
+static gboolean
+open_listeners (Daemon    *daemon,
+                int        n_activated,
+                GPtrArray *listeners)
+{
+  ElbusBroker *broker = daemon->broker;
+  char **binds = get_binds (daemon);
+
+  for (gsize i = 0; binds != NULL && binds[i] != NULL; i++)
     {
-      if (!listen_on_address (broker, opts.binds[i], listeners))
+      if (!listen_on_address (broker, binds[i], listeners))
         return FALSE;
     }
 
@@ -452,12 +533,12 @@ print_hint (GPtrArray *listeners)
 }
 
 static void
-request_quit (QuitState *state,
-              int        signum)
+request_quit (Daemon *daemon,
+              int     signum)
 {
-  if (state->quit_signal == 0)
-    state->quit_signal = signum;
-  g_main_loop_quit (state->loop);
+  if (daemon->quit_signal == 0)
+    daemon->quit_signal = signum;
+  g_main_loop_quit (daemon->loop);
 }
 
 static gboolean
@@ -485,43 +566,215 @@ notify_service_manager (const char *state)
 #endif
 }
 
+/* The limits: the command line wins over the file, the file over the
+ * broker's defaults. */
 static void
-configure_broker (ElbusBroker *broker)
+configure_broker (Daemon *daemon)
 {
-  elbus_broker_set_timeout (broker, opts.timeout);
-  elbus_broker_set_buf_size (broker, (guint) opts.buf_size);
-  elbus_broker_set_buf_ttl (broker, (guint) opts.buf_ttl);
-  elbus_broker_set_queue_size (broker, (guint) opts.queue_size);
-  elbus_broker_set_max_frame_size (broker, (guint) opts.max_frame_size);
+  ElbusBroker *broker = daemon->broker;
+
+  elbusd_limits_apply (&opts.limits,
+                       daemon->config != NULL ? &daemon->config->limits : NULL,
+                       broker);
 
   g_debug ("timeout %g s, buf-size %u bytes, buf-ttl %u µs, "
-           "queue-size %u frames, max-frame-size %u bytes",
+           "queue-size %u frames, max-frame-size %u bytes, "
+           "max-clients %u, max-subscriptions %u, handshake-timeout %g s",
            elbus_broker_get_timeout (broker),
            elbus_broker_get_buf_size (broker),
            elbus_broker_get_buf_ttl (broker),
            elbus_broker_get_queue_size (broker),
-           elbus_broker_get_max_frame_size (broker));
+           elbus_broker_get_max_frame_size (broker),
+           elbus_broker_get_max_clients (broker),
+           elbus_broker_get_max_subscriptions (broker),
+           elbus_broker_get_handshake_timeout (broker));
+}
+
+static void
+log_policy (const ElbusdConfig *config)
+{
+  guint n_entries = elbusd_config_count_clients (config);
+
+  if (n_entries == 0)
+    g_info ("configuration %s: no [client] entries, no security policy",
+            config->path);
+  else
+    g_info ("configuration %s: security policy with %u client %s",
+            config->path, n_entries, n_entries == 1 ? "entry" : "entries");
+}
+
+/* Loads the configuration file at startup: --config, or the default file
+ * if there is one. Returns FALSE after printing why on a bad file. */
+static gboolean
+load_config (Daemon *daemon)
+{
+  g_autoptr(GError) error = NULL;
+
+  /* absolute: -D changes the working directory before any SIGHUP */
+  daemon->config_given = opts.config_file != NULL;
+  daemon->config_path = g_canonicalize_filename (daemon->config_given ? opts.config_file
+                                                                      : ELBUSD_DEFAULT_CONFIG_FILE,
+                                                 NULL);
+
+  if (!daemon->config_given &&
+      !g_file_test (daemon->config_path, G_FILE_TEST_EXISTS))
+    return TRUE;
+
+  daemon->config = elbusd_config_load (daemon->config_path, &error);
+  if (daemon->config == NULL)
+    {
+      g_printerr ("elbusd: %s\n", error->message);
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
+static gboolean
+strv_equal0 (char **a,
+             char **b)
+{
+  if (a == NULL || b == NULL)
+    return a == b;
+  return g_strv_equal ((const char * const *) a, (const char * const *) b);
+}
+
+/* What SIGHUP cannot change: the listeners (they would have to be closed
+ * under their clients), the pid file and the logging. Said, not done. */
+static void
+log_restart_needed (const ElbusdConfig *old,
+                    const ElbusdConfig *config)
+{
+  char **old_listen = old != NULL ? old->listen : NULL;
+  const char *old_pid_file = old != NULL ? old->pid_file : NULL;
+  gboolean old_verbose = old != NULL && old->verbose;
+  gboolean old_log_syslog = old != NULL && old->log_syslog;
+
+  if (!strv_equal0 (old_listen, config->listen))
+    {
+      if (opts.binds != NULL && opts.binds[0] != NULL)
+        g_debug ("%s: listen changed; -B is in force", config->path);
+      else
+        g_message ("%s: listen changed: restart elbusd to apply it; "
+                   "the current listeners stay", config->path);
+    }
+  if (g_strcmp0 (old_pid_file, config->pid_file) != 0 && opts.pid_file == NULL)
+    g_message ("%s: pid-file changed: restart elbusd to apply it", config->path);
+  if (old_verbose != config->verbose && !opts.verbose)
+    g_message ("%s: verbose changed: restart elbusd to apply it", config->path);
+  if (old_log_syslog != config->log_syslog && !opts.log_syslog)
+    g_message ("%s: log-syslog changed: restart elbusd to apply it", config->path);
+}
+
+/* SIGHUP: reads the configuration file again. A bad file changes nothing.
+ * A good one replaces the limits and the policy, which apply to
+ * connections made from now on; connected clients whose name has no entry
+ * any more are disconnected (with their secondaries). */
+static void
+reload_config (Daemon *daemon)
+{
+  g_autoptr(ElbusdConfig) config = NULL;
+  g_autoptr(GError) error = NULL;
+  g_auto(GStrv) clients = NULL;
+  guint n_dropped = 0;
+
+  if (!daemon->config_given &&
+      !g_file_test (daemon->config_path, G_FILE_TEST_EXISTS))
+    {
+      if (daemon->config == NULL)
+        g_info ("SIGHUP: there is no configuration file %s: nothing to reload",
+                daemon->config_path);
+      else
+        g_warning ("SIGHUP: the configuration file %s is gone; "
+                   "the current configuration stays in force",
+                   daemon->config_path);
+      return;
+    }
+
+  notify_service_manager ("RELOADING=1");
+
+  config = elbusd_config_load (daemon->config_path, &error);
+  if (config == NULL)
+    {
+      g_warning ("%s; configuration not reloaded: the current one stays in force",
+                 error->message);
+      notify_service_manager ("READY=1");
+      return;
+    }
+
+  log_restart_needed (daemon->config, config);
+
+  g_clear_pointer (&daemon->config, elbusd_config_free);
+  daemon->config = g_steal_pointer (&config);
+
+  configure_broker (daemon);
+  elbusd_config_apply_policy (daemon->config, daemon->broker);
+
+  /* the broker's own clients (".broker") are not subject to the policy;
+   * a secondary goes with its primary */
+  clients = elbus_broker_list_clients (daemon->broker);
+  for (guint i = 0; clients[i] != NULL; i++)
+    {
+      const char *name = clients[i];
+
+      if (name[0] == '.' || strstr (name, "%%") != NULL ||
+          elbusd_config_allows_name (daemon->config, name))
+        continue;
+
+      if (elbus_broker_force_disconnect (daemon->broker, name))
+        {
+          g_info ("client %s: disconnected: no entry in %s any more",
+                  name, daemon->config->path);
+          n_dropped++;
+        }
+    }
+
+  g_info ("reloaded the configuration from %s: %s, %u client%s disconnected",
+          daemon->config->path,
+          elbusd_config_count_clients (daemon->config) > 0 ? "security policy in force"
+                                                           : "no security policy",
+          n_dropped, n_dropped == 1 ? "" : "s");
+
+  notify_service_manager ("READY=1");
+}
+
+static gboolean
+sighup_cb (gpointer user_data)
+{
+  reload_config (user_data);
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+daemon_clear (Daemon *daemon)
+{
+  g_clear_pointer (&daemon->loop, g_main_loop_unref);
+  g_clear_pointer (&daemon->config_path, g_free);
+  g_clear_pointer (&daemon->config, elbusd_config_free);
 }
 
 static int
-run (void)
+run (Daemon *daemon)
 {
   g_autoptr(ElbusBroker) broker = NULL;
   g_autoptr(GPtrArray) listeners = g_ptr_array_new_with_free_func (g_free);
   g_autofree char *pid_file = NULL;
-  QuitState quit_state = { NULL, 0 };
+  const char *pid_file_option;
+  char **binds;
   int n_activated;
   int ready_fd = -1;
   guint sigint_id;
   guint sigterm_id;
+  guint sighup_id;
 
   n_activated = count_activated_sockets ();
   if (n_activated < 0)
     return EXIT_FAILURE;
 
-  if ((opts.binds == NULL || opts.binds[0] == NULL) && n_activated == 0)
+  binds = get_binds (daemon);
+  if ((binds == NULL || binds[0] == NULL) && n_activated == 0)
     {
-      g_printerr (_("elbusd: no listener: give at least one -B\n"));
+      g_printerr (_("elbusd: no listener: give at least one -B, or listen= in the configuration file\n"));
       g_printerr (_("Try “%s --help” for more information.\n"), "elbusd");
       return EXIT_USAGE;
     }
@@ -530,12 +783,22 @@ run (void)
     g_debug ("--workers %d ignored: one thread serves all clients",
              opts.workers);
 
-  /* Resolved now: daemonizing changes the working directory. */
-  if (opts.pid_file != NULL)
-    pid_file = g_canonicalize_filename (opts.pid_file, NULL);
+  /* Resolved now: daemonizing changes the working directory. (The
+   * configuration file's paths are absolute already.) */
+  pid_file_option = opts.pid_file;
+  if (pid_file_option == NULL && daemon->config != NULL)
+    pid_file_option = daemon->config->pid_file;
+  if (pid_file_option != NULL)
+    pid_file = g_canonicalize_filename (pid_file_option, NULL);
 
   broker = elbus_broker_new ();
-  configure_broker (broker);
+  daemon->broker = broker;
+  configure_broker (daemon);
+  if (daemon->config != NULL)
+    {
+      log_policy (daemon->config);
+      elbusd_config_apply_policy (daemon->config, broker);
+    }
 
   /* .broker: the core RPC methods and the client announcements */
   {
@@ -550,7 +813,7 @@ run (void)
 
   /* Bind first, so that errors still reach the terminal; then daemonize;
    * then write the pid file, so that it holds the daemon's pid. */
-  if (!open_listeners (broker, n_activated, listeners))
+  if (!open_listeners (daemon, n_activated, listeners))
     {
       elbus_broker_close (broker);
       return EXIT_FAILURE;
@@ -571,24 +834,27 @@ run (void)
   if (opts.daemonize)
     daemonize_finish (ready_fd);
 
-  quit_state.loop = g_main_loop_new (NULL, FALSE);
-  sigint_id = g_unix_signal_add (SIGINT, sigint_cb, &quit_state);
-  sigterm_id = g_unix_signal_add (SIGTERM, sigterm_cb, &quit_state);
+  daemon->loop = g_main_loop_new (NULL, FALSE);
+  sigint_id = g_unix_signal_add (SIGINT, sigint_cb, daemon);
+  sigterm_id = g_unix_signal_add (SIGTERM, sigterm_cb, daemon);
+  sighup_id = g_unix_signal_add (SIGHUP, sighup_cb, daemon);
 
   notify_service_manager ("READY=1");
   print_hint (listeners);
 
-  g_main_loop_run (quit_state.loop);
+  g_main_loop_run (daemon->loop);
 
   g_info ("shutting down (%s)",
-          quit_state.quit_signal == SIGINT ? "SIGINT" : "SIGTERM");
+          daemon->quit_signal == SIGINT ? "SIGINT" : "SIGTERM");
   notify_service_manager ("STOPPING=1");
 
   g_source_remove (sigint_id);
   g_source_remove (sigterm_id);
-  g_clear_pointer (&quit_state.loop, g_main_loop_unref);
+  g_source_remove (sighup_id);
+  g_clear_pointer (&daemon->loop, g_main_loop_unref);
 
   elbus_broker_close (broker);
+  daemon->broker = NULL;
   if (pid_file != NULL && g_unlink (pid_file) != 0 && errno != ENOENT)
     g_warning ("cannot remove the pid file %s: %s", pid_file,
                g_strerror (errno));
@@ -600,6 +866,9 @@ int
 main (int    argc,
       char **argv)
 {
+  Daemon daemon = { 0 };
+  gboolean verbose;
+  gboolean log_syslog;
   int status;
 
   elbus_tool_init_i18n ();
@@ -620,15 +889,25 @@ main (int    argc,
       return EXIT_SUCCESS;
     }
 
+  /* before logging starts: the file may ask for syslog */
+  if (!load_config (&daemon))
+    {
+      daemon_clear (&daemon);
+      options_clear ();
+      return EXIT_FAILURE;
+    }
+
+  verbose = opts.verbose || (daemon.config != NULL && daemon.config->verbose);
+  log_syslog = opts.log_syslog || (daemon.config != NULL && daemon.config->log_syslog);
   elbus_tool_log_init (G_LOG_DOMAIN,
-                       opts.log_syslog ? ELBUS_TOOL_LOG_SYSLOG
-                                       : ELBUS_TOOL_LOG_AUTO,
-                       opts.verbose);
+                       log_syslog ? ELBUS_TOOL_LOG_SYSLOG : ELBUS_TOOL_LOG_AUTO,
+                       verbose);
 
   /* A peer that goes away mid-write must cost an EPIPE, not the process. */
   signal (SIGPIPE, SIG_IGN);
 
-  status = run ();
+  status = run (&daemon);
+  daemon_clear (&daemon);
   options_clear ();
 
   return status;

@@ -1,0 +1,1023 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * elbusd's configuration file ($ELBUSD --config FILE), spawned: limits and
+ * listeners from the file, the command line over the file, bad files at
+ * startup, the security policy, and SIGHUP reloads. elbusd's standard
+ * error goes to a file, so that the tests can wait for its log lines.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <glib/gstdio.h>
+
+#include "elbus-test-util.h"
+
+#define OP_PUBLISH   0x01
+#define OP_SUBSCRIBE 0x02
+#define OP_MESSAGE   0x12
+#define OP_BROADCAST 0x13
+#define KIND_MESSAGE 0x12
+
+#define RESULT_OK     0x01
+#define RESULT_ACCESS 0x79
+
+/* Every file the tests write listens here (relative to the file). */
+#define LISTEN_HEADER "[elbusd]\nlisten=elbusd.sock\n"
+
+typedef struct {
+  char *dir;              /* (owned): temporary directory: the files, the socket */
+  char *conf;             /* (owned): DIR/elbusd.conf */
+  char *log;              /* (owned): DIR/elbusd.log, elbusd's standard error */
+  char *socket_path;      /* (owned): DIR/elbusd.sock */
+  ElbusTestDaemon *daemon; /* (owned) (nullable) */
+  gsize log_pos;          /* how far wait_log() has read */
+} ConfTest;
+
+static ConfTest *
+conf_test_new (void)
+{
+  ConfTest *t = g_new0 (ConfTest, 1);
+  g_autoptr(GError) error = NULL;
+
+  t->dir = g_dir_make_tmp ("elbusd-conf-XXXXXX", &error);
+  g_assert_no_error (error);
+  t->conf = g_build_filename (t->dir, "elbusd.conf", NULL);
+  t->log = g_build_filename (t->dir, "elbusd.log", NULL);
+  t->socket_path = g_build_filename (t->dir, "elbusd.sock", NULL);
+
+  return t;
+}
+
+static void
+remove_tree (const char *path)
+{
+  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
+  const char *name;
+
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *child = g_build_filename (path, name, NULL);
+
+      if (g_file_test (child, G_FILE_TEST_IS_DIR) &&
+          !g_file_test (child, G_FILE_TEST_IS_SYMLINK))
+        remove_tree (child);
+      else
+        (void) g_remove (child);
+    }
+  (void) g_rmdir (path);
+}
+
+static void
+conf_test_free (ConfTest *t)
+{
+  g_clear_pointer (&t->daemon, elbus_test_daemon_free);
+  remove_tree (t->dir);
+  g_free (t->dir);
+  g_free (t->conf);
+  g_free (t->log);
+  g_free (t->socket_path);
+  g_free (t);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ConfTest, conf_test_free)
+
+/* Replaces the configuration file at once (a rename), so that elbusd
+ * never reads half of it. */
+static void
+conf_test_write (ConfTest   *t,
+                 const char *contents)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_file_set_contents (t->conf, contents, -1, &error);
+  g_assert_no_error (error);
+}
+
+static void
+daemon_child_setup (gpointer user_data)
+{
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+}
+
+/* Spawns elbusd --config FILE with @extra arguments, its standard error
+ * into t->log; waits until @wait_address (if any) accepts connections. */
+static void
+conf_test_spawn (ConfTest          *t,
+                 const char *const *extra,
+                 const char        *wait_address)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr(GError) error = NULL;
+  g_auto(GStrv) wrapper_argv = NULL;
+  const char *wrapper = g_getenv ("ELBUS_TEST_DAEMON_WRAPPER");
+  int log_fd;
+
+  g_assert_null (t->daemon);
+
+  if (wrapper != NULL && *wrapper != '\0')
+    {
+      g_shell_parse_argv (wrapper, NULL, &wrapper_argv, &error);
+      g_assert_no_error (error);
+      for (guint i = 0; wrapper_argv[i] != NULL; i++)
+        g_ptr_array_add (argv, wrapper_argv[i]);
+    }
+  g_ptr_array_add (argv, (gpointer) elbus_test_elbusd_path ());
+  g_ptr_array_add (argv, (gpointer) "--config");
+  g_ptr_array_add (argv, t->conf);
+  for (guint i = 0; extra != NULL && extra[i] != NULL; i++)
+    g_ptr_array_add (argv, (gpointer) extra[i]);
+  g_ptr_array_add (argv, NULL);
+
+  log_fd = g_open (t->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  g_assert_cmpint (log_fd, >=, 0);
+
+  t->daemon = g_new0 (ElbusTestDaemon, 1);
+  t->daemon->dir = g_strdup (t->dir);
+
+  /* the child's stdout goes to our stderr: stdout is the TAP stream */
+  g_spawn_async_with_fds (NULL, (char **) argv->pdata, NULL,
+                          G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_SEARCH_PATH,
+                          daemon_child_setup, NULL,
+                          &t->daemon->pid, -1, STDERR_FILENO, log_fd,
+                          &error);
+  g_assert_no_error (error);
+  close (log_fd);
+
+  if (wait_address != NULL &&
+      !elbus_test_wait_for_socket (wait_address, t->daemon->pid, ELBUS_TEST_DEADLINE_MS))
+    {
+      g_autofree char *log = NULL;
+
+      g_file_get_contents (t->log, &log, NULL, NULL);
+      g_error ("elbusd does not accept connections on %s; its log:\n%s",
+               wait_address, log != NULL ? log : "");
+    }
+}
+
+static char *
+conf_test_read_log (ConfTest *t)
+{
+  char *log = NULL;
+
+  if (!g_file_get_contents (t->log, &log, NULL, NULL))
+    return g_strdup ("");
+  return log;
+}
+
+/* Waits until a log line written after the last match contains @needle;
+ * returns that line. */
+static char *
+conf_test_wait_log (ConfTest   *t,
+                    const char *needle)
+{
+  gint64 deadline = g_get_monotonic_time () +
+                    (gint64) ELBUS_TEST_DEADLINE_MS * 1000;
+
+  for (;;)
+    {
+      g_autofree char *log = conf_test_read_log (t);
+      const char *found = strlen (log) > t->log_pos ? strstr (log + t->log_pos, needle) : NULL;
+
+      if (found != NULL)
+        {
+          const char *start = found;
+          const char *end = strchr (found, '\n');
+
+          while (start > log && start[-1] != '\n')
+            start--;
+          if (end == NULL)
+            end = found + strlen (found);
+          t->log_pos = end - log;
+          return g_strndup (start, end - start);
+        }
+
+      if (g_get_monotonic_time () > deadline ||
+          (t->daemon != NULL && elbus_test_daemon_wait (t->daemon, 0)))
+        g_error ("no log line with “%s” from elbusd; its log:\n%s", needle, log);
+      g_usleep (5000);
+    }
+}
+
+static guint
+conf_test_count_log (ConfTest   *t,
+                     const char *needle)
+{
+  g_autofree char *log = conf_test_read_log (t);
+  guint n = 0;
+
+  for (const char *p = strstr (log, needle); p != NULL; p = strstr (p + 1, needle))
+    n++;
+  return n;
+}
+
+/* Writes @contents, sends SIGHUP and waits for @expected_log; returns
+ * that log line. */
+static char *
+conf_test_reload (ConfTest   *t,
+                  const char *contents,
+                  const char *expected_log)
+{
+  char *line;
+
+  conf_test_write (t, contents);
+  g_assert_cmpint (kill (t->daemon->pid, SIGHUP), ==, 0);
+  line = conf_test_wait_log (t, expected_log);
+  g_test_message ("elbusd: %s", line);
+
+  return line;
+}
+
+static void
+assert_exit_status (int status,
+                    int code)
+{
+  if (WIFSIGNALED (status))
+    g_error ("elbusd was killed by signal %d", WTERMSIG (status));
+  g_assert_true (WIFEXITED (status));
+  g_assert_cmpint (WEXITSTATUS (status), ==, code);
+}
+
+static void
+conf_test_stop (ConfTest *t)
+{
+  assert_exit_status (elbus_test_daemon_stop (t->daemon), 0);
+}
+
+/* A client whose registration is refused with @result: the broker answers
+ * and closes. */
+static void
+assert_refused (const char *address,
+                const char *name,
+                guint8      result)
+{
+  g_autoptr(ElbusTestConn) conn = elbus_test_conn_connect_address (address);
+
+  g_assert_cmphex (elbus_test_conn_handshake (conn, name), ==, result);
+  elbus_test_conn_expect_eof (conn);
+}
+
+/* A connection the broker closes at once, before its greeting. */
+static void
+assert_closed_at_accept (const char *address)
+{
+  g_autoptr(ElbusTestConn) conn = elbus_test_conn_connect_address (address);
+
+  g_assert_cmpuint (elbus_test_conn_drain_until_eof (conn, ELBUS_TEST_DEADLINE_MS), ==, 0);
+}
+
+static void
+subscribe_acked (ElbusTestConn *conn,
+                 const char    *mask,
+                 guint8         result)
+{
+  guint32 op_id = conn->next_op_id++;
+
+  elbus_test_conn_send_frame (conn, op_id, OP_SUBSCRIBE, ELBUS_QOS_PROCESSED,
+                              mask, strlen (mask));
+  elbus_test_conn_expect_ack (conn, op_id, result);
+}
+
+/* A message frame announcing a 2048-byte body. */
+static const guint8 frame_2048[] = { 1, 0, 0, 0, OP_MESSAGE, 0x00, 0x08, 0, 0 };
+
+static guint16
+pick_free_port (void)
+{
+  g_autoptr(GSocket) s = NULL;
+  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) any = g_inet_socket_address_new (loopback, 0);
+  g_autoptr(GSocketAddress) bound = NULL;
+  g_autoptr(GError) error = NULL;
+
+  s = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+                    G_SOCKET_PROTOCOL_TCP, &error);
+  g_assert_no_error (error);
+  g_socket_bind (s, any, TRUE, &error);
+  g_assert_no_error (error);
+  bound = g_socket_get_local_address (s, &error);
+  g_assert_no_error (error);
+  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+}
+
+/* ---- limits ------------------------------------------------------------ */
+
+static void
+test_limits (void)
+{
+  g_autoptr(ConfTest) t = conf_test_new ();
+  g_autoptr(ElbusTestConn) a = NULL;
+  g_autoptr(ElbusTestConn) b = NULL;
+  g_autoptr(ElbusTestConn) c = NULL;
+
+  g_test_summary ("max-clients, max-subscriptions and max-frame-size from "
+                  "the configuration file");
+
+  /* .broker is one of the three clients */
+  conf_test_write (t, LISTEN_HEADER
+                      "max-clients=3\n"
+                      "max-subscriptions=2\n"
+                      "max-frame-size=1024\n");
+  conf_test_spawn (t, NULL, t->socket_path);
+
+  a = elbus_test_conn_new_address (t->socket_path, "lim.a");
+  b = elbus_test_conn_new_address (t->socket_path, "lim.b");
+
+  /* over max-clients: closed at once, logged once */
+  assert_closed_at_accept (t->socket_path);
+  g_free (conf_test_wait_log (t, "client limit of 3 reached"));
+  assert_closed_at_accept (t->socket_path);
+  g_assert_cmpuint (conf_test_count_log (t, "client limit of 3 reached"), ==, 1);
+
+  /* max-subscriptions */
+  subscribe_acked (a, "lim/1", RESULT_OK);
+  subscribe_acked (a, "lim/2", RESULT_OK);
+  subscribe_acked (a, "lim/3", RESULT_ACCESS);
+  g_free (conf_test_wait_log (t, "subscription limit of 2 reached"));
+  elbus_test_conn_op_acked (b, OP_PUBLISH, "lim/2", "to a", RESULT_OK);
+  elbus_test_conn_expect_message (a, 0x01, "lim.b", "lim/2", "to a");
+
+  /* max-frame-size: a larger body is a protocol error */
+  elbus_test_conn_send (b, frame_2048, sizeof frame_2048);
+  elbus_test_conn_expect_eof (b);
+
+  /* b's place is free again */
+  c = elbus_test_conn_new_address (t->socket_path, "lim.c");
+  elbus_test_conn_op_acked (c, OP_MESSAGE, "lim.a", "hello", RESULT_OK);
+  elbus_test_conn_expect_message (a, KIND_MESSAGE, "lim.c", NULL, "hello");
+
+  conf_test_stop (t);
+}
+
+static void
+test_handshake_timeout (void)
+{
+  g_autoptr(ConfTest) t = conf_test_new ();
+  g_autoptr(ElbusTestConn) idle = NULL;
+  g_autoptr(ElbusTestConn) a = NULL;
+  g_autofree char *contents = NULL;
+
+  g_test_summary ("handshake-timeout from the file drops a connection that "
+                  "does not register, and nobody else");
+
+  /* the keep-alive timeout is far beyond the test's deadline: only the
+   * handshake timeout can drop the idle connection in time */
+  contents = g_strdup_printf (LISTEN_HEADER
+                              "timeout=600\n"
+                              "handshake-timeout=%g\n",
+                              elbus_test_scale_ms (1000) / 1000.0);
+  conf_test_write (t, contents);
+  conf_test_spawn (t, NULL, t->socket_path);
+
+  a = elbus_test_conn_new_address (t->socket_path, "hs.a");
+
+  idle = elbus_test_conn_connect_address (t->socket_path);
+  elbus_test_conn_expect_greeting (idle);
+  elbus_test_conn_expect_eof (idle);
+  g_free (conf_test_wait_log (t, "handshake timed out"));
+
+  elbus_test_conn_op_acked (a, OP_PUBLISH, "hs/still", "up", RESULT_OK);
+
+  conf_test_stop (t);
+}
+
+static void
+test_command_line_wins (void)
+{
+  g_autoptr(ConfTest) t = conf_test_new ();
+  g_autofree char *cmd_socket = g_build_filename (t->dir, "cmd.sock", NULL);
+  g_autofree char *file_socket = g_build_filename (t->dir, "file.sock", NULL);
+  const char *args[] = { "--max-frame-size", "4096", "-B", cmd_socket, NULL };
+  g_autoptr(ElbusTestConn) a = NULL;
+  g_autoptr(ElbusTestConn) b = NULL;
+  g_autofree guint8 *frame = g_malloc0 (sizeof frame_2048 + 2048);
+
+  g_test_summary ("Options on the command line win over the file: -B "
+                  "replaces listen=, --max-frame-size max-frame-size=");
+
+  conf_test_write (t, "[elbusd]\n"
+                      "listen=file.sock\n"
+                      "max-frame-size=1024\n");
+  conf_test_spawn (t, args, cmd_socket);
+  g_assert_false (g_file_test (file_socket, G_FILE_TEST_EXISTS));
+
+  a = elbus_test_conn_new_address (cmd_socket, "cmd.a");
+  b = elbus_test_conn_new_address (cmd_socket, "cmd.b");
+
+  /* a 2048-byte message: "cmd.b" 00 and padding */
+  memcpy (frame, frame_2048, sizeof frame_2048);
+  frame[4] = OP_MESSAGE | (ELBUS_QOS_PROCESSED << 6);
+  memcpy (frame + sizeof frame_2048, "cmd.b", strlen ("cmd.b") + 1);
+  memset (frame + sizeof frame_2048 + 6, 'x', 2048 - 6);
+  elbus_test_conn_send (a, frame, sizeof frame_2048 + 2048);
+  elbus_test_conn_expect_ack (a, 1, RESULT_OK);
+  {
+    g_autoptr(ElbusTestFrame) message = elbus_test_conn_read_frame (b);
+
+    g_assert_cmphex (message->kind, ==, KIND_MESSAGE);
+    g_assert_cmpuint (g_bytes_get_size (message->payload), ==, 2048 - 6);
+  }
+
+  conf_test_stop (t);
+}
+
+/* ---- listeners ----------------------------------------------------------- */
+
+static void
+test_listeners (void)
+{
+  g_autoptr(ConfTest) t = conf_test_new ();
+  g_autofree char *tcp = g_strdup_printf ("127.0.0.1:%u", pick_free_port ());
+  g_autofree char *fifo = g_build_filename (t->dir, "ctl.fifo", NULL);
+  g_autofree char *run_dir = g_build_filename (t->dir, "run", NULL);
+  g_autofree char *pid_file = g_build_filename (run_dir, "elbusd.pid", NULL);
+  g_autofree char *contents = NULL;
+  g_autofree char *pid = NULL;
+  g_autoptr(ElbusTestConn) a = NULL;
+  g_autoptr(ElbusTestConn) b = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("listen= opens UNIX, TCP and FIFO listeners; relative "
+                  "paths are taken from the file's directory, pid-file too");
+
+  g_assert_cmpint (g_mkdir (run_dir, 0755), ==, 0);
+  contents = g_strdup_printf ("[elbusd]\n"
+                              "listen = elbusd.sock ; %s;fifo:ctl.fifo\n"
+                              "pid-file=run/elbusd.pid\n", tcp);
+  conf_test_write (t, contents);
+  conf_test_spawn (t, NULL, t->socket_path);
+  if (!elbus_test_wait_for_socket (tcp, t->daemon->pid, ELBUS_TEST_DEADLINE_MS))
+    g_error ("elbusd does not accept connections on %s", tcp);
+  g_free (conf_test_wait_log (t, "listening on fifo:"));
+
+  a = elbus_test_conn_new_address (t->socket_path, "listen.unix");
+  b = elbus_test_conn_new_address (tcp, "listen.tcp");
+  elbus_test_conn_op_acked (a, OP_MESSAGE, "listen.tcp", "over unix", RESULT_OK);
+  elbus_test_conn_expect_message (b, KIND_MESSAGE, "listen.unix", NULL, "over unix");
+
+  /* the control FIFO: a message from .broker */
+  {
+    int fd = g_open (fifo, O_WRONLY | O_CLOEXEC, 0);
+    static const char line[] = "listen.unix from the fifo\n";
+
+    g_assert_cmpint (fd, >=, 0);
+    g_assert_cmpint (write (fd, line, strlen (line)), ==, (gssize) strlen (line));
+    close (fd);
+  }
+  elbus_test_conn_expect_message (a, KIND_MESSAGE, ".broker", NULL, "from the fifo");
+
+  /* the pid file is written once the listeners are up */
+  {
+    gint64 deadline = g_get_monotonic_time () + (gint64) ELBUS_TEST_DEADLINE_MS * 1000;
+
+    while (!g_file_get_contents (pid_file, &pid, NULL, NULL) ||
+           !g_str_has_suffix (pid, "\n"))
+      {
+        g_clear_pointer (&pid, g_free);
+        if (g_get_monotonic_time () > deadline)
+          g_error ("no pid file %s", pid_file);
+        g_usleep (5000);
+      }
+  }
+  g_assert_cmpint (g_ascii_strtoll (pid, NULL, 10), ==, t->daemon->pid);
+
+  conf_test_stop (t);
+  g_assert_false (g_file_test (t->socket_path, G_FILE_TEST_EXISTS));
+  g_assert_false (g_file_test (fifo, G_FILE_TEST_EXISTS));
+  g_assert_false (g_file_test (pid_file, G_FILE_TEST_EXISTS));
+}
+
+/* ---- bad files ------------------------------------------------------------- */
+
+static void
+run_elbusd_sync (const char *const *args,
+                 char              **err,
+                 int                *status)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr(GError) error = NULL;
+
+  g_ptr_array_add (argv, (gpointer) elbus_test_elbusd_path ());
+  for (guint i = 0; args[i] != NULL; i++)
+    g_ptr_array_add (argv, (gpointer) args[i]);
+  g_ptr_array_add (argv, NULL);
+
+  g_spawn_sync (NULL, (char **) argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL,
+                NULL, err, status, &error);
+  g_assert_no_error (error);
+}
+
+static void
+test_bad_file (void)
+{
+  static const struct {
+    const char *contents;
+    guint line;
+    const char *message;
+  } cases[] = {
+    { "[elbusd]\nlisten=x.sock\nmax-clients=many\n", 3, "is not a whole number" },
+    { "[elbusd]\nhandshake-timeout=0\n", 2, "handshake-timeout: 0 is out of range" },
+    { "[elbusd]\nverbose=perhaps\n", 2, "is neither true nor false" },
+    { "# a comment\n[elbusd]\nlisten=x.sock\nunknown-key=1\n", 4, "in [elbusd]" },
+    { "[elbusd]\n\n[elbus]\n", 3, "unknown group [elbus]" },
+    { "[elbusd]\nthis is not a key\n", 2, "is not a key=value line" },
+    { "key=before-group\n", 1, "before any [group] header" },
+    { "[elbusd]\nlisten=a.sock\nlisten=b.sock\n", 3, "given a second time in [elbusd] (first on line 2)" },
+    { "[client x]\n[client y]\n[client x]\n", 3, "[client x] given a second time (first on line 1)" },
+    { "[client]\n", 1, "needs a client name" },
+    { "[client .broker]\n", 1, "belong to the broker" },
+    { "[client a%%b]\n", 1, "share the entry of their primary" },
+    { "[client a]\nnetworks=10.0.0.0/8;10.0.0.0/33\n", 2, "networks: " },
+    { "[client a]\nnetworks=not-an-address\n", 2, "networks: " },
+    { "[client a]\n\n\nuids=0;no-such-user-elbus-test\n", 4, "uids: unknown user" },
+    { "[client a]\ngids=no-such-group-elbus-test\n", 2, "gids: unknown group" },
+    { "[client a]\nuids=4294967295\n", 2, "is not a valid user id" },
+    { "[client a]\ndeny=publish;shout\n", 2, "deny: unknown operation" },
+    { "[client a]\nmonitor=yes\n", 2, "monitor: " },
+    { "[client a]\npublish=a/#\nsubscribe=a/#\nrpc=x\n", 4, "in [client a]" },
+  };
+  g_autoptr(ConfTest) t = conf_test_new ();
+
+  g_test_summary ("A bad configuration file stops elbusd at startup with "
+                  "exit status 1 and FILE:LINE: in the message");
+
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      const char *args[] = { "--config", t->conf, NULL };
+      g_autofree char *err = NULL;
+      g_autofree char *expected = g_strdup_printf ("elbusd: %s:%u: ", t->conf, cases[i].line);
+      int status = -1;
+
+      g_test_message ("case %" G_GSIZE_FORMAT ": %s", i, cases[i].contents);
+      conf_test_write (t, cases[i].contents);
+      run_elbusd_sync (args, &err, &status);
+      g_test_message ("stderr: %s", err);
+      assert_exit_status (status, 1);
+      g_assert_true (g_str_has_prefix (err, expected));
+      g_assert_nonnull (strstr (err, cases[i].message));
+    }
+
+  /* a --config that cannot be read */
+  {
+    g_autofree char *missing = g_build_filename (t->dir, "missing.conf", NULL);
+    const char *args[] = { "--config", missing, NULL };
+    g_autofree char *err = NULL;
+    int status = -1;
+
+    run_elbusd_sync (args, &err, &status);
+    assert_exit_status (status, 1);
+    g_assert_nonnull (strstr (err, "missing.conf"));
+  }
+
+  /* limits on the command line: a bad value is a bad command line */
+  {
+    const char *args[] = { "--config", "/dev/null", "--max-clients", "-1", NULL };
+    g_autofree char *err = NULL;
+    int status = -1;
+
+    run_elbusd_sync (args, &err, &status);
+    assert_exit_status (status, 2);
+    g_assert_nonnull (strstr (err, "--max-clients"));
+  }
+  {
+    const char *args[] = { "--config", "/dev/null", "--handshake-timeout", "soon", NULL };
+    g_autofree char *err = NULL;
+    int status = -1;
+
+    run_elbusd_sync (args, &err, &status);
+    assert_exit_status (status, 2);
+    g_assert_nonnull (strstr (err, "--handshake-timeout"));
+  }
+}
+
+/* ---- policy -------------------------------------------------------------------- */
+
+static void
+test_policy (void)
+{
+  g_autoptr(ConfTest) t = conf_test_new ();
+  g_autoptr(ElbusTestConn) sensor = NULL;
+  g_autoptr(ElbusTestConn) secondary = NULL;
+  g_autoptr(ElbusTestConn) control = NULL;
+
+  g_test_summary ("[client NAME] groups put a policy in force: listed names "
+                  "register, others are refused 0x79, refused operations "
+                  "are acked 0x79");
+
+  conf_test_write (t, LISTEN_HEADER
+                      "\n"
+                      "[client pol.sensor]\n"
+                      "publish=sensors/#\n"
+                      "subscribe=control/#\n"
+                      "message=pol.control\n"
+                      "deny=broadcast\n"
+                      "\n"
+                      "# allowed everything\n"
+                      "[client pol.control]\n");
+  conf_test_spawn (t, NULL, t->socket_path);
+
+  sensor = elbus_test_conn_new_address (t->socket_path, "pol.sensor");
+  control = elbus_test_conn_new_address (t->socket_path, "pol.control");
+  assert_refused (t->socket_path, "pol.stranger", RESULT_ACCESS);
+
+  /* allowed and refused operations */
+  elbus_test_conn_op_acked (sensor, OP_PUBLISH, "sensors/t1", "21.5", RESULT_OK);
+  elbus_test_conn_op_acked (sensor, OP_PUBLISH, "control/t1", "21.5", RESULT_ACCESS);
+  elbus_test_conn_op_acked (sensor, OP_BROADCAST, "pol.*", "hi", RESULT_ACCESS);
+  subscribe_acked (sensor, "control/set", RESULT_OK);
+  subscribe_acked (sensor, "sensors/#", RESULT_ACCESS);
+  elbus_test_conn_op_acked (sensor, OP_MESSAGE, "pol.control", "ping", RESULT_OK);
+  elbus_test_conn_expect_message (control, KIND_MESSAGE, "pol.sensor", NULL, "ping");
+
+  /* pol.control has an empty entry: anything goes */
+  elbus_test_conn_op_acked (control, OP_PUBLISH, "control/set", "on", RESULT_OK);
+  elbus_test_conn_expect_message (sensor, 0x01, "pol.control", "control/set", "on");
+  elbus_test_conn_op_acked (control, OP_BROADCAST, "pol.sensor", "all", RESULT_OK);
+  elbus_test_conn_expect_message (sensor, 0x13, "pol.control", NULL, "all");
+
+  /* a secondary shares its primary's entry */
+  secondary = elbus_test_conn_new_address (t->socket_path, "pol.sensor%%rpc");
+  elbus_test_conn_op_acked (secondary, OP_PUBLISH, "sensors/t2", "1", RESULT_OK);
+  elbus_test_conn_op_acked (secondary, OP_PUBLISH, "other/t2", "1", RESULT_ACCESS);
+
+  conf_test_stop (t);
+}
+
+/* Calls .broker's monitor.start with QoS No and returns the RPC event
+ * type of the answer: 0x11 (reply) or 0x12 (error). */
+static guint8
+call_monitor_start (ElbusTestConn *conn)
+{
+  static const guint8 request[] = {
+    0x01, 7, 0, 0, 0,
+    'm', 'o', 'n', 'i', 't', 'o', 'r', '.', 's', 't', 'a', 'r', 't', 0x00,
+    0x80,
+  };
+  g_autoptr(ElbusTestFrame) answer = NULL;
+
+  elbus_test_conn_send_op (conn, OP_MESSAGE, ELBUS_QOS_NO, ".broker",
+                           request, sizeof request);
+  answer = elbus_test_conn_read_frame (conn);
+  g_assert_cmphex (answer->kind, ==, KIND_MESSAGE);
+  g_assert_cmpstr (answer->sender, ==, ".broker");
+  g_assert_cmpuint (g_bytes_get_size (answer->payload), >=, 5);
+  g_assert_cmphex (((const guint8 *) g_bytes_get_data (answer->payload, NULL))[1], ==, 7);
+
+  return ((const guint8 *) g_bytes_get_data (answer->payload, NULL))[0];
+}
+
+static void
+test_policy_sources (void)
+{
+  g_autoptr(ConfTest) t = conf_test_new ();
+  g_autofree char *tcp = g_strdup_printf ("127.0.0.1:%u", pick_free_port ());
+  g_autofree char *contents = NULL;
+  struct passwd *pw = getpwuid (getuid ());
+  g_autoptr(ElbusTestConn) local = NULL;
+  g_autoptr(ElbusTestConn) mute = NULL;
+  g_autoptr(ElbusTestConn) watcher = NULL;
+  g_autoptr(ElbusTestConn) plain = NULL;
+
+  g_test_summary ("networks=, uids= and gids= (numbers and names) choose "
+                  "who may connect; deny= wins over masks; monitor=");
+
+  g_assert_nonnull (pw);
+  contents = g_strdup_printf ("[elbusd]\n"
+                              "listen=elbusd.sock;%s\n"
+                              "[client src.uid]\nuids=%u\n"
+                              "[client src.user]\nuids=nobody-elbus-x-no;%s\n"
+                              "[client src.gid]\ngids=%u\n"
+                              "[client src.other]\nuids=%u\n"
+                              "[client src.local]\nnetworks=127.0.0.0/8;::1\n"
+                              "[client src.remote]\nnetworks=10.0.0.0/8\n"
+                              "[client src.mute]\ndeny=publish\npublish=mute/#\nsubscribe=\n"
+                              "[client src.watcher]\nmonitor=true\n"
+                              "[client src.plain]\n",
+                              tcp, (guint) getuid (), pw->pw_name, (guint) getgid (),
+                              (guint) getuid () + 1);
+  /* the unknown user makes the file bad: first that, then the good one */
+  conf_test_write (t, contents);
+  {
+    const char *args[] = { "--config", t->conf, NULL };
+    g_autofree char *err = NULL;
+    int status = -1;
+
+    run_elbusd_sync (args, &err, &status);
+    assert_exit_status (status, 1);
+    g_assert_nonnull (strstr (err, ":6: uids: unknown user"));
+  }
+  g_free (contents);
+  contents = g_strdup_printf ("[elbusd]\n"
+                              "listen=elbusd.sock;%s\n"
+                              "[client src.uid]\nuids=%u\n"
+                              "[client src.user]\nuids=%s\n"
+                              "[client src.gid]\ngids=%u\n"
+                              "[client src.other]\nuids=%u\n"
+                              "[client src.local]\nnetworks=127.0.0.0/8;::1\n"
+                              "[client src.remote]\nnetworks=10.0.0.0/8\n"
+                              "[client src.mute]\ndeny=publish\npublish=mute/#\nsubscribe=\n"
+                              "[client src.watcher]\nmonitor=true\n"
+                              "[client src.plain]\n",
+                              tcp, (guint) getuid (), pw->pw_name, (guint) getgid (),
+                              (guint) getuid () + 1);
+  conf_test_write (t, contents);
+  conf_test_spawn (t, NULL, t->socket_path);
+  if (!elbus_test_wait_for_socket (tcp, t->daemon->pid, ELBUS_TEST_DEADLINE_MS))
+    g_error ("elbusd does not accept connections on %s", tcp);
+
+  /* credentials: UNIX clients only */
+  {
+    g_autoptr(ElbusTestConn) a = elbus_test_conn_new_address (t->socket_path, "src.uid");
+    g_autoptr(ElbusTestConn) b = elbus_test_conn_new_address (t->socket_path, "src.user");
+    g_autoptr(ElbusTestConn) c = elbus_test_conn_new_address (t->socket_path, "src.gid");
+  }
+  assert_refused (t->socket_path, "src.other", RESULT_ACCESS);
+  assert_refused (tcp, "src.uid", RESULT_ACCESS);
+
+  /* networks: TCP clients only */
+  local = elbus_test_conn_new_address (tcp, "src.local");
+  assert_refused (tcp, "src.remote", RESULT_ACCESS);
+  {
+    g_autoptr(ElbusTestConn) remote_over_unix = elbus_test_conn_new_address (t->socket_path, "src.remote");
+  }
+
+  /* deny= wins, whatever the order of the keys; an empty list allows
+   * nothing */
+  mute = elbus_test_conn_new_address (t->socket_path, "src.mute");
+  elbus_test_conn_op_acked (mute, OP_PUBLISH, "mute/x", "1", RESULT_ACCESS);
+  subscribe_acked (mute, "any/thing", RESULT_ACCESS);
+  elbus_test_conn_op_acked (mute, OP_MESSAGE, "src.local", "may talk", RESULT_OK);
+  elbus_test_conn_expect_message (local, KIND_MESSAGE, "src.mute", NULL, "may talk");
+
+  /* monitor= */
+  plain = elbus_test_conn_new_address (t->socket_path, "src.plain");
+  g_assert_cmphex (call_monitor_start (plain), ==, 0x12);
+  watcher = elbus_test_conn_new_address (t->socket_path, "src.watcher");
+  g_assert_cmphex (call_monitor_start (watcher), ==, 0x11);
+
+  conf_test_stop (t);
+}
+
+static void
+test_no_policy (void)
+{
+  g_autoptr(ConfTest) t = conf_test_new ();
+  g_autoptr(ElbusTestConn) a = NULL;
+  g_autoptr(ElbusTestConn) b = NULL;
+
+  g_test_summary ("A file without [client NAME] groups puts no policy in force");
+
+  conf_test_write (t, LISTEN_HEADER);
+  conf_test_spawn (t, NULL, t->socket_path);
+  g_free (conf_test_wait_log (t, "no security policy"));
+
+  a = elbus_test_conn_new_address (t->socket_path, "anyone.at.all");
+  b = elbus_test_conn_new_address (t->socket_path, "anybody.else");
+  elbus_test_conn_op_acked (a, OP_BROADCAST, "anybody.*", "hello", RESULT_OK);
+  elbus_test_conn_expect_message (b, 0x13, "anyone.at.all", NULL, "hello");
+
+  conf_test_stop (t);
+}
+
+/* ---- SIGHUP -------------------------------------------------------------------- */
+
+static void
+test_sighup (void)
+{
+  g_autoptr(ConfTest) t = conf_test_new ();
+  g_autoptr(ElbusTestConn) stay = NULL;
+  g_autoptr(ElbusTestConn) stay2 = NULL;
+  g_autoptr(ElbusTestConn) gone = NULL;
+  g_autoptr(ElbusTestConn) gone2 = NULL;
+  g_autoptr(ElbusTestConn) added = NULL;
+  g_autoptr(ElbusTestConn) anyone = NULL;
+  g_autofree char *line = NULL;
+
+  g_test_summary ("SIGHUP reloads the policy: allowed clients stay, removed "
+                  "ones are dropped, new names may register; a broken file "
+                  "is rejected and the old policy stays");
+
+  conf_test_write (t, LISTEN_HEADER
+                      "[client hup.stay]\n"
+                      "publish=hup/#\n"
+                      "[client hup.gone]\n");
+  conf_test_spawn (t, NULL, t->socket_path);
+
+  stay = elbus_test_conn_new_address (t->socket_path, "hup.stay");
+  stay2 = elbus_test_conn_new_address (t->socket_path, "hup.stay%%2");
+  gone = elbus_test_conn_new_address (t->socket_path, "hup.gone");
+  gone2 = elbus_test_conn_new_address (t->socket_path, "hup.gone%%2");
+  assert_refused (t->socket_path, "hup.added", RESULT_ACCESS);
+
+  /* hup.gone's entry is removed, hup.added's appears */
+  line = conf_test_reload (t, LISTEN_HEADER
+                       "[client hup.stay]\n"
+                       "publish=hup/#\n"
+                       "[client hup.added]\n",
+                    "reloaded the configuration from");
+  elbus_test_conn_drain_until_eof (gone, ELBUS_TEST_DEADLINE_MS);
+  elbus_test_conn_drain_until_eof (gone2, ELBUS_TEST_DEADLINE_MS);
+  g_assert_cmpuint (conf_test_count_log (t, "client hup.gone: disconnected: no entry"), ==, 1);
+  g_assert_cmpuint (conf_test_count_log (t, "1 client disconnected"), ==, 1);
+
+  /* the client allowed in both keeps its connection and its entry */
+  elbus_test_conn_op_acked (stay, OP_PUBLISH, "hup/x", "still here", RESULT_OK);
+  elbus_test_conn_op_acked (stay, OP_PUBLISH, "other/x", "no", RESULT_ACCESS);
+  elbus_test_conn_op_acked (stay2, OP_PUBLISH, "hup/y", "me too", RESULT_OK);
+
+  added = elbus_test_conn_new_address (t->socket_path, "hup.added");
+  assert_refused (t->socket_path, "hup.gone", RESULT_ACCESS);
+  elbus_test_conn_op_acked (added, OP_MESSAGE, "hup.stay", "welcome", RESULT_OK);
+  elbus_test_conn_expect_message (stay, KIND_MESSAGE, "hup.added", NULL, "welcome");
+
+  /* a broken file: it would bring hup.gone back and drop hup.added, but
+   * none of it is applied */
+  g_free (line);
+  line = conf_test_reload (t, LISTEN_HEADER
+                              "[client hup.stay]\n"
+                              "[client hup.gone]\n"
+                              "networks=10.0.0.0/99\n",
+                           "configuration not reloaded");
+  {
+    g_autofree char *expected = g_strdup_printf ("WARNING elbusd: %s:5: networks: ", t->conf);
+
+    g_assert_nonnull (strstr (line, expected));
+  }
+  assert_refused (t->socket_path, "hup.gone", RESULT_ACCESS);
+  elbus_test_conn_op_acked (added, OP_MESSAGE, "hup.stay", "still welcome", RESULT_OK);
+  elbus_test_conn_expect_message (stay, KIND_MESSAGE, "hup.added", NULL, "still welcome");
+  elbus_test_conn_op_acked (stay, OP_PUBLISH, "other/x", "still no", RESULT_ACCESS);
+
+  /* a file without [client] groups: no policy, nobody dropped; a client
+   * keeps the entry it registered under until it reconnects */
+  g_free (line);
+  line = conf_test_reload (t, LISTEN_HEADER, "no security policy, 0 clients disconnected");
+  anyone = elbus_test_conn_new_address (t->socket_path, "hup.anyone");
+  elbus_test_conn_op_acked (anyone, OP_PUBLISH, "other/x", "yes now", RESULT_OK);
+  elbus_test_conn_op_acked (stay, OP_PUBLISH, "other/x", "not yet", RESULT_ACCESS);
+  elbus_test_conn_op_acked (anyone, OP_MESSAGE, "hup.added", "hi", RESULT_OK);
+  elbus_test_conn_expect_message (added, KIND_MESSAGE, "hup.anyone", NULL, "hi");
+
+  conf_test_stop (t);
+}
+
+static void
+test_sighup_limits (void)
+{
+  g_autoptr(ConfTest) t = conf_test_new ();
+  g_autoptr(ElbusTestConn) a = NULL;
+  g_autoptr(ElbusTestConn) b = NULL;
+  g_autoptr(ElbusTestConn) c = NULL;
+  g_autoptr(ElbusTestConn) d = NULL;
+
+  g_test_summary ("SIGHUP applies new limits; a changed listen= is logged "
+                  "as needing a restart and the listeners stay");
+
+  conf_test_write (t, LISTEN_HEADER "max-clients=3\n");
+  conf_test_spawn (t, NULL, t->socket_path);
+
+  a = elbus_test_conn_new_address (t->socket_path, "lim.a");
+  b = elbus_test_conn_new_address (t->socket_path, "lim.b");
+  assert_closed_at_accept (t->socket_path);
+
+  /* more clients, a smaller frame limit, another listener */
+  g_free (conf_test_reload (t, "[elbusd]\n"
+                       "listen=elbusd.sock;other.sock\n"
+                       "max-clients=5\n"
+                       "max-frame-size=1024\n",
+                    "reloaded the configuration from"));
+  g_assert_cmpuint (conf_test_count_log (t, "listen changed: restart elbusd to apply it"), ==, 1);
+  {
+    g_autofree char *other = g_build_filename (t->dir, "other.sock", NULL);
+
+    g_assert_false (g_file_test (other, G_FILE_TEST_EXISTS));
+  }
+
+  c = elbus_test_conn_new_address (t->socket_path, "lim.c");
+  d = elbus_test_conn_new_address (t->socket_path, "lim.d");
+  elbus_test_conn_send (d, frame_2048, sizeof frame_2048);
+  elbus_test_conn_expect_eof (d);
+
+  /* limits the file no longer sets go back to the defaults */
+  g_free (conf_test_reload (t, LISTEN_HEADER, "reloaded the configuration from"));
+  g_clear_pointer (&d, elbus_test_conn_free);
+  d = elbus_test_conn_new_address (t->socket_path, "lim.d");
+  {
+    g_autoptr(ElbusTestConn) e = elbus_test_conn_new_address (t->socket_path, "lim.e");
+    g_autoptr(ElbusTestConn) f = elbus_test_conn_new_address (t->socket_path, "lim.f");
+  }
+
+  conf_test_stop (t);
+}
+
+/* ---- the shipped example ----------------------------------------------------------- */
+
+static void
+test_example (void)
+{
+  g_autoptr(ConfTest) t = conf_test_new ();
+  g_autofree char *example = g_test_build_filename (G_TEST_DIST, "..", "data", "elbusd.conf", NULL);
+  g_autofree char *contents = NULL;
+  const char *args[] = { "-B", t->socket_path, NULL };
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("data/elbusd.conf is a valid configuration file");
+
+  g_file_get_contents (example, &contents, NULL, &error);
+  g_assert_no_error (error);
+  conf_test_write (t, contents);
+  conf_test_spawn (t, args, t->socket_path);
+  g_free (conf_test_wait_log (t, "security policy with 3 client entries"));
+  assert_refused (t->socket_path, "example.stranger", RESULT_ACCESS);
+
+  conf_test_stop (t);
+}
+
+/* ---- --help ---------------------------------------------------------------------- */
+
+static void
+assert_help_line (const char *help,
+                  const char *option,
+                  const char *default_value)
+{
+  g_auto(GStrv) lines = g_strsplit (help, "\n", -1);
+  g_autofree char *expected = g_strdup_printf ("(default: %s)", default_value);
+
+  for (guint i = 0; lines[i] != NULL; i++)
+    {
+      if (strstr (lines[i], option) != NULL)
+        {
+          g_assert_nonnull (strstr (lines[i], expected));
+          return;
+        }
+    }
+  g_error ("--help does not describe %s", option);
+}
+
+static void
+test_help (void)
+{
+  g_autofree char *help = NULL;
+  g_autofree char *v = NULL;
+  g_autoptr(GError) error = NULL;
+  const char *argv[] = { elbus_test_elbusd_path (), "--help", NULL };
+  int status = -1;
+
+  g_test_summary ("--help describes --config and the limit options with "
+                  "the library's defaults");
+
+  g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_DEFAULT, NULL, NULL,
+                &help, NULL, &status, &error);
+  g_assert_no_error (error);
+  assert_exit_status (status, 0);
+
+  g_assert_nonnull (strstr (help, "--config=FILE"));
+  g_assert_nonnull (strstr (help, "elbus/elbusd.conf"));
+  v = g_strdup_printf ("%u", ELBUS_BROKER_DEFAULT_MAX_CLIENTS);
+  assert_help_line (help, "--max-clients=", v);
+  g_free (v);
+  v = g_strdup_printf ("%u", ELBUS_BROKER_DEFAULT_MAX_SUBSCRIPTIONS);
+  assert_help_line (help, "--max-subscriptions=", v);
+  g_free (v);
+  v = g_strdup_printf ("%u", ELBUS_BROKER_DEFAULT_MAX_FRAME_SIZE);
+  assert_help_line (help, "--max-frame-size=", v);
+  g_free (v);
+  v = g_strdup_printf ("%g", ELBUS_BROKER_DEFAULT_HANDSHAKE_TIMEOUT);
+  assert_help_line (help, "--handshake-timeout=", v);
+  g_free (v);
+  v = g_strdup_printf ("%g", ELBUS_BROKER_DEFAULT_TIMEOUT);
+  assert_help_line (help, "--timeout=", v);
+  g_free (v);
+  v = g_strdup_printf ("%u", ELBUS_BROKER_DEFAULT_QUEUE_SIZE);
+  assert_help_line (help, "--queue-size=", v);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  elbus_test_init (&argc, &argv);
+
+  g_test_add_func ("/elbus/elbusd/config/limits", test_limits);
+  g_test_add_func ("/elbus/elbusd/config/handshake-timeout", test_handshake_timeout);
+  g_test_add_func ("/elbus/elbusd/config/command-line-wins", test_command_line_wins);
+  g_test_add_func ("/elbus/elbusd/config/listeners", test_listeners);
+  g_test_add_func ("/elbus/elbusd/config/bad-file", test_bad_file);
+  g_test_add_func ("/elbus/elbusd/config/policy", test_policy);
+  g_test_add_func ("/elbus/elbusd/config/policy-sources", test_policy_sources);
+  g_test_add_func ("/elbus/elbusd/config/no-policy", test_no_policy);
+  g_test_add_func ("/elbus/elbusd/config/sighup", test_sighup);
+  g_test_add_func ("/elbus/elbusd/config/sighup-limits", test_sighup_limits);
+  g_test_add_func ("/elbus/elbusd/config/example", test_example);
+  g_test_add_func ("/elbus/elbusd/config/help", test_help);
+
+  return g_test_run ();
+}

@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <elbus/elbus.h>
+
+G_BEGIN_DECLS
+
+/*
+ * ElbusdLimit:
+ *
+ * The broker settings that both the command line and the `[elbusd]` group
+ * of the configuration file set. Each one is the [class@Elbus.Broker]
+ * property of the same name, and the option `--NAME` and the key `NAME`;
+ * the property's range and default are the only ones.
+ */
+typedef enum {
+  ELBUSD_LIMIT_TIMEOUT,
+  ELBUSD_LIMIT_BUF_SIZE,
+  ELBUSD_LIMIT_BUF_TTL,
+  ELBUSD_LIMIT_QUEUE_SIZE,
+  ELBUSD_LIMIT_MAX_CLIENTS,
+  ELBUSD_LIMIT_MAX_SUBSCRIPTIONS,
+  ELBUSD_LIMIT_MAX_FRAME_SIZE,
+  ELBUSD_LIMIT_HANDSHAKE_TIMEOUT,
+  ELBUSD_N_LIMITS
+} ElbusdLimit;
+
+/* A set of limits, each given or not. Values are kept as doubles: the
+ * unsigned ones fit exactly. */
+typedef struct {
+  gboolean set[ELBUSD_N_LIMITS];
+  double value[ELBUSD_N_LIMITS];
+} ElbusdLimits;
+
+const char *elbusd_limit_get_name      (ElbusdLimit          limit);
+gboolean    elbusd_limit_lookup        (const char          *name,
+                                        ElbusdLimit         *limit);
+gboolean    elbusd_limit_parse         (ElbusdLimit          limit,
+                                        const char          *text,
+                                        double              *value,
+                                        GError             **error);
+double      elbusd_limit_get_default   (ElbusdLimit          limit);
+
+/* Sets every limit on @broker: from @first where given there, else from
+ * @second (nullable) where given there, else the property's default. */
+void        elbusd_limits_apply        (const ElbusdLimits  *first,
+                                        const ElbusdLimits  *second,
+                                        ElbusBroker         *broker);
+
+/*
+ * ElbusdConfig:
+ *
+ * A configuration file, parsed and checked: nothing in it can fail to
+ * apply any more (listeners excepted, which are opened by elbusd).
+ */
+typedef struct {
+  char *path;             /* (owned): the file, as given */
+  char **listen;          /* (owned) (nullable): `listen`, paths made absolute; NULL when absent */
+  char *pid_file;         /* (owned) (nullable): `pid-file`, absolute */
+  gboolean verbose;       /* `verbose` */
+  gboolean log_syslog;    /* `log-syslog` */
+  ElbusdLimits limits;    /* the limit keys that are present */
+  GHashTable *policy;     /* (owned) (nullable): primary name → ElbusClientPolicy;
+                           * NULL when the file has no [client …] group */
+} ElbusdConfig;
+
+ElbusdConfig *elbusd_config_load           (const char    *path,
+                                            GError       **error);
+void          elbusd_config_free           (ElbusdConfig  *config);
+guint         elbusd_config_count_clients  (const ElbusdConfig *config);
+gboolean      elbusd_config_allows_name    (const ElbusdConfig *config,
+                                            const char         *name);
+void          elbusd_config_apply_policy   (const ElbusdConfig *config,
+                                            ElbusBroker        *broker);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ElbusdConfig, elbusd_config_free)
+
+G_END_DECLS
