@@ -244,9 +244,51 @@ send_copy (ElbusBroker *self,
                        self->queue_size);
 }
 
+/* The monitors or their filters changed: cached answers are stale. */
+static void
+monitors_changed (ElbusBroker *self)
+{
+  self->monitor_gen++;
+  self->monitor_kinds = 0;
+  for (guint i = 0; i < self->monitors->len; i++)
+    {
+      ElbusMonitor *monitor = g_ptr_array_index (self->monitors, i);
+
+      if (monitor->peer != NULL)
+        self->monitor_kinds |= monitor->kinds;
+    }
+}
+
+/* Which of the first 64 monitors take frames from @peer: the sender filter
+ * depends on the sender's name only, so it is worked out once per peer
+ * and set of monitors, not once per frame. */
+static guint64
+wanted_from (ElbusBroker *self,
+             ElbusPeer   *peer)
+{
+  if (G_LIKELY (peer->monitor_gen == self->monitor_gen))
+    return peer->monitor_wanted;
+
+  peer->monitor_wanted = 0;
+  for (guint i = 0; i < MIN (self->monitors->len, 64); i++)
+    {
+      ElbusMonitor *monitor = g_ptr_array_index (self->monitors, i);
+
+      if (monitor->peer != NULL && monitor->peer != peer &&
+          (monitor->senders == NULL ||
+           any_name_mask (monitor->senders, peer->name, peer->name_len)))
+        peer->monitor_wanted |= G_GUINT64_CONSTANT (1) << i;
+    }
+  peer->monitor_gen = self->monitor_gen;
+  return peer->monitor_wanted;
+}
+
+/* @wanted: bit i clear when monitor i surely does not want the event (past
+ * the first 64, every monitor is asked). */
 static void
 report (ElbusBroker       *self,
-        ElbusMonitorEvent *event)
+        ElbusMonitorEvent *event,
+        guint64            wanted)
 {
   g_autoptr(GBytes) copy = NULL;
   gsize copy_limit = 0;
@@ -258,6 +300,8 @@ report (ElbusBroker       *self,
       ElbusMonitor *monitor = g_ptr_array_index (self->monitors, i);
       ElbusPeer *peer = monitor->peer;
 
+      if (i < 64 && !(wanted & (G_GUINT64_CONSTANT (1) << i)))
+        continue;
       /* no copies of its own traffic, nor of messages to it */
       if (peer == NULL || peer->closed || peer == event->sender || peer == event->target ||
           !monitor_wants (monitor, event))
@@ -276,9 +320,15 @@ report (ElbusBroker       *self,
       send_copy (self, peer, copy);
     }
   if (--self->monitors_busy == 0)
-    for (guint i = self->monitors->len; i-- > 0;)
-      if (((ElbusMonitor *) g_ptr_array_index (self->monitors, i))->peer == NULL)
-        g_ptr_array_remove_index (self->monitors, i);
+    {
+      guint before = self->monitors->len;
+
+      for (guint i = self->monitors->len; i-- > 0;)
+        if (((ElbusMonitor *) g_ptr_array_index (self->monitors, i))->peer == NULL)
+          g_ptr_array_remove_index (self->monitors, i);
+      if (self->monitors->len != before)
+        monitors_changed (self);
+    }
 }
 
 void
@@ -290,6 +340,7 @@ _elbus_broker_monitor_frame (ElbusBroker            *self,
                              guint8                  result)
 {
   ElbusMonitorEvent event = { 0 };
+  guint64 wanted;
 
   event.sender = sender;
   event.name = sender->name;
@@ -325,7 +376,13 @@ _elbus_broker_monitor_frame (ElbusBroker            *self,
       return;
     }
 
-  report (self, &event);
+  /* what every monitor filters out costs two tests */
+  wanted = wanted_from (self, sender);
+  if (!(self->monitor_kinds & (1u << event.kind)) ||
+      (wanted == 0 && self->monitors->len <= 64))
+    return;
+
+  report (self, &event, wanted);
 }
 
 void
@@ -342,7 +399,7 @@ _elbus_broker_monitor_client (ElbusBroker *self,
   event.name = name;
   event.name_len = strlen (name);
   event.result = result;
-  report (self, &event);
+  report (self, &event, G_MAXUINT64);
 }
 
 void
@@ -359,6 +416,7 @@ _elbus_broker_monitor_forget (ElbusBroker *self,
         monitor->peer = NULL;
       else
         g_ptr_array_remove_index (self->monitors, i);
+      monitors_changed (self);
     }
 }
 
@@ -527,6 +585,7 @@ _elbus_broker_monitor_start (ElbusBroker  *self,
   _elbus_broker_monitor_forget (self, peer);
   monitor->peer = peer;
   g_ptr_array_add (self->monitors, g_steal_pointer (&monitor));
+  monitors_changed (self);
   g_info ("client %s: monitoring", peer->name);
 
   return TRUE;

@@ -87,6 +87,8 @@ struct _ElbusPeer {
   /* limits and policy */
   guint            subscriptions;  /* masks subscribed */
   guint            limits_logged;  /* ElbusPeerLimit bits already logged */
+  guint64          monitor_gen;    /* broker->monitor_gen monitor_wanted is for */
+  guint64          monitor_wanted; /* bit i: monitor i takes frames from this peer */
   ElbusClientPolicy *policy;       /* (owned) (nullable): the entry in force at
                                     * registration; NULL = unrestricted */
 };
@@ -139,6 +141,8 @@ struct _ElbusBroker {
   GHashTable      *policy;         /* (owned) (nullable): primary name -> ElbusClientPolicy
                                     * (owned copies); NULL = no policy in force */
   guint            monitors_busy;  /* depth of reporting: removals wait */
+  guint64          monitor_gen;    /* bumped when monitors or their filters change */
+  guint            monitor_kinds;  /* union of the monitors' kinds */
 };
 
 /* elbus-broker-peer.c */
