@@ -239,9 +239,7 @@ send_copy (ElbusBroker *self,
   _elbus_out_entry_set_name (&entry, ELBUS_BROKER_HEADER_LEN, ".broker", strlen (".broker"));
 
   if (!_elbus_peer_enqueue (peer, &entry, FALSE))
-    _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE,
-                       "monitor queue overflow (%u frames), dropping slow monitor",
-                       self->queue_size);
+    _elbus_peer_drop_slow (peer);
 }
 
 /* The monitors or their filters changed: cached answers are stale. */
@@ -418,6 +416,16 @@ _elbus_broker_monitor_forget (ElbusBroker *self,
         g_ptr_array_remove_index (self->monitors, i);
       monitors_changed (self);
     }
+}
+
+gboolean
+_elbus_broker_monitor_is (ElbusBroker *self,
+                          ElbusPeer   *peer)
+{
+  for (guint i = 0; i < self->monitors->len; i++)
+    if (((ElbusMonitor *) g_ptr_array_index (self->monitors, i))->peer == peer)
+      return TRUE;
+  return FALSE;
 }
 
 /* monitor.start */

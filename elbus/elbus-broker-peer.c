@@ -232,6 +232,12 @@ _elbus_peer_close (ElbusPeer      *peer,
 
   if (peer->source != NULL)
     g_source_destroy (peer->source);
+  if (peer->abort && peer->kind == ELBUS_CLIENT_KIND_TCP)
+    {
+      struct linger reset = { .l_onoff = 1, .l_linger = 0 };
+
+      (void) setsockopt (peer->fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    }
   if (peer->socket != NULL)
     g_socket_close (peer->socket, NULL);
   _elbus_out_queue_clear (&peer->out);
@@ -282,6 +288,19 @@ _elbus_peer_enqueue (ElbusPeer     *peer,
   return TRUE;
 }
 
+/* A slow consumer: its queue is full. What it has not read is dropped
+ * with it (a TCP reset, not a graceful close that would keep it). */
+void
+_elbus_peer_drop_slow (ElbusPeer *peer)
+{
+  peer->abort = TRUE;
+  _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE,
+                     "queue overflow (%u frames), dropping slow %s",
+                     peer->broker->queue_size,
+                     peer->broker->monitors->len > 0 &&
+                     _elbus_broker_monitor_is (peer->broker, peer) ? "monitor" : "client");
+}
+
 void
 _elbus_peer_enqueue_ack (ElbusPeer *peer,
                          guint32    op_id,
@@ -292,9 +311,7 @@ _elbus_peer_enqueue_ack (ElbusPeer *peer,
   _elbus_codec_encode_ack (entry.hdr, op_id, result);
   entry.hdr_len = ELBUS_ACK_LEN;
   if (!_elbus_peer_enqueue (peer, &entry, TRUE) && !peer->closed)
-    _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE,
-                       "queue overflow (%u frames), dropping slow client",
-                       peer->broker->queue_size);
+    _elbus_peer_drop_slow (peer);
 }
 
 void
@@ -562,10 +579,13 @@ peer_read (ElbusPeer *peer)
       return;
     }
 
-  if (peer->state != ELBUS_PEER_REGISTERED && !handshake (peer))
-    return;
+  if (peer->state == ELBUS_PEER_REGISTERED || handshake (peer))
+    process_frames (peer);
 
-  process_frames (peer);
+  /* an idle connection holds no read buffer: the next read takes one from
+   * the pool (thousands of idle clients would pin 64 KiB each) */
+  if (peer->rb.chunk != NULL && peer->rb.start == peer->rb.end && !peer->closed)
+    _elbus_read_buf_clear (&peer->rb);
 }
 
 static gboolean

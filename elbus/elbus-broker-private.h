@@ -47,6 +47,8 @@ struct _ElbusPeer {
   ElbusBroker     *broker;         /* (unowned): outlives every peer */
   int              ref;            /* broker thread only */
   gboolean         closed;
+  gboolean         abort;          /* close with a reset: a slow consumer's unsent
+                                    * bytes must not linger in the kernel */
 
   /* transport */
   GSocket         *socket;         /* (owned) */
@@ -164,6 +166,7 @@ void        _elbus_peer_enqueue_ack   (ElbusPeer     *peer,
                                        guint32        op_id,
                                        guint8         result);
 void        _elbus_peer_enqueue_ping  (ElbusPeer     *peer);
+void        _elbus_peer_drop_slow     (ElbusPeer     *peer);
 void        _elbus_peer_flush         (ElbusPeer     *peer);
 const char *_elbus_peer_describe      (ElbusPeer     *peer);
 
@@ -205,6 +208,8 @@ gboolean      _elbus_broker_monitor_start       (ElbusBroker   *broker,
 void          _elbus_broker_monitor_stop        (ElbusBroker   *broker,
                                                  ElbusPeer     *peer);
 void          _elbus_broker_monitor_forget      (ElbusBroker   *broker,
+                                                 ElbusPeer     *peer);
+gboolean      _elbus_broker_monitor_is          (ElbusBroker   *broker,
                                                  ElbusPeer     *peer);
 void          _elbus_broker_monitor_frame       (ElbusBroker   *broker,
                                                  ElbusPeer     *sender,

@@ -2,6 +2,9 @@
 #include "config.h"
 
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -186,6 +189,13 @@ _elbus_client_kind_name (ElbusClientKind kind)
     default:
       return "local_ipc";
     }
+}
+
+/* Connections, registered or in their handshake. */
+static guint
+connection_count (ElbusBroker *self)
+{
+  return g_hash_table_size (self->clients) + g_hash_table_size (self->pending);
 }
 
 /* announcements */
@@ -441,9 +451,7 @@ deliver (ElbusBroker  *self,
   if (G_LIKELY (_elbus_peer_enqueue (recipient, &entry, realtime)))
     return TRUE;
 
-  _elbus_peer_close (recipient, G_LOG_LEVEL_MESSAGE,
-                     "queue overflow (%u frames), dropping slow client",
-                     self->queue_size);
+  _elbus_peer_drop_slow (recipient);
   return FALSE;
 }
 
@@ -653,6 +661,23 @@ timeout_us (ElbusBroker *self)
   return (gint64) (self->timeout * G_USEC_PER_SEC);
 }
 
+/* Freed memory goes back to the system: after a spike (thousands of
+ * connections, a slow consumer's queue of referenced chunks, huge frames)
+ * glibc otherwise keeps the heap it grew to, freed but resident. Checked
+ * at each sweep; trimming only when much is free keeps it rare. */
+#define TRIM_FREE_BYTES (8 * 1024 * 1024)
+
+static void
+trim_memory (ElbusBroker *self)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
+  struct mallinfo2 info = mallinfo2 ();
+
+  if (info.fordblks >= TRIM_FREE_BYTES)
+    malloc_trim (0);
+#endif
+}
+
 static gboolean
 sweep_cb (gpointer user_data)
 {
@@ -677,8 +702,11 @@ sweep_cb (gpointer user_data)
     {
       peer = g_ptr_array_index (expired, i);
       if (peer->stall_since != 0 && now - peer->stall_since >= limit)
-        _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE, "write timed out after %.3g s",
-                           self->timeout);
+        {
+          peer->abort = TRUE;
+          _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE, "write timed out after %.3g s",
+                             self->timeout);
+        }
       else
         _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE,
                            "incomplete frame timed out after %.3g s (%" G_GSIZE_FORMAT
@@ -687,6 +715,7 @@ sweep_cb (gpointer user_data)
     }
 
   _elbus_broker_flush_dirty (self);
+  trim_memory (self);
 
   return G_SOURCE_CONTINUE;
 }
@@ -780,9 +809,7 @@ accept_cb (GSocket      *socket,
           break;
         }
 
-      if (G_UNLIKELY (self->max_clients > 0 &&
-                      g_hash_table_size (self->clients) + g_hash_table_size (self->pending) >=
-                      self->max_clients))
+      if (G_UNLIKELY (self->max_clients > 0 && connection_count (self) >= self->max_clients))
         {
           refuse_over_limit (self, listener, client);
           continue;

@@ -28,7 +28,7 @@ record_log_cb (GLogLevelFlags   level,
         g_ptr_array_add (log_lines, g_strdup (fields[i].value));
         g_mutex_unlock (&log_mutex);
       }
-  return g_log_writer_standard_streams (level, fields, n_fields, user_data);
+  return g_log_writer_default (level, fields, n_fields, user_data);
 }
 
 static guint
