@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Helpers shared by the command-line tools: gettext set-up, logging to
- * journald, syslog or standard error, and address helpers.
+ * journald, syslog or standard error, and address helpers. Payloads as
+ * JSON, text or hex are in elbus-tool-payload.c, so that a tool that does
+ * not show payloads (elbusd) does not link json-glib.
  */
 
 #include "config.h"
@@ -268,6 +270,34 @@ elbus_tool_log_init (const char         *ident,
     }
 
   g_log_set_writer_func (log_writer_cb, NULL, NULL);
+}
+
+/**
+ * elbus_tool_fail:
+ * @status: the exit status to return
+ * @format: a printf() format for the message
+ * @...: its arguments
+ *
+ * Writes “PRGNAME: message” to standard error, for the person at the
+ * terminal (not a log line). The program name is g_get_prgname(): set it
+ * with g_set_prgname() first.
+ *
+ * Returns: @status, so that `return elbus_tool_fail (1, …);` ends a command
+ */
+int
+elbus_tool_fail (int         status,
+                 const char *format,
+                 ...)
+{
+  g_autofree char *message = NULL;
+  va_list args;
+
+  va_start (args, format);
+  message = g_strdup_vprintf (format, args);
+  va_end (args);
+  g_printerr ("%s: %s\n", g_get_prgname (), message);
+
+  return status;
 }
 
 /* ---- addresses -------------------------------------------------------- */

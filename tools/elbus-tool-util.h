@@ -2,6 +2,7 @@
 #pragma once
 
 #include <gio/gio.h>
+#include <json-glib/json-glib.h>
 
 G_BEGIN_DECLS
 
@@ -24,8 +25,41 @@ void      elbus_tool_log_init                 (const char          *ident,
                                                ElbusToolLogTarget   target,
                                                gboolean             verbose);
 
+int       elbus_tool_fail                     (int                  status,
+                                               const char          *format,
+                                               ...) G_GNUC_PRINTF (2, 3);
+
 gboolean  elbus_tool_address_is_unix          (const char          *address);
 
 char     *elbus_tool_socket_address_to_string (GSocketAddress      *address);
+
+/*
+ * ElbusToolPayloadFormat:
+ * @ELBUS_TOOL_PAYLOAD_EMPTY: no bytes
+ * @ELBUS_TOOL_PAYLOAD_JSON: printable text that parses as JSON
+ * @ELBUS_TOOL_PAYLOAD_TEXT: printable UTF-8 text, not JSON
+ * @ELBUS_TOOL_PAYLOAD_MSGPACK: binary that decodes as MessagePack
+ * @ELBUS_TOOL_PAYLOAD_HEX: anything else
+ *
+ * What elbus_tool_payload_decode() made of a payload.
+ */
+typedef enum {
+  ELBUS_TOOL_PAYLOAD_EMPTY,
+  ELBUS_TOOL_PAYLOAD_JSON,
+  ELBUS_TOOL_PAYLOAD_TEXT,
+  ELBUS_TOOL_PAYLOAD_MSGPACK,
+  ELBUS_TOOL_PAYLOAD_HEX,
+} ElbusToolPayloadFormat;
+
+const char *elbus_tool_payload_format_name    (ElbusToolPayloadFormat  format);
+
+JsonNode *elbus_tool_payload_decode           (const guint8            *data,
+                                               gsize                    len,
+                                               ElbusToolPayloadFormat  *format);
+
+char     *elbus_tool_format_payload_data      (const guint8            *data,
+                                               gsize                    len);
+
+char     *elbus_tool_variant_to_json          (GVariant                *value);
 
 G_END_DECLS

@@ -1,0 +1,1852 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * elbus-monitor: watches the traffic of an elbus broker, as dbus-monitor
+ * does for D-Bus.
+ *
+ *   elbus-monitor PATH [--sender MASK]… [--target MASK]… [--topic MASK]…
+ *                 [--kind KIND]… [--max-payload N] [--count N] [--duration S]
+ *                 [--json | --pcap FILE] [--stats] …
+ *
+ * It connects as an ordinary client and calls `.broker` method
+ * `monitor.start` with its filters (PROTOCOL.md section 9). From then on
+ * the broker sends it one publication from `.broker` on `.broker/monitor`
+ * per routed event, a MessagePack map; each one is shown as a line, a JSON
+ * line or a pcap record, or counted for the statistics view.
+ *
+ * docs/man/elbus-monitor.1 documents the output formats field by field;
+ * keep the two in step.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <glib/gi18n.h>
+#include <glib-unix.h>
+#include <json-glib/json-glib.h>
+
+#include <elbus/elbus.h>
+
+#include "elbus-tool-util.h"
+
+/* Exit statuses (the man page lists them too). */
+#define EXIT_OK       0   /* Ctrl+C, SIGTERM, --count or --duration reached */
+#define EXIT_ERROR    1   /* cannot connect, the broker went away, output failed */
+#define EXIT_USAGE    2   /* a bad command line, or filters the broker rejects */
+#define EXIT_REFUSED  3   /* the broker cannot or will not let us monitor */
+
+/* Events that arrive this much later than they happened mean that the
+ * monitor is behind. */
+#define LAGGING_US (20 * G_TIME_SPAN_MILLISECOND)
+
+#define MONITOR_TOPIC ".broker/monitor"
+#define WARN_TOPIC    ".broker/warn"
+#define BROKER_NAME   ".broker"
+
+/* -32000 - 0x79: the access-denied RPC error of PROTOCOL.md section 8 */
+#define RPC_ERROR_ACCESS_DENIED (-32000 - ELBUS_ERROR_ACCESS)
+
+/* ---- events ----------------------------------------------------------- */
+
+typedef enum {
+  KIND_MESSAGE,
+  KIND_BROADCAST,
+  KIND_PUBLISH,
+  KIND_SUBSCRIBE,
+  KIND_UNSUBSCRIBE,
+  KIND_REG,
+  KIND_UNREG,
+  N_KINDS
+} EventKind;
+
+static const char * const kind_names[N_KINDS] = {
+  "message", "broadcast", "publish", "subscribe", "unsubscribe", "reg", "unreg",
+};
+
+/* One monitor event, decoded. Strings point into @map. */
+typedef struct {
+  GVariant     *map;          /* (owned): the event's MessagePack map, a{sv} */
+  GVariant     *p;            /* (owned) (nullable): the payload bytes, ay */
+  gint64        t;            /* nanoseconds since the UNIX epoch */
+  EventKind     kind;
+  const char   *sender;       /* never NULL */
+  const char   *dest;         /* (nullable): target, mask or topic */
+  char        **masks;        /* (owned) (nullable): subscribe, unsubscribe */
+  guint         qos;
+  guint64       recipients;
+  guint         result;
+  guint64       size;         /* the payload's full length */
+  const guint8 *payload;      /* (nullable): what the broker sent of it */
+  gsize         payload_len;
+} Event;
+
+static void
+event_clear (Event *ev)
+{
+  g_clear_pointer (&ev->map, g_variant_unref);
+  g_clear_pointer (&ev->p, g_variant_unref);
+  g_clear_pointer (&ev->masks, g_strfreev);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Event, event_clear)
+
+static gboolean
+kind_has_payload (EventKind kind)
+{
+  return kind == KIND_MESSAGE || kind == KIND_BROADCAST || kind == KIND_PUBLISH;
+}
+
+static gboolean
+kind_from_string (const char *name,
+                  EventKind  *kind)
+{
+  for (guint i = 0; i < N_KINDS; i++)
+    if (g_str_equal (name, kind_names[i]))
+      {
+        *kind = i;
+        return TRUE;
+      }
+  return FALSE;
+}
+
+/* A non-negative integer; 0 for anything else. The decoder gives int64
+ * for integers up to G_MAXINT64. */
+static guint64
+variant_to_uint (GVariant *value)
+{
+  if (g_variant_is_of_type (value, G_VARIANT_TYPE_UINT64))
+    return g_variant_get_uint64 (value);
+  if (g_variant_is_of_type (value, G_VARIANT_TYPE_INT64))
+    return MAX (g_variant_get_int64 (value), 0);
+  return 0;
+}
+
+static const char *
+variant_to_string (GVariant *value)
+{
+  if (!g_variant_is_of_type (value, G_VARIANT_TYPE_STRING))
+    return NULL;
+  return g_variant_get_string (value, NULL);
+}
+
+/* @d of subscribe and unsubscribe: an array of strings (av). */
+static char **
+masks_from_variant (GVariant *value)
+{
+  g_autoptr(GPtrArray) masks = g_ptr_array_new ();
+  gsize n = g_variant_n_children (value);
+
+  for (gsize i = 0; i < n; i++)
+    {
+      g_autoptr(GVariant) boxed = g_variant_get_child_value (value, i);
+      g_autoptr(GVariant) mask = g_variant_get_variant (boxed);
+
+      if (g_variant_is_of_type (mask, G_VARIANT_TYPE_STRING))
+        g_ptr_array_add (masks, g_variant_dup_string (mask, NULL));
+    }
+  g_ptr_array_add (masks, NULL);
+
+  return (char **) g_ptr_array_free (g_steal_pointer (&masks), FALSE);
+}
+
+/* One member of the event map. Strings stay valid as long as the map. */
+static void
+event_set_member (Event      *ev,
+                  const char *key,
+                  GVariant   *value,
+                  const char **kind)
+{
+  if (key[0] == '\0' || key[1] != '\0')
+    return;     /* not ours: a later version's, ignored */
+
+  switch (key[0])
+    {
+    case 't':
+      ev->t = (gint64) MIN (variant_to_uint (value), (guint64) G_MAXINT64);
+      break;
+    case 'k':
+      *kind = variant_to_string (value);
+      break;
+    case 's':
+      ev->sender = variant_to_string (value);
+      break;
+    case 'd':
+      if (g_variant_is_of_type (value, G_VARIANT_TYPE_STRING))
+        ev->dest = g_variant_get_string (value, NULL);
+      else if (g_variant_is_of_type (value, G_VARIANT_TYPE ("av")) && ev->masks == NULL)
+        ev->masks = masks_from_variant (value);
+      break;
+    case 'q':
+      ev->qos = (guint) MIN (variant_to_uint (value), 3);
+      break;
+    case 'n':
+      ev->recipients = variant_to_uint (value);
+      break;
+    case 'r':
+      ev->result = (guint) MIN (variant_to_uint (value), 0xff);
+      break;
+    case 'l':
+      ev->size = variant_to_uint (value);
+      break;
+    case 'p':
+      if (g_variant_is_of_type (value, G_VARIANT_TYPE_BYTESTRING) && ev->p == NULL)
+        {
+          ev->p = g_variant_ref (value);
+          ev->payload = g_variant_get_fixed_array (ev->p, &ev->payload_len, 1);
+        }
+      break;
+    default:
+      break;
+    }
+}
+
+/* The map is read in one pass: events come by the ten thousand per
+ * second, and a lookup per member would walk it nine times. */
+static gboolean
+event_parse (GBytes  *bytes,
+             Event   *ev,
+             GError **error)
+{
+  GVariantIter iter;
+  const char *key;
+  GVariant *value;
+  const char *kind = NULL;
+
+  ev->map = elbus_msgpack_decode (bytes, error);
+  if (ev->map == NULL)
+    return FALSE;
+  if (!g_variant_is_of_type (ev->map, G_VARIANT_TYPE_VARDICT))
+    {
+      g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA, "not a map with string keys");
+      return FALSE;
+    }
+
+  g_variant_iter_init (&iter, ev->map);
+  while (g_variant_iter_next (&iter, "{&sv}", &key, &value))
+    {
+      event_set_member (ev, key, value, &kind);
+      g_variant_unref (value);
+    }
+
+  if (kind == NULL || !kind_from_string (kind, &ev->kind))
+    {
+      g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA, "unknown kind “%s”",
+                   kind != NULL ? kind : "(none)");
+      return FALSE;
+    }
+  if (ev->sender == NULL)
+    ev->sender = "";
+  if (kind_has_payload (ev->kind) && ev->dest == NULL)
+    ev->dest = "";
+  if ((ev->kind == KIND_SUBSCRIBE || ev->kind == KIND_UNSUBSCRIBE) && ev->masks == NULL)
+    ev->masks = g_new0 (char *, 1);
+  if (!kind_has_payload (ev->kind))
+    ev->dest = NULL;
+  /* what was sent is never more than the whole */
+  ev->size = MAX (ev->size, ev->payload_len);
+
+  return TRUE;
+}
+
+static gboolean
+event_is_truncated (const Event *ev)
+{
+  return ev->size > ev->payload_len;
+}
+
+/* The wire result byte (PROTOCOL.md section 2) as a word. */
+static const char *
+result_name (guint code)
+{
+  switch (code)
+    {
+    case 0x01:
+      return "ok";
+    case ELBUS_ERROR_NOT_REGISTERED:
+      return "not_registered";
+    case ELBUS_ERROR_DATA:
+      return "data";
+    case ELBUS_ERROR_IO:
+      return "io";
+    case ELBUS_ERROR_OTHER:
+      return "other";
+    case ELBUS_ERROR_NOT_SUPPORTED:
+      return "not_supported";
+    case ELBUS_ERROR_BUSY:
+      return "busy";
+    case ELBUS_ERROR_NOT_DELIVERED:
+      return "not_delivered";
+    case ELBUS_ERROR_TIMEOUT:
+      return "timeout";
+    case ELBUS_ERROR_ACCESS:
+      return "access_denied";
+    default:
+      return "unknown";
+    }
+}
+
+/* ---- the RPC layer (PROTOCOL.md section 8) ----------------------------- */
+
+typedef enum {
+  RPC_NONE,
+  RPC_NOTIFICATION,
+  RPC_CALL,
+  RPC_REPLY,
+  RPC_ERROR,
+} RpcType;
+
+typedef struct {
+  RpcType       type;
+  guint32       id;
+  char         *method;       /* (owned) (nullable): calls */
+  int           code;         /* errors */
+  const guint8 *body;         /* params, result, error data or notification payload */
+  gsize         body_len;
+} Rpc;
+
+static void
+rpc_clear (Rpc *rpc)
+{
+  g_clear_pointer (&rpc->method, g_free);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Rpc, rpc_clear)
+
+static guint32
+read_u32_le (const guint8 *data)
+{
+  return (guint32) data[0] | (guint32) data[1] << 8 | (guint32) data[2] << 16 |
+         (guint32) data[3] << 24;
+}
+
+/* A message payload that parses as RPC: the type byte, then its layout.
+ * A call whose method is cut off by --max-payload or is not UTF-8 is not
+ * taken for RPC. */
+static gboolean
+rpc_parse (const guint8 *data,
+           gsize         len,
+           Rpc          *rpc)
+{
+  if (len < 1)
+    return FALSE;
+
+  switch (data[0])
+    {
+    case 0x00:
+      rpc->type = RPC_NOTIFICATION;
+      rpc->body = data + 1;
+      rpc->body_len = len - 1;
+      return TRUE;
+
+    case 0x01:
+      {
+        const guint8 *end;
+
+        if (len < 6)
+          return FALSE;
+        end = memchr (data + 5, 0, len - 5);
+        if (end == NULL || !g_utf8_validate_len ((const char *) data + 5, end - (data + 5), NULL))
+          return FALSE;
+        rpc->type = RPC_CALL;
+        rpc->id = read_u32_le (data + 1);
+        rpc->method = g_strndup ((const char *) data + 5, end - (data + 5));
+        rpc->body = end + 1;
+        rpc->body_len = len - (end + 1 - data);
+        return TRUE;
+      }
+
+    case 0x11:
+      if (len < 5)
+        return FALSE;
+      rpc->type = RPC_REPLY;
+      rpc->id = read_u32_le (data + 1);
+      rpc->body = data + 5;
+      rpc->body_len = len - 5;
+      return TRUE;
+
+    case 0x12:
+      if (len < 7)
+        return FALSE;
+      rpc->type = RPC_ERROR;
+      rpc->id = read_u32_le (data + 1);
+      rpc->code = (gint16) (guint16) (data[5] | data[6] << 8);
+      rpc->body = data + 7;
+      rpc->body_len = len - 7;
+      return TRUE;
+
+    default:
+      return FALSE;
+    }
+}
+
+static const char *
+rpc_type_name (const Rpc *rpc)
+{
+  switch (rpc->type)
+    {
+    case RPC_NOTIFICATION:
+      return "notification";
+    case RPC_CALL:
+      return "call";
+    case RPC_REPLY:
+      return "reply";
+    case RPC_ERROR:
+      return "error";
+    case RPC_NONE:
+    default:
+      return "none";
+    }
+}
+
+/* The payload as RPC when the event is a message and the payload parses. */
+static gboolean
+event_parse_rpc (const Event *ev,
+                 Rpc         *rpc)
+{
+  return ev->kind == KIND_MESSAGE && rpc_parse (ev->payload, ev->payload_len, rpc);
+}
+
+/* ---- options ---------------------------------------------------------- */
+
+typedef enum {
+  COLOR_AUTO,
+  COLOR_ALWAYS,
+  COLOR_NEVER,
+} ColorMode;
+
+typedef struct {
+  char     **senders;       /* (owned) (nullable): --sender */
+  char     **targets;       /* (owned) (nullable): --target */
+  char     **topics;        /* (owned) (nullable): --topic */
+  char     **kinds;         /* (owned) (nullable): --kind, as given */
+  gint64     max_payload;   /* --max-payload; -1 when not given */
+  gint64     count;         /* --count; 0 when not given */
+  double     duration;      /* --duration, seconds; 0 when not given */
+  gboolean   json;          /* --json */
+  char      *pcap;          /* (owned) (nullable): --pcap FILE, "-" for stdout */
+  gboolean   stats;         /* --stats */
+  int        top;           /* --top */
+  char      *color;         /* (owned) (nullable): --color */
+  char      *name;          /* (owned) (nullable): --name */
+  double     timeout;       /* --timeout, seconds */
+  gboolean   quiet;         /* --quiet */
+  gboolean   verbose;       /* --verbose */
+  gboolean   version;       /* --version */
+} Options;
+
+static Options opts = {
+  .max_payload = -1,
+  .top = 10,
+  .timeout = ELBUS_CLIENT_DEFAULT_TIMEOUT,
+};
+
+static const GOptionEntry filter_entries[] = {
+  { "sender", 0, 0, G_OPTION_ARG_STRING_ARRAY, &opts.senders,
+    N_("Only events whose sender matches MASK (. separates parts, ? is one part, * the rest); "
+       "repeatable"), N_("MASK") },
+  { "target", 0, 0, G_OPTION_ARG_STRING_ARRAY, &opts.targets,
+    N_("Only messages, broadcasts and registrations whose target, mask or client name "
+       "matches MASK; repeatable"), N_("MASK") },
+  { "topic", 0, 0, G_OPTION_ARG_STRING_ARRAY, &opts.topics,
+    N_("Only publications and subscriptions whose topic or mask matches MASK (/ separates "
+       "levels, + is one level, # the rest); repeatable"), N_("MASK") },
+  { "kind", 'k', 0, G_OPTION_ARG_STRING_ARRAY, &opts.kinds,
+    N_("Only events of KIND: message, broadcast, publish, subscribe, unsubscribe, reg, unreg "
+       "(repeatable, or separated by commas)"), N_("KIND") },
+  { "max-payload", 0, 0, G_OPTION_ARG_INT64, &opts.max_payload,
+    N_("Ask the broker for at most BYTES of each payload"), N_("BYTES") },
+  { NULL }
+};
+
+static const GOptionEntry main_entries[] = {
+  { "json", 'j', 0, G_OPTION_ARG_NONE, &opts.json,
+    N_("One JSON object per line, for scripts"), NULL },
+  { "pcap", 0, 0, G_OPTION_ARG_FILENAME, &opts.pcap,
+    N_("Write a pcap capture to FILE (- for standard output) instead of lines"), N_("FILE") },
+  { "stats", 0, 0, G_OPTION_ARG_NONE, &opts.stats,
+    N_("Show live statistics instead of lines (a summary at the end when standard output "
+       "is not a terminal)"), NULL },
+  { "top", 0, 0, G_OPTION_ARG_INT, &opts.top,
+    N_("Rows per table in --stats (default 10)"), N_("N") },
+  { "count", 'c', 0, G_OPTION_ARG_INT64, &opts.count,
+    N_("Exit after N events"), N_("N") },
+  { "duration", 'd', 0, G_OPTION_ARG_DOUBLE, &opts.duration,
+    N_("Exit after SECONDS of monitoring"), N_("SECONDS") },
+  { "color", 0, 0, G_OPTION_ARG_STRING, &opts.color,
+    N_("Colour the lines: auto (on a terminal, the default), always or never"), N_("WHEN") },
+  { "name", 'n', 0, G_OPTION_ARG_STRING, &opts.name,
+    N_("Client name (default elbus-monitor.HOSTNAME.PID)"), N_("NAME") },
+  { "timeout", 0, 0, G_OPTION_ARG_DOUBLE, &opts.timeout,
+    N_("Connection and call timeout (default 5)"), N_("SECONDS") },
+  { "quiet", 'q', 0, G_OPTION_ARG_NONE, &opts.quiet,
+    N_("Do not say on standard error when monitoring starts"), NULL },
+  { "verbose", 'v', 0, G_OPTION_ARG_NONE, &opts.verbose, N_("Debug logging"), NULL },
+  { "version", 0, 0, G_OPTION_ARG_NONE, &opts.version, N_("Print the version and exit"), NULL },
+  { NULL }
+};
+
+static void
+options_clear (void)
+{
+  g_clear_pointer (&opts.senders, g_strfreev);
+  g_clear_pointer (&opts.targets, g_strfreev);
+  g_clear_pointer (&opts.topics, g_strfreev);
+  g_clear_pointer (&opts.kinds, g_strfreev);
+  g_clear_pointer (&opts.pcap, g_free);
+  g_clear_pointer (&opts.color, g_free);
+  g_clear_pointer (&opts.name, g_free);
+}
+
+/* The masks of @option: none empty, and none with the other syntax's
+ * wildcards as a whole part (a name mask with a part + or #, a topic mask
+ * with a level * or ?): that is a mistake, not a name. */
+static gboolean
+check_masks (char       **masks,
+             const char  *option,
+             char         separator,
+             GError     **error)
+{
+  gboolean names = separator == '.';
+
+  for (guint i = 0; masks != NULL && masks[i] != NULL; i++)
+    {
+      g_auto(GStrv) parts = NULL;
+
+      if (masks[i][0] == '\0')
+        {
+          g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                       _("%s: a mask cannot be empty"), option);
+          return FALSE;
+        }
+      parts = g_strsplit (masks[i], (char[]) { separator, '\0' }, -1);
+      for (guint j = 0; parts[j] != NULL; j++)
+        {
+          if (names && (g_str_equal (parts[j], "#") || g_str_equal (parts[j], "+")))
+            {
+              g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                           _("%s “%s”: client names are matched with . masks, where ? is "
+                             "one part and * the rest (+ and # are for topics)"),
+                           option, masks[i]);
+              return FALSE;
+            }
+          if (!names && (g_str_equal (parts[j], "*") || g_str_equal (parts[j], "?")))
+            {
+              g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                           _("%s “%s”: topics are matched with / masks, where + is one "
+                             "level and # the rest (? and * are for client names)"),
+                           option, masks[i]);
+              return FALSE;
+            }
+        }
+    }
+  return TRUE;
+}
+
+/* --kind values, repeated or comma-separated, as a NULL-terminated list
+ * without duplicates. */
+static char **
+parse_kinds (char   **given,
+             GError **error)
+{
+  g_autoptr(GPtrArray) kinds = g_ptr_array_new_with_free_func (g_free);
+
+  for (guint i = 0; given[i] != NULL; i++)
+    {
+      g_auto(GStrv) parts = g_strsplit (given[i], ",", -1);
+
+      for (guint j = 0; parts[j] != NULL; j++)
+        {
+          char *kind = g_strstrip (parts[j]);
+          EventKind k;
+
+          if (!kind_from_string (kind, &k))
+            {
+              g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                           _("unknown kind “%s” (known: message, broadcast, publish, "
+                             "subscribe, unsubscribe, reg, unreg)"), kind);
+              return NULL;
+            }
+          if (!g_ptr_array_find_with_equal_func (kinds, kind, g_str_equal, NULL))
+            g_ptr_array_add (kinds, g_strdup (kind));
+        }
+    }
+  g_ptr_array_add (kinds, NULL);
+
+  return (char **) g_ptr_array_free (g_steal_pointer (&kinds), FALSE);
+}
+
+static gboolean
+check_options (GError **error)
+{
+  if (opts.kinds != NULL)
+    {
+      char **kinds = parse_kinds (opts.kinds, error);
+
+      if (kinds == NULL)
+        return FALSE;
+      g_strfreev (opts.kinds);
+      opts.kinds = kinds;
+    }
+  if (!check_masks (opts.senders, "--sender", '.', error) ||
+      !check_masks (opts.targets, "--target", '.', error) ||
+      !check_masks (opts.topics, "--topic", '/', error))
+    return FALSE;
+
+  if (opts.max_payload < -1 || (opts.max_payload > G_MAXUINT32))
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   _("--max-payload must be between 0 and %u"), G_MAXUINT32);
+      return FALSE;
+    }
+  if (opts.count < 0 || opts.duration < 0 || opts.timeout <= 0 || opts.top < 1)
+    {
+      g_set_error_literal (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                           _("--count and --duration cannot be negative; --timeout and "
+                             "--top must be positive"));
+      return FALSE;
+    }
+  if (opts.json && opts.pcap != NULL)
+    {
+      g_set_error_literal (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED,
+                           _("--json and --pcap cannot be used together"));
+      return FALSE;
+    }
+  if (opts.json && opts.stats)
+    {
+      g_set_error_literal (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED,
+                           _("--json and --stats cannot be used together"));
+      return FALSE;
+    }
+  if (opts.stats && g_strcmp0 (opts.pcap, "-") == 0)
+    {
+      g_set_error_literal (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED,
+                           _("--stats needs standard output: write the capture to a file"));
+      return FALSE;
+    }
+  if (opts.color != NULL && !g_str_equal (opts.color, "auto") &&
+      !g_str_equal (opts.color, "always") && !g_str_equal (opts.color, "never"))
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   _("--color takes auto, always or never, not “%s”"), opts.color);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static GVariant *
+strv_variant (char **strv)
+{
+  GVariantBuilder builder;
+
+  g_variant_builder_init (&builder, G_VARIANT_TYPE ("av"));
+  for (guint i = 0; strv[i] != NULL; i++)
+    g_variant_builder_add (&builder, "v", g_variant_new_string (strv[i]));
+  return g_variant_builder_end (&builder);
+}
+
+/* The params of monitor.start: a map with the filters that were given. */
+static GVariant *
+build_filters (void)
+{
+  GVariantBuilder builder;
+
+  g_variant_builder_init (&builder, G_VARIANT_TYPE_VARDICT);
+  if (opts.senders != NULL)
+    g_variant_builder_add (&builder, "{sv}", "sender", strv_variant (opts.senders));
+  if (opts.targets != NULL)
+    g_variant_builder_add (&builder, "{sv}", "target", strv_variant (opts.targets));
+  if (opts.topics != NULL)
+    g_variant_builder_add (&builder, "{sv}", "topic", strv_variant (opts.topics));
+  if (opts.kinds != NULL)
+    g_variant_builder_add (&builder, "{sv}", "kinds", strv_variant (opts.kinds));
+  if (opts.max_payload >= 0)
+    g_variant_builder_add (&builder, "{sv}", "max_payload",
+                           g_variant_new_uint64 (opts.max_payload));
+  else if (opts.stats && opts.pcap == NULL)
+    /* the statistics count lengths, not bytes */
+    g_variant_builder_add (&builder, "{sv}", "max_payload", g_variant_new_uint64 (0));
+  return g_variant_builder_end (&builder);
+}
+
+/* ---- time ------------------------------------------------------------- */
+
+/* The date and time part of a timestamp, formatted once per second:
+ * g_date_time_new_from_unix_local() looks at /etc/localtime each time,
+ * which would cost more than the rest of an event. */
+typedef struct {
+  gint64  second;
+  char   *text;           /* (owned) (nullable) */
+} TimeCache;
+
+static const char *
+format_second (TimeCache  *cache,
+               gint64      second,
+               gboolean    utc,
+               const char *format)
+{
+  if (cache->text == NULL || cache->second != second)
+    {
+      g_autoptr(GDateTime) dt = utc ? g_date_time_new_from_unix_utc (second)
+                                    : g_date_time_new_from_unix_local (second);
+
+      g_free (cache->text);
+      cache->text = dt != NULL ? g_date_time_format (dt, format) : g_strdup ("?");
+      cache->second = second;
+    }
+  return cache->text;
+}
+
+static TimeCache local_time_cache;
+static TimeCache utc_time_cache;
+
+/* "HH:MM:SS.uuuuuu", local time */
+static char *
+format_time_local (gint64 t)
+{
+  return g_strdup_printf ("%s.%06d",
+                          format_second (&local_time_cache, t / G_GINT64_CONSTANT (1000000000),
+                                         FALSE, "%H:%M:%S"),
+                          (int) (t / 1000 % G_USEC_PER_SEC));
+}
+
+/* "YYYY-MM-DDTHH:MM:SS.uuuuuuZ", UTC (ISO 8601) */
+static char *
+format_time_utc (gint64 t)
+{
+  return g_strdup_printf ("%s.%06dZ",
+                          format_second (&utc_time_cache, t / G_GINT64_CONSTANT (1000000000),
+                                         TRUE, "%Y-%m-%dT%H:%M:%S"),
+                          (int) (t / 1000 % G_USEC_PER_SEC));
+}
+
+/* ---- lines ------------------------------------------------------------ */
+
+#define ANSI_RESET   "\033[0m"
+#define ANSI_DIM     "\033[2m"
+#define ANSI_BOLD    "\033[1m"
+#define ANSI_RED     "\033[31m"
+
+static const char * const kind_colors[N_KINDS] = {
+  "\033[36m",   /* message: cyan */
+  "\033[35m",   /* broadcast: magenta */
+  "\033[32m",   /* publish: green */
+  "\033[34m",   /* subscribe: blue */
+  "\033[34m",   /* unsubscribe: blue */
+  "\033[33m",   /* reg: yellow */
+  "\033[33m",   /* unreg: yellow */
+};
+
+static void
+append_colored (GString    *line,
+                gboolean    color,
+                const char *ansi,
+                const char *text)
+{
+  if (color)
+    g_string_append_printf (line, "%s%s" ANSI_RESET, ansi, text);
+  else
+    g_string_append (line, text);
+}
+
+/* A payload on one line: as elbus-tool-util shows it, with line breaks
+ * and tabs of text written as \n, \r and \t. */
+static void
+append_payload (GString      *line,
+                const guint8 *data,
+                gsize         len)
+{
+  g_autofree char *text = elbus_tool_format_payload_data (data, len);
+
+  for (const char *c = text; *c != '\0'; c++)
+    {
+      if (*c == '\n')
+        g_string_append (line, "\\n");
+      else if (*c == '\r')
+        g_string_append (line, "\\r");
+      else if (*c == '\t')
+        g_string_append (line, "\\t");
+      else
+        g_string_append_c (line, *c);
+    }
+}
+
+static void
+append_rpc (GString   *line,
+            gboolean   color,
+            const Rpc *rpc)
+{
+  switch (rpc->type)
+    {
+    case RPC_CALL:
+      if (rpc->id == 0)
+        g_string_append_printf (line, "call0 %s", rpc->method);
+      else
+        g_string_append_printf (line, "call %s #%u", rpc->method, rpc->id);
+      break;
+    case RPC_REPLY:
+      g_string_append_printf (line, "reply #%u", rpc->id);
+      break;
+    case RPC_ERROR:
+      {
+        g_autofree char *text = g_strdup_printf ("error #%u %d", rpc->id, rpc->code);
+
+        append_colored (line, color, ANSI_RED, text);
+      }
+      break;
+    case RPC_NOTIFICATION:
+      g_string_append (line, "notify");
+      break;
+    case RPC_NONE:
+    default:
+      g_assert_not_reached ();
+    }
+
+  if (rpc->body_len > 0)
+    {
+      g_string_append_c (line, ' ');
+      append_payload (line, rpc->body, rpc->body_len);
+    }
+}
+
+/*
+ * One event as a line:
+ *
+ *   TIME KIND SENDER → DEST qQOS [×RECIPIENTS] [RESULT] SIZE B PREVIEW
+ *
+ * DEST is the target, mask or topic, or the masks of a subscription; reg
+ * and unreg have none. ×RECIPIENTS for broadcasts and publications; the
+ * result only when it is not OK.
+ */
+static char *
+event_to_line (const Event *ev,
+               gboolean     color)
+{
+  g_autofree char *stamp = format_time_local (ev->t);
+  g_autofree char *kind = g_strdup_printf ("%-11s", kind_names[ev->kind]);
+  GString *line = g_string_new (NULL);
+
+  append_colored (line, color, ANSI_DIM, stamp);
+  g_string_append_c (line, ' ');
+  append_colored (line, color, kind_colors[ev->kind], kind);
+  g_string_append_c (line, ' ');
+  append_colored (line, color, ANSI_BOLD, ev->sender);
+
+  if (ev->dest != NULL)
+    g_string_append_printf (line, " → %s", ev->dest);
+  else if (ev->masks != NULL)
+    {
+      g_autofree char *masks = g_strjoinv (", ", ev->masks);
+
+      g_string_append_printf (line, " → %s", masks);
+    }
+
+  if (ev->kind != KIND_REG && ev->kind != KIND_UNREG)
+    g_string_append_printf (line, " q%u", ev->qos);
+  if (ev->kind == KIND_BROADCAST || ev->kind == KIND_PUBLISH)
+    g_string_append_printf (line, " ×%" G_GUINT64_FORMAT, ev->recipients);
+
+  if (ev->result != 0x01)
+    {
+      g_autofree char *result = g_strdup_printf ("[%s]", result_name (ev->result));
+
+      g_strdelimit (result, "_", ' ');
+      g_string_append_c (line, ' ');
+      append_colored (line, color, ANSI_RED, result);
+    }
+
+  if (kind_has_payload (ev->kind))
+    {
+      g_auto(Rpc) rpc = { 0 };
+
+      g_string_append_printf (line, " %" G_GUINT64_FORMAT " B", ev->size);
+      if (event_parse_rpc (ev, &rpc))
+        {
+          g_string_append_c (line, ' ');
+          append_rpc (line, color, &rpc);
+        }
+      else if (ev->payload_len > 0)
+        {
+          g_string_append_c (line, ' ');
+          append_payload (line, ev->payload, ev->payload_len);
+        }
+      if (event_is_truncated (ev))
+        {
+          g_autofree char *more = g_strdup_printf ("…(+%" G_GUINT64_FORMAT " bytes)",
+                                                   ev->size - ev->payload_len);
+
+          g_string_append_c (line, ' ');
+          append_colored (line, color, ANSI_DIM, more);
+        }
+    }
+
+  g_string_append_c (line, '\n');
+  return g_string_free (line, FALSE);
+}
+
+/* ---- JSON ------------------------------------------------------------- */
+
+static void
+json_add_payload (JsonBuilder  *builder,
+                  const guint8 *data,
+                  gsize         len)
+{
+  ElbusToolPayloadFormat format;
+  JsonNode *node = elbus_tool_payload_decode (data, len, &format);
+
+  json_builder_set_member_name (builder, "payload_format");
+  json_builder_add_string_value (builder, elbus_tool_payload_format_name (format));
+  json_builder_set_member_name (builder, "payload");
+  json_builder_add_value (builder, node);
+}
+
+/* One event as a JSON object on one line; the man page documents every
+ * member. */
+static char *
+event_to_json (const Event *ev)
+{
+  g_autoptr(JsonBuilder) builder = json_builder_new_immutable ();
+  g_autoptr(JsonNode) root = NULL;
+  g_autofree char *time = format_time_utc (ev->t);
+  g_autofree char *text = NULL;
+
+  json_builder_begin_object (builder);
+  json_builder_set_member_name (builder, "time");
+  json_builder_add_string_value (builder, time);
+  json_builder_set_member_name (builder, "t");
+  json_builder_add_int_value (builder, ev->t);
+  json_builder_set_member_name (builder, "kind");
+  json_builder_add_string_value (builder, kind_names[ev->kind]);
+  json_builder_set_member_name (builder, "sender");
+  json_builder_add_string_value (builder, ev->sender);
+
+  switch (ev->kind)
+    {
+    case KIND_MESSAGE:
+    case KIND_BROADCAST:
+      json_builder_set_member_name (builder, "target");
+      json_builder_add_string_value (builder, ev->dest);
+      break;
+    case KIND_PUBLISH:
+      json_builder_set_member_name (builder, "topic");
+      json_builder_add_string_value (builder, ev->dest);
+      break;
+    case KIND_SUBSCRIBE:
+    case KIND_UNSUBSCRIBE:
+      json_builder_set_member_name (builder, "masks");
+      json_builder_begin_array (builder);
+      for (guint i = 0; ev->masks[i] != NULL; i++)
+        json_builder_add_string_value (builder, ev->masks[i]);
+      json_builder_end_array (builder);
+      break;
+    case KIND_REG:
+    case KIND_UNREG:
+    case N_KINDS:
+    default:
+      break;
+    }
+
+  json_builder_set_member_name (builder, "qos");
+  json_builder_add_int_value (builder, ev->qos);
+  json_builder_set_member_name (builder, "recipients");
+  json_builder_add_int_value (builder, (gint64) MIN (ev->recipients, (guint64) G_MAXINT64));
+  json_builder_set_member_name (builder, "result");
+  json_builder_add_string_value (builder, result_name (ev->result));
+  json_builder_set_member_name (builder, "code");
+  json_builder_add_int_value (builder, ev->result);
+  json_builder_set_member_name (builder, "size");
+  json_builder_add_int_value (builder, (gint64) MIN (ev->size, (guint64) G_MAXINT64));
+
+  if (kind_has_payload (ev->kind))
+    {
+      g_auto(Rpc) rpc = { 0 };
+
+      json_builder_set_member_name (builder, "truncated");
+      json_builder_add_boolean_value (builder, event_is_truncated (ev));
+      if (event_parse_rpc (ev, &rpc))
+        {
+          json_builder_set_member_name (builder, "rpc");
+          json_builder_begin_object (builder);
+          json_builder_set_member_name (builder, "type");
+          json_builder_add_string_value (builder, rpc_type_name (&rpc));
+          if (rpc.type != RPC_NOTIFICATION)
+            {
+              json_builder_set_member_name (builder, "id");
+              json_builder_add_int_value (builder, rpc.id);
+            }
+          if (rpc.type == RPC_CALL)
+            {
+              json_builder_set_member_name (builder, "method");
+              json_builder_add_string_value (builder, rpc.method);
+            }
+          if (rpc.type == RPC_ERROR)
+            {
+              json_builder_set_member_name (builder, "code");
+              json_builder_add_int_value (builder, rpc.code);
+            }
+          json_builder_end_object (builder);
+          json_add_payload (builder, rpc.body, rpc.body_len);
+        }
+      else
+        json_add_payload (builder, ev->payload, ev->payload_len);
+    }
+
+  json_builder_end_object (builder);
+
+  root = json_builder_get_root (builder);
+  text = json_to_string (root, FALSE);
+  return g_strconcat (text, "\n", NULL);
+}
+
+/* ---- pcap --------------------------------------------------------------
+ *
+ * A classic pcap file, little-endian, nanosecond timestamps (magic
+ * 0xa1b23c4d), link type LINKTYPE_USER0 (147). Each record is a metadata
+ * header, the sender's name, and the frame as the sender wrote it to the
+ * broker (PROTOCOL.md section 2, operation id 0 since the broker does not
+ * report it); the record's original length counts the whole payload, the
+ * captured length what the broker sent of it. data/elbus.lua, the
+ * Wireshark dissector, and the man page describe the same layout.
+ */
+
+#define PCAP_MAGIC_NS       0xa1b23c4du
+#define PCAP_LINKTYPE_USER0 147u
+#define PCAP_SNAPLEN        262144u       /* Wireshark's largest record */
+#define PCAP_META_VERSION   1
+#define PCAP_META_SIZE      16
+
+/* The frame's operation per kind; reg and unreg have no frame. (The
+ * metadata's kind byte is EventKind + 1.) */
+static const guint8 pcap_ops[N_KINDS] = { 0x12, 0x13, 0x01, 0x02, 0x03, 0, 0 };
+
+static void
+put_u16 (GByteArray *buf,
+         guint16     value)
+{
+  guint8 bytes[2] = { value & 0xff, value >> 8 };
+
+  g_byte_array_append (buf, bytes, sizeof bytes);
+}
+
+static void
+put_u32 (GByteArray *buf,
+         guint32     value)
+{
+  guint8 bytes[4] = { value & 0xff, (value >> 8) & 0xff, (value >> 16) & 0xff, value >> 24 };
+
+  g_byte_array_append (buf, bytes, sizeof bytes);
+}
+
+static guint32
+saturate_u32 (guint64 value)
+{
+  return (guint32) MIN (value, (guint64) G_MAXUINT32);
+}
+
+static GBytes *
+pcap_file_header (void)
+{
+  g_autoptr(GByteArray) buf = g_byte_array_new ();
+
+  put_u32 (buf, PCAP_MAGIC_NS);
+  put_u16 (buf, 2);               /* version 2.4 */
+  put_u16 (buf, 4);
+  put_u32 (buf, 0);               /* thiszone */
+  put_u32 (buf, 0);               /* sigfigs */
+  put_u32 (buf, PCAP_SNAPLEN);
+  put_u32 (buf, PCAP_LINKTYPE_USER0);
+
+  return g_byte_array_free_to_bytes (g_steal_pointer (&buf));
+}
+
+/* One record: the 16-byte record header, then the captured bytes. */
+static GBytes *
+pcap_record (const Event *ev)
+{
+  g_autoptr(GByteArray) data = g_byte_array_new ();
+  g_autoptr(GByteArray) record = g_byte_array_new ();
+  gsize sender_len = MIN (strlen (ev->sender), G_MAXUINT16 - PCAP_META_SIZE);
+  guint64 orig_len;
+
+  g_byte_array_append (data, (const guint8 *) (guint8[]) {
+                         PCAP_META_VERSION, ev->kind + 1, ev->qos, ev->result }, 4);
+  put_u32 (data, saturate_u32 (ev->recipients));
+  put_u32 (data, saturate_u32 (ev->size));
+  put_u16 (data, sender_len);
+  put_u16 (data, PCAP_META_SIZE + sender_len);   /* where the frame starts */
+  g_byte_array_append (data, (const guint8 *) ev->sender, sender_len);
+  orig_len = data->len;
+
+  if (kind_has_payload (ev->kind))
+    {
+      gsize dest_len = strlen (ev->dest);
+
+      put_u32 (data, 0);
+      g_byte_array_append (data, (guint8[]) { pcap_ops[ev->kind] | ev->qos << 6 }, 1);
+      put_u32 (data, saturate_u32 (dest_len + 1 + ev->size));
+      g_byte_array_append (data, (const guint8 *) ev->dest, dest_len + 1);
+      g_byte_array_append (data, ev->payload, ev->payload_len);
+      orig_len += 9 + dest_len + 1 + ev->size;
+    }
+  else if (ev->kind == KIND_SUBSCRIBE || ev->kind == KIND_UNSUBSCRIBE)
+    {
+      g_autoptr(GByteArray) body = g_byte_array_new ();
+
+      for (guint i = 0; ev->masks[i] != NULL; i++)
+        g_byte_array_append (body, (const guint8 *) ev->masks[i],
+                             strlen (ev->masks[i]) + (ev->masks[i + 1] != NULL ? 1 : 0));
+      put_u32 (data, 0);
+      g_byte_array_append (data, (guint8[]) { pcap_ops[ev->kind] | ev->qos << 6 }, 1);
+      put_u32 (data, body->len);
+      g_byte_array_append (data, body->data, body->len);
+      orig_len += 9 + body->len;
+    }
+
+  put_u32 (record, (guint32) (ev->t / G_GINT64_CONSTANT (1000000000)));
+  put_u32 (record, (guint32) (ev->t % G_GINT64_CONSTANT (1000000000)));
+  put_u32 (record, MIN (data->len, PCAP_SNAPLEN));
+  put_u32 (record, saturate_u32 (orig_len));
+  g_byte_array_append (record, data->data, MIN (data->len, PCAP_SNAPLEN));
+
+  return g_byte_array_free_to_bytes (g_steal_pointer (&record));
+}
+
+/* ---- statistics ------------------------------------------------------- */
+
+typedef struct {
+  char    *name;          /* (owned) */
+  guint64  frames;
+  guint64  bytes;         /* payload bytes, whole (l) */
+  guint64  prev_frames;   /* at the previous refresh */
+  guint64  prev_bytes;
+  double   frames_rate;   /* per second, since the previous refresh */
+  double   bytes_rate;
+} StatsEntry;
+
+typedef struct {
+  GHashTable *senders;      /* (owned): name → (owned) StatsEntry */
+  GHashTable *topics;       /* (owned): topic → (owned) StatsEntry */
+  StatsEntry  total;
+  guint64     by_kind[N_KINDS];
+  gint64      started;      /* monotonic µs */
+  gint64      refreshed;    /* monotonic µs */
+  gboolean    live;         /* standard output is a terminal: redraw it */
+} Stats;
+
+static void
+stats_entry_free (StatsEntry *entry)
+{
+  g_free (entry->name);
+  g_free (entry);
+}
+
+static Stats *
+stats_new (gboolean live)
+{
+  Stats *stats = g_new0 (Stats, 1);
+
+  stats->senders = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
+                                          (GDestroyNotify) stats_entry_free);
+  stats->topics = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
+                                         (GDestroyNotify) stats_entry_free);
+  stats->started = stats->refreshed = g_get_monotonic_time ();
+  stats->live = live;
+  return stats;
+}
+
+static void
+stats_free (Stats *stats)
+{
+  g_hash_table_unref (stats->senders);
+  g_hash_table_unref (stats->topics);
+  g_free (stats);
+}
+
+static void
+stats_count (GHashTable *table,
+             const char *name,
+             guint64     bytes)
+{
+  StatsEntry *entry = g_hash_table_lookup (table, name);
+
+  if (entry == NULL)
+    {
+      entry = g_new0 (StatsEntry, 1);
+      entry->name = g_strdup (name);
+      g_hash_table_insert (table, entry->name, entry);
+    }
+  entry->frames++;
+  entry->bytes += bytes;
+}
+
+static void
+stats_add (Stats       *stats,
+           const Event *ev)
+{
+  stats->total.frames++;
+  stats->total.bytes += ev->size;
+  stats->by_kind[ev->kind]++;
+  stats_count (stats->senders, ev->sender, ev->size);
+  if (ev->kind == KIND_PUBLISH)
+    stats_count (stats->topics, ev->dest, ev->size);
+}
+
+/* Rates since the previous refresh, or, with @overall, since the start. */
+static void
+stats_entry_update (StatsEntry *entry,
+                    double      seconds,
+                    gboolean    overall)
+{
+  entry->frames_rate = (entry->frames - (overall ? 0 : entry->prev_frames)) / seconds;
+  entry->bytes_rate = (entry->bytes - (overall ? 0 : entry->prev_bytes)) / seconds;
+  entry->prev_frames = entry->frames;
+  entry->prev_bytes = entry->bytes;
+}
+
+static void
+stats_update (Stats    *stats,
+              gboolean  overall)
+{
+  gint64 now = g_get_monotonic_time ();
+  double seconds = MAX (now - (overall ? stats->started : stats->refreshed), 1) /
+                   (double) G_USEC_PER_SEC;
+  GHashTable *tables[] = { stats->senders, stats->topics };
+
+  stats_entry_update (&stats->total, seconds, overall);
+  for (guint i = 0; i < G_N_ELEMENTS (tables); i++)
+    {
+      GHashTableIter iter;
+      StatsEntry *entry;
+
+      g_hash_table_iter_init (&iter, tables[i]);
+      while (g_hash_table_iter_next (&iter, NULL, (gpointer *) &entry))
+        stats_entry_update (entry, seconds, overall);
+    }
+  stats->refreshed = now;
+}
+
+/* Busiest first: by rate, then by total, then by name. */
+static int
+stats_entry_compare (gconstpointer a,
+                     gconstpointer b)
+{
+  const StatsEntry *x = *(StatsEntry * const *) a;
+  const StatsEntry *y = *(StatsEntry * const *) b;
+
+  if (x->frames_rate != y->frames_rate)
+    return x->frames_rate < y->frames_rate ? 1 : -1;
+  if (x->frames != y->frames)
+    return x->frames < y->frames ? 1 : -1;
+  return strcmp (x->name, y->name);
+}
+
+/* "512 B", "1.5 KiB": IEC units with a plain space, so that columns line
+ * up (g_format_size() puts a no-break space there). */
+static char *
+format_bytes (double bytes)
+{
+  static const char * const units[] = { "KiB", "MiB", "GiB", "TiB" };
+  guint i;
+
+  if (bytes < 1024)
+    return g_strdup_printf ("%.0f B", bytes);
+  for (i = 0, bytes /= 1024; bytes >= 1024 && i + 1 < G_N_ELEMENTS (units); i++)
+    bytes /= 1024;
+  return g_strdup_printf ("%.1f %s", bytes, units[i]);
+}
+
+static int
+terminal_columns (void)
+{
+  struct winsize size;
+
+  if (ioctl (STDOUT_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0)
+    return size.ws_col;
+  return 80;
+}
+
+/* Appends a line; on a live screen each line clears the rest of its row. */
+static void
+stats_line (GString    *out,
+            gboolean    live,
+            const char *format,
+            ...) G_GNUC_PRINTF (3, 4);
+
+static void
+stats_line (GString    *out,
+            gboolean    live,
+            const char *format,
+            ...)
+{
+  va_list args;
+
+  va_start (args, format);
+  g_string_append_vprintf (out, format, args);
+  va_end (args);
+  g_string_append (out, live ? "\033[K\n" : "\n");
+}
+
+static void
+stats_table (GString    *out,
+             Stats      *stats,
+             GHashTable *table,
+             const char *title,
+             int         name_width)
+{
+  g_autoptr(GPtrArray) entries = g_ptr_array_sized_new (g_hash_table_size (table));
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, table);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    g_ptr_array_add (entries, value);
+  g_ptr_array_sort (entries, stats_entry_compare);
+  stats_line (out, stats->live, "%-*s %10s %12s %12s %12s", name_width + 2, title,
+              _("events/s"), _("bytes/s"), _("events"), _("bytes"));
+  for (guint i = 0; i < entries->len && i < (guint) opts.top; i++)
+    {
+      StatsEntry *entry = entries->pdata[i];
+      g_autofree char *rate = format_bytes (entry->bytes_rate);
+      g_autofree char *bytes = format_bytes (entry->bytes);
+      g_autofree char *name = NULL;
+      glong chars = g_utf8_strlen (entry->name, -1);
+
+      if (chars > name_width)
+        {
+          g_autofree char *head = g_utf8_substring (entry->name, 0, name_width - 1);
+
+          name = g_strconcat (head, "…", NULL);
+          chars = name_width;
+        }
+      else
+        name = g_strdup (entry->name);
+      /* pad by characters, not bytes */
+      stats_line (out, stats->live, "  %s%*s %10.1f %12s %12" G_GUINT64_FORMAT " %12s", name,
+                  (int) (name_width - chars), "", entry->frames_rate, rate, entry->frames, bytes);
+    }
+  if (entries->len > (guint) opts.top)
+    stats_line (out, stats->live, _("  (%u more)"), entries->len - opts.top);
+  if (entries->len == 0)
+    stats_line (out, stats->live, "  %s", _("(none)"));
+}
+
+/* The whole view: live (home, redraw, clear below) or a plain summary. */
+static GString *
+stats_render (Stats      *stats,
+              const char *path)
+{
+  g_autoptr(GString) out = g_string_new (NULL);
+  int name_width = MAX (16, (stats->live ? terminal_columns () : 80) - 53);
+  gint64 elapsed = (g_get_monotonic_time () - stats->started) / G_USEC_PER_SEC;
+  g_autofree char *bytes = format_bytes (stats->total.bytes);
+  g_autofree char *rate = format_bytes (stats->total.bytes_rate);
+  g_autofree char *frames = g_strdup_printf ("%" G_GUINT64_FORMAT, stats->total.frames);
+  g_autoptr(GString) kinds = g_string_new (NULL);
+
+  if (stats->live)
+    g_string_append (out, "\033[H");
+  stats_line (out, stats->live, _("elbus-monitor %s — %02d:%02d:%02d%s"), path,
+              (int) (elapsed / 3600), (int) (elapsed / 60 % 60), (int) (elapsed % 60),
+              stats->live ? _(" — Ctrl+C stops") : "");
+  stats_line (out, stats->live, "%s", "");
+  /* the count as text: a G_GUINT64_FORMAT would cut the string for xgettext */
+  stats_line (out, stats->live, _("events %s (%.1f/s), payload %s (%s/s)"), frames,
+              stats->total.frames_rate, bytes, rate);
+  for (guint i = 0; i < N_KINDS; i++)
+    g_string_append_printf (kinds, "%s%s %" G_GUINT64_FORMAT, i > 0 ? "  " : "",
+                            kind_names[i], stats->by_kind[i]);
+  stats_line (out, stats->live, "  %s", kinds->str);
+  stats_line (out, stats->live, "%s", "");
+  stats_table (out, stats, stats->senders, _("senders"), name_width);
+  stats_line (out, stats->live, "%s", "");
+  stats_table (out, stats, stats->topics, _("topics"), name_width);
+  if (stats->live)
+    g_string_append (out, "\033[J");
+
+  return g_steal_pointer (&out);
+}
+
+/* ---- the monitor ------------------------------------------------------ */
+
+typedef struct {
+  GMainLoop     *loop;             /* (owned) */
+  const char    *path;
+  ElbusClient   *client;           /* (owned) */
+  ElbusRpcPeer  *peer;             /* (owned) */
+  GCancellable  *cancellable;      /* (owned): the monitor.start call */
+  gboolean       start_pending;    /* monitor.start not answered yet */
+  gboolean       color;
+  gboolean       lines;            /* human-readable lines on standard output */
+  FILE          *pcap;             /* (owned) (nullable) */
+  Stats         *stats;            /* (owned) (nullable) */
+  guint64        n_events;
+  gint64         last_event;       /* monotonic µs of the last event; 0 before */
+  gint64         last_lag;         /* µs between its time and its arrival */
+  gboolean       broker_shutdown;  /* .broker announced its shutdown */
+  gboolean       finished;
+  int            status;
+  guint          flush_id;
+  guint          duration_id;
+  guint          stats_id;
+} Monitor;
+
+static void
+monitor_finish (Monitor *self,
+                int      status)
+{
+  if (self->finished)
+    return;
+  self->finished = TRUE;
+  self->status = status;
+  g_main_loop_quit (self->loop);
+}
+
+static const char *
+output_name (Monitor *self,
+             FILE    *out)
+{
+  return out == self->pcap && out != stdout ? opts.pcap : _("standard output");
+}
+
+/* The exit status a failed write to @out means: a reader that went away
+ * (EPIPE: `elbus-monitor … | head`) ends the monitor quietly; any other
+ * error is reported. */
+static int
+output_error (Monitor *self,
+              FILE    *out,
+              int      errsv)
+{
+  if (errsv == EPIPE)
+    return EXIT_OK;
+  return elbus_tool_fail (EXIT_ERROR, _("cannot write to %s: %s"), output_name (self, out),
+                          g_strerror (errsv));
+}
+
+/* Flushes standard output and the capture; FALSE with *@status set when
+ * that fails. */
+static gboolean
+monitor_flush (Monitor *self,
+               int     *status)
+{
+  FILE *outs[] = { stdout, self->pcap };
+
+  for (guint i = 0; i < G_N_ELEMENTS (outs); i++)
+    if (outs[i] != NULL && fflush (outs[i]) != 0)
+      {
+        *status = output_error (self, outs[i], errno);
+        return FALSE;
+      }
+  return TRUE;
+}
+
+static gboolean
+flush_cb (gpointer user_data)
+{
+  Monitor *self = user_data;
+  int status;
+
+  self->flush_id = 0;
+  if (!monitor_flush (self, &status))
+    monitor_finish (self, status);
+  return G_SOURCE_REMOVE;
+}
+
+/* Output is flushed once the loop has nothing else to do, so that a pipe
+ * sees each line at once when traffic is light, and a burst is written in
+ * a few large writes. */
+static void
+monitor_write (Monitor    *self,
+               FILE       *out,
+               const void *data,
+               gsize       len)
+{
+  if (self->finished)
+    return;
+  if (fwrite (data, 1, len, out) != len)
+    {
+      monitor_finish (self, output_error (self, out, errno));
+      return;
+    }
+  if (self->flush_id == 0)
+    self->flush_id = g_idle_add_full (G_PRIORITY_DEFAULT_IDLE, flush_cb, self, NULL);
+}
+
+static void
+monitor_event (Monitor *self,
+               GBytes  *payload)
+{
+  g_auto(Event) ev = { 0 };
+  g_autoptr(GError) error = NULL;
+
+  if (!event_parse (payload, &ev, &error))
+    {
+      g_warning ("ignoring a malformed monitor event: %s", error->message);
+      return;
+    }
+
+  if (self->stats != NULL)
+    stats_add (self->stats, &ev);
+  if (self->pcap != NULL)
+    {
+      g_autoptr(GBytes) record = pcap_record (&ev);
+
+      monitor_write (self, self->pcap, g_bytes_get_data (record, NULL), g_bytes_get_size (record));
+    }
+  if (opts.json)
+    {
+      g_autofree char *line = event_to_json (&ev);
+
+      monitor_write (self, stdout, line, strlen (line));
+    }
+  else if (self->lines)
+    {
+      g_autofree char *line = event_to_line (&ev, self->color);
+
+      monitor_write (self, stdout, line, strlen (line));
+    }
+
+  self->n_events++;
+  self->last_event = g_get_monotonic_time ();
+  self->last_lag = g_get_real_time () - ev.t / 1000;
+  if (opts.count > 0 && self->n_events >= (guint64) opts.count)
+    monitor_finish (self, EXIT_OK);
+}
+
+/* `.broker` announces its shutdown on .broker/warn before it closes. */
+static void
+monitor_warning (Monitor *self,
+                 GBytes  *payload)
+{
+  g_autoptr(GVariant) map = elbus_msgpack_decode (payload, NULL);
+  const char *what = NULL;
+
+  if (map != NULL && g_variant_is_of_type (map, G_VARIANT_TYPE_VARDICT) &&
+      g_variant_lookup (map, "s", "&s", &what) && g_str_equal (what, "shutdown"))
+    self->broker_shutdown = TRUE;
+}
+
+static void
+publication_cb (ElbusClient *client,
+                ElbusFrame  *frame,
+                gpointer     user_data)
+{
+  Monitor *self = user_data;
+  const char *topic = elbus_frame_get_topic (frame);
+
+  if (self->finished || g_strcmp0 (elbus_frame_get_sender (frame), BROKER_NAME) != 0)
+    return;
+  if (g_strcmp0 (topic, MONITOR_TOPIC) == 0)
+    monitor_event (self, elbus_frame_get_payload (frame));
+  else if (g_strcmp0 (topic, WARN_TOPIC) == 0)
+    monitor_warning (self, elbus_frame_get_payload (frame));
+}
+
+static void
+disconnected_cb (ElbusClient *client,
+                 GError      *error,
+                 gpointer     user_data)
+{
+  Monitor *self = user_data;
+  int status;
+
+  if (self->finished)
+    return;
+  /* the events before the message */
+  if (!monitor_flush (self, &status))
+    {
+      monitor_finish (self, status);
+      return;
+    }
+  if (self->broker_shutdown)
+    elbus_tool_fail (EXIT_ERROR, _("the broker shut down"));
+  else if (error != NULL && !g_error_matches (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED))
+    elbus_tool_fail (EXIT_ERROR, _("the broker closed the connection: %s"), error->message);
+  else
+    elbus_tool_fail (EXIT_ERROR, _("the broker closed the connection"));
+  /* dropped while behind a stream of events: most likely our queue
+   * overflowed (the broker says so only in its log) */
+  if (!self->broker_shutdown && self->last_event > 0 &&
+      g_get_monotonic_time () - self->last_event < G_USEC_PER_SEC &&
+      self->last_lag > LAGGING_US)
+    g_printerr (_("elbus-monitor: (the broker drops a monitor that cannot keep up with the "
+                  "traffic: --sender, --target, --topic, --kind or --max-payload make it "
+                  "less)\n"));
+  monitor_finish (self, EXIT_ERROR);
+}
+
+static gboolean
+duration_cb (gpointer user_data)
+{
+  Monitor *self = user_data;
+
+  self->duration_id = 0;
+  monitor_finish (self, EXIT_OK);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+stats_cb (gpointer user_data)
+{
+  Monitor *self = user_data;
+  g_autoptr(GString) view = NULL;
+
+  stats_update (self->stats, FALSE);
+  view = stats_render (self->stats, self->path);
+  monitor_write (self, stdout, view->str, view->len);
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+signal_cb (gpointer user_data)
+{
+  monitor_finish (user_data, EXIT_OK);
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+monitor_start_cb (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  Monitor *self = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = elbus_rpc_peer_call_variant_finish (ELBUS_RPC_PEER (source),
+                                                                  result, &error);
+
+  self->start_pending = FALSE;
+  if (self->finished)
+    return;
+
+  if (reply == NULL)
+    {
+      int status = EXIT_ERROR;
+
+      if (g_error_matches (error, ELBUS_RPC_ERROR, ELBUS_RPC_ERROR_METHOD_NOT_FOUND))
+        {
+          status = elbus_tool_fail (EXIT_REFUSED,
+                                    _("the broker does not support monitoring (monitor.start "
+                                      "is this project's extension; an original elbus broker "
+                                      "does not have it)"));
+        }
+      else if (g_error_matches (error, ELBUS_RPC_ERROR, RPC_ERROR_ACCESS_DENIED))
+        {
+          status = elbus_tool_fail (EXIT_REFUSED,
+                                    _("access denied: the broker's security policy does not "
+                                      "allow “%s” to monitor"),
+                                    elbus_client_get_name (self->client));
+        }
+      else if (g_error_matches (error, ELBUS_RPC_ERROR, ELBUS_RPC_ERROR_INVALID_PARAMS))
+        {
+          status = elbus_tool_fail (EXIT_USAGE, _("the broker rejected the filters: %s"),
+                                    error->message);
+        }
+      else if (error->domain == ELBUS_ERROR && !elbus_client_is_connected (self->client))
+        {
+          /* disconnected_cb says it */
+          return;
+        }
+      else
+        {
+          elbus_tool_fail (EXIT_ERROR, _("monitor.start failed: %s"), error->message);
+        }
+      monitor_finish (self, status);
+      return;
+    }
+
+  if (!opts.quiet)
+    g_printerr (_("elbus-monitor: monitoring %s as %s; Ctrl+C stops\n"), self->path,
+                elbus_client_get_name (self->client));
+  if (opts.duration > 0)
+    self->duration_id = g_timeout_add ((guint) MIN (opts.duration * 1000, G_MAXUINT),
+                                       duration_cb, self);
+}
+
+static gboolean
+color_wanted (void)
+{
+  if (opts.color == NULL || g_str_equal (opts.color, "auto"))
+    return g_getenv ("NO_COLOR") == NULL && g_log_writer_supports_color (STDOUT_FILENO);
+  return g_str_equal (opts.color, "always");
+}
+
+static int
+monitor_run (Monitor *self)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) filters = NULL;
+  g_autofree char *name = NULL;
+  guint sigint, sigterm;
+
+  self->lines = !opts.json && !opts.stats && opts.pcap == NULL;
+  self->color = self->lines && color_wanted ();
+
+  if (opts.pcap != NULL)
+    {
+      g_autoptr(GBytes) header = pcap_file_header ();
+
+      self->pcap = g_str_equal (opts.pcap, "-") ? stdout : fopen (opts.pcap, "wb");
+      if (self->pcap == NULL)
+        return elbus_tool_fail (EXIT_ERROR, _("cannot open %s: %s"), opts.pcap,
+                                g_strerror (errno));
+      if (fwrite (g_bytes_get_data (header, NULL), 1, g_bytes_get_size (header), self->pcap) !=
+          g_bytes_get_size (header) || fflush (self->pcap) != 0)
+        return output_error (self, self->pcap, errno);
+    }
+
+  name = opts.name != NULL ? g_strdup (opts.name)
+                           : g_strdup_printf ("elbus-monitor.%s.%d", g_get_host_name (),
+                                              (int) getpid ());
+  self->client = elbus_client_new_sync (self->path, name, NULL, &error);
+  if (self->client == NULL)
+    return elbus_tool_fail (EXIT_ERROR, _("cannot connect to %s: %s"), self->path,
+                            error->message);
+  elbus_client_set_timeout (self->client, opts.timeout);
+
+  g_signal_connect (self->client, "publication", G_CALLBACK (publication_cb), self);
+  g_signal_connect (self->client, "disconnected", G_CALLBACK (disconnected_cb), self);
+  self->peer = elbus_rpc_peer_new (self->client);
+
+  if (opts.stats)
+    {
+      self->stats = stats_new (isatty (STDOUT_FILENO));
+      if (self->stats->live)
+        self->stats_id = g_timeout_add_seconds (1, stats_cb, self);
+    }
+
+  filters = g_variant_ref_sink (build_filters ());
+  self->cancellable = g_cancellable_new ();
+  self->start_pending = TRUE;
+  elbus_rpc_peer_call_variant_async (self->peer, BROKER_NAME, "monitor.start", filters,
+                                     ELBUS_QOS_PROCESSED, opts.timeout, self->cancellable,
+                                     monitor_start_cb, self);
+
+  sigint = g_unix_signal_add (SIGINT, signal_cb, self);
+  sigterm = g_unix_signal_add (SIGTERM, signal_cb, self);
+  g_main_loop_run (self->loop);
+  g_source_remove (sigint);
+  g_source_remove (sigterm);
+
+  /* let the pending call finish before its user data goes */
+  g_cancellable_cancel (self->cancellable);
+  while (self->start_pending)
+    g_main_context_iteration (NULL, TRUE);
+
+  g_clear_handle_id (&self->flush_id, g_source_remove);
+  g_clear_handle_id (&self->duration_id, g_source_remove);
+  g_clear_handle_id (&self->stats_id, g_source_remove);
+  g_signal_handlers_disconnect_by_data (self->client, self);
+
+  if (self->stats != NULL && self->status == EXIT_OK)
+    {
+      g_autoptr(GString) view = NULL;
+
+      stats_update (self->stats, !self->stats->live);
+      view = stats_render (self->stats, self->path);
+      if (fwrite (view->str, 1, view->len, stdout) != view->len)
+        self->status = output_error (self, stdout, errno);
+    }
+  if (self->status == EXIT_OK)
+    monitor_flush (self, &self->status);
+  else
+    {
+      /* whatever was written before the failure, no second message */
+      fflush (stdout);
+      if (self->pcap != NULL)
+        fflush (self->pcap);
+    }
+
+  elbus_client_close (self->client);
+  return self->status;
+}
+
+static void
+monitor_clear (Monitor *self)
+{
+  g_clear_object (&self->peer);
+  g_clear_object (&self->client);
+  g_clear_object (&self->cancellable);
+  g_clear_pointer (&self->stats, stats_free);
+  if (self->pcap != NULL && self->pcap != stdout)
+    fclose (self->pcap);
+  self->pcap = NULL;
+  g_clear_pointer (&self->loop, g_main_loop_unref);
+}
+
+/* ---- main ------------------------------------------------------------- */
+
+int
+main (int    argc,
+      char **argv)
+{
+  g_autoptr(GOptionContext) context = NULL;
+  g_autoptr(GError) error = NULL;
+  Monitor monitor = { 0 };
+  int status;
+
+  elbus_tool_init_i18n ();
+  g_set_prgname ("elbus-monitor");
+
+  context = g_option_context_new (_("PATH — watch the traffic of an elbus broker"));
+  g_option_context_add_main_entries (context, filter_entries, GETTEXT_PACKAGE);
+  g_option_context_add_main_entries (context, main_entries, GETTEXT_PACKAGE);
+  g_option_context_set_summary (context,
+    _("Shows every message, broadcast, publication, subscription and client registration the "
+      "broker at PATH (a UNIX socket path or HOST:PORT) routes, one line each. The broker must "
+      "support monitoring (elbusd of elbus-glib does). Filters of different options must all "
+      "match; the masks of one option are alternatives."));
+  g_option_context_set_description (context,
+    _("Exit status: 0 when stopped by Ctrl+C, SIGTERM, --count or --duration; 1 when the "
+      "broker cannot be reached, goes away or output fails; 2 for a bad command line or "
+      "filters the broker rejects; 3 when the broker does not support monitoring or its "
+      "policy does not allow it.\n"
+      "\n"
+      "Examples:\n"
+      "  elbus-monitor /tmp/elbus.sock\n"
+      "  elbus-monitor /tmp/elbus.sock --kind publish --topic 'sensors/#' --json\n"
+      "  elbus-monitor /tmp/elbus.sock --sender 'plant.*' --max-payload 64 --count 100\n"
+      "  elbus-monitor /tmp/elbus.sock --pcap bus.pcap   (open it in Wireshark with "
+      "elbus.lua)\n"
+      "  elbus-monitor /tmp/elbus.sock --stats"));
+
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    {
+      status = elbus_tool_fail (EXIT_USAGE, "%s", error->message);
+      goto out;
+    }
+  if (opts.version)
+    {
+      g_print ("elbus-monitor %s\n", PACKAGE_VERSION);
+      status = EXIT_OK;
+      goto out;
+    }
+  if (argc != 2)
+    {
+      if (argc > 2)
+        status = elbus_tool_fail (EXIT_USAGE, _("unexpected argument “%s”"), argv[2]);
+      else
+        status = elbus_tool_fail (EXIT_USAGE,
+                                  _("which broker? usage: elbus-monitor PATH [OPTION…]; see "
+                                    "elbus-monitor --help"));
+      goto out;
+    }
+  if (!check_options (&error))
+    {
+      status = elbus_tool_fail (EXIT_USAGE, "%s", error->message);
+      goto out;
+    }
+
+  elbus_tool_log_init ("elbus-monitor", ELBUS_TOOL_LOG_AUTO, opts.verbose);
+
+  monitor.loop = g_main_loop_new (NULL, FALSE);
+  monitor.path = argv[1];
+  status = monitor_run (&monitor);
+  monitor_clear (&monitor);
+
+out:
+  options_clear ();
+  g_clear_pointer (&local_time_cache.text, g_free);
+  g_clear_pointer (&utc_time_cache.text, g_free);
+  return status;
+}
