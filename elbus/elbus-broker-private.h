@@ -130,6 +130,7 @@ struct _ElbusBroker {
   guint            max_subscriptions;
   double           handshake_timeout;
   gboolean         max_clients_logged; /* until the count drops below it */
+  gint64           last_trim;      /* monotonic µs of the last malloc_trim() */
 
   guint64          mark_gen;
   ElbusStats       stats;

@@ -664,17 +664,24 @@ timeout_us (ElbusBroker *self)
 /* Freed memory goes back to the system: after a spike (thousands of
  * connections, a slow consumer's queue of referenced chunks, huge frames)
  * glibc otherwise keeps the heap it grew to, freed but resident. Checked
- * at each sweep; trimming only when much is free keeps it rare. */
-#define TRIM_FREE_BYTES (8 * 1024 * 1024)
+ * at each sweep: when 2 MiB or more are free, a trim, at most one every
+ * two seconds (free chunks stay counted as free after a trim, so the
+ * amount alone would trim at every sweep; a trim walks the free lists). */
+#define TRIM_FREE_BYTES (2 * 1024 * 1024)
+#define TRIM_INTERVAL   (2 * G_USEC_PER_SEC)
 
 static void
-trim_memory (ElbusBroker *self)
+trim_memory (ElbusBroker *self,
+             gint64       now)
 {
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
-  struct mallinfo2 info = mallinfo2 ();
-
-  if (info.fordblks >= TRIM_FREE_BYTES)
-    malloc_trim (0);
+  if (now - self->last_trim < TRIM_INTERVAL)
+    return;
+  if (mallinfo2 ().fordblks >= TRIM_FREE_BYTES)
+    {
+      malloc_trim (0);
+      self->last_trim = now;
+    }
 #endif
 }
 
@@ -715,7 +722,7 @@ sweep_cb (gpointer user_data)
     }
 
   _elbus_broker_flush_dirty (self);
-  trim_memory (self);
+  trim_memory (self, now);
 
   return G_SOURCE_CONTINUE;
 }
