@@ -216,7 +216,8 @@ _elbus_peer_close (ElbusPeer      *peer,
   va_start (args, format);
   reason = g_strdup_vprintf (format, args);
   va_end (args);
-  g_log (G_LOG_DOMAIN, level, "client %s: %s", _elbus_peer_describe (peer), reason);
+  if (peer->state == ELBUS_PEER_REGISTERED || _elbus_broker_log_unregistered (broker))
+    g_log (G_LOG_DOMAIN, level, "client %s: %s", _elbus_peer_describe (peer), reason);
 
   if (peer->handshake_timeout != NULL)
     {

@@ -131,6 +131,9 @@ struct _ElbusBroker {
   double           handshake_timeout;
   gboolean         max_clients_logged; /* until the count drops below it */
   gint64           last_trim;      /* monotonic µs of the last malloc_trim() */
+  gint64           log_window_start; /* rate limit of unregistered peers' logs */
+  guint            log_in_window;
+  guint            log_suppressed;
 
   guint64          mark_gen;
   ElbusStats       stats;
@@ -186,6 +189,7 @@ void        _elbus_broker_mark_dirty  (ElbusBroker   *broker,
                                        gboolean       urgent);
 gboolean    _elbus_broker_flush_dirty (ElbusBroker   *broker);
 void        _elbus_broker_end_dispatch (ElbusBroker  *broker);
+gboolean    _elbus_broker_log_unregistered (ElbusBroker *broker);
 void        _elbus_broker_forget_peer (ElbusBroker   *broker,
                                        ElbusPeer     *peer);
 

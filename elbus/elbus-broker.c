@@ -661,6 +661,39 @@ timeout_us (ElbusBroker *self)
   return (gint64) (self->timeout * G_USEC_PER_SEC);
 }
 
+/* Connections that fail before registering (bad greetings, refused
+ * names, hang-ups) are logged at most LOG_BURST a second: a flood of them
+ * must not become a flood of log lines. What was left out is summed up
+ * once the second is over (at the next such failure or the next sweep). */
+#define LOG_BURST 20
+
+static void
+log_window_roll (ElbusBroker *self,
+                 gint64       now)
+{
+  if (now - self->log_window_start < G_USEC_PER_SEC)
+    return;
+  if (self->log_suppressed > 0)
+    g_message ("%u more connections failed before registering (not logged one by one)",
+               self->log_suppressed);
+  self->log_window_start = now;
+  self->log_in_window = 0;
+  self->log_suppressed = 0;
+}
+
+gboolean
+_elbus_broker_log_unregistered (ElbusBroker *self)
+{
+  log_window_roll (self, g_get_monotonic_time ());
+  if (self->log_in_window < LOG_BURST)
+    {
+      self->log_in_window++;
+      return TRUE;
+    }
+  self->log_suppressed++;
+  return FALSE;
+}
+
 /* Freed memory goes back to the system: after a spike (thousands of
  * connections, a slow consumer's queue of referenced chunks, huge frames)
  * glibc otherwise keeps the heap it grew to, freed but resident. Checked
@@ -723,6 +756,7 @@ sweep_cb (gpointer user_data)
 
   _elbus_broker_flush_dirty (self);
   trim_memory (self, now);
+  log_window_roll (self, now);
 
   return G_SOURCE_CONTINUE;
 }

@@ -611,6 +611,38 @@ test_handshake_timeout (void)
   elbus_test_broker_free (tb);
 }
 
+static void
+test_log_flood (void)
+{
+  Setup setup = { 0 };
+  ElbusTestBroker *tb = broker_with (&setup);
+  guint before = count_log_lines ("unsupported greeting");
+  gint64 deadline;
+
+  g_test_summary ("connections failing before registration are logged at most 20 a second, "
+                  "the rest summed up in one line");
+
+  for (guint i = 0; i < 100; i++)
+    {
+      g_autoptr(ElbusTestConn) bad = elbus_test_conn_connect (tb, ELBUS_TEST_TRANSPORT_UNIX);
+
+      elbus_test_conn_expect_greeting (bad);
+      elbus_test_conn_send_greeting (bad, 0xeb, 77);
+      elbus_test_conn_drain_until_eof (bad, ELBUS_TEST_DEADLINE_MS);
+    }
+
+  deadline = g_get_monotonic_time () + (gint64) ELBUS_TEST_DEADLINE_MS * 1000;
+  while (count_log_lines ("more connections failed before registering") == 0)
+    {
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_usleep (50 * 1000);
+    }
+  g_assert_cmpuint (count_log_lines ("unsupported greeting") - before, <=, 2 * 20);
+  g_assert_cmpuint (count_log_lines ("unsupported greeting") - before, >=, 1);
+
+  elbus_test_broker_free (tb);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -629,6 +661,7 @@ main (int    argc,
   g_test_add_func ("/elbus/limits/max-subscriptions", test_max_subscriptions);
   g_test_add_func ("/elbus/limits/mask-length", test_mask_length);
   g_test_add_func ("/elbus/limits/handshake-timeout", test_handshake_timeout);
+  g_test_add_func ("/elbus/limits/log-flood", test_log_flood);
 
   return g_test_run ();
 }
