@@ -42,6 +42,9 @@
  * monitor is behind. */
 #define LAGGING_US (20 * G_TIME_SPAN_MILLISECOND)
 
+/* --max-payload not given (a value no one can type as a valid one) */
+#define MAX_PAYLOAD_UNSET G_MININT64
+
 #define MONITOR_TOPIC ".broker/monitor"
 #define WARN_TOPIC    ".broker/warn"
 #define BROKER_NAME   ".broker"
@@ -422,7 +425,7 @@ typedef struct {
   char     **targets;       /* (owned) (nullable): --target */
   char     **topics;        /* (owned) (nullable): --topic */
   char     **kinds;         /* (owned) (nullable): --kind, as given */
-  gint64     max_payload;   /* --max-payload; -1 when not given */
+  gint64     max_payload;   /* --max-payload; MAX_PAYLOAD_UNSET when not given */
   gint64     count;         /* --count; 0 when not given */
   double     duration;      /* --duration, seconds; 0 when not given */
   gboolean   json;          /* --json */
@@ -438,7 +441,7 @@ typedef struct {
 } Options;
 
 static Options opts = {
-  .max_payload = -1,
+  .max_payload = MAX_PAYLOAD_UNSET,
   .top = 10,
   .timeout = ELBUS_CLIENT_DEFAULT_TIMEOUT,
 };
@@ -476,7 +479,7 @@ static const GOptionEntry main_entries[] = {
   { "duration", 'd', 0, G_OPTION_ARG_DOUBLE, &opts.duration,
     N_("Exit after SECONDS of monitoring"), N_("SECONDS") },
   { "color", 0, 0, G_OPTION_ARG_STRING, &opts.color,
-    N_("Colour the lines: auto (on a terminal, the default), always or never"), N_("WHEN") },
+    N_("Color the lines: auto (on a terminal, the default), always or never"), N_("WHEN") },
   { "name", 'n', 0, G_OPTION_ARG_STRING, &opts.name,
     N_("Client name (default elbus-monitor.HOSTNAME.PID)"), N_("NAME") },
   { "timeout", 0, 0, G_OPTION_ARG_DOUBLE, &opts.timeout,
@@ -595,7 +598,8 @@ check_options (GError **error)
       !check_masks (opts.topics, "--topic", '/', error))
     return FALSE;
 
-  if (opts.max_payload < -1 || (opts.max_payload > G_MAXUINT32))
+  if (opts.max_payload != MAX_PAYLOAD_UNSET &&
+      (opts.max_payload < 0 || opts.max_payload > G_MAXUINT32))
     {
       g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
                    _("--max-payload must be between 0 and %u"), G_MAXUINT32);
@@ -662,7 +666,7 @@ build_filters (void)
     g_variant_builder_add (&builder, "{sv}", "topic", strv_variant (opts.topics));
   if (opts.kinds != NULL)
     g_variant_builder_add (&builder, "{sv}", "kinds", strv_variant (opts.kinds));
-  if (opts.max_payload >= 0)
+  if (opts.max_payload != MAX_PAYLOAD_UNSET)
     g_variant_builder_add (&builder, "{sv}", "max_payload",
                            g_variant_new_uint64 (opts.max_payload));
   else if (opts.stats && opts.pcap == NULL)
@@ -1571,8 +1575,8 @@ disconnected_cb (ElbusClient *client,
       g_get_monotonic_time () - self->last_event < G_USEC_PER_SEC &&
       self->last_lag > LAGGING_US)
     g_printerr (_("elbus-monitor: (the broker drops a monitor that cannot keep up with the "
-                  "traffic: --sender, --target, --topic, --kind or --max-payload make it "
-                  "less)\n"));
+                  "traffic: narrow it with --sender, --target, --topic, --kind or "
+                  "--max-payload)\n"));
   monitor_finish (self, EXIT_ERROR);
 }
 

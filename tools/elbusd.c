@@ -226,7 +226,7 @@ parse_options (int    *argc,
   g_autoptr(GError) error = NULL;
 
   describe_limit_options ();
-  context = g_option_context_new (_("- run an elbus message bus broker"));
+  context = g_option_context_new (_("— run an elbus message bus broker"));
   g_option_context_add_main_entries (context, option_entries, GETTEXT_PACKAGE);
   g_option_context_set_translation_domain (context, GETTEXT_PACKAGE);
   g_option_context_set_summary (context,
