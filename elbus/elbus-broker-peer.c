@@ -530,6 +530,9 @@ process_frames (ElbusPeer *peer)
         {
         case ELBUS_DECODE_OK:
           rb->start += frame.frame_len;
+          /* the clock of an incomplete frame runs from the last complete
+           * one: a client streaming steadily may never stop mid-frame */
+          peer->partial_since = 0;
           peer->stats.r_frames++;
           peer->stats.r_bytes += frame.frame_len;
           broker->stats.r_frames++;

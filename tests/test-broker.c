@@ -1157,6 +1157,55 @@ test_dribble (gconstpointer data)
   elbus_test_broker_free (tb);
 }
 
+static void
+test_streaming_mid_frame (gconstpointer data)
+{
+  ElbusTestTransport transport = TRANSPORT (data);
+  ElbusTestBrokerOptions options = { .timeout = 0.4 };
+  ElbusTestBroker *tb = elbus_test_broker_new (&options);
+  g_autoptr(ElbusTestConn) a = elbus_test_conn_new (tb, transport, "stream");
+  g_autoptr(ElbusTestConn) b = elbus_test_conn_new (tb, transport, "sink");
+  g_autoptr(GByteArray) all = g_byte_array_new ();
+  const guint rounds = 10;
+  gsize frame_len = 0, sent = 0;
+
+  g_test_summary ("A client whose every write ends in the middle of a frame, but which "
+                  "completes a frame more often than the timeout, is not taken for a "
+                  "stalled one, however long it streams");
+
+  for (guint i = 0; i <= rounds; i++)
+    {
+      g_autofree char *payload = g_strdup_printf ("frame %02u", i);
+      g_autoptr(GBytes) frame = elbus_test_build_op (i + 1, OP_MESSAGE, ELBUS_QOS_NO, "sink",
+                                                     payload, strlen (payload));
+
+      frame_len = g_bytes_get_size (frame);
+      g_byte_array_append (all, g_bytes_get_data (frame, NULL), frame_len);
+    }
+
+  /* every write ends half-way through a frame; 10 x 150 ms is well past
+   * the 0.4 s timeout */
+  for (guint i = 0; i < rounds; i++)
+    {
+      gsize upto = i * frame_len + frame_len + frame_len / 2;
+
+      elbus_test_conn_send (a, all->data + sent, upto - sent);
+      sent = upto;
+      g_usleep (150 * 1000);
+    }
+  elbus_test_conn_send (a, all->data + sent, all->len - sent);
+
+  for (guint i = 0; i <= rounds; i++)
+    {
+      g_autofree char *payload = g_strdup_printf ("frame %02u", i);
+
+      elbus_test_conn_expect_message (b, KIND_MESSAGE, "stream", NULL, payload);
+    }
+  g_assert_true (elbus_test_broker_has_client (tb, "stream"));
+
+  elbus_test_broker_free (tb);
+}
+
 /* ------------------------------------------------------------------ */
 /* Bad input: the offender alone is dropped */
 
@@ -1977,6 +2026,7 @@ main (int   argc,
   add_both ("volume/1mib-payload", test_large_payload);
   add_both ("volume/pipeline-10000", test_pipeline);
   add_both ("volume/dribble", test_dribble);
+  add_both ("volume/streaming-mid-frame", test_streaming_mid_frame);
   add_both ("volume/500-clients", test_many_clients);
 
   add_both ("bad/unknown-op", test_bad_unknown_op);
