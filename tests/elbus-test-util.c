@@ -506,6 +506,22 @@ elbus_test_broker_wait_event (ElbusTestBroker *tb,
            ELBUS_TEST_DEADLINE_MS);
 }
 
+static void
+enable_core_rpc_func (ElbusBroker *broker,
+                      gpointer     user_data)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (elbus_broker_enable_core_rpc (broker, &error));
+  g_assert_no_error (error);
+}
+
+void
+elbus_test_broker_enable_core_rpc (ElbusTestBroker *tb)
+{
+  elbus_test_broker_invoke (tb, enable_core_rpc_func, NULL);
+}
+
 /* ------------------------------------------------------------------ */
 /* Raw client */
 
@@ -1501,10 +1517,10 @@ elbus_test_daemon_free (ElbusTestDaemon *daemon)
  * payload of the answer (type byte, call id, rest). */
 GBytes *
 elbus_test_conn_core_call (ElbusTestConn *conn,
-           guint32        call_id,
-           const char    *method,
-           const void    *params,
-           gsize          params_len)
+                           guint32        call_id,
+                           const char    *method,
+                           const void    *params,
+                           gsize          params_len)
 {
   g_autoptr(GByteArray) request = g_byte_array_new ();
   guint8 head[5] = { 0x01, call_id & 0xff, (call_id >> 8) & 0xff, (call_id >> 16) & 0xff,
@@ -1536,9 +1552,9 @@ elbus_test_conn_core_call (ElbusTestConn *conn,
 
 void
 elbus_test_assert_rpc_reply (GBytes       *answer,
-              guint32       call_id,
-              const guint8 *expected,
-              gsize         expected_len)
+                             guint32       call_id,
+                             const guint8 *expected,
+                             gsize         expected_len)
 {
   const guint8 *data;
   gsize len;
@@ -1553,9 +1569,23 @@ elbus_test_assert_rpc_reply (GBytes       *answer,
     g_assert_cmpmem (data + 5, len - 5, expected, expected_len);
 }
 
+GVariant *
+elbus_test_decode_rpc_reply (GBytes *answer)
+{
+  g_autoptr(GError) error = NULL;
+  GVariant *value;
+
+  g_assert_nonnull (answer);
+  g_assert_cmpuint (g_bytes_get_size (answer), >=, 5);
+  value = elbus_msgpack_decode_data ((const guint8 *) g_bytes_get_data (answer, NULL) + 5,
+                                     g_bytes_get_size (answer) - 5, &error);
+  g_assert_no_error (error);
+  return value;
+}
+
 void
-elbus_test_assert_rpc_error (GBytes  *answer,
-                    gint16   code)
+elbus_test_assert_rpc_error (GBytes *answer,
+                             gint16  code)
 {
   const guint8 *data;
   gsize len;
@@ -1565,4 +1595,109 @@ elbus_test_assert_rpc_error (GBytes  *answer,
   g_assert_cmpuint (len, >=, 7);
   g_assert_cmphex (data[0], ==, 0x12);
   g_assert_cmpint ((gint16) (data[5] | data[6] << 8), ==, code);
+}
+
+/* ------------------------------------------------------------------ */
+/* Waiting on the thread-default main context */
+
+static gboolean
+set_flag_cb (gpointer user_data)
+{
+  *(gboolean *) user_data = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+void
+elbus_test_spin_until (const gboolean *done,
+                       const char     *what)
+{
+  g_autoptr(GMainContext) context = g_main_context_ref_thread_default ();
+  g_autoptr(GSource) timeout = g_timeout_source_new (ELBUS_TEST_DEADLINE_MS);
+  gboolean timed_out = FALSE;
+
+  g_source_set_callback (timeout, set_flag_cb, &timed_out, NULL);
+  g_source_attach (timeout, context);
+  while (!*done && !timed_out)
+    g_main_context_iteration (context, TRUE);
+  g_source_destroy (timeout);
+  if (!*done)
+    g_error ("%s: not within %u ms", what, ELBUS_TEST_DEADLINE_MS);
+}
+
+typedef struct {
+  char     *line;               /* (owned) (nullable) */
+  GError   *error;              /* (owned) (nullable) */
+  gboolean  done;
+} LineRead;
+
+static void
+line_read_cb (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  LineRead *read = user_data;
+
+  read->line = g_data_input_stream_read_line_finish_utf8 (G_DATA_INPUT_STREAM (source), result,
+                                                          NULL, &read->error);
+  read->done = TRUE;
+}
+
+char *
+elbus_test_read_line (GDataInputStream *in)
+{
+  LineRead read = { 0 };
+
+  g_data_input_stream_read_line_async (in, G_PRIORITY_DEFAULT, NULL, line_read_cb, &read);
+  elbus_test_spin_until (&read.done, "a line from the subprocess");
+  g_assert_no_error (read.error);
+
+  return read.line;
+}
+
+/* ------------------------------------------------------------------ */
+/* MessagePack and RPC calls through the library */
+
+GBytes *
+elbus_test_msgpack_from_text (const char *text)
+{
+  g_autoptr(GVariant) value = g_variant_ref_sink (g_variant_new_parsed (text));
+  g_autoptr(GError) error = NULL;
+  GBytes *bytes = elbus_msgpack_encode_variant (value, &error);
+
+  g_assert_no_error (error);
+  return bytes;
+}
+
+void
+elbus_test_call_cb (GObject      *source,
+                    GAsyncResult *result,
+                    gpointer      user_data)
+{
+  ElbusTestCall *call = user_data;
+
+  call->reply = elbus_rpc_peer_call_finish (ELBUS_RPC_PEER (source), result, &call->error);
+  call->done = TRUE;
+}
+
+void
+elbus_test_call_clear (ElbusTestCall *call)
+{
+  g_clear_pointer (&call->reply, g_bytes_unref);
+  g_clear_error (&call->error);
+  call->done = FALSE;
+}
+
+void
+elbus_test_call_and_wait (ElbusRpcPeer  *peer,
+                          const char    *target,
+                          const char    *method,
+                          GBytes        *params,
+                          ElbusQoS       qos,
+                          double         timeout,
+                          ElbusTestCall *call)
+{
+  elbus_test_call_clear (call);
+  elbus_rpc_peer_call_async (peer, target, method, params, qos, timeout, NULL,
+                             elbus_test_call_cb, call);
+  elbus_test_spin_until (&call->done, method);
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Test helpers: an in-process broker on its own thread, a raw protocol
- * client over blocking sockets, and a spawned elbusd.
+ * client over blocking sockets, a spawned elbusd, and waiting on the main
+ * context for library clients and the tools' output.
  *
  * The raw client parses broker frames on its own, without the library's
  * codec, so that broker tests do not trust the code they test.
@@ -71,6 +72,9 @@ gboolean         elbus_test_broker_force_disconnect (ElbusTestBroker *tb,
 void             elbus_test_broker_wait_client   (ElbusTestBroker *tb,
                                                   const char      *name,
                                                   gboolean         present);
+/* Enables the broker's own client .broker (elbus_broker_enable_core_rpc()),
+ * on the broker thread. */
+void             elbus_test_broker_enable_core_rpc (ElbusTestBroker *tb);
 /* Signal log: "+NAME" for client-registered, "-NAME" for
  * client-unregistered, in emission order. */
 GPtrArray       *elbus_test_broker_dup_events    (ElbusTestBroker *tb);
@@ -240,6 +244,9 @@ void      elbus_test_assert_rpc_reply (GBytes       *answer,
                                        gsize         expected_len);
 void      elbus_test_assert_rpc_error (GBytes       *answer,
                                        gint16        code);
+/* The result of an RPC reply as elbus_test_conn_core_call() returns it,
+ * decoded from MessagePack (fails the test when it does not decode). */
+GVariant *elbus_test_decode_rpc_reply (GBytes       *answer);
 
 /* ------------------------------------------------------------------ */
 /* Spawned elbusd */
@@ -274,5 +281,48 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (ElbusTestDaemon, elbus_test_daemon_free)
 gboolean         elbus_test_wait_for_socket (const char *address,
                                              GPid        pid,
                                              guint       timeout_ms);
+
+/* ------------------------------------------------------------------ */
+/* Waiting on the thread-default main context (clients of the library,
+ * subprocesses' output) */
+
+/* Iterates the thread-default context until *done; fails the test after
+ * ELBUS_TEST_DEADLINE_MS, saying what it waited for. */
+void      elbus_test_spin_until   (const gboolean   *done,
+                                   const char       *what);
+/* The next line of @in (a subprocess's standard output or error), read
+ * asynchronously while the context spins; NULL at the end of the stream. */
+char     *elbus_test_read_line    (GDataInputStream *in);
+
+/* ------------------------------------------------------------------ */
+/* MessagePack and RPC calls through the library */
+
+/* @text in the GVariant text format (g_variant_new_parsed()), encoded as
+ * MessagePack: "{'a': <int64 1>}" gives 81 a1 61 01. */
+GBytes   *elbus_test_msgpack_from_text (const char *text);
+
+/* The outcome of elbus_rpc_peer_call_async() with elbus_test_call_cb()
+ * as its callback and the struct as user data. */
+typedef struct {
+  GBytes   *reply;              /* (owned) (nullable) */
+  GError   *error;              /* (owned) (nullable) */
+  gboolean  done;
+} ElbusTestCall;
+
+void      elbus_test_call_cb       (GObject       *source,
+                                    GAsyncResult  *result,
+                                    gpointer       user_data);
+/* Frees the reply and the error and clears done, ready for another call. */
+void      elbus_test_call_clear    (ElbusTestCall *call);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (ElbusTestCall, elbus_test_call_clear)
+/* Clears @call, calls @method and spins the thread-default context until
+ * the answer is in @call. */
+void      elbus_test_call_and_wait (ElbusRpcPeer  *peer,
+                                    const char    *target,
+                                    const char    *method,
+                                    GBytes        *params,
+                                    ElbusQoS       qos,
+                                    double         timeout,
+                                    ElbusTestCall *call);
 
 G_END_DECLS

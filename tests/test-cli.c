@@ -60,44 +60,6 @@ run_cli (const char * const  *args,
 }
 
 typedef struct {
-  char     *line;
-  GError   *error;
-  gboolean  done;
-} LineRead;
-
-static void
-line_read_cb (GObject      *source,
-              GAsyncResult *result,
-              gpointer      user_data)
-{
-  LineRead *read = user_data;
-
-  read->line = g_data_input_stream_read_line_finish_utf8 (G_DATA_INPUT_STREAM (source), result,
-                                                          NULL, &read->error);
-  read->done = TRUE;
-}
-
-/* One line from @in, waiting at most a few seconds; NULL at EOF. */
-static char *
-read_line (GDataInputStream *in)
-{
-  LineRead read = { 0 };
-  gint64 deadline = g_get_monotonic_time () + elbus_test_scale_ms (5000) * 1000;
-
-  g_data_input_stream_read_line_async (in, G_PRIORITY_DEFAULT, NULL, line_read_cb, &read);
-  while (!read.done)
-    {
-      if (g_get_monotonic_time () > deadline)
-        g_error ("no line from the listening elbus within the deadline");
-      g_main_context_iteration (NULL, FALSE);
-      g_usleep (1000);
-    }
-  g_assert_no_error (read.error);
-
-  return read.line;
-}
-
-typedef struct {
   GSubprocess      *proc;
   GDataInputStream *out;
   GDataInputStream *err;
@@ -132,7 +94,7 @@ listener_start_command (const char         *address,
   l->out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (l->proc));
   l->err = g_data_input_stream_new (g_subprocess_get_stderr_pipe (l->proc));
 
-  line = read_line (l->err);
+  line = elbus_test_read_line (l->err);
   g_assert_nonnull (line);
   g_assert_nonnull (strstr (line, ready));
   g_assert_nonnull (strstr (line, name));
@@ -181,7 +143,7 @@ assert_line (Listener   *l,
              const char *prefix,
              const char *suffix)
 {
-  g_autofree char *line = read_line (l->out);
+  g_autofree char *line = elbus_test_read_line (l->out);
 
   g_assert_nonnull (line);
   /* after the timestamp: "KIND from SENDER...: PAYLOAD" */
@@ -215,8 +177,9 @@ test_send_publish_listen (gconstpointer data)
   g_autofree char *address = NULL;
   Listener *l;
 
-  g_test_summary ("listen prints what send and publish deliver: JSON, text and hex, "
-                  "messages, broadcasts and publications");
+  g_test_summary ("listen prints what send and publish deliver: JSON, text, MessagePack "
+                  "(integers above G_MAXINT64 as strings) and hex, messages, broadcasts and "
+                  "publications");
 
   if (transport == ELBUS_TEST_TRANSPORT_UNIX)
     address = g_strdup (elbus_test_broker_get_unix_path (tb));
@@ -240,6 +203,24 @@ test_send_publish_listen (gconstpointer data)
                                                NULL }, "\x01\xff\x00", 3, NULL, NULL),
                    ==, 0);
   assert_line (l, "message from cli.bin: ", "0x01ff00");
+
+  /* MessagePack as JSON; unsigned integers above G_MAXINT64, which
+   * json-glib would make negative, as strings of their decimal digits */
+  {
+    g_autoptr(GBytes) payload =
+      elbus_test_msgpack_from_text ("{'max': <uint64 18446744073709551615>, "
+                                    "'top': <uint64 9223372036854775808>, "
+                                    "'in': <[<uint64 7>, <int64 -1>, "
+                                    "<uint64 9223372036854775809>]>}");
+
+    g_assert_cmpint (run_cli ((const char *[]) { address, "-n", "cli.mp", "send",
+                                                 "cli.listener", NULL },
+                              g_bytes_get_data (payload, NULL), g_bytes_get_size (payload),
+                              NULL, NULL), ==, 0);
+    assert_line (l, "message from cli.mp: ",
+                 "{\"max\":\"18446744073709551615\",\"top\":\"9223372036854775808\","
+                 "\"in\":[7,-1,\"9223372036854775809\"]}");
+  }
 
   /* a target with a wildcard is a broadcast */
   g_assert_cmpint (run_cli ((const char *[]) { address, "-n", "cli.bc", "send", "cli.*",
@@ -302,7 +283,7 @@ test_errors (void)
   g_assert_true (elbus_test_broker_force_disconnect (tb, "cli.taken"));
   g_assert_cmpint (listener_wait (l), ==, 1);
   {
-    g_autofree char *line = read_line (l->err);
+    g_autofree char *line = elbus_test_read_line (l->err);
 
     g_assert_nonnull (line);
     g_assert_nonnull (strstr (line, "disconnected"));
@@ -310,16 +291,6 @@ test_errors (void)
 
   listener_free (l);
   elbus_test_broker_free (tb);
-}
-
-static void
-enable_core_cb (ElbusBroker *broker,
-                gpointer     user_data)
-{
-  g_autoptr(GError) error = NULL;
-
-  g_assert_true (elbus_broker_enable_core_rpc (broker, &error));
-  g_assert_no_error (error);
 }
 
 static void
@@ -333,7 +304,7 @@ test_broker_commands (void)
 
   g_test_summary ("elbus PATH broker test|info|client.list print the .broker answers");
 
-  elbus_test_broker_invoke (tb, enable_core_cb, NULL);
+  elbus_test_broker_enable_core_rpc (tb);
 
   g_assert_cmpint (run_cli ((const char *[]) { address, "broker", "test", NULL }, NULL, 0,
                             &out, NULL), ==, 0);
@@ -366,7 +337,7 @@ test_rpc_commands (void)
   g_test_summary ("rpc listen prints calls with typed K=V params, call0 and notifications; "
                   "rpc call prints answers and RPC errors with their code");
 
-  elbus_test_broker_invoke (tb, enable_core_cb, NULL);
+  elbus_test_broker_enable_core_rpc (tb);
   l = listener_start_command (address, "cli.rpcsrv", (const char *[]) { "rpc", "listen", NULL },
                               "listening for RPC as");
 

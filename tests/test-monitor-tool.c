@@ -31,62 +31,6 @@ monitor_path (void)
   return path;
 }
 
-/* ---- waiting on the main context ------------------------------------ */
-
-static gboolean
-set_flag_cb (gpointer user_data)
-{
-  *(gboolean *) user_data = TRUE;
-  return G_SOURCE_REMOVE;
-}
-
-/* Iterates the default context until *@done, failing the test after the
- * deadline. The test's own clients are served meanwhile. */
-static void
-spin_until (const gboolean *done,
-            const char     *what)
-{
-  gboolean timed_out = FALSE;
-  guint timeout_id = g_timeout_add (ELBUS_TEST_DEADLINE_MS, set_flag_cb, &timed_out);
-
-  while (!*done && !timed_out)
-    g_main_context_iteration (NULL, TRUE);
-  if (!*done)
-    g_error ("%s: not within %u ms", what, ELBUS_TEST_DEADLINE_MS);
-  g_source_remove (timeout_id);
-}
-
-typedef struct {
-  char     *line;
-  GError   *error;
-  gboolean  done;
-} LineRead;
-
-static void
-line_read_cb (GObject      *source,
-              GAsyncResult *result,
-              gpointer      user_data)
-{
-  LineRead *read = user_data;
-
-  read->line = g_data_input_stream_read_line_finish_utf8 (G_DATA_INPUT_STREAM (source), result,
-                                                          NULL, &read->error);
-  read->done = TRUE;
-}
-
-/* One line from @in; NULL at the end of the stream. */
-static char *
-read_line (GDataInputStream *in)
-{
-  LineRead read = { 0 };
-
-  g_data_input_stream_read_line_async (in, G_PRIORITY_DEFAULT, NULL, line_read_cb, &read);
-  spin_until (&read.done, "a line from elbus-monitor");
-  g_assert_no_error (read.error);
-
-  return read.line;
-}
-
 /* ---- the tool as a subprocess ---------------------------------------- */
 
 typedef struct {
@@ -125,7 +69,7 @@ monitor_spawn (const char         *address,
 
   if (wait_ready)
     {
-      g_autofree char *line = read_line (m->err);
+      g_autofree char *line = elbus_test_read_line (m->err);
       g_autofree char *expected = g_strdup_printf ("elbus-monitor: monitoring %s as %s;",
                                                    address, name);
 
@@ -155,7 +99,7 @@ monitor_wait (Monitor *m)
   gboolean done = FALSE;
 
   g_subprocess_wait_async (m->proc, NULL, wait_done_cb, &done);
-  spin_until (&done, "elbus-monitor's exit");
+  elbus_test_spin_until (&done, "elbus-monitor's exit");
   m->exited = TRUE;
   g_assert_true (g_subprocess_get_if_exited (m->proc));
   return g_subprocess_get_exit_status (m->proc);
@@ -184,7 +128,7 @@ read_rest (GDataInputStream *in)
   g_autoptr(GString) text = g_string_new (NULL);
   char *line;
 
-  while ((line = read_line (in)) != NULL)
+  while ((line = elbus_test_read_line (in)) != NULL)
     {
       g_string_append_printf (text, "%s\n", line);
       g_free (line);
@@ -229,7 +173,7 @@ static void
 expect_json (Monitor    *m,
              const char *expected)
 {
-  g_autofree char *line = read_line (m->out);
+  g_autofree char *line = elbus_test_read_line (m->out);
   g_autoptr(JsonParser) parser = json_parser_new ();
   g_autoptr(GError) error = NULL;
   g_autofree char *rest = NULL;
@@ -273,7 +217,7 @@ static void
 expect_line (Monitor    *m,
              const char *expected)
 {
-  g_autofree char *line = read_line (m->out);
+  g_autofree char *line = elbus_test_read_line (m->out);
   const char *space;
 
   g_assert_nonnull (line);
@@ -296,56 +240,6 @@ connect_client (const char *address,
   g_assert_no_error (error);
   return client;
 }
-
-static GBytes *
-msgpack (const char *text)
-{
-  g_autoptr(GVariant) value = g_variant_ref_sink (g_variant_new_parsed (text));
-  g_autoptr(GError) error = NULL;
-  GBytes *bytes = elbus_msgpack_encode_variant (value, &error);
-
-  g_assert_no_error (error);
-  return bytes;
-}
-
-typedef struct {
-  GBytes   *reply;
-  GError   *error;
-  gboolean  done;
-} CallResult;
-
-static void
-call_done_cb (GObject      *source,
-              GAsyncResult *result,
-              gpointer      user_data)
-{
-  CallResult *call = user_data;
-
-  call->reply = elbus_rpc_peer_call_finish (ELBUS_RPC_PEER (source), result, &call->error);
-  call->done = TRUE;
-}
-
-/* A call whose answer comes from a peer on this same context. */
-static void
-call_and_wait (ElbusRpcPeer *peer,
-               const char   *target,
-               const char   *method,
-               GBytes       *params,
-               CallResult   *call)
-{
-  elbus_rpc_peer_call_async (peer, target, method, params, ELBUS_QOS_PROCESSED, 0, NULL,
-                             call_done_cb, call);
-  spin_until (&call->done, method);
-}
-
-static void
-call_result_clear (CallResult *call)
-{
-  g_clear_pointer (&call->reply, g_bytes_unref);
-  g_clear_error (&call->error);
-}
-
-G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (CallResult, call_result_clear)
 
 /* mon.b's methods: add (a + b) and fail (an error) */
 static gboolean
@@ -373,16 +267,6 @@ handle_call_cb (ElbusRpcPeer       *peer,
       return TRUE;
     }
   return FALSE;
-}
-
-static void
-enable_core_cb (ElbusBroker *broker,
-                gpointer     user_data)
-{
-  g_autoptr(GError) error = NULL;
-
-  g_assert_true (elbus_broker_enable_core_rpc (broker, &error));
-  g_assert_no_error (error);
 }
 
 /* ---- tests -------------------------------------------------------------- */
@@ -487,7 +371,7 @@ test_json (void)
   }
   /* MessagePack, real-time */
   {
-    g_autoptr(GBytes) payload = msgpack ("{'v': <1.5>, 'ok': <true>}");
+    g_autoptr(GBytes) payload = elbus_test_msgpack_from_text ("{'v': <1.5>, 'ok': <true>}");
 
     g_assert_true (elbus_client_publish_sync (a, "t/x", payload, ELBUS_QOS_REALTIME_PROCESSED,
                                               NULL, &error));
@@ -497,16 +381,30 @@ test_json (void)
                     "\"truncated\":false,\"payload_format\":\"msgpack\","
                     "\"payload\":{\"v\":1.5,\"ok\":true}}");
   }
+  /* MessagePack with an unsigned integer above G_MAXINT64: a decimal
+   * string, not the negative number json-glib would write */
+  {
+    g_autoptr(GBytes) payload =
+      elbus_test_msgpack_from_text ("{'n': <uint64 18446744073709551615>}");
+
+    g_assert_true (elbus_client_send_sync (a, "mon.b", payload, ELBUS_QOS_PROCESSED, NULL,
+                                           &error));
+    g_assert_no_error (error);
+    expect_json (m, "{\"kind\":\"message\",\"sender\":\"mon.a\",\"target\":\"mon.b\",\"qos\":1,"
+                    "\"recipients\":1,\"result\":\"ok\",\"code\":1,\"size\":12,"
+                    "\"truncated\":false,\"payload_format\":\"msgpack\","
+                    "\"payload\":{\"n\":\"18446744073709551615\"}}");
+  }
 
   /* RPC */
   peer_a = elbus_rpc_peer_new (a);
   peer_b = elbus_rpc_peer_new (b);
   g_signal_connect (peer_b, "handle-call", G_CALLBACK (handle_call_cb), NULL);
   {
-    g_auto(CallResult) call = { 0 };
-    g_autoptr(GBytes) params = msgpack ("{'a': <int64 1>, 'b': <int64 2>}");
+    g_auto(ElbusTestCall) call = { 0 };
+    g_autoptr(GBytes) params = elbus_test_msgpack_from_text ("{'a': <int64 1>, 'b': <int64 2>}");
 
-    call_and_wait (peer_a, "mon.b", "add", params, &call);
+    elbus_test_call_and_wait (peer_a, "mon.b", "add", params, ELBUS_QOS_PROCESSED, 0, &call);
     g_assert_no_error (call.error);
     /* 01, id, "add" 00, 7 bytes of params */
     expect_json (m, "{\"kind\":\"message\",\"sender\":\"mon.a\",\"target\":\"mon.b\",\"qos\":1,"
@@ -519,9 +417,9 @@ test_json (void)
                     "\"payload_format\":\"msgpack\",\"payload\":3}");
   }
   {
-    g_auto(CallResult) call = { 0 };
+    g_auto(ElbusTestCall) call = { 0 };
 
-    call_and_wait (peer_a, "mon.b", "fail", NULL, &call);
+    elbus_test_call_and_wait (peer_a, "mon.b", "fail", NULL, ELBUS_QOS_PROCESSED, 0, &call);
     g_assert_error (call.error, ELBUS_RPC_ERROR, ELBUS_RPC_ERROR_INVALID_PARAMS);
     expect_json (m, "{\"kind\":\"message\",\"sender\":\"mon.a\",\"target\":\"mon.b\",\"qos\":1,"
                     "\"recipients\":1,\"result\":\"ok\",\"code\":1,\"size\":10,"
@@ -587,7 +485,7 @@ test_lines (void)
   g_test_summary ("The default output: one line per event, RPC decoded, text on one line; "
                   "--count ends it with status 0");
 
-  elbus_test_broker_invoke (tb, enable_core_cb, NULL);
+  elbus_test_broker_enable_core_rpc (tb);
   m = monitor_spawn (address, "watch.lines", (const char *[]) { "--sender", "mon.h",
                                                                 "--count", "4", NULL }, TRUE);
 
@@ -597,10 +495,10 @@ test_lines (void)
   /* a call to itself, which has no such method */
   peer = elbus_rpc_peer_new (h);
   {
-    g_auto(CallResult) call = { 0 };
-    g_autoptr(GBytes) params = msgpack ("{'k': <'v'>}");
+    g_auto(ElbusTestCall) call = { 0 };
+    g_autoptr(GBytes) params = elbus_test_msgpack_from_text ("{'k': <'v'>}");
 
-    call_and_wait (peer, "mon.h", "nosuch", params, &call);
+    elbus_test_call_and_wait (peer, "mon.h", "nosuch", params, ELBUS_QOS_PROCESSED, 0, &call);
     g_assert_error (call.error, ELBUS_RPC_ERROR, ELBUS_RPC_ERROR_METHOD_NOT_FOUND);
     expect_line (m, "message     mon.h → mon.h q1 17 B call nosuch #1 {\"k\":\"v\"}");
     expect_line (m, "message     mon.h → mon.h q1 36 B error #1 -32601 "
@@ -646,7 +544,7 @@ test_filters (void)
   g_test_summary ("--kind, --topic and --max-payload reach the broker; a truncated payload "
                   "is marked; --count 2 stops after two events");
 
-  elbus_test_broker_invoke (tb, enable_core_cb, NULL);
+  elbus_test_broker_enable_core_rpc (tb);
   m = monitor_spawn (address, "watch.filters",
                      (const char *[]) { "--kind", "publish,message", "--topic", "c/#",
                                         "--topic", "e/+", "--max-payload", "4", "--count", "2",
@@ -931,7 +829,7 @@ test_stats (void)
   g_test_summary ("--stats with standard output not a terminal: a summary at the end, "
                   "per sender and per topic");
 
-  elbus_test_broker_invoke (tb, enable_core_cb, NULL);
+  elbus_test_broker_enable_core_rpc (tb);
   m = monitor_spawn (address, "watch.stats", (const char *[]) { "--stats", "--kind", "publish",
                                                                 "--sender", "mon.s", "--count",
                                                                 "3", NULL }, TRUE);
@@ -1080,7 +978,7 @@ test_access_denied (void)
   g_test_summary ("A policy that does not allow the client to monitor (-32121): exit "
                   "status 3 and a message that says so");
 
-  elbus_test_broker_invoke (tb, enable_core_cb, NULL);
+  elbus_test_broker_enable_core_rpc (tb);
   elbus_test_broker_invoke (tb, set_policy_cb, NULL);
   g_assert_cmpint (run_monitor ((const char *[]) { elbus_test_broker_get_unix_path (tb),
                                                    "--name", "watch.denied", NULL },
@@ -1111,7 +1009,7 @@ test_broker_gone (void)
     g_assert_cmpstr (err, ==, "elbus-monitor: the broker shut down\n");
   }
 
-  elbus_test_broker_invoke (tb, enable_core_cb, NULL);
+  elbus_test_broker_enable_core_rpc (tb);
   dropped = monitor_spawn (elbus_test_broker_get_unix_path (tb), "watch.drop", NULL, TRUE);
   g_assert_true (elbus_test_broker_force_disconnect (tb, "watch.drop"));
   g_assert_cmpint (monitor_wait (dropped), ==, 1);
@@ -1132,7 +1030,7 @@ test_duration (void)
 
   g_test_summary ("--duration ends monitoring by itself with status 0");
 
-  elbus_test_broker_invoke (tb, enable_core_cb, NULL);
+  elbus_test_broker_enable_core_rpc (tb);
   m = monitor_spawn (elbus_test_broker_get_unix_path (tb), "watch.duration",
                      (const char *[]) { "--duration", "0.2", NULL }, TRUE);
   g_assert_cmpint (monitor_wait (m), ==, 0);

@@ -9,44 +9,24 @@
 
 #include "elbus-test-util.h"
 
-static void
-enable_core_cb (ElbusBroker *broker,
-                gpointer     user_data)
-{
-  g_autoptr(GError) error = NULL;
-
-  g_assert_true (elbus_broker_enable_core_rpc (broker, &error));
-  g_assert_no_error (error);
-}
-
 static ElbusTestBroker *
 monitor_broker_new (guint queue_size)
 {
   ElbusTestBrokerOptions options = { .queue_size = queue_size };
   ElbusTestBroker *tb = elbus_test_broker_new (&options);
 
-  elbus_test_broker_invoke (tb, enable_core_cb, NULL);
+  elbus_test_broker_enable_core_rpc (tb);
   return tb;
 }
 
-/* Encodes an a{sv} of filters as monitor.start's params. */
-static GBytes *
-filters_params (const char *text)
-{
-  g_autoptr(GVariant) value = g_variant_ref_sink (g_variant_new_parsed (text));
-  g_autoptr(GError) error = NULL;
-  GBytes *bytes = elbus_msgpack_encode_variant (value, &error);
-
-  g_assert_no_error (error);
-  return bytes;
-}
-
+/* monitor.start with @filters (an a{sv} in the GVariant text format, or
+ * NULL for none) as its params. */
 static void
 start_monitor (ElbusTestConn *conn,
                const char    *filters)
 {
   static const guint8 ok_true[] = { 0x81, 0xa2, 'o', 'k', 0xc3 };
-  g_autoptr(GBytes) params = filters != NULL ? filters_params (filters) : NULL;
+  g_autoptr(GBytes) params = filters != NULL ? elbus_test_msgpack_from_text (filters) : NULL;
   g_autoptr(GBytes) answer = NULL;
 
   answer = elbus_test_conn_core_call (conn, 1, "monitor.start",
@@ -311,7 +291,7 @@ test_monitor_params (void)
 
   for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
     {
-      g_autoptr(GBytes) params = filters_params (bad[i]);
+      g_autoptr(GBytes) params = elbus_test_msgpack_from_text (bad[i]);
 
       answer = elbus_test_conn_core_call (mon, call_id, "monitor.start",
                                           g_bytes_get_data (params, NULL),

@@ -29,18 +29,6 @@ assert_bytes (GBytes     *b,
   g_assert_cmpmem (g_bytes_get_data (b, NULL), g_bytes_get_size (b), expected, strlen (expected));
 }
 
-static void
-spin_until (gboolean *flag)
-{
-  gint64 deadline = g_get_monotonic_time () + elbus_test_scale_ms (5000) * 1000;
-
-  while (!*flag)
-    {
-      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
-      g_main_context_iteration (NULL, TRUE);
-    }
-}
-
 /* the server side: a handful of methods */
 
 typedef struct {
@@ -200,112 +188,80 @@ fixture_tear_down (Fixture       *f,
   elbus_test_broker_free (f->tb);
 }
 
-typedef struct {
-  gboolean  done;
-  GBytes   *reply;
-  GError   *error;
-} Call;
-
-static void
-call_cb (GObject      *source,
-         GAsyncResult *result,
-         gpointer      user_data)
-{
-  Call *call = user_data;
-
-  call->reply = elbus_rpc_peer_call_finish (ELBUS_RPC_PEER (source), result, &call->error);
-  call->done = TRUE;
-}
-
-static void
-call_clear (Call *call)
-{
-  g_clear_pointer (&call->reply, g_bytes_unref);
-  g_clear_error (&call->error);
-  call->done = FALSE;
-}
-
-/* an async call, the context spun until it completes */
-static void
-do_call (Fixture      *f,
-         const char   *target,
-         const char   *method,
-         GBytes       *params,
-         ElbusQoS      qos,
-         double        timeout,
-         Call         *call)
-{
-  call_clear (call);
-  elbus_rpc_peer_call_async (f->caller, target, method, params, qos, timeout, NULL, call_cb, call);
-  spin_until (&call->done);
-}
-
 static void
 test_call_results (Fixture       *f,
                    gconstpointer  data)
 {
   g_autoptr(GBytes) params = bytes ("\x81\xa1x\x01");
-  Call call = { 0 };
+  ElbusTestCall call = { 0 };
 
   g_test_summary ("Replies, errors with code and data, a GError answer, a method nobody "
                   "handles, and a call dropped unanswered");
 
-  do_call (f, "rpc.server", "echo", params, ELBUS_QOS_PROCESSED, 0, &call);
+  elbus_test_call_and_wait (f->caller, "rpc.server", "echo", params,
+                            ELBUS_QOS_PROCESSED, 0, &call);
   g_assert_no_error (call.error);
   assert_bytes (call.reply, "\x81\xa1x\x01");
   g_assert_cmpstr (f->s.last_sender, ==, "rpc.caller");
   g_assert_cmpuint (f->s.last_call_id, ==, 1);
 
-  do_call (f, "rpc.server", "fail", NULL, ELBUS_QOS_PROCESSED, 0, &call);
+  elbus_test_call_and_wait (f->caller, "rpc.server", "fail", NULL,
+                            ELBUS_QOS_PROCESSED, 0, &call);
   g_assert_error (call.error, ELBUS_RPC_ERROR, -32010);
   g_assert_cmpstr (call.error->message, ==, "it failed on purpose");
 
-  do_call (f, "rpc.server", "gerror", NULL, ELBUS_QOS_PROCESSED, 0, &call);
+  elbus_test_call_and_wait (f->caller, "rpc.server", "gerror", NULL,
+                            ELBUS_QOS_PROCESSED, 0, &call);
   g_assert_error (call.error, ELBUS_RPC_ERROR, ELBUS_RPC_ERROR_INTERNAL);
   g_assert_cmpstr (call.error->message, ==, "disk on fire");
 
-  do_call (f, "rpc.server", "nosuch", NULL, ELBUS_QOS_PROCESSED, 0, &call);
+  elbus_test_call_and_wait (f->caller, "rpc.server", "nosuch", NULL,
+                            ELBUS_QOS_PROCESSED, 0, &call);
   g_assert_error (call.error, ELBUS_RPC_ERROR, ELBUS_RPC_ERROR_METHOD_NOT_FOUND);
 
-  do_call (f, "rpc.server", "drop", NULL, ELBUS_QOS_PROCESSED, 0, &call);
+  elbus_test_call_and_wait (f->caller, "rpc.server", "drop", NULL,
+                            ELBUS_QOS_PROCESSED, 0, &call);
   g_assert_error (call.error, ELBUS_RPC_ERROR, ELBUS_RPC_ERROR_INTERNAL);
 
   /* call ids count on */
-  do_call (f, "rpc.server", "echo", NULL, ELBUS_QOS_PROCESSED, 0, &call);
+  elbus_test_call_and_wait (f->caller, "rpc.server", "echo", NULL,
+                            ELBUS_QOS_PROCESSED, 0, &call);
   g_assert_no_error (call.error);
   assert_bytes (call.reply, "");
   g_assert_cmpuint (f->s.last_call_id, ==, 6);
 
-  call_clear (&call);
+  elbus_test_call_clear (&call);
 }
 
 static void
 test_deferred (Fixture       *f,
                gconstpointer  data)
 {
-  Call call = { 0 };
+  ElbusTestCall call = { 0 };
 
   g_test_summary ("A handler may keep the invocation and answer later");
 
-  do_call (f, "rpc.server", "defer", NULL, ELBUS_QOS_PROCESSED, 0, &call);
+  elbus_test_call_and_wait (f->caller, "rpc.server", "defer", NULL,
+                            ELBUS_QOS_PROCESSED, 0, &call);
   g_assert_no_error (call.error);
   assert_bytes (call.reply, "later");
-  call_clear (&call);
+  elbus_test_call_clear (&call);
 }
 
 static void
 test_bus_errors (Fixture       *f,
                  gconstpointer  data)
 {
-  Call call = { 0 };
+  ElbusTestCall call = { 0 };
   g_autoptr(GError) error = NULL;
   GBytes *reply;
 
   g_test_summary ("A call to a name nobody has fails with -32000 - 0x71, async and sync");
 
-  do_call (f, "rpc.nobody", "echo", NULL, ELBUS_QOS_PROCESSED, 0, &call);
+  elbus_test_call_and_wait (f->caller, "rpc.nobody", "echo", NULL,
+                            ELBUS_QOS_PROCESSED, 0, &call);
   g_assert_error (call.error, ELBUS_RPC_ERROR, -32113);
-  call_clear (&call);
+  elbus_test_call_clear (&call);
 
   reply = elbus_rpc_peer_call_sync (f->caller, "rpc.nobody", "echo", NULL, ELBUS_QOS_PROCESSED,
                                     0, NULL, &error);
@@ -317,14 +273,15 @@ static void
 test_realtime (Fixture       *f,
                gconstpointer  data)
 {
-  Call call = { 0 };
+  ElbusTestCall call = { 0 };
 
   g_test_summary ("A real-time request is seen as such by the handler and answered");
 
-  do_call (f, "rpc.server", "echo", NULL, ELBUS_QOS_REALTIME_PROCESSED, 0, &call);
+  elbus_test_call_and_wait (f->caller, "rpc.server", "echo", NULL,
+                            ELBUS_QOS_REALTIME_PROCESSED, 0, &call);
   g_assert_no_error (call.error);
   g_assert_true (f->s.last_realtime);
-  call_clear (&call);
+  elbus_test_call_clear (&call);
 }
 
 static void
@@ -369,14 +326,15 @@ test_timeout_cancel_disconnect (Fixture       *f,
   g_autoptr(ElbusClient) silent G_GNUC_UNUSED = connect_client (f->tb, "rpc.silent");
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
   g_autoptr(GError) error = NULL;
-  Call call = { 0 };
+  ElbusTestCall call = { 0 };
   GBytes *reply;
 
   g_test_summary ("No call waits forever: a target that never answers times out, a "
                   "cancelled call fails at once, and a disconnect fails what is pending");
 
   /* a client without an RPC layer never answers */
-  do_call (f, "rpc.silent", "echo", NULL, ELBUS_QOS_PROCESSED, 0.2, &call);
+  elbus_test_call_and_wait (f->caller, "rpc.silent", "echo", NULL,
+                            ELBUS_QOS_PROCESSED, 0.2, &call);
   g_assert_error (call.error, ELBUS_ERROR, ELBUS_ERROR_TIMEOUT);
 
   reply = elbus_rpc_peer_call_sync (f->caller, "rpc.silent", "echo", NULL, ELBUS_QOS_PROCESSED,
@@ -385,20 +343,20 @@ test_timeout_cancel_disconnect (Fixture       *f,
   g_assert_error (error, ELBUS_ERROR, ELBUS_ERROR_TIMEOUT);
   g_clear_error (&error);
 
-  call_clear (&call);
+  elbus_test_call_clear (&call);
   elbus_rpc_peer_call_async (f->caller, "rpc.silent", "echo", NULL, ELBUS_QOS_PROCESSED, 10,
-                             cancellable, call_cb, &call);
+                             cancellable, elbus_test_call_cb, &call);
   g_cancellable_cancel (cancellable);
-  spin_until (&call.done);
+  elbus_test_spin_until (&call.done, "the call's answer");
   g_assert_error (call.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
 
-  call_clear (&call);
+  elbus_test_call_clear (&call);
   elbus_rpc_peer_call_async (f->caller, "rpc.silent", "echo", NULL, ELBUS_QOS_PROCESSED, 10,
-                             NULL, call_cb, &call);
+                             NULL, elbus_test_call_cb, &call);
   g_assert_true (elbus_test_broker_force_disconnect (f->tb, "rpc.caller"));
-  spin_until (&call.done);
+  elbus_test_spin_until (&call.done, "the call's answer");
   g_assert_error (call.error, ELBUS_ERROR, ELBUS_ERROR_CLOSED);
-  call_clear (&call);
+  elbus_test_call_clear (&call);
 }
 
 static void
@@ -418,7 +376,7 @@ test_malformed (Fixture       *f,
     { stray_reply, sizeof stray_reply },
     { short_error, sizeof short_error },
   };
-  Call call = { 0 };
+  ElbusTestCall call = { 0 };
 
   g_test_summary ("Malformed RPC payloads and replies to unknown calls are dropped; the "
                   "peer keeps answering");
@@ -431,10 +389,11 @@ test_malformed (Fixture       *f,
       elbus_test_conn_expect_ack (raw, op_id, 0x01);
     }
   /* whatever the server made of them, it still answers */
-  do_call (f, "rpc.server", "echo", NULL, ELBUS_QOS_PROCESSED, 0, &call);
+  elbus_test_call_and_wait (f->caller, "rpc.server", "echo", NULL,
+                            ELBUS_QOS_PROCESSED, 0, &call);
   g_assert_no_error (call.error);
   g_assert_cmpuint (f->s.n_calls, ==, 1);
-  call_clear (&call);
+  elbus_test_call_clear (&call);
 }
 
 /* A handler that calls out needs a secondary: the server runs on its own
@@ -493,7 +452,7 @@ test_handler_calls_out (void)
   g_autoptr(GBytes) params = bytes ("via relay");
   GThread *thread;
   Server s = { 0 };
-  Call call = { 0 };
+  ElbusTestCall call = { 0 };
 
   g_test_summary ("A handler makes its own call through a secondary client while the "
                   "original caller waits; the answer travels back through both");
@@ -517,8 +476,8 @@ test_handler_calls_out (void)
   g_mutex_unlock (&st.lock);
 
   elbus_rpc_peer_call_async (caller, "rpc.relay", "relay", params, ELBUS_QOS_PROCESSED, 5,
-                             NULL, call_cb, &call);
-  spin_until (&call.done);
+                             NULL, elbus_test_call_cb, &call);
+  elbus_test_spin_until (&call.done, "the call's answer");
   g_assert_no_error (call.error);
   assert_bytes (call.reply, "via relay");
   g_assert_cmpstr (s.last_sender, ==, "rpc.relay%%1");
@@ -529,7 +488,7 @@ test_handler_calls_out (void)
   g_main_context_unref (st.context);
   g_mutex_clear (&st.lock);
   g_cond_clear (&st.cond);
-  call_clear (&call);
+  elbus_test_call_clear (&call);
   g_signal_handlers_disconnect_by_data (third, &s);
   server_clear (&s);
   g_clear_object (&third);
@@ -579,7 +538,7 @@ test_variant_forms (Fixture       *f,
   gboolean call0_done = FALSE, notify_done = FALSE;
   gint64 sum = 0;
   gint64 deadline = g_get_monotonic_time () + elbus_test_scale_ms (5000) * 1000;
-  Call call = { 0 };
+  ElbusTestCall call = { 0 };
 
   g_test_summary ("GVariant params and results through MessagePack, both ways; params that "
                   "are not MessagePack answer -32700; call0 and notify complete async");
@@ -595,9 +554,10 @@ test_variant_forms (Fixture       *f,
   g_assert_true (g_variant_lookup (reply, "sum", "x", &sum));
   g_assert_cmpint (sum, ==, 42);
 
-  do_call (f, "rpc.server", "sum", junk, ELBUS_QOS_PROCESSED, 0, &call);
+  elbus_test_call_and_wait (f->caller, "rpc.server", "sum", junk,
+                            ELBUS_QOS_PROCESSED, 0, &call);
   g_assert_error (call.error, ELBUS_RPC_ERROR, ELBUS_RPC_ERROR_PARSE);
-  call_clear (&call);
+  elbus_test_call_clear (&call);
 
   /* the sync form, with the bus error mapped */
   sync_reply = elbus_rpc_peer_call_variant_sync (f->caller, "rpc.nobody", "sum", NULL,
@@ -620,34 +580,13 @@ test_variant_forms (Fixture       *f,
 /* The broker's own .broker client, spoken to on the raw wire so that the
  * exact reply bytes are checked. */
 
-static void
-enable_core_cb (ElbusBroker *broker,
-                gpointer     user_data)
-{
-  g_autoptr(GError) error = NULL;
-
-  g_assert_true (elbus_broker_enable_core_rpc (broker, &error));
-  g_assert_no_error (error);
-}
-
 static ElbusTestBroker *
 core_broker_new (void)
 {
   ElbusTestBroker *tb = elbus_test_broker_new (NULL);
 
-  elbus_test_broker_invoke (tb, enable_core_cb, NULL);
+  elbus_test_broker_enable_core_rpc (tb);
   return tb;
-}
-
-static GVariant *
-decode_reply (GBytes *answer)
-{
-  g_autoptr(GError) error = NULL;
-  GVariant *value = elbus_msgpack_decode_data ((const guint8 *) g_bytes_get_data (answer, NULL) + 5,
-                                               g_bytes_get_size (answer) - 5, &error);
-
-  g_assert_no_error (error);
-  return value;
 }
 
 static void
@@ -698,7 +637,7 @@ test_core_methods (void)
 
   answer = elbus_test_conn_core_call (conn, 13, "info", NULL, 0);
   elbus_test_assert_rpc_reply (answer, 13, NULL, 0);
-  value = decode_reply (answer);
+  value = elbus_test_decode_rpc_reply (answer);
   g_assert_true (g_variant_lookup (value, "author", "&s", &str));
   g_assert_true (g_variant_lookup (value, "version", "&s", &str));
   g_assert_cmpstr (str, ==, ELBUS_VERSION_S);
@@ -706,7 +645,7 @@ test_core_methods (void)
   g_clear_pointer (&answer, g_bytes_unref);
 
   answer = elbus_test_conn_core_call (conn, 14, "stats", NULL, 0);
-  value = decode_reply (answer);
+  value = elbus_test_decode_rpc_reply (answer);
   g_assert_true (g_variant_lookup (value, "r_frames", "x", &n) ||
                  g_variant_lookup (value, "r_frames", "t", &n));
   g_assert_cmpuint (n, >, 10);
@@ -719,7 +658,7 @@ test_core_methods (void)
   g_clear_pointer (&answer, g_bytes_unref);
 
   answer = elbus_test_conn_core_call (conn, 15, "client.list", NULL, 0);
-  value = decode_reply (answer);
+  value = elbus_test_decode_rpc_reply (answer);
   clients = g_variant_lookup_value (value, "clients", G_VARIANT_TYPE ("av"));
   g_assert_nonnull (clients);
   /* primaries only, sorted: .broker, core.raw, core.tcp */

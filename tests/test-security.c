@@ -316,7 +316,6 @@ test_credentials (void)
   g_autoptr(GBytes) answer = NULL;
   g_autoptr(GVariant) reply = NULL;
   g_autoptr(GVariant) clients = NULL;
-  g_autoptr(GError) error = NULL;
   ElbusTestBroker *tb;
   guint checked = 0;
 
@@ -341,9 +340,7 @@ test_credentials (void)
 
   answer = elbus_test_conn_core_call (probe, 1, "client.list", NULL, 0);
   elbus_test_assert_rpc_reply (answer, 1, NULL, 0);
-  reply = elbus_msgpack_decode_data ((const guint8 *) g_bytes_get_data (answer, NULL) + 5,
-                                     g_bytes_get_size (answer) - 5, &error);
-  g_assert_no_error (error);
+  reply = elbus_test_decode_rpc_reply (answer);
   clients = g_variant_lookup_value (reply, "clients", NULL);
   g_assert_nonnull (clients);
   for (gsize i = 0; i < g_variant_n_children (clients); i++)

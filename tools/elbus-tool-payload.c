@@ -12,6 +12,153 @@
 
 #include "elbus-tool-util.h"
 
+/* ---- GVariant to JSON ------------------------------------------------- */
+
+/*
+ * json_gvariant_serialize() stores a `t` in a gint64 JsonNode, so an
+ * unsigned value above G_MAXINT64 (a MessagePack uint 64 from 2^63 on; the
+ * decoder gives `x` below that) would come out negative. A JsonNode cannot
+ * hold such a number exactly, and a double would round it without saying
+ * so (2^64 - 1 would become 2^64). Such a value is written instead as a
+ * string of its decimal digits, "18446744073709551615", as the protobuf
+ * JSON mapping writes 64-bit integers: exact, and plainly not an ordinary
+ * number. Everything else, `t` values up to G_MAXINT64 and `t` map keys
+ * included (json-glib formats keys as unsigned), is written as json-glib
+ * writes it.
+ */
+
+static GVariant *replace_large_uint64 (GVariant *value);
+
+static void
+variant_unref0 (gpointer value)
+{
+  if (value != NULL)
+    g_variant_unref (value);
+}
+
+/* {key, <value>} for the dictionary entry @entry, with @value (nullable)
+ * in place of its own value. Returns a floating reference. */
+static GVariant *
+dict_entry_boxed (GVariant *entry,
+                  GVariant *value)
+{
+  g_autoptr(GVariant) key = g_variant_get_child_value (entry, 0);
+  g_autoptr(GVariant) own = value == NULL ? g_variant_get_child_value (entry, 1) : NULL;
+
+  return g_variant_new_dict_entry (key, g_variant_new_variant (value != NULL ? value : own));
+}
+
+/* replace_large_uint64() for an array, tuple or dictionary entry. Where a
+ * child changes, the children of an array (or the values of a dictionary)
+ * all go in a `v`, which json-glib writes as its content: the JSON keeps
+ * its shape. */
+static GVariant *
+replace_in_container (GVariant *value)
+{
+  GVariantClass class = g_variant_classify (value);
+  gsize n = g_variant_n_children (value);
+  const GVariantType *type = g_variant_get_type (value);
+  gboolean is_dict = class == G_VARIANT_CLASS_ARRAY &&
+                     g_variant_type_is_dict_entry (g_variant_type_element (type));
+  g_autoptr(GPtrArray) replaced = NULL;
+  g_autoptr(GPtrArray) children = NULL;
+  gboolean any = FALSE;
+
+  if (class == G_VARIANT_CLASS_DICT_ENTRY)
+    {
+      g_autoptr(GVariant) entry_value = g_variant_get_child_value (value, 1);
+      g_autoptr(GVariant) new_value = replace_large_uint64 (entry_value);
+
+      return new_value != NULL ? g_variant_ref_sink (dict_entry_boxed (value, new_value)) : NULL;
+    }
+
+  replaced = g_ptr_array_new_full (n, variant_unref0);
+  for (gsize i = 0; i < n; i++)
+    {
+      g_autoptr(GVariant) child = g_variant_get_child_value (value, i);
+      GVariant *new_child = replace_large_uint64 (child);
+
+      any = any || new_child != NULL;
+      g_ptr_array_add (replaced, new_child);
+    }
+  if (!any)
+    return NULL;
+
+  children = g_ptr_array_new_full (n, (GDestroyNotify) g_variant_unref);
+  for (gsize i = 0; i < n; i++)
+    {
+      g_autoptr(GVariant) child = g_variant_get_child_value (value, i);
+      GVariant *new_child = g_ptr_array_index (replaced, i);
+      GVariant *element = new_child != NULL ? new_child : child;
+
+      if (class == G_VARIANT_CLASS_TUPLE)
+        g_ptr_array_add (children, g_variant_ref (element));
+      else if (is_dict && new_child == NULL)
+        g_ptr_array_add (children, g_variant_ref_sink (dict_entry_boxed (child, NULL)));
+      else if (is_dict)
+        g_ptr_array_add (children, g_variant_ref (new_child));   /* boxed already */
+      else
+        g_ptr_array_add (children, g_variant_ref_sink (g_variant_new_variant (element)));
+    }
+
+  if (class == G_VARIANT_CLASS_TUPLE)
+    return g_variant_ref_sink (g_variant_new_tuple ((GVariant **) children->pdata, n));
+  return g_variant_ref_sink (g_variant_new_array (is_dict ? NULL : G_VARIANT_TYPE_VARIANT,
+                                                  (GVariant **) children->pdata, n));
+}
+
+/* A value that json_gvariant_serialize() writes as @value should be
+ * written, each `t` above G_MAXINT64 a decimal string (see above); NULL
+ * when @value holds none, as nearly every value does. The result's type
+ * may differ from @value's. */
+static GVariant *
+replace_large_uint64 (GVariant *value)
+{
+  /* nothing to do without a `t`, or a `v` that could hold one */
+  if (strpbrk (g_variant_get_type_string (value), "tv") == NULL)
+    return NULL;
+
+  switch (g_variant_classify (value))
+    {
+    case G_VARIANT_CLASS_UINT64:
+      if (g_variant_get_uint64 (value) <= G_MAXINT64)
+        return NULL;
+      return g_variant_ref_sink (g_variant_new_take_string (
+        g_strdup_printf ("%" G_GUINT64_FORMAT, g_variant_get_uint64 (value))));
+
+    case G_VARIANT_CLASS_VARIANT:
+    case G_VARIANT_CLASS_MAYBE:
+      /* written as their content (an empty maybe as null) */
+      if (g_variant_n_children (value) == 0)
+        return NULL;
+      {
+        g_autoptr(GVariant) child = g_variant_get_child_value (value, 0);
+
+        return replace_large_uint64 (child);
+      }
+
+    case G_VARIANT_CLASS_ARRAY:
+    case G_VARIANT_CLASS_TUPLE:
+    case G_VARIANT_CLASS_DICT_ENTRY:
+      return replace_in_container (value);
+
+    default:
+      return NULL;
+    }
+}
+
+/* json_gvariant_serialize(), but with unsigned integers above G_MAXINT64
+ * as decimal strings (see above). */
+static JsonNode *
+variant_to_json_node (GVariant *value)
+{
+  g_autoptr(GVariant) replaced = replace_large_uint64 (value);
+
+  return json_gvariant_serialize (replaced != NULL ? replaced : value);
+}
+
+/* ---- payloads --------------------------------------------------------- */
+
 /* UTF-8 without control characters other than tab, newline and return. */
 static gboolean
 payload_is_printable (const guint8 *data,
@@ -65,9 +212,11 @@ payload_to_hex (const guint8 *data,
  * decodes as MessagePack, else shown in hex. (Text goes first: a printable
  * byte such as `5` is also a MessagePack integer.)
  *
- * Returns: (transfer full): the decoded value for JSON and MessagePack; a
- *   string node holding the text, the lowercase hex digits (no `0x`), or
- *   `""` for an empty payload
+ * Returns: (transfer full): the decoded value for JSON and MessagePack
+ *   (a MessagePack unsigned integer above %G_MAXINT64 as a string of its
+ *   decimal digits: JSON-GLib cannot hold it as a number); a string node
+ *   holding the text, the lowercase hex digits (no `0x`), or `""` for an
+ *   empty payload
  */
 JsonNode *
 elbus_tool_payload_decode (const guint8           *data,
@@ -106,7 +255,7 @@ elbus_tool_payload_decode (const guint8           *data,
   if (value != NULL)
     {
       *format = ELBUS_TOOL_PAYLOAD_MSGPACK;
-      return json_gvariant_serialize (value);
+      return variant_to_json_node (value);
     }
 
   *format = ELBUS_TOOL_PAYLOAD_HEX;
@@ -150,6 +299,9 @@ elbus_tool_format_payload_data (const guint8 *data,
  * elbus_tool_variant_to_json:
  * @value: a value, typically decoded from MessagePack
  *
+ * Writes @value as json_gvariant_serialize() does, except that a `t` above
+ * %G_MAXINT64 is a string of its decimal digits, not a negative number.
+ *
  * Returns: (transfer full): @value as compact JSON
  */
 char *
@@ -159,6 +311,6 @@ elbus_tool_variant_to_json (GVariant *value)
 
   g_return_val_if_fail (value != NULL, NULL);
 
-  node = json_gvariant_serialize (value);
+  node = variant_to_json_node (value);
   return json_to_string (node, FALSE);
 }

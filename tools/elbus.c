@@ -10,7 +10,6 @@
  */
 #include "config.h"
 
-#include <locale.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -18,7 +17,6 @@
 #include <glib/gi18n.h>
 #include <glib-unix.h>
 #include <gio/gunixinputstream.h>
-#include <json-glib/json-glib.h>
 
 #include <elbus/elbus.h>
 
@@ -40,25 +38,6 @@ static Globals globals = {
   .queue_size = ELBUS_CLIENT_DEFAULT_QUEUE_SIZE,
 };
 
-static int
-fail (const char *format,
-      ...) G_GNUC_PRINTF (1, 2);
-
-static int
-fail (const char *format,
-      ...)
-{
-  g_autofree char *message = NULL;
-  va_list args;
-
-  va_start (args, format);
-  message = g_strdup_vprintf (format, args);
-  va_end (args);
-  g_printerr ("elbus: %s\n", message);
-
-  return 1;
-}
-
 static ElbusClient *
 connect_client (const char  *name,
                 GError     **error)
@@ -77,67 +56,14 @@ connect_client (const char  *name,
 
 /* payloads */
 
-static gboolean
-is_printable (const char *data,
-              gsize       len)
-{
-  if (!g_utf8_validate_len (data, len, NULL))
-    return FALSE;
-  for (gsize i = 0; i < len; i++)
-    if ((guchar) data[i] < 0x20 && data[i] != '\t' && data[i] != '\n' && data[i] != '\r')
-      return FALSE;
-  return TRUE;
-}
-
-static char *
-variant_to_json (GVariant *value)
-{
-  g_autoptr(JsonNode) node = json_gvariant_serialize (value);
-
-  return json_to_string (node, FALSE);
-}
-
-/* Text is shown as JSON when it parses as JSON, else as it is; binary as
- * JSON when it is MessagePack, else in hex. */
-static char *
-format_payload_data (const char *data,
-                     gsize       len)
-{
-  if (len == 0)
-    return g_strdup ("");
-
-  if (is_printable (data, len))
-    {
-      g_autoptr(JsonParser) parser = json_parser_new_immutable ();
-
-      if (json_parser_load_from_data (parser, data, len, NULL) &&
-          json_parser_get_root (parser) != NULL)
-        return json_to_string (json_parser_get_root (parser), FALSE);
-      return g_strndup (data, len);
-    }
-
-  {
-    g_autoptr(GVariant) value = elbus_msgpack_decode_data ((const guint8 *) data, len, NULL);
-    GString *hex;
-
-    if (value != NULL)
-      return variant_to_json (value);
-
-    hex = g_string_sized_new (len * 2 + 2);
-    g_string_append (hex, "0x");
-    for (gsize i = 0; i < len; i++)
-      g_string_append_printf (hex, "%02x", (guchar) data[i]);
-    return g_string_free (hex, FALSE);
-  }
-}
-
+/* A payload as the tools show it: see elbus_tool_format_payload_data(). */
 static char *
 format_payload (GBytes *payload)
 {
   gsize len;
-  const char *data = g_bytes_get_data (payload, &len);
+  const guint8 *data = g_bytes_get_data (payload, &len);
 
-  return format_payload_data (data, len);
+  return elbus_tool_format_payload_data (data, len);
 }
 
 /* The payload argument, or standard input when it is absent. */
@@ -183,26 +109,42 @@ kind_name (ElbusFrameKind kind)
     }
 }
 
+/* One line of the listen commands' output: the local time to the
+ * millisecond, a space, the formatted text; written out at once. */
+static void G_GNUC_PRINTF (1, 2)
+print_event (const char *format,
+             ...)
+{
+  g_autoptr(GDateTime) now = g_date_time_new_now_local ();
+  g_autofree char *stamp = g_date_time_format (now, "%H:%M:%S.%f");
+  g_autofree char *text = NULL;
+  va_list args;
+
+  va_start (args, format);
+  text = g_strdup_vprintf (format, args);
+  va_end (args);
+
+  stamp[12] = '\0';   /* milliseconds */
+  g_print ("%s %s\n", stamp, text);
+  fflush (stdout);
+}
+
 static void
 print_frame_cb (ElbusClient *client,
                 ElbusFrame  *frame,
                 gpointer     user_data)
 {
   g_autofree char *payload = format_payload (elbus_frame_get_payload (frame));
-  g_autoptr(GDateTime) now = g_date_time_new_now_local ();
-  g_autofree char *stamp = g_date_time_format (now, "%H:%M:%S.%f");
   const char *topic = elbus_frame_get_topic (frame);
 
-  stamp[12] = '\0';   /* milliseconds */
   if (topic != NULL)
-    g_print ("%s %s from %s on %s%s: %s\n", stamp, kind_name (elbus_frame_get_kind (frame)),
-             elbus_frame_get_sender (frame), topic,
-             elbus_frame_is_realtime (frame) ? " (realtime)" : "", payload);
+    print_event ("%s from %s on %s%s: %s", kind_name (elbus_frame_get_kind (frame)),
+                 elbus_frame_get_sender (frame), topic,
+                 elbus_frame_is_realtime (frame) ? " (realtime)" : "", payload);
   else
-    g_print ("%s %s from %s%s: %s\n", stamp, kind_name (elbus_frame_get_kind (frame)),
-             elbus_frame_get_sender (frame),
-             elbus_frame_is_realtime (frame) ? " (realtime)" : "", payload);
-  fflush (stdout);
+    print_event ("%s from %s%s: %s", kind_name (elbus_frame_get_kind (frame)),
+                 elbus_frame_get_sender (frame),
+                 elbus_frame_is_realtime (frame) ? " (realtime)" : "", payload);
 }
 
 /* commands */
@@ -220,7 +162,7 @@ listen_disconnected_cb (ElbusClient *client,
   ListenState *state = user_data;
 
   if (error != NULL)
-    fail (_("disconnected: %s"), error->message);
+    elbus_tool_fail (1, _("disconnected: %s"), error->message);
   state->status = 1;
   g_main_loop_quit (state->loop);
 }
@@ -256,7 +198,7 @@ listen_until_interrupted (ElbusClient *client,
     {
       g_signal_handlers_disconnect_by_data (client, &state);
       g_main_loop_unref (state.loop);
-      return fail (_("cannot subscribe: %s"), error->message);
+      return elbus_tool_fail (1, _("cannot subscribe: %s"), error->message);
     }
 
   if (!globals.silent)
@@ -283,7 +225,7 @@ cmd_listen (int    argc,
       N_("Subscribe to TOPIC (a mask: + is one level, # the rest); repeatable"), N_("TOPIC") },
     { NULL }
   };
-  g_autoptr(GOptionContext) context = g_option_context_new (_("— print incoming frames"));
+  g_autoptr(GOptionContext) context = g_option_context_new (_("PATH listen — print incoming frames"));
   g_autoptr(GError) error = NULL;
   g_autoptr(ElbusClient) client = NULL;
   g_autofree char *ready = NULL;
@@ -293,13 +235,13 @@ cmd_listen (int    argc,
     _("Prints every message, broadcast and publication this client receives, "
       "one line each, until interrupted."));
   if (!g_option_context_parse (context, &argc, &argv, &error))
-    return fail ("%s", error->message);
+    return elbus_tool_fail (1, "%s", error->message);
   if (argc > 1)
-    return fail (_("listen: unexpected argument “%s”"), argv[1]);
+    return elbus_tool_fail (1, _("listen: unexpected argument “%s”"), argv[1]);
 
   client = connect_client (globals.name, &error);
   if (client == NULL)
-    return fail ("%s", error->message);
+    return elbus_tool_fail (1, "%s", error->message);
 
   g_signal_connect (client, "message", G_CALLBACK (print_frame_cb), NULL);
   ready = g_strdup_printf (_("listening as %s; Ctrl+C stops\n"), elbus_client_get_name (client));
@@ -331,26 +273,26 @@ cmd_send_or_publish (int       argc,
   ElbusQoS qos;
   gboolean ok;
 
-  context = g_option_context_new (publish ? _("TOPIC [PAYLOAD] — publish on a topic")
-                                          : _("TARGET [PAYLOAD] — send a message or a broadcast"));
+  context = g_option_context_new (publish ? _("PATH publish TOPIC [PAYLOAD] — publish on a topic")
+                                          : _("PATH send TARGET [PAYLOAD] — send a message or a broadcast"));
   g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   g_option_context_set_summary (context, publish
     ? _("Publishes PAYLOAD (standard input when omitted) on TOPIC.")
     : _("Sends PAYLOAD (standard input when omitted) to the client TARGET; a TARGET "
         "with * or ? is a broadcast mask."));
   if (!g_option_context_parse (context, &argc, &argv, &error))
-    return fail ("%s", error->message);
+    return elbus_tool_fail (1, "%s", error->message);
   if (argc < 2 || argc > 3)
-    return fail (publish ? _("usage: elbus PATH publish TOPIC [PAYLOAD]")
-                         : _("usage: elbus PATH send TARGET [PAYLOAD]"));
+    return elbus_tool_fail (1, publish ? _("usage: elbus PATH publish TOPIC [PAYLOAD]")
+                                       : _("usage: elbus PATH send TARGET [PAYLOAD]"));
 
   payload = read_payload (argc == 3 ? argv[2] : NULL, &error);
   if (payload == NULL)
-    return fail (_("cannot read the payload: %s"), error->message);
+    return elbus_tool_fail (1, _("cannot read the payload: %s"), error->message);
 
   client = connect_client (globals.name, &error);
   if (client == NULL)
-    return fail ("%s", error->message);
+    return elbus_tool_fail (1, "%s", error->message);
 
   qos = (no_ack ? ELBUS_QOS_NO : ELBUS_QOS_PROCESSED) | (realtime ? ELBUS_QOS_REALTIME : 0);
   if (publish)
@@ -360,7 +302,7 @@ cmd_send_or_publish (int       argc,
   else
     ok = elbus_client_send_sync (client, argv[1], payload, qos, NULL, &error);
   if (!ok)
-    return fail ("%s", error->message);
+    return elbus_tool_fail (1, "%s", error->message);
 
   elbus_client_close (client);
   return 0;
@@ -402,8 +344,8 @@ static int
 rpc_fail (const GError *error)
 {
   if (error->domain == ELBUS_RPC_ERROR)
-    return fail (_("RPC error %d: %s"), error->code, error->message);
-  return fail ("%s", error->message);
+    return elbus_tool_fail (1, _("RPC error %d: %s"), error->code, error->message);
+  return elbus_tool_fail (1, "%s", error->message);
 }
 
 static void
@@ -424,7 +366,8 @@ print_value_table (GVariant *value)
   while (g_variant_iter_next (&iter, "{&sv}", &key, &child))
     {
       g_autofree char *text = g_variant_is_of_type (child, G_VARIANT_TYPE_STRING)
-                              ? g_variant_dup_string (child, NULL) : variant_to_json (child);
+                              ? g_variant_dup_string (child, NULL)
+                              : elbus_tool_variant_to_json (child);
 
       g_print ("%-*s  %s\n", width, key, text);
       g_variant_unref (child);
@@ -441,7 +384,7 @@ field_text (GVariant   *entry,
     return g_strdup ("");
   if (g_variant_is_of_type (value, G_VARIANT_TYPE_STRING))
     return g_variant_dup_string (value, NULL);
-  return variant_to_json (value);
+  return elbus_tool_variant_to_json (value);
 }
 
 static void
@@ -486,7 +429,7 @@ static int
 cmd_broker (int    argc,
             char **argv)
 {
-  g_autoptr(GOptionContext) context = g_option_context_new (_("client.list|info|stats|test — ask the broker"));
+  g_autoptr(GOptionContext) context = g_option_context_new (_("PATH broker client.list|info|stats|test — ask the broker"));
   g_autoptr(GError) error = NULL;
   g_autoptr(ElbusClient) client = NULL;
   g_autoptr(ElbusRpcPeer) peer = NULL;
@@ -497,14 +440,14 @@ cmd_broker (int    argc,
   g_option_context_set_summary (context, _("Calls a method of the broker's own client .broker "
                                            "and prints the answer as a table."));
   if (!g_option_context_parse (context, &argc, &argv, &error))
-    return fail ("%s", error->message);
+    return elbus_tool_fail (1, "%s", error->message);
   if (argc != 2)
-    return fail (_("usage: elbus PATH broker client.list|info|stats|test"));
+    return elbus_tool_fail (1, _("usage: elbus PATH broker client.list|info|stats|test"));
   method = argv[1];
 
   client = connect_client (globals.name, &error);
   if (client == NULL)
-    return fail ("%s", error->message);
+    return elbus_tool_fail (1, "%s", error->message);
   peer = elbus_rpc_peer_new (client);
 
   reply = elbus_rpc_peer_call_sync (peer, ".broker", method, NULL, ELBUS_QOS_PROCESSED, 0,
@@ -514,7 +457,7 @@ cmd_broker (int    argc,
 
   value = elbus_msgpack_decode (reply, &error);
   if (value == NULL)
-    return fail (_("the broker's answer is not MessagePack: %s"), error->message);
+    return elbus_tool_fail (1, _("the broker's answer is not MessagePack: %s"), error->message);
 
   if (g_str_equal (method, "client.list"))
     print_client_list (value);
@@ -522,7 +465,7 @@ cmd_broker (int    argc,
     print_value_table (value);
   else
     {
-      g_autofree char *text = variant_to_json (value);
+      g_autofree char *text = elbus_tool_variant_to_json (value);
 
       g_print ("%s\n", text);
     }
@@ -536,14 +479,10 @@ rpc_listen_call_cb (ElbusRpcPeer       *peer,
                     gpointer            user_data)
 {
   g_autofree char *params = format_payload (elbus_rpc_invocation_get_params (invocation));
-  g_autoptr(GDateTime) now = g_date_time_new_now_local ();
-  g_autofree char *stamp = g_date_time_format (now, "%H:%M:%S.%f");
 
-  stamp[12] = '\0';
-  g_print ("%s call %s #%u from %s: %s\n", stamp, elbus_rpc_invocation_get_method (invocation),
-           elbus_rpc_invocation_get_call_id (invocation),
-           elbus_rpc_invocation_get_sender (invocation), params);
-  fflush (stdout);
+  print_event ("call %s #%u from %s: %s", elbus_rpc_invocation_get_method (invocation),
+               elbus_rpc_invocation_get_call_id (invocation),
+               elbus_rpc_invocation_get_sender (invocation), params);
 
   /* answered with an empty result */
   elbus_rpc_invocation_return_value (invocation, NULL);
@@ -557,12 +496,8 @@ rpc_listen_notification_cb (ElbusRpcPeer *peer,
                             gpointer      user_data)
 {
   g_autofree char *text = format_payload (payload);
-  g_autoptr(GDateTime) now = g_date_time_new_now_local ();
-  g_autofree char *stamp = g_date_time_format (now, "%H:%M:%S.%f");
 
-  stamp[12] = '\0';
-  g_print ("%s notification from %s: %s\n", stamp, sender, text);
-  fflush (stdout);
+  print_event ("notification from %s: %s", sender, text);
 }
 
 static int
@@ -576,7 +511,7 @@ cmd_rpc (int    argc,
     { NULL }
   };
   g_autoptr(GOptionContext) context =
-    g_option_context_new (_("listen|notify|call0|call … — the RPC layer"));
+    g_option_context_new (_("PATH rpc listen|notify|call0|call … — the RPC layer"));
   g_autoptr(GError) error = NULL;
   g_autoptr(ElbusClient) client = NULL;
   g_autoptr(ElbusRpcPeer) peer = NULL;
@@ -593,18 +528,18 @@ cmd_rpc (int    argc,
       "K=V params make a MessagePack map (true, false, integers and floats typed); "
       "- reads raw params from standard input."));
   if (!g_option_context_parse (context, &argc, &argv, &error))
-    return fail ("%s", error->message);
+    return elbus_tool_fail (1, "%s", error->message);
   if (argc < 2)
-    return fail (_("usage: elbus PATH rpc listen|notify|call0|call …"));
+    return elbus_tool_fail (1, _("usage: elbus PATH rpc listen|notify|call0|call …"));
   sub = argv[1];
 
   if (g_str_equal (sub, "listen"))
     {
       if (argc != 2)
-        return fail (_("rpc listen: unexpected argument “%s”"), argv[2]);
+        return elbus_tool_fail (1, _("rpc listen: unexpected argument “%s”"), argv[2]);
       client = connect_client (globals.name, &error);
       if (client == NULL)
-        return fail ("%s", error->message);
+        return elbus_tool_fail (1, "%s", error->message);
       peer = elbus_rpc_peer_new (client);
       g_signal_connect (peer, "handle-call", G_CALLBACK (rpc_listen_call_cb), NULL);
       g_signal_connect (peer, "notification", G_CALLBACK (rpc_listen_notification_cb), NULL);
@@ -618,13 +553,13 @@ cmd_rpc (int    argc,
       g_autoptr(GBytes) payload = NULL;
 
       if (argc < 3 || argc > 4)
-        return fail (_("usage: elbus PATH rpc notify TARGET [PAYLOAD]"));
+        return elbus_tool_fail (1, _("usage: elbus PATH rpc notify TARGET [PAYLOAD]"));
       payload = read_payload (argc == 4 ? argv[3] : NULL, &error);
       if (payload == NULL)
-        return fail (_("cannot read the payload: %s"), error->message);
+        return elbus_tool_fail (1, _("cannot read the payload: %s"), error->message);
       client = connect_client (globals.name, &error);
       if (client == NULL)
-        return fail ("%s", error->message);
+        return elbus_tool_fail (1, "%s", error->message);
       peer = elbus_rpc_peer_new (client);
       if (!elbus_rpc_peer_notify_sync (peer, argv[2], payload, ELBUS_QOS_PROCESSED, NULL, &error))
         return rpc_fail (error);
@@ -637,13 +572,13 @@ cmd_rpc (int    argc,
       g_autoptr(GBytes) reply = NULL;
 
       if (argc < 4)
-        return fail (_("usage: elbus PATH rpc %s TARGET METHOD [K=V…|-]"), sub);
+        return elbus_tool_fail (1, _("usage: elbus PATH rpc %s TARGET METHOD [K=V…|-]"), sub);
       params = call_params (argc - 4, argv + 4, &error);
       if (params == NULL)
-        return fail ("%s", error->message);
+        return elbus_tool_fail (1, "%s", error->message);
       client = connect_client (globals.name, &error);
       if (client == NULL)
-        return fail ("%s", error->message);
+        return elbus_tool_fail (1, "%s", error->message);
       peer = elbus_rpc_peer_new (client);
 
       if (g_str_equal (sub, "call0"))
@@ -666,7 +601,7 @@ cmd_rpc (int    argc,
       return 0;
     }
 
-  return fail (_("unknown rpc command “%s”"), sub);
+  return elbus_tool_fail (1, _("unknown rpc command “%s”"), sub);
 }
 
 /* benchmark */
@@ -905,6 +840,22 @@ out:
   return NULL;
 }
 
+/* Waits, after the clock has stopped, until the broker has read all that
+ * @client sent: a connection is read in order, so an acknowledgement of
+ * one more frame is that. A one-way stage stops its clock once its frames
+ * are written, maybe well before the broker has read them: without this,
+ * the next stage would share the broker with that backlog. Best effort:
+ * the next stage does not depend on it. */
+static void
+bench_settle (ElbusClient *client)
+{
+  g_autoptr(GBytes) empty = g_bytes_new_static ("", 0);
+
+  if (elbus_client_is_connected (client))
+    elbus_client_send_sync (client, BENCH_UNREGISTERED_TARGET, empty, ELBUS_QOS_PROCESSED,
+                            NULL, NULL);
+}
+
 static int
 cmd_benchmark (int    argc,
                char **argv)
@@ -917,7 +868,7 @@ cmd_benchmark (int    argc,
     { "iters", 'i', 0, G_OPTION_ARG_INT64, &iters, N_("Iterations per stage, over all workers (default 1000000)"), N_("N") },
     { NULL }
   };
-  g_autoptr(GOptionContext) context = g_option_context_new (_("— measure the bus"));
+  g_autoptr(GOptionContext) context = g_option_context_new (_("PATH benchmark — measure the bus"));
   g_autoptr(GError) error = NULL;
   int status = 0;
 
@@ -930,10 +881,10 @@ cmd_benchmark (int    argc,
       "  rpc.call+handle   each worker calls itself, checks the echo\n"
       "  rpc.call0     call0 requests to .broker (acknowledged)"));
   if (!g_option_context_parse (context, &argc, &argv, &error))
-    return fail ("%s", error->message);
+    return elbus_tool_fail (1, "%s", error->message);
   if (workers < 1 || workers > 256 || payload_size < 0 || iters < workers)
-    return fail (_("benchmark: need 1 to 256 workers, a payload size of 0 or more and at "
-                   "least one iteration per worker"));
+    return elbus_tool_fail (1, _("benchmark: need 1 to 256 workers, a payload size of 0 or "
+                                 "more and at least one iteration per worker"));
 
   g_print ("%-26s %14s %10s\n", "stage", "iters/s", "time, s");
   for (Stage stage = 0; stage < N_STAGES; stage++)
@@ -947,7 +898,9 @@ cmd_benchmark (int    argc,
 
       for (int i = 0; i < workers; i++)
         {
-          g_autofree char *name = g_strdup_printf ("%s.worker.%d", globals.name, i);
+          /* NAME.STAGE.worker.N: the workers of the stage before may not be
+           * gone from the broker yet, a name of theirs could still be taken */
+          g_autofree char *name = g_strdup_printf ("%s.%d.worker.%d", globals.name, (int) stage, i);
 
           ws[i].index = i;
           ws[i].iters = iters / workers + (i < iters % workers ? 1 : 0);
@@ -958,7 +911,7 @@ cmd_benchmark (int    argc,
           ws[i].client = connect_client (name, &error);
           g_main_context_pop_thread_default (ws[i].context);
           if (ws[i].client == NULL)
-            return fail ("%s", error->message);
+            return elbus_tool_fail (1, "%s", error->message);
         }
 
       for (int i = 0; i < workers; i++)
@@ -980,17 +933,23 @@ cmd_benchmark (int    argc,
         {
           if (ws[i].error != NULL)
             {
-              fail (_("benchmark %s, worker %d: %s"), stage_names[stage], i, ws[i].error);
+              elbus_tool_fail (1, _("benchmark %s, worker %d: %s"), stage_names[stage], i,
+                               ws[i].error);
               status = 1;
             }
           else if (ws[i].bad > 0)
             {
-              fail (_("benchmark %s, worker %d: %" G_GUINT64_FORMAT " frames had a wrong payload"),
-                    stage_names[stage], i, ws[i].bad);
+              g_autofree char *bad = g_strdup_printf ("%" G_GUINT64_FORMAT, ws[i].bad);
+
+              /* the count as a string: a format macro would cut the
+               * message in the translation catalogue */
+              elbus_tool_fail (1, _("benchmark %s, worker %d: %s frames had a wrong payload"),
+                               stage_names[stage], i, bad);
               status = 1;
             }
           total += ws[i].sent;
           g_main_context_push_thread_default (ws[i].context);
+          bench_settle (ws[i].client);
           elbus_client_close (ws[i].client);
           g_clear_object (&ws[i].client);
           g_main_context_pop_thread_default (ws[i].context);
@@ -1012,7 +971,7 @@ cmd_benchmark (int    argc,
       gint64 start;
 
       if (client == NULL)
-        return fail ("%s", error->message);
+        return elbus_tool_fail (1, "%s", error->message);
       peer = elbus_rpc_peer_new (client);
       start = g_get_monotonic_time ();
       for (guint i = 0; i < n; i++)
@@ -1068,6 +1027,8 @@ main (int    argc,
   int status;
 
   elbus_tool_init_i18n ();
+  /* elbus_tool_fail() prefixes its messages with it */
+  g_set_prgname ("elbus");
 
   /* PATH [global options] COMMAND [command options]: split at COMMAND */
   for (int i = 1; i < argc; i++)
@@ -1109,16 +1070,13 @@ main (int    argc,
       "  elbus /tmp/elbus.sock publish sensors/room1/temp 21.5\n"
       "  echo '{\"on\": true}' | elbus 127.0.0.1:7777 send lamp.kitchen"));
 
-  global_argc = split;
   global_argv = g_new0 (char *, split + 1);
   for (int i = 0; i < split; i++)
     global_argv[i] = g_strdup (argv[i]);
-  {
-    char **parse_argv = global_argv;
-
-    if (!g_option_context_parse (context, &global_argc, &parse_argv, &error))
-      return fail ("%s", error->message);
-  }
+  /* the _strv form frees the options it takes out of the array */
+  if (!g_option_context_parse_strv (context, &global_argv, &error))
+    return elbus_tool_fail (1, "%s", error->message);
+  global_argc = (int) g_strv_length (global_argv);
 
   if (global_argc < 2 || split >= argc)
     {
@@ -1131,7 +1089,7 @@ main (int    argc,
   command = argv[split];
 
   if (globals.timeout <= 0 || globals.buf_size < 1 || globals.queue_size < 1)
-    return fail (_("--timeout, --buf-size and --queue-size must be positive"));
+    return elbus_tool_fail (1, _("--timeout, --buf-size and --queue-size must be positive"));
 
   elbus_tool_log_init ("elbus", ELBUS_TOOL_LOG_AUTO, globals.verbose);
 
@@ -1151,7 +1109,7 @@ main (int    argc,
   else if (g_str_equal (command, "rpc"))
     status = cmd_rpc (argc - split, argv + split);
   else
-    status = fail (_("unknown command “%s”; see elbus --help"), command);
+    status = elbus_tool_fail (1, _("unknown command “%s”; see elbus --help"), command);
 
   g_free (globals.name);
   return status;
