@@ -392,7 +392,7 @@ print_client_list (GVariant *value)
 {
   static const char * const columns[] = {
     "name", "kind", "source", "port", "r_frames", "r_bytes", "w_frames", "w_bytes",
-    "queue", "instances", NULL
+    "queue", "instances", "uid", "pid", NULL   /* uid, pid: elbus-glib brokers only */
   };
   g_autoptr(GVariant) clients = g_variant_lookup_value (value, "clients", G_VARIANT_TYPE ("av"));
   g_autoptr(GPtrArray) rows = g_ptr_array_new_with_free_func ((GDestroyNotify) g_strfreev);
