@@ -78,27 +78,26 @@ _elbus_monitor_free (ElbusMonitor *monitor)
 
 /* filters */
 
+typedef gboolean (*MaskMatchFunc) (const char *mask,
+                                   gsize       mask_len,
+                                   const char *subject,
+                                   gsize       subject_len);
+
 static gboolean
-any_name_mask (GStrv        masks,
-               const char  *name,
-               gsize        name_len)
+any_mask (GStrv          masks,
+          MaskMatchFunc  matches,
+          const char    *subject,
+          gsize          subject_len)
 {
   for (guint i = 0; masks[i] != NULL; i++)
-    if (_elbus_name_mask_matches (masks[i], strlen (masks[i]), name, name_len))
+    if (matches (masks[i], strlen (masks[i]), subject, subject_len))
       return TRUE;
   return FALSE;
 }
 
-static gboolean
-any_topic_mask (GStrv        masks,
-                const char  *topic,
-                gsize        topic_len)
-{
-  for (guint i = 0; masks[i] != NULL; i++)
-    if (_elbus_topic_mask_matches (masks[i], strlen (masks[i]), topic, topic_len))
-      return TRUE;
-  return FALSE;
-}
+/* `.`-masks against a name, `/`-masks against a topic */
+#define any_name_mask(masks, name, len) any_mask (masks, _elbus_name_mask_matches, name, len)
+#define any_topic_mask(masks, topic, len) any_mask (masks, _elbus_topic_mask_matches, topic, len)
 
 /* The rule of PROTOCOL.md 9 as this broker reads it: kind, then sender,
  * then, when a target or topic filter is given, the destination in the

@@ -1424,29 +1424,59 @@ daemon_child_setup (gpointer user_data)
   prctl (PR_SET_PDEATHSIG, SIGKILL);
 }
 
+GStrv
+elbus_test_daemon_command (void)
+{
+  g_autoptr(GStrvBuilder) builder = g_strv_builder_new ();
+  /* e.g. ELBUS_TEST_DAEMON_WRAPPER="valgrind --error-exitcode=1" */
+  const char *wrapper = g_getenv ("ELBUS_TEST_DAEMON_WRAPPER");
+
+  if (wrapper != NULL && *wrapper != '\0')
+    {
+      g_auto(GStrv) words = NULL;
+      g_autoptr(GError) error = NULL;
+
+      g_shell_parse_argv (wrapper, NULL, &words, &error);
+      g_assert_no_error (error);
+      g_strv_builder_addv (builder, (const char **) words);
+    }
+  g_strv_builder_add (builder, elbus_test_elbusd_path ());
+  return g_strv_builder_end (builder);
+}
+
+guint16
+elbus_test_pick_free_port (void)
+{
+  g_autoptr(GSocket) s = NULL;
+  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) any = g_inet_socket_address_new (loopback, 0);
+  g_autoptr(GSocketAddress) bound = NULL;
+  g_autoptr(GError) error = NULL;
+
+  s = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+                    G_SOCKET_PROTOCOL_TCP, &error);
+  g_assert_no_error (error);
+  g_socket_bind (s, any, TRUE, &error);
+  g_assert_no_error (error);
+  bound = g_socket_get_local_address (s, &error);
+  g_assert_no_error (error);
+  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+}
+
 ElbusTestDaemon *
 elbus_test_daemon_spawn (const char *const *argv_extra,
                          gboolean           with_socket)
 {
   g_autoptr(GPtrArray) argv = g_ptr_array_new ();
   g_autoptr(GError) error = NULL;
-  g_auto(GStrv) wrapper_argv = NULL;
-  const char *wrapper;
+  g_auto(GStrv) command = elbus_test_daemon_command ();
   ElbusTestDaemon *daemon = g_new0 (ElbusTestDaemon, 1);
 
   daemon->dir = g_dir_make_tmp ("elbusd-test-XXXXXX", &error);
   g_assert_no_error (error);
 
-  /* e.g. ELBUS_TEST_DAEMON_WRAPPER="valgrind --error-exitcode=1" */
-  wrapper = g_getenv ("ELBUS_TEST_DAEMON_WRAPPER");
-  if (wrapper != NULL && *wrapper != '\0')
-    {
-      g_shell_parse_argv (wrapper, NULL, &wrapper_argv, &error);
-      g_assert_no_error (error);
-      for (guint i = 0; wrapper_argv[i] != NULL; i++)
-        g_ptr_array_add (argv, wrapper_argv[i]);
-    }
-  g_ptr_array_add (argv, (gpointer) elbus_test_elbusd_path ());
+  for (guint i = 0; command[i] != NULL; i++)
+    g_ptr_array_add (argv, command[i]);
   if (with_socket)
     {
       daemon->socket_path = g_build_filename (daemon->dir, "elbusd.sock", NULL);

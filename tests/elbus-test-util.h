@@ -260,6 +260,11 @@ typedef struct {
 } ElbusTestDaemon;
 
 const char      *elbus_test_elbusd_path     (void);
+/* The command that runs elbusd: $ELBUS_TEST_DAEMON_WRAPPER's words, if
+ * any, then $ELBUSD. */
+GStrv            elbus_test_daemon_command  (void);
+/* A loopback TCP port that was free a moment ago. */
+guint16          elbus_test_pick_free_port  (void);
 /* Spawns $ELBUSD with argv_extra (NULL-terminated); when with_socket,
  * adds -B DIR/elbusd.sock and waits until the socket accepts. The command
  * line in $ELBUS_TEST_DAEMON_WRAPPER, if any, is put in front (for

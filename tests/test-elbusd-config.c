@@ -117,20 +117,13 @@ conf_test_spawn (ConfTest          *t,
 {
   g_autoptr(GPtrArray) argv = g_ptr_array_new ();
   g_autoptr(GError) error = NULL;
-  g_auto(GStrv) wrapper_argv = NULL;
-  const char *wrapper = g_getenv ("ELBUS_TEST_DAEMON_WRAPPER");
+  g_auto(GStrv) command = elbus_test_daemon_command ();
   int log_fd;
 
   g_assert_null (t->daemon);
 
-  if (wrapper != NULL && *wrapper != '\0')
-    {
-      g_shell_parse_argv (wrapper, NULL, &wrapper_argv, &error);
-      g_assert_no_error (error);
-      for (guint i = 0; wrapper_argv[i] != NULL; i++)
-        g_ptr_array_add (argv, wrapper_argv[i]);
-    }
-  g_ptr_array_add (argv, (gpointer) elbus_test_elbusd_path ());
+  for (guint i = 0; command[i] != NULL; i++)
+    g_ptr_array_add (argv, command[i]);
   g_ptr_array_add (argv, (gpointer) "--config");
   g_ptr_array_add (argv, t->conf);
   for (guint i = 0; extra != NULL && extra[i] != NULL; i++)
@@ -289,25 +282,6 @@ subscribe_acked (ElbusTestConn *conn,
 /* A message frame announcing a 2048-byte body. */
 static const guint8 frame_2048[] = { 1, 0, 0, 0, OP_MESSAGE, 0x00, 0x08, 0, 0 };
 
-static guint16
-pick_free_port (void)
-{
-  g_autoptr(GSocket) s = NULL;
-  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
-  g_autoptr(GSocketAddress) any = g_inet_socket_address_new (loopback, 0);
-  g_autoptr(GSocketAddress) bound = NULL;
-  g_autoptr(GError) error = NULL;
-
-  s = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
-                    G_SOCKET_PROTOCOL_TCP, &error);
-  g_assert_no_error (error);
-  g_socket_bind (s, any, TRUE, &error);
-  g_assert_no_error (error);
-  bound = g_socket_get_local_address (s, &error);
-  g_assert_no_error (error);
-  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
-}
-
 /* ---- limits ------------------------------------------------------------ */
 
 static void
@@ -435,7 +409,7 @@ static void
 test_listeners (void)
 {
   g_autoptr(ConfTest) t = conf_test_new ();
-  g_autofree char *tcp = g_strdup_printf ("127.0.0.1:%u", pick_free_port ());
+  g_autofree char *tcp = g_strdup_printf ("127.0.0.1:%u", elbus_test_pick_free_port ());
   g_autofree char *fifo = g_build_filename (t->dir, "ctl.fifo", NULL);
   g_autofree char *run_dir = g_build_filename (t->dir, "run", NULL);
   g_autofree char *pid_file = g_build_filename (run_dir, "elbusd.pid", NULL);
@@ -678,7 +652,7 @@ static void
 test_policy_sources (void)
 {
   g_autoptr(ConfTest) t = conf_test_new ();
-  g_autofree char *tcp = g_strdup_printf ("127.0.0.1:%u", pick_free_port ());
+  g_autofree char *tcp = g_strdup_printf ("127.0.0.1:%u", elbus_test_pick_free_port ());
   g_autofree char *contents = NULL;
   struct passwd *pw = getpwuid (getuid ());
   g_autoptr(ElbusTestConn) local = NULL;

@@ -155,25 +155,6 @@ test_bind_failure (void)
   }
 }
 
-static guint16
-pick_free_port (void)
-{
-  g_autoptr(GSocket) s = NULL;
-  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
-  g_autoptr(GSocketAddress) any = g_inet_socket_address_new (loopback, 0);
-  g_autoptr(GSocketAddress) bound = NULL;
-  g_autoptr(GError) error = NULL;
-
-  s = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
-                    G_SOCKET_PROTOCOL_TCP, &error);
-  g_assert_no_error (error);
-  g_socket_bind (s, any, TRUE, &error);
-  g_assert_no_error (error);
-  bound = g_socket_get_local_address (s, &error);
-  g_assert_no_error (error);
-  return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
-}
-
 static void
 test_tcp (void)
 {
@@ -188,7 +169,7 @@ test_tcp (void)
     const char *args[3] = { "-B", NULL, NULL };
 
     /* the port could in theory be taken between picking and binding */
-    address = g_strdup_printf ("127.0.0.1:%u", pick_free_port ());
+    address = g_strdup_printf ("127.0.0.1:%u", elbus_test_pick_free_port ());
     args[1] = address;
     d = elbus_test_daemon_spawn (args, TRUE);
   }

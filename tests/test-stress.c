@@ -139,21 +139,6 @@ child_setup (gpointer user_data)
   prctl (PR_SET_PDEATHSIG, SIGKILL);
 }
 
-static guint16
-pick_port (void)
-{
-  struct sockaddr_in sin = { .sin_family = AF_INET };
-  socklen_t len = sizeof sin;
-  int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-  g_assert_cmpint (fd, >=, 0);
-  sin.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-  g_assert_cmpint (bind (fd, (struct sockaddr *) &sin, sizeof sin), ==, 0);
-  g_assert_cmpint (getsockname (fd, (struct sockaddr *) &sin, &len), ==, 0);
-  close (fd);
-  return ntohs (sin.sin_port);
-}
-
 static gboolean
 wait_listening (ElbusTestDaemon *daemon,
                 const char      *address)
@@ -177,8 +162,7 @@ stress_broker_try_spawn (const char *const *extra)
 {
   g_autoptr(GPtrArray) argv = g_ptr_array_new ();
   g_autoptr(GError) error = NULL;
-  g_auto(GStrv) wrapper_argv = NULL;
-  const char *wrapper = g_getenv ("ELBUS_TEST_DAEMON_WRAPPER");
+  g_auto(GStrv) command = elbus_test_daemon_command ();
   StressBroker *sb = g_new0 (StressBroker, 1);
   int log_fd;
 
@@ -187,18 +171,12 @@ stress_broker_try_spawn (const char *const *extra)
   g_assert_no_error (error);
   sb->daemon->socket_path = g_build_filename (sb->daemon->dir, "elbusd.sock", NULL);
   sb->log_path = g_build_filename (sb->daemon->dir, "elbusd.log", NULL);
-  sb->tcp_address = g_strdup_printf ("127.0.0.1:%u", pick_port ());
+  sb->tcp_address = g_strdup_printf ("127.0.0.1:%u", elbus_test_pick_free_port ());
   sb->wrapped = stress_wrapped ();
   sb->light = stress_light ();
 
-  if (sb->wrapped)
-    {
-      g_shell_parse_argv (wrapper, NULL, &wrapper_argv, &error);
-      g_assert_no_error (error);
-      for (guint i = 0; wrapper_argv[i] != NULL; i++)
-        g_ptr_array_add (argv, wrapper_argv[i]);
-    }
-  g_ptr_array_add (argv, (gpointer) elbus_test_elbusd_path ());
+  for (guint i = 0; command[i] != NULL; i++)
+    g_ptr_array_add (argv, command[i]);
   g_ptr_array_add (argv, (gpointer) "-B");
   g_ptr_array_add (argv, sb->daemon->socket_path);
   g_ptr_array_add (argv, (gpointer) "-B");
@@ -222,7 +200,7 @@ stress_broker_try_spawn (const char *const *extra)
       wait_listening (sb->daemon, sb->tcp_address))
     return sb;
 
-  /* most likely the port was taken between pick_port() and the bind */
+  /* most likely the port was taken between elbus_test_pick_free_port() and the bind */
   {
     g_autofree char *log = NULL;
 
