@@ -29,9 +29,14 @@ typedef gboolean (*ElbusClientMessageFilter) (ElbusClient *client,
                                               GBytes      *payload,
                                               gboolean     realtime,
                                               gpointer     user_data);
-void         _elbus_client_set_message_filter (ElbusClient              *client,
-                                               ElbusClientMessageFilter  filter,
-                                               gpointer                  user_data);
+/* One filter: the newest RPC peer takes over from an older one (which, in
+ * a garbage-collected language, may linger); clearing with user_data
+ * clears only the filter set with that user_data. */
+void         _elbus_client_set_message_filter   (ElbusClient              *client,
+                                                 ElbusClientMessageFilter  filter,
+                                                 gpointer                  user_data);
+void         _elbus_client_clear_message_filter (ElbusClient              *client,
+                                                 gpointer                  user_data);
 /* Drives the connection until *done (as the _sync calls do), for at most
  * @timeout seconds. */
 gboolean     _elbus_client_pump_until       (ElbusClient    *client,

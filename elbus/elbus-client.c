@@ -892,6 +892,16 @@ _elbus_client_set_message_filter (ElbusClient              *self,
   self->message_filter_data = user_data;
 }
 
+void
+_elbus_client_clear_message_filter (ElbusClient *self,
+                                    gpointer     user_data)
+{
+  if (self->message_filter_data != user_data)
+    return;
+  self->message_filter = NULL;
+  self->message_filter_data = NULL;
+}
+
 gboolean
 _elbus_client_pump_until (ElbusClient   *self,
                           gboolean      *done,

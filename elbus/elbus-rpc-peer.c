@@ -416,7 +416,8 @@ elbus_rpc_peer_dispose (GObject *object)
 
   if (self->client != NULL)
     {
-      _elbus_client_set_message_filter (self->client, NULL, NULL);
+      /* not a newer peer's */
+      _elbus_client_clear_message_filter (self->client, self);
       g_clear_signal_handler (&self->message_id, self->client);
       g_clear_signal_handler (&self->disconnected_id, self->client);
       /* nothing may wait on a peer that is gone */
@@ -582,7 +583,11 @@ elbus_rpc_peer_init (ElbusRpcPeer *self)
  * elbus_rpc_peer_new:
  * @client: a client; the peer keeps a reference
  *
- * Runs the RPC layer over @client. Use one peer per client.
+ * Runs the RPC layer over @client. Use one peer per client: replies are
+ * matched to calls by call id, and the newest peer of a client receives
+ * them (an older one still alive, say one a garbage collector has not
+ * finalized yet, gets no more replies; disposing of it leaves the newer
+ * peer alone).
  *
  * Returns: (transfer full): a new peer
  *

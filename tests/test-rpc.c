@@ -234,6 +234,27 @@ test_call_results (Fixture       *f,
 }
 
 static void
+test_newer_peer (Fixture       *f,
+                 gconstpointer  data)
+{
+  g_autoptr(ElbusRpcPeer) newer = elbus_rpc_peer_new (f->caller_client);
+  ElbusTestCall call = { 0 };
+
+  g_test_summary ("The newest peer of a client receives the replies, and disposing of an "
+                  "older one (as a garbage collector may, late) leaves it working");
+
+  elbus_test_call_and_wait (newer, "rpc.server", "echo", NULL, ELBUS_QOS_PROCESSED, 0, &call);
+  g_assert_no_error (call.error);
+
+  g_clear_object (&f->caller);
+  elbus_test_call_and_wait (newer, "rpc.server", "echo", NULL, ELBUS_QOS_PROCESSED, 0, &call);
+  g_assert_no_error (call.error);
+  assert_bytes (call.reply, "");
+
+  elbus_test_call_clear (&call);
+}
+
+static void
 test_deferred (Fixture       *f,
                gconstpointer  data)
 {
@@ -838,6 +859,7 @@ main (int    argc,
   g_test_add (path, Fixture, NULL, fixture_set_up, func, fixture_tear_down)
   ADD ("/elbus/rpc/call/results", test_call_results);
   ADD ("/elbus/rpc/call/deferred", test_deferred);
+  ADD ("/elbus/rpc/call/newer-peer", test_newer_peer);
   ADD ("/elbus/rpc/call/bus-errors", test_bus_errors);
   ADD ("/elbus/rpc/call/realtime", test_realtime);
   ADD ("/elbus/rpc/call0-notify", test_call0_and_notify);
