@@ -2808,3 +2808,24 @@ _elbus_client_new_internal (ElbusBroker  *broker,
 
   return g_steal_pointer (&self);
 }
+
+/**
+ * elbus_address_is_unix:
+ * @address: a bus address, as given to [func@Elbus.Client.new_async] or
+ *   [method@Elbus.Broker.listen]
+ *
+ * The address rule of the elbus tools (PROTOCOL.md section 1): a path that
+ * starts with `/` or ends in `.sock`, `.socket` or `.ipc` is a UNIX
+ * socket; anything else is `HOST:PORT`.
+ *
+ * Returns: %TRUE if @address names a UNIX socket
+ *
+ * Since: 1.0
+ */
+gboolean
+elbus_address_is_unix (const char *address)
+{
+  g_return_val_if_fail (address != NULL, FALSE);
+
+  return _elbus_address_is_unix (address);
+}

@@ -198,4 +198,7 @@ gboolean     elbus_client_flush_sync            (ElbusClient         *self,
 ELBUS_AVAILABLE_IN_1_0
 void         elbus_client_close                 (ElbusClient         *self);
 
+ELBUS_AVAILABLE_IN_1_0
+gboolean     elbus_address_is_unix              (const char          *address);
+
 G_END_DECLS

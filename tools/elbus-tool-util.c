@@ -303,27 +303,6 @@ elbus_tool_fail (int         status,
 /* ---- addresses -------------------------------------------------------- */
 
 /**
- * elbus_tool_address_is_unix:
- * @address: a bus address as given on the command line
- *
- * The address rule of PROTOCOL.md section 1: a path that starts with `/`
- * or ends in `.sock`, `.socket` or `.ipc` is a UNIX socket; anything else
- * is `host:port`.
- *
- * Returns: whether @address names a UNIX socket
- */
-gboolean
-elbus_tool_address_is_unix (const char *address)
-{
-  g_return_val_if_fail (address != NULL, FALSE);
-
-  return g_str_has_prefix (address, "/") ||
-         g_str_has_suffix (address, ".sock") ||
-         g_str_has_suffix (address, ".socket") ||
-         g_str_has_suffix (address, ".ipc");
-}
-
-/**
  * elbus_tool_socket_address_to_string:
  * @address: a socket address
  *

@@ -29,8 +29,6 @@ int       elbus_tool_fail                     (int                  status,
                                                const char          *format,
                                                ...) G_GNUC_PRINTF (2, 3);
 
-gboolean  elbus_tool_address_is_unix          (const char          *address);
-
 char     *elbus_tool_socket_address_to_string (GSocketAddress      *address);
 
 /*

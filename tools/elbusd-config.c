@@ -457,7 +457,7 @@ parse_server_group (Parser        *p,
                   fifo = g_strconcat ("fifo:", path, NULL);
                   g_strv_builder_add (builder, fifo);
                 }
-              else if (elbus_tool_address_is_unix (address))
+              else if (elbus_address_is_unix (address))
                 {
                   g_autofree char *path = resolve_path (p, address);
 

@@ -314,7 +314,7 @@ listen_on_address (ElbusBroker *broker,
 
       bind_string = g_strconcat ("fifo:", path, NULL);
     }
-  else if (opts.daemonize && elbus_tool_address_is_unix (address) &&
+  else if (opts.daemonize && elbus_address_is_unix (address) &&
            !g_path_is_absolute (address))
     bind_string = g_canonicalize_filename (address, NULL);
   else

@@ -403,6 +403,14 @@ def test_client_policy(bus):
     assert Elbus.ClientPolicy(monitor=True).get_monitor()
 
 
+def test_address_rule(bus):
+    # PROTOCOL.md 1: paths and .sock/.socket/.ipc are UNIX, the rest TCP
+    for address in ('/run/elbus.sock', 'relative.sock', 'x.socket', 'x.ipc', '/tmp/x'):
+        assert Elbus.address_is_unix(address), address
+    for address in ('127.0.0.1:7777', '[::1]:7777', 'localhost:9924'):
+        assert not Elbus.address_is_unix(address), address
+
+
 def test_wrong_arguments(bus):
     # the binding's own errors, not a crash (and never a _sync call here:
     # the embedded broker runs on this thread's main context)
@@ -431,6 +439,7 @@ TESTS = [
     test_stats,
     test_connect_sync_to_elbusd,
     test_client_policy,
+    test_address_rule,
     test_wrong_arguments,
 ]
 
