@@ -268,7 +268,9 @@ _elbus_peer_enqueue (ElbusPeer     *peer,
 {
   ElbusBroker *broker = peer->broker;
 
-  if (G_UNLIKELY (peer->closed || peer->out.len >= broker->queue_size))
+  if (G_UNLIKELY (peer->closed || peer->out.len >= broker->queue_size ||
+                  (peer->out.bytes + _elbus_out_entry_len (entry) > broker->max_queue_bytes &&
+                   broker->max_queue_bytes > 0 && peer->out.len > 0)))
     {
       _elbus_out_entry_clear (entry);
       return FALSE;
@@ -296,8 +298,9 @@ _elbus_peer_drop_slow (ElbusPeer *peer)
 {
   peer->abort = TRUE;
   _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE,
-                     "queue overflow (%u frames), dropping slow %s",
-                     peer->broker->queue_size,
+                     "queue overflow (%u frames, %" G_GSIZE_FORMAT " bytes waiting), "
+                     "dropping slow %s",
+                     peer->out.len, peer->out.bytes,
                      peer->broker->monitors->len > 0 &&
                      _elbus_broker_monitor_is (peer->broker, peer) ? "monitor" : "client");
 }

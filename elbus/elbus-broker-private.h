@@ -126,6 +126,7 @@ struct _ElbusBroker {
   guint            buf_size;
   guint            buf_ttl;
   guint            max_frame_size;
+  guint            max_queue_bytes;
   guint            max_clients;
   guint            max_subscriptions;
   double           handshake_timeout;

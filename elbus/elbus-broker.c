@@ -67,6 +67,7 @@ enum {
   PROP_BUF_SIZE,
   PROP_BUF_TTL,
   PROP_MAX_FRAME_SIZE,
+  PROP_MAX_QUEUE_BYTES,
   PROP_MAX_CLIENTS,
   PROP_MAX_SUBSCRIPTIONS,
   PROP_HANDSHAKE_TIMEOUT,
@@ -1274,6 +1275,9 @@ elbus_broker_get_property (GObject    *object,
     case PROP_MAX_FRAME_SIZE:
       g_value_set_uint (value, self->max_frame_size);
       break;
+    case PROP_MAX_QUEUE_BYTES:
+      g_value_set_uint (value, self->max_queue_bytes);
+      break;
     case PROP_MAX_CLIENTS:
       g_value_set_uint (value, self->max_clients);
       break;
@@ -1312,6 +1316,9 @@ elbus_broker_set_property (GObject      *object,
       break;
     case PROP_MAX_FRAME_SIZE:
       elbus_broker_set_max_frame_size (self, g_value_get_uint (value));
+      break;
+    case PROP_MAX_QUEUE_BYTES:
+      elbus_broker_set_max_queue_bytes (self, g_value_get_uint (value));
       break;
     case PROP_MAX_CLIENTS:
       elbus_broker_set_max_clients (self, g_value_get_uint (value));
@@ -1408,6 +1415,23 @@ elbus_broker_class_init (ElbusBrokerClass *klass)
   properties[PROP_MAX_FRAME_SIZE] =
     g_param_spec_uint ("max-frame-size", NULL, NULL,
                        64, G_MAXUINT32, ELBUS_BROKER_DEFAULT_MAX_FRAME_SIZE,
+                       G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+
+  /**
+   * ElbusBroker:max-queue-bytes:
+   *
+   * The most bytes waiting to be written to one client, beside
+   * [property@Elbus.Broker:queue-size] frames; 0 for no limit. A client
+   * whose queue would go beyond it is dropped as a slow consumer, as for a
+   * full queue; a single frame larger than the limit still reaches a
+   * client whose queue is empty. It bounds what a stuck client holds on
+   * to when frames are large.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_MAX_QUEUE_BYTES] =
+    g_param_spec_uint ("max-queue-bytes", NULL, NULL,
+                       0, G_MAXUINT32, ELBUS_BROKER_DEFAULT_MAX_QUEUE_BYTES,
                        G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
 
   /**
@@ -1509,6 +1533,7 @@ elbus_broker_init (ElbusBroker *self)
   self->buf_size = ELBUS_BROKER_DEFAULT_BUF_SIZE;
   self->buf_ttl = ELBUS_BROKER_DEFAULT_BUF_TTL;
   self->max_frame_size = ELBUS_BROKER_DEFAULT_MAX_FRAME_SIZE;
+  self->max_queue_bytes = ELBUS_BROKER_DEFAULT_MAX_QUEUE_BYTES;
   self->max_clients = ELBUS_BROKER_DEFAULT_MAX_CLIENTS;
   self->max_subscriptions = ELBUS_BROKER_DEFAULT_MAX_SUBSCRIPTIONS;
   self->handshake_timeout = ELBUS_BROKER_DEFAULT_HANDSHAKE_TIMEOUT;
@@ -1745,6 +1770,46 @@ elbus_broker_set_max_frame_size (ElbusBroker *self,
 
   self->max_frame_size = max_frame_size;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MAX_FRAME_SIZE]);
+}
+
+/**
+ * elbus_broker_get_max_queue_bytes:
+ * @self: a broker
+ *
+ * Gets [property@Elbus.Broker:max-queue-bytes].
+ *
+ * Returns: the most bytes queued for one client, 0 for no limit
+ *
+ * Since: 1.0
+ */
+guint
+elbus_broker_get_max_queue_bytes (ElbusBroker *self)
+{
+  g_return_val_if_fail (ELBUS_IS_BROKER (self), 0);
+
+  return self->max_queue_bytes;
+}
+
+/**
+ * elbus_broker_set_max_queue_bytes:
+ * @self: a broker
+ * @max_queue_bytes: the most bytes queued for one client, 0 for no limit
+ *
+ * Sets [property@Elbus.Broker:max-queue-bytes].
+ *
+ * Since: 1.0
+ */
+void
+elbus_broker_set_max_queue_bytes (ElbusBroker *self,
+                                  guint        max_queue_bytes)
+{
+  g_return_if_fail (ELBUS_IS_BROKER (self));
+
+  if (self->max_queue_bytes == max_queue_bytes)
+    return;
+
+  self->max_queue_bytes = max_queue_bytes;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_MAX_QUEUE_BYTES]);
 }
 
 /**

@@ -59,6 +59,15 @@ G_BEGIN_DECLS
 #define ELBUS_BROKER_DEFAULT_MAX_FRAME_SIZE (64u * 1024u * 1024u)
 
 /**
+ * ELBUS_BROKER_DEFAULT_MAX_QUEUE_BYTES:
+ *
+ * The default [property@Elbus.Broker:max-queue-bytes] (256 MiB).
+ *
+ * Since: 1.0
+ */
+#define ELBUS_BROKER_DEFAULT_MAX_QUEUE_BYTES (256u * 1024u * 1024u)
+
+/**
  * ELBUS_BROKER_DEFAULT_MAX_CLIENTS:
  *
  * The default [property@Elbus.Broker:max-clients]: connections, registered
@@ -156,6 +165,11 @@ ELBUS_AVAILABLE_IN_1_0
 void          elbus_broker_set_max_frame_size (ElbusBroker  *self,
                                                guint         max_frame_size);
 
+ELBUS_AVAILABLE_IN_1_0
+guint         elbus_broker_get_max_queue_bytes (ElbusBroker *self);
+ELBUS_AVAILABLE_IN_1_0
+void          elbus_broker_set_max_queue_bytes (ElbusBroker *self,
+                                                guint        max_queue_bytes);
 ELBUS_AVAILABLE_IN_1_0
 guint         elbus_broker_get_max_clients    (ElbusBroker  *self);
 ELBUS_AVAILABLE_IN_1_0

@@ -49,6 +49,7 @@ typedef struct {
   GHashTable *table;      /* (nullable) */
   guint       max_clients;
   guint       max_subscriptions;
+  guint       max_queue_bytes;
   double      handshake_timeout;
   gboolean    core;
 } Setup;
@@ -66,6 +67,8 @@ setup_cb (ElbusBroker *broker,
     elbus_broker_set_max_clients (broker, setup->max_clients);
   if (setup->max_subscriptions > 0)
     elbus_broker_set_max_subscriptions (broker, setup->max_subscriptions);
+  if (setup->max_queue_bytes > 0)
+    elbus_broker_set_max_queue_bytes (broker, setup->max_queue_bytes);
   if (setup->handshake_timeout > 0)
     elbus_broker_set_handshake_timeout (broker, setup->handshake_timeout);
   if (setup->table != NULL)
@@ -555,6 +558,44 @@ test_max_subscriptions (void)
 }
 
 static void
+test_max_queue_bytes (void)
+{
+  Setup setup = { .max_queue_bytes = 256 * 1024 };
+  ElbusTestBroker *tb = broker_with (&setup);
+  g_autoptr(ElbusTestConn) sender = elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_UNIX, "big.sender");
+  g_autoptr(ElbusTestConn) stuck = elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_UNIX, "big.stuck");
+  g_autoptr(ElbusTestConn) fine = elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_UNIX, "big.fine");
+  g_autofree char *big = g_strnfill (64 * 1024, 'b');
+  guint sent = 0;
+  guint8 result = 0x01;
+
+  g_test_summary ("a client that stops reading is dropped once max-queue-bytes wait for it, "
+                  "long before queue-size frames; others are not disturbed");
+
+  elbus_test_conn_set_rcvbuf (stuck, 4096);
+  while (result == 0x01)
+    {
+      guint32 op_id = elbus_test_conn_send_op (sender, 0x12, ELBUS_QOS_PROCESSED, "big.stuck",
+                                               big, strlen (big));
+      g_autoptr(ElbusTestFrame) ack = elbus_test_conn_read_frame (sender);
+
+      g_assert_cmphex (ack->kind, ==, 0xfe);
+      g_assert_cmpuint (ack->op_id, ==, op_id);
+      result = ack->result;
+      sent++;
+      g_assert_cmpuint (sent, <, 200);   /* 12.5 MiB: far below 8192 frames */
+    }
+  g_assert_cmphex (result, ==, ELBUS_ERROR_NOT_DELIVERED);
+  g_assert_cmpuint (count_log_lines ("client big.stuck: queue overflow"), ==, 1);
+  elbus_test_broker_wait_client (tb, "big.stuck", FALSE);
+
+  elbus_test_conn_op_acked (sender, 0x12, "big.fine", big, 0x01);
+  elbus_test_conn_expect_message (fine, 0x12, "big.sender", NULL, big);
+
+  elbus_test_broker_free (tb);
+}
+
+static void
 test_mask_length (void)
 {
   Setup setup = { 0 };
@@ -656,6 +697,7 @@ main (int    argc,
   g_test_add_func ("/elbus/security/policy-changes", test_policy_changes);
   g_test_add_func ("/elbus/limits/max-clients", test_max_clients);
   g_test_add_func ("/elbus/limits/max-subscriptions", test_max_subscriptions);
+  g_test_add_func ("/elbus/limits/max-queue-bytes", test_max_queue_bytes);
   g_test_add_func ("/elbus/limits/mask-length", test_mask_length);
   g_test_add_func ("/elbus/limits/handshake-timeout", test_handshake_timeout);
   g_test_add_func ("/elbus/limits/log-flood", test_log_flood);

@@ -33,6 +33,7 @@ static const char *const limit_names[ELBUSD_N_LIMITS] = {
   [ELBUSD_LIMIT_BUF_SIZE] = "buf-size",
   [ELBUSD_LIMIT_BUF_TTL] = "buf-ttl",
   [ELBUSD_LIMIT_QUEUE_SIZE] = "queue-size",
+  [ELBUSD_LIMIT_MAX_QUEUE_BYTES] = "max-queue-bytes",
   [ELBUSD_LIMIT_MAX_CLIENTS] = "max-clients",
   [ELBUSD_LIMIT_MAX_SUBSCRIPTIONS] = "max-subscriptions",
   [ELBUSD_LIMIT_MAX_FRAME_SIZE] = "max-frame-size",

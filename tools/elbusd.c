@@ -88,6 +88,8 @@ static GOptionEntry option_entries[] = {
     NULL, N_("MICROSECONDS") },
   { "queue-size", 0, 0, G_OPTION_ARG_CALLBACK, limit_option_cb,
     NULL, N_("FRAMES") },
+  { "max-queue-bytes", 0, 0, G_OPTION_ARG_CALLBACK, limit_option_cb,
+    NULL, N_("BYTES") },
   { "max-frame-size", 0, 0, G_OPTION_ARG_CALLBACK, limit_option_cb,
     NULL, N_("BYTES") },
   { "max-clients", 0, 0, G_OPTION_ARG_CALLBACK, limit_option_cb,
@@ -136,6 +138,8 @@ describe_option (const char *long_name,
     return g_strdup_printf (_("Longest time a buffered frame waits to be written (default: %s)"), default_value);
   if (g_str_equal (long_name, "queue-size"))
     return g_strdup_printf (_("Frames a client's outgoing queue holds before the client is dropped (default: %s)"), default_value);
+  if (g_str_equal (long_name, "max-queue-bytes"))
+    return g_strdup_printf (_("Bytes a client's outgoing queue holds before the client is dropped; 0 for no limit (default: %s)"), default_value);
   if (g_str_equal (long_name, "max-frame-size"))
     return g_strdup_printf (_("Largest frame body accepted (default: %s)"), default_value);
   if (g_str_equal (long_name, "max-clients"))
@@ -578,12 +582,13 @@ configure_broker (Daemon *daemon)
                        broker);
 
   g_debug ("timeout %g s, buf-size %u bytes, buf-ttl %u µs, "
-           "queue-size %u frames, max-frame-size %u bytes, "
+           "queue-size %u frames, max-queue-bytes %u, max-frame-size %u bytes, "
            "max-clients %u, max-subscriptions %u, handshake-timeout %g s",
            elbus_broker_get_timeout (broker),
            elbus_broker_get_buf_size (broker),
            elbus_broker_get_buf_ttl (broker),
            elbus_broker_get_queue_size (broker),
+           elbus_broker_get_max_queue_bytes (broker),
            elbus_broker_get_max_frame_size (broker),
            elbus_broker_get_max_clients (broker),
            elbus_broker_get_max_subscriptions (broker),
