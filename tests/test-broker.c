@@ -18,28 +18,6 @@
 
 #include "elbus-test-util.h"
 
-#define OP_NOP         0x00
-#define OP_PUBLISH     0x01
-#define OP_SUBSCRIBE   0x02
-#define OP_UNSUBSCRIBE 0x03
-#define OP_MESSAGE     0x12
-#define OP_BROADCAST   0x13
-
-#define KIND_PUBLISH   0x01
-#define KIND_MESSAGE   0x12
-#define KIND_BROADCAST 0x13
-
-#define RES_OK            0x01
-#define RES_NOT_REGISTERED 0x71
-#define RES_DATA          0x72
-#define RES_NOT_SUPPORTED 0x75
-#define RES_BUSY          0x76
-#define RES_NOT_DELIVERED 0x77
-
-/* QoS bits, spelled out here rather than taken from the codec under test */
-#define NEEDS_ACK(qos)   (((qos) & 1) != 0)
-#define IS_REALTIME(qos) (((qos) & 2) != 0)
-
 #define TRANSPORT(data) ((ElbusTestTransport) GPOINTER_TO_INT (data))
 
 /* A broker timeout of t seconds, longer under valgrind */

@@ -36,20 +36,6 @@
 #include "elbus-test-util.h"
 
 /* wire values, spelled out here rather than taken from the code under test */
-#define OP_NOP         0x00
-#define OP_PUBLISH     0x01
-#define OP_SUBSCRIBE   0x02
-#define OP_UNSUBSCRIBE 0x03
-#define OP_MESSAGE     0x12
-#define OP_BROADCAST   0x13
-
-#define KIND_PUBLISH   0x01
-#define KIND_MESSAGE   0x12
-#define KIND_BROADCAST 0x13
-#define KIND_ACK       0xFE
-
-#define NEEDS_ACK(qos)   (((qos) & 1) != 0)
-#define IS_REALTIME(qos) (((qos) & 2) != 0)
 
 #define TRANSPORT(data) ((ElbusTestTransport) GPOINTER_TO_INT (data))
 
@@ -3133,7 +3119,6 @@ test_cancel_sync_waiting (gconstpointer data)
   g_clear_object (&client);
   drain_context ();
 }
-
 
 static void
 test_cancel_no_ack (gconstpointer data)

@@ -21,12 +21,6 @@
 
 #include "elbus-test-util.h"
 
-#define OP_PUBLISH   0x01
-#define OP_SUBSCRIBE 0x02
-#define OP_MESSAGE   0x12
-#define OP_BROADCAST 0x13
-#define KIND_MESSAGE 0x12
-
 #define RESULT_OK     0x01
 #define RESULT_ACCESS 0x79
 
@@ -553,22 +547,23 @@ test_bad_file (void)
 
   /* limits on the command line: a bad value is a bad command line */
   {
-    const char *args[] = { "--config", "/dev/null", "--max-clients", "-1", NULL };
-    g_autofree char *err = NULL;
-    int status = -1;
+    static const char *const bad_options[][2] = {
+      { "--max-clients", "-1" },
+      { "--handshake-timeout", "soon" },
+      { "--max-queue-bytes", "4294967296" },
+    };
 
-    run_elbusd_sync (args, &err, &status);
-    assert_exit_status (status, 2);
-    g_assert_nonnull (strstr (err, "--max-clients"));
-  }
-  {
-    const char *args[] = { "--config", "/dev/null", "--handshake-timeout", "soon", NULL };
-    g_autofree char *err = NULL;
-    int status = -1;
+    for (gsize i = 0; i < G_N_ELEMENTS (bad_options); i++)
+      {
+        const char *args[] = { "--config", "/dev/null", bad_options[i][0], bad_options[i][1],
+                               NULL };
+        g_autofree char *err = NULL;
+        int status = -1;
 
-    run_elbusd_sync (args, &err, &status);
-    assert_exit_status (status, 2);
-    g_assert_nonnull (strstr (err, "--handshake-timeout"));
+        run_elbusd_sync (args, &err, &status);
+        assert_exit_status (status, 2);
+        g_assert_nonnull (strstr (err, bad_options[i][0]));
+      }
   }
 }
 

@@ -15,9 +15,6 @@
 
 #include "elbus-test-util.h"
 
-#define OP_MESSAGE 0x12
-#define KIND_MESSAGE 0x12
-
 static void
 assert_exit_status (int status,
                     int code)
