@@ -78,6 +78,26 @@ read_credentials (ElbusPeer *peer)
   peer->pid = ucred->pid;
 }
 
+/* "ip:port" of a TCP socket's remote end, and its address if @address is
+ * not NULL; NULL when it is not an inet socket. */
+char *
+_elbus_socket_describe_remote (GSocket       *socket,
+                               GInetAddress **address)
+{
+  g_autoptr(GSocketAddress) remote = g_socket_get_remote_address (socket, NULL);
+  GInetSocketAddress *isa;
+  g_autofree char *ip = NULL;
+
+  if (!G_IS_INET_SOCKET_ADDRESS (remote))
+    return NULL;
+
+  isa = G_INET_SOCKET_ADDRESS (remote);
+  if (address != NULL)
+    *address = g_object_ref (g_inet_socket_address_get_address (isa));
+  ip = g_inet_address_to_string (g_inet_socket_address_get_address (isa));
+  return g_strdup_printf ("%s:%u", ip, g_inet_socket_address_get_port (isa));
+}
+
 ElbusPeer *
 _elbus_peer_new (ElbusBroker     *broker,
                  GSocket         *socket,
@@ -105,17 +125,8 @@ _elbus_peer_new (ElbusBroker     *broker,
 
   if (kind == ELBUS_CLIENT_KIND_TCP)
     {
-      g_autoptr(GSocketAddress) remote = g_socket_get_remote_address (socket, NULL);
-
       set_nodelay (peer->fd);
-      if (G_IS_INET_SOCKET_ADDRESS (remote))
-        {
-          GInetSocketAddress *isa = G_INET_SOCKET_ADDRESS (remote);
-          g_autofree char *ip = g_inet_address_to_string (g_inet_socket_address_get_address (isa));
-
-          peer->source_addr = g_strdup_printf ("%s:%u", ip, g_inet_socket_address_get_port (isa));
-          peer->address = g_object_ref (g_inet_socket_address_get_address (isa));
-        }
+      peer->source_addr = _elbus_socket_describe_remote (socket, &peer->address);
     }
   else
     read_credentials (peer);

@@ -174,6 +174,8 @@ void        _elbus_peer_enqueue_ping  (ElbusPeer     *peer);
 void        _elbus_peer_drop_slow     (ElbusPeer     *peer);
 void        _elbus_peer_flush         (ElbusPeer     *peer);
 const char *_elbus_peer_describe      (ElbusPeer     *peer);
+char       *_elbus_socket_describe_remote (GSocket      *socket,
+                                           GInetAddress **address);
 
 /* elbus-broker.c */
 const char *_elbus_client_kind_name   (ElbusClientKind kind);

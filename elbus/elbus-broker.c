@@ -811,16 +811,8 @@ refuse_over_limit (ElbusBroker   *self,
 {
   if (!self->max_clients_logged)
     {
-      g_autoptr(GSocketAddress) remote = g_socket_get_remote_address (client, NULL);
-      g_autofree char *source = NULL;
+      g_autofree char *source = _elbus_socket_describe_remote (client, NULL);
 
-      if (G_IS_INET_SOCKET_ADDRESS (remote))
-        {
-          GInetSocketAddress *isa = G_INET_SOCKET_ADDRESS (remote);
-          g_autofree char *ip = g_inet_address_to_string (g_inet_socket_address_get_address (isa));
-
-          source = g_strdup_printf ("%s:%u", ip, g_inet_socket_address_get_port (isa));
-        }
       g_message ("client limit of %u reached: refusing a connection on %s%s%s "
                  "(and any more until the count drops)",
                  self->max_clients, listener->bind_string,
