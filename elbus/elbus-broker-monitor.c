@@ -104,11 +104,12 @@ any_mask (GStrv          masks,
  * list for its category (a category without a list does not pass). */
 static gboolean
 monitor_wants (ElbusMonitor            *monitor,
-               const ElbusMonitorEvent *event)
+               const ElbusMonitorEvent *event,
+               gboolean                 check_sender)
 {
   if (!(monitor->kinds & (1u << event->kind)))
     return FALSE;
-  if (monitor->senders != NULL &&
+  if (check_sender && monitor->senders != NULL &&
       !any_name_mask (monitor->senders, event->name, event->name_len))
     return FALSE;
   if (monitor->targets == NULL && monitor->topics == NULL)
@@ -281,11 +282,13 @@ wanted_from (ElbusBroker *self,
 }
 
 /* @wanted: bit i clear when monitor i surely does not want the event (past
- * the first 64, every monitor is asked). */
+ * the first 64, every monitor is asked); with @senders_checked, a set bit
+ * means monitor i's sender filter has passed already (wanted_from()). */
 static void
 report (ElbusBroker       *self,
         ElbusMonitorEvent *event,
-        guint64            wanted)
+        guint64            wanted,
+        gboolean           senders_checked)
 {
   g_autoptr(GBytes) copy = NULL;
   gsize copy_limit = 0;
@@ -301,7 +304,7 @@ report (ElbusBroker       *self,
         continue;
       /* no copies of its own traffic, nor of messages to it */
       if (peer == NULL || peer->closed || peer == event->sender || peer == event->target ||
-          !monitor_wants (monitor, event))
+          !monitor_wants (monitor, event, !senders_checked || i >= 64))
         continue;
 
       /* monitors with the same payload limit share one copy */
@@ -379,7 +382,7 @@ _elbus_broker_monitor_frame (ElbusBroker            *self,
       (wanted == 0 && self->monitors->len <= 64))
     return;
 
-  report (self, &event, wanted);
+  report (self, &event, wanted, TRUE);
 }
 
 void
@@ -396,7 +399,7 @@ _elbus_broker_monitor_client (ElbusBroker *self,
   event.name = name;
   event.name_len = strlen (name);
   event.result = result;
-  report (self, &event, G_MAXUINT64);
+  report (self, &event, G_MAXUINT64, FALSE);
 }
 
 void
