@@ -280,8 +280,8 @@ _elbus_peer_enqueue (ElbusPeer     *peer,
   ElbusBroker *broker = peer->broker;
 
   if (G_UNLIKELY (peer->closed || peer->out.len >= broker->queue_size ||
-                  (peer->out.bytes + _elbus_out_entry_len (entry) > broker->max_queue_bytes &&
-                   broker->max_queue_bytes > 0 && peer->out.len > 0)))
+                  (peer->out.len > 0 && broker->max_queue_bytes > 0 &&
+                   peer->out.bytes + _elbus_out_entry_len (entry) > broker->max_queue_bytes)))
     {
       _elbus_out_entry_clear (entry);
       return FALSE;
