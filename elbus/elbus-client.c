@@ -1330,6 +1330,76 @@ handshake_prepare (ElbusClient *self,
     }
 }
 
+/* The whole connection, handshake included, must be done within the
+ * client's timeout: a peer that accepts and then trickles its bytes
+ * cannot hold the caller longer than a silent one. */
+static void
+set_connect_timeout_error (ElbusClient  *self,
+                           GError      **error)
+{
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+               "cannot register with the broker at %s: no complete handshake within %g s",
+               self->address, self->timeout);
+}
+
+/* Reads or writes the bytes of @hs's step before @deadline (monotonic
+ * µs). A read stops short, without an error, at the end of the stream. */
+static gboolean
+handshake_io_sync (ElbusClient   *self,
+                   GSocket       *socket,
+                   Handshake     *hs,
+                   gboolean       input,
+                   gint64         deadline,
+                   gsize         *got,
+                   GCancellable  *cancellable,
+                   GError       **error)
+{
+  *got = 0;
+  while (*got < hs->len)
+    {
+      gint64 left = deadline - g_get_monotonic_time ();
+      GError *local_error = NULL;
+      gssize n;
+
+      if (left <= 0 ||
+          !g_socket_condition_timed_wait (socket, input ? G_IO_IN : G_IO_OUT, left,
+                                          cancellable, &local_error))
+        {
+          if (local_error == NULL ||
+              g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
+            {
+              g_clear_error (&local_error);
+              set_connect_timeout_error (self, error);
+            }
+          else
+            g_propagate_error (error, local_error);
+          return FALSE;
+        }
+
+      if (input)
+        n = g_socket_receive (socket, (char *) hs->buf + *got, hs->len - *got,
+                              cancellable, &local_error);
+      else
+        n = g_socket_send (socket, (const char *) hs->buf + *got, hs->len - *got,
+                           cancellable, &local_error);
+      if (n < 0)
+        {
+          if (g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+            {
+              g_clear_error (&local_error);
+              continue;
+            }
+          g_propagate_prefixed_error (error, local_error,
+                                      "cannot register with the broker at %s: ", self->address);
+          return FALSE;
+        }
+      if (n == 0 && input)
+        break;
+      *got += (gsize) n;
+    }
+  return TRUE;
+}
+
 static gboolean
 connect_sync (ElbusClient   *self,
               GCancellable  *cancellable,
@@ -1337,8 +1407,8 @@ connect_sync (ElbusClient   *self,
 {
   g_autoptr(GSocketConnectable) connectable = NULL;
   g_autoptr(GSocketClient) socket_client = NULL;
-  GInputStream *in;
-  GOutputStream *out;
+  gint64 deadline = g_get_monotonic_time () + (gint64) (self->timeout * G_USEC_PER_SEC);
+  GSocket *socket;
   Handshake hs = { .step = 0 };
 
   connectable = make_connectable (self->address, error);
@@ -1351,23 +1421,18 @@ connect_sync (ElbusClient   *self,
     return FALSE;
 
   set_nodelay (self->connection);
-  g_socket_set_timeout (g_socket_connection_get_socket (self->connection),
-                        (guint) MAX (1, self->timeout + 0.999));
-  in = g_io_stream_get_input_stream (G_IO_STREAM (self->connection));
-  out = g_io_stream_get_output_stream (G_IO_STREAM (self->connection));
+  socket = g_socket_connection_get_socket (self->connection);
+  g_socket_set_timeout (socket, 0);
+  g_socket_set_blocking (socket, FALSE);
 
   for (hs.step = 0; hs.step <= 4; hs.step++)
     {
-      gboolean ok;
-
+      gboolean input = handshake_prepare (self, &hs);
       gsize got = 0;
 
-      if (handshake_prepare (self, &hs))
-        ok = g_input_stream_read_all (in, hs.buf, hs.len, &got, cancellable, error) &&
-             handshake_check (self, &hs, got, error);
-      else
-        ok = g_output_stream_write_all (out, hs.buf, hs.len, NULL, cancellable, error);
-      if (!ok)
+      if (!handshake_io_sync (self, socket, &hs, input, deadline, &got, cancellable, error))
+        return FALSE;
+      if (input && !handshake_check (self, &hs, got, error))
         {
           g_prefix_error (error, "cannot register with the broker at %s: ", self->address);
           return FALSE;
@@ -1379,8 +1444,64 @@ connect_sync (ElbusClient   *self,
 }
 
 typedef struct {
-  Handshake  hs;
+  Handshake     hs;
+  GCancellable *cancellable;     /* ours: the caller's or the deadline cancels it */
+  GCancellable *caller;          /* (nullable) */
+  gulong        caller_handler;
+  GSource      *deadline;
+  gboolean      timed_out;
 } ConnectData;
+
+static void
+connect_data_free (ConnectData *data)
+{
+  if (data->caller != NULL)
+    {
+      g_cancellable_disconnect (data->caller, data->caller_handler);
+      g_object_unref (data->caller);
+    }
+  if (data->deadline != NULL)
+    {
+      g_source_destroy (data->deadline);
+      g_source_unref (data->deadline);
+    }
+  g_clear_object (&data->cancellable);
+  g_free (data);
+}
+
+static void
+connect_caller_cancelled (GCancellable *caller,
+                          gpointer      user_data)
+{
+  g_cancellable_cancel (G_CANCELLABLE (user_data));
+}
+
+static gboolean
+connect_deadline_cb (gpointer user_data)
+{
+  GTask *task = user_data;
+  ConnectData *data = g_task_get_task_data (task);
+
+  data->timed_out = TRUE;
+  g_cancellable_cancel (data->cancellable);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+connect_return_error (GTask  *task,
+                      GError *error)
+{
+  ElbusClient *self = g_task_get_source_object (task);
+  ConnectData *data = g_task_get_task_data (task);
+
+  if (data->timed_out && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    {
+      g_clear_error (&error);
+      set_connect_timeout_error (self, &error);
+    }
+  g_task_return_error (task, error);
+  g_object_unref (task);
+}
 
 static void handshake_step (GTask *task);
 
@@ -1405,9 +1526,9 @@ handshake_io_cb (GObject      *source,
 
   if (!ok)
     {
-      g_prefix_error (&error, "cannot register with the broker at %s: ", self->address);
-      g_task_return_error (task, error);
-      g_object_unref (task);
+      if (!data->timed_out)
+        g_prefix_error (&error, "cannot register with the broker at %s: ", self->address);
+      connect_return_error (task, error);
       return;
     }
 
@@ -1433,11 +1554,11 @@ handshake_step (GTask *task)
   if (handshake_prepare (self, &data->hs))
     g_input_stream_read_all_async (g_io_stream_get_input_stream (stream), data->hs.buf,
                                    data->hs.len, G_PRIORITY_DEFAULT,
-                                   g_task_get_cancellable (task), handshake_io_cb, task);
+                                   data->cancellable, handshake_io_cb, task);
   else
     g_output_stream_write_all_async (g_io_stream_get_output_stream (stream), data->hs.buf,
                                      data->hs.len, G_PRIORITY_DEFAULT,
-                                     g_task_get_cancellable (task), handshake_io_cb, task);
+                                     data->cancellable, handshake_io_cb, task);
 }
 
 static void
@@ -1452,14 +1573,11 @@ connect_cb (GObject      *source,
   self->connection = g_socket_client_connect_finish (G_SOCKET_CLIENT (source), result, &error);
   if (self->connection == NULL)
     {
-      g_task_return_error (task, error);
-      g_object_unref (task);
+      connect_return_error (task, error);
       return;
     }
 
   set_nodelay (self->connection);
-  g_socket_set_timeout (g_socket_connection_get_socket (self->connection),
-                        (guint) MAX (1, self->timeout + 0.999));
   handshake_step (task);
 }
 
@@ -1745,8 +1863,10 @@ check_new_args (const char  *address,
  * @user_data: data for @callback
  *
  * Connects to the broker at @address and registers as @name. The client is
- * bound to the thread-default main context. Finish with
- * [ctor@Elbus.Client.new_finish].
+ * bound to the thread-default main context. The connection and the
+ * handshake together must be done within %ELBUS_CLIENT_DEFAULT_TIMEOUT
+ * seconds, however slowly the broker answers, else they fail with
+ * %G_IO_ERROR_TIMED_OUT. Finish with [ctor@Elbus.Client.new_finish].
  *
  * Since: 1.0
  */
@@ -1761,6 +1881,7 @@ elbus_client_new_async (const char          *address,
   g_autoptr(GSocketConnectable) connectable = NULL;
   g_autoptr(GSocketClient) socket_client = NULL;
   GError *error = NULL;
+  ConnectData *data;
   GTask *task;
 
   g_return_if_fail (address != NULL);
@@ -1770,7 +1891,8 @@ elbus_client_new_async (const char          *address,
   self = g_object_new (ELBUS_TYPE_CLIENT, "address", address, "name", name, NULL);
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, elbus_client_new_async);
-  g_task_set_task_data (task, g_new0 (ConnectData, 1), g_free);
+  data = g_new0 (ConnectData, 1);
+  g_task_set_task_data (task, data, (GDestroyNotify) connect_data_free);
 
   if (!check_new_args (address, name, &error) ||
       (connectable = make_connectable (address, &error)) == NULL)
@@ -1780,8 +1902,25 @@ elbus_client_new_async (const char          *address,
       return;
     }
 
+  data->cancellable = g_cancellable_new ();
+  if (cancellable != NULL)
+    {
+      data->caller = g_object_ref (cancellable);
+      data->caller_handler = g_cancellable_connect (cancellable,
+                                                    G_CALLBACK (connect_caller_cancelled),
+                                                    g_object_ref (data->cancellable),
+                                                    g_object_unref);
+    }
+  data->deadline = g_timeout_source_new ((guint) (self->timeout * 1000 + 0.999));
+  g_source_set_static_name (data->deadline, "[elbus] client connect deadline");
+  /* not g_task_attach_source(): its reference to the task would keep the
+   * task, and so the client, alive until the deadline */
+  g_source_set_callback (data->deadline, connect_deadline_cb, task, NULL);
+  g_source_attach (data->deadline, g_task_get_context (task));
+
   socket_client = make_socket_client (self);
-  g_socket_client_connect_async (socket_client, connectable, cancellable, connect_cb, task);
+  g_socket_client_connect_async (socket_client, connectable, data->cancellable, connect_cb,
+                                 task);
 }
 
 /**
