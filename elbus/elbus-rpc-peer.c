@@ -56,14 +56,23 @@ typedef struct {
   GSource       *cancel_source;  /* (owned) (nullable) */
 } PendingCall;
 
+/* The RPC state of a client, shared by all its peers (qdata on the
+ * client): call ids are unique per client, so that each reply finds the
+ * peer that made the call, however many peers the client has. */
+typedef struct {
+  ElbusClient *client;           /* (unowned): owns the hub */
+  GPtrArray   *peers;            /* (element-type ElbusRpcPeer) (unowned): newest last */
+  GHashTable  *calls;            /* (owned): call id -> PendingCall */
+  guint32      next_call_id;
+} RpcHub;
+
 struct _ElbusRpcPeer {
   GObject       parent_instance;
 
   GMainContext *context;         /* (owned): thread-default at construction */
   ElbusClient  *client;          /* (owned) */
+  RpcHub       *hub;             /* (unowned): the client's */
   double        call_timeout;
-  guint32       next_call_id;
-  GHashTable   *calls;           /* (owned): call id -> PendingCall */
   gulong        message_id;
   gulong        disconnected_id;
 };
@@ -116,7 +125,7 @@ complete_call (ElbusRpcPeer *self,
 {
   PendingCall *call = NULL;
 
-  if (!g_hash_table_steal_extended (self->calls, GUINT_TO_POINTER (call_id), NULL,
+  if (!g_hash_table_steal_extended (self->hub->calls, GUINT_TO_POINTER (call_id), NULL,
                                     (gpointer *) &call))
     {
       /* answered already, timed out or cancelled: nothing waits */
@@ -144,17 +153,47 @@ complete_call (ElbusRpcPeer *self,
 }
 
 static guint32
-next_call_id (ElbusRpcPeer *self)
+next_call_id (RpcHub *hub)
 {
   /* from 1, wrapping back to 1, skipping ids still waiting */
   do
     {
-      if (++self->next_call_id == 0)
-        self->next_call_id = 1;
+      if (++hub->next_call_id == 0)
+        hub->next_call_id = 1;
     }
-  while (g_hash_table_contains (self->calls, GUINT_TO_POINTER (self->next_call_id)));
+  while (g_hash_table_contains (hub->calls, GUINT_TO_POINTER (hub->next_call_id)));
 
-  return self->next_call_id;
+  return hub->next_call_id;
+}
+
+static void
+rpc_hub_free (RpcHub *hub)
+{
+  /* every peer failed its calls when it went */
+  g_assert (hub->peers->len == 0);
+  g_ptr_array_unref (hub->peers);
+  g_hash_table_unref (hub->calls);
+  g_free (hub);
+}
+
+static RpcHub *
+rpc_hub_get (ElbusClient *client)
+{
+  static GQuark quark;
+  RpcHub *hub;
+
+  if (G_UNLIKELY (quark == 0))
+    quark = g_quark_from_static_string ("elbus-rpc-hub");
+  hub = g_object_get_qdata (G_OBJECT (client), quark);
+  if (hub == NULL)
+    {
+      hub = g_new0 (RpcHub, 1);
+      hub->client = client;
+      hub->peers = g_ptr_array_new ();
+      hub->calls = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) pending_call_free);
+      g_object_set_qdata_full (G_OBJECT (client), quark, hub, (GDestroyNotify) rpc_hub_free);
+    }
+  return hub;
 }
 
 static GBytes *
@@ -208,9 +247,10 @@ message_filter (ElbusClient *client,
                 gboolean     realtime,
                 gpointer     user_data)
 {
-  ElbusRpcPeer *self = user_data;
+  RpcHub *hub = user_data;
   gsize len;
   const guint8 *data = g_bytes_get_data (payload, &len);
+  PendingCall *call;
   guint32 call_id;
 
   if (len == 0 || (data[0] != ELBUS_RPC_REPLY && data[0] != ELBUS_RPC_ERROR_REPLY))
@@ -224,18 +264,36 @@ message_filter (ElbusClient *client,
     }
 
   call_id = _elbus_read_u32 (data + 1);
+  call = g_hash_table_lookup (hub->calls, GUINT_TO_POINTER (call_id));
+  if (call == NULL)
+    return TRUE;                /* answered already, timed out or cancelled */
+
   if (data[0] == ELBUS_RPC_REPLY)
     {
       g_autoptr(GBytes) result = g_bytes_new_from_bytes (payload, 5, len - 5);
 
-      complete_call (self, call_id, result, NULL);
+      complete_call (call->peer, call_id, result, NULL);
     }
   else
-    complete_call (self, call_id, NULL, error_from_reply (data + 5, len - 5));
+    complete_call (call->peer, call_id, NULL, error_from_reply (data + 5, len - 5));
 
   return TRUE;
 }
 
+/* The client's peers, newest first, referenced: a handler may drop one. */
+static GPtrArray *
+rpc_hub_ref_peers (RpcHub *hub)
+{
+  GPtrArray *peers = g_ptr_array_new_full (hub->peers->len, g_object_unref);
+
+  for (guint i = hub->peers->len; i > 0; i--)
+    g_ptr_array_add (peers, g_object_ref (g_ptr_array_index (hub->peers, i - 1)));
+  return peers;
+}
+
+/* Every peer of a client sees the "message" signal; the newest one
+ * dispatches for all: notifications to each peer, a call to the peers
+ * newest first until one handles it. */
 static void
 message_cb (ElbusClient *client,
             ElbusFrame  *frame,
@@ -246,6 +304,10 @@ message_cb (ElbusClient *client,
   gsize len;
   const guint8 *data = g_bytes_get_data (payload, &len);
   const char *sender = elbus_frame_get_sender (frame);
+  g_autoptr(GPtrArray) peers = NULL;
+
+  if (g_ptr_array_index (self->hub->peers, self->hub->peers->len - 1) != self)
+    return;
 
   if (len == 0)
     {
@@ -259,7 +321,10 @@ message_cb (ElbusClient *client,
       {
         g_autoptr(GBytes) body = g_bytes_new_from_bytes (payload, 1, len - 1);
 
-        g_signal_emit (self, signals[SIGNAL_NOTIFICATION], 0, sender, body);
+        peers = rpc_hub_ref_peers (self->hub);
+        for (guint i = 0; i < peers->len; i++)
+          g_signal_emit (g_ptr_array_index (peers, i), signals[SIGNAL_NOTIFICATION], 0,
+                         sender, body);
       }
       break;
 
@@ -292,8 +357,10 @@ message_cb (ElbusClient *client,
             return;
           }
 
-        g_signal_emit (self, signals[SIGNAL_HANDLE_CALL], g_quark_try_string (method),
-                       invocation, &handled);
+        peers = rpc_hub_ref_peers (self->hub);
+        for (guint i = 0; i < peers->len && !handled; i++)
+          g_signal_emit (g_ptr_array_index (peers, i), signals[SIGNAL_HANDLE_CALL],
+                         g_quark_try_string (method), invocation, &handled);
         if (!handled)
           {
             g_autofree char *text = g_strdup_printf ("method “%s” not found", method);
@@ -321,15 +388,16 @@ disconnected_cb (ElbusClient *client,
 {
   ElbusRpcPeer *self = user_data;
   GHashTableIter iter;
-  gpointer key;
+  gpointer key, value;
   g_autoptr(GArray) ids = g_array_new (FALSE, FALSE, sizeof (guint32));
 
-  g_hash_table_iter_init (&iter, self->calls);
-  while (g_hash_table_iter_next (&iter, &key, NULL))
+  g_hash_table_iter_init (&iter, self->hub->calls);
+  while (g_hash_table_iter_next (&iter, &key, &value))
     {
       guint32 id = GPOINTER_TO_UINT (key);
 
-      g_array_append_val (ids, id);
+      if (((PendingCall *) value)->peer == self)
+        g_array_append_val (ids, id);
     }
   for (guint i = 0; i < ids->len; i++)
     complete_call (self, g_array_index (ids, guint32, i), NULL,
@@ -393,9 +461,9 @@ add_call (ElbusRpcPeer *self,
   PendingCall *call = g_new0 (PendingCall, 1);
 
   call->peer = self;
-  call->call_id = next_call_id (self);
+  call->call_id = next_call_id (self->hub);
   call->target = g_strdup (target);
-  g_hash_table_insert (self->calls, GUINT_TO_POINTER (call->call_id), call);
+  g_hash_table_insert (self->hub->calls, GUINT_TO_POINTER (call->call_id), call);
 
   return call;
 }
@@ -414,10 +482,11 @@ elbus_rpc_peer_dispose (GObject *object)
 {
   ElbusRpcPeer *self = ELBUS_RPC_PEER (object);
 
-  if (self->client != NULL)
+  /* the hub stays: a call made after dispose still gets its answer */
+  if (self->hub != NULL && g_ptr_array_remove (self->hub->peers, self))
     {
-      /* not a newer peer's */
-      _elbus_client_clear_message_filter (self->client, self);
+      if (self->hub->peers->len == 0)
+        _elbus_client_clear_message_filter (self->client, self->hub);
       g_clear_signal_handler (&self->message_id, self->client);
       g_clear_signal_handler (&self->disconnected_id, self->client);
       /* nothing may wait on a peer that is gone */
@@ -432,7 +501,6 @@ elbus_rpc_peer_finalize (GObject *object)
 {
   ElbusRpcPeer *self = ELBUS_RPC_PEER (object);
 
-  g_hash_table_unref (self->calls);
   g_clear_object (&self->client);
   g_main_context_unref (self->context);
 
@@ -447,7 +515,10 @@ elbus_rpc_peer_constructed (GObject *object)
   G_OBJECT_CLASS (elbus_rpc_peer_parent_class)->constructed (object);
 
   g_assert (self->client != NULL);
-  _elbus_client_set_message_filter (self->client, message_filter, self);
+  self->hub = rpc_hub_get (self->client);
+  if (self->hub->peers->len == 0)
+    _elbus_client_set_message_filter (self->client, message_filter, self->hub);
+  g_ptr_array_add (self->hub->peers, self);
   self->message_id = g_signal_connect (self->client, "message", G_CALLBACK (message_cb), self);
   self->disconnected_id = g_signal_connect (self->client, "disconnected",
                                             G_CALLBACK (disconnected_cb), self);
@@ -576,18 +647,18 @@ static void
 elbus_rpc_peer_init (ElbusRpcPeer *self)
 {
   self->context = g_main_context_ref_thread_default ();
-  self->calls = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) pending_call_free);
 }
 
 /**
  * elbus_rpc_peer_new:
  * @client: a client; the peer keeps a reference
  *
- * Runs the RPC layer over @client. Use one peer per client: replies are
- * matched to calls by call id, and the newest peer of a client receives
- * them (an older one still alive, say one a garbage collector has not
- * finalized yet, gets no more replies; disposing of it leaves the newer
- * peer alone).
+ * Runs the RPC layer over @client. A client may have several peers, say
+ * a library's and an application's: each gets the replies to its own
+ * calls (call ids are unique per client); a notification is emitted on
+ * every peer; an incoming call is offered to the peers newest first, and
+ * only when none handles it is it answered
+ * %ELBUS_RPC_ERROR_METHOD_NOT_FOUND.
  *
  * Returns: (transfer full): a new peer
  *
@@ -810,7 +881,7 @@ elbus_rpc_peer_call_sync (ElbusRpcPeer  *self,
       /* timed out, cancelled or closed while waiting */
       PendingCall *left = NULL;
 
-      if (g_hash_table_steal_extended (self->calls, GUINT_TO_POINTER (call_id), NULL,
+      if (g_hash_table_steal_extended (self->hub->calls, GUINT_TO_POINTER (call_id), NULL,
                                        (gpointer *) &left))
         pending_call_free (left);
       if (g_error_matches (call_error, ELBUS_ERROR, ELBUS_ERROR_TIMEOUT))

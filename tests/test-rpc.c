@@ -233,25 +233,119 @@ test_call_results (Fixture       *f,
   elbus_test_call_clear (&call);
 }
 
+static gboolean
+handle_second_cb (ElbusRpcPeer       *peer,
+                  ElbusRpcInvocation *invocation,
+                  gpointer            user_data)
+{
+  guint *n_offered = user_data;
+  g_autoptr(GBytes) answer = NULL;
+
+  (*n_offered)++;
+  if (!g_str_equal (elbus_rpc_invocation_get_method (invocation), "second"))
+    return FALSE;
+  answer = bytes ("from the second peer");
+  elbus_rpc_invocation_return_value (invocation, answer);
+  return TRUE;
+}
+
 static void
-test_newer_peer (Fixture       *f,
-                 gconstpointer  data)
+count_notification_cb (ElbusRpcPeer *peer,
+                       const char   *sender,
+                       GBytes       *payload,
+                       gpointer      user_data)
+{
+  (*(guint *) user_data)++;
+}
+
+static gboolean
+spin_done_cb (gpointer user_data)
+{
+  *(gboolean *) user_data = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+/* Runs the thread-default context for @ms. */
+static void
+spin_for (guint ms)
+{
+  gboolean done = FALSE;
+  g_autoptr(GSource) timer = g_timeout_source_new (ms);
+
+  g_source_set_callback (timer, spin_done_cb, &done, NULL);
+  g_source_attach (timer, NULL);
+  elbus_test_spin_until (&done, "a pause");
+}
+
+static void
+test_several_peers (Fixture       *f,
+                    gconstpointer  data)
 {
   g_autoptr(ElbusRpcPeer) newer = elbus_rpc_peer_new (f->caller_client);
-  ElbusTestCall call = { 0 };
+  g_autoptr(ElbusRpcPeer) server2 = elbus_rpc_peer_new (f->server_client);
+  g_autoptr(ElbusTestConn) raw = elbus_test_conn_new (f->tb, ELBUS_TEST_TRANSPORT_UNIX,
+                                                      "rpc.raw");
+  g_autoptr(ElbusTestFrame) frame = NULL;
+  g_autoptr(GBytes) one = bytes ("one");
+  g_autoptr(GBytes) two = bytes ("two");
+  static const guint8 nosuch[] = { 0x01, 0x07, 0x00, 0x00, 0x00, 'n', 'o', 's', 'u', 'c', 'h', 0 };
+  static const guint8 notify[] = { 0x00, 'h', 'i' };
+  ElbusTestCall a = { 0 }, b = { 0 };
+  guint n_offered = 0, n_notified = 0;
 
-  g_test_summary ("The newest peer of a client receives the replies, and disposing of an "
-                  "older one (as a garbage collector may, late) leaves it working");
+  g_test_summary ("Several peers on one client: each gets the replies to its own calls, "
+                  "with both waiting at once; an incoming call is offered to the peers "
+                  "newest first until one handles it, and answered once; a notification "
+                  "reaches every peer; disposing of one (as a garbage collector may, late) "
+                  "leaves the others working");
 
-  elbus_test_call_and_wait (newer, "rpc.server", "echo", NULL, ELBUS_QOS_PROCESSED, 0, &call);
-  g_assert_no_error (call.error);
+  g_signal_connect (server2, "handle-call", G_CALLBACK (handle_second_cb), &n_offered);
+  g_signal_connect (server2, "notification", G_CALLBACK (count_notification_cb), &n_notified);
 
+  /* two callers of one client, both waiting */
+  elbus_rpc_peer_call_async (f->caller, "rpc.server", "echo", one, ELBUS_QOS_PROCESSED, 0,
+                             NULL, elbus_test_call_cb, &a);
+  elbus_rpc_peer_call_async (newer, "rpc.server", "echo", two, ELBUS_QOS_PROCESSED, 0,
+                             NULL, elbus_test_call_cb, &b);
+  elbus_test_spin_until (&a.done, "the older peer's reply");
+  elbus_test_spin_until (&b.done, "the newer peer's reply");
+  g_assert_no_error (a.error);
+  assert_bytes (a.reply, "one");
+  g_assert_no_error (b.error);
+  assert_bytes (b.reply, "two");
+  /* offered to the newest server peer first, which declined */
+  g_assert_cmpuint (n_offered, ==, 2);
+  g_assert_cmpuint (f->s.n_calls, ==, 2);
+
+  elbus_test_call_and_wait (f->caller, "rpc.server", "second", NULL, ELBUS_QOS_PROCESSED, 0,
+                            &a);
+  g_assert_no_error (a.error);
+  assert_bytes (a.reply, "from the second peer");
+  g_assert_cmpuint (f->s.n_calls, ==, 2);
+
+  /* nobody handles it: one answer, not one per peer */
+  elbus_test_conn_send_op (raw, OP_MESSAGE, ELBUS_QOS_NO, "rpc.server", nosuch, sizeof nosuch);
+  elbus_test_conn_send_op (raw, OP_MESSAGE, ELBUS_QOS_NO, "rpc.server", notify, sizeof notify);
+  spin_for (ELBUS_TEST_QUIET_MS);
+  frame = elbus_test_conn_read_frame (raw);
+  g_assert_cmphex (frame->kind, ==, KIND_MESSAGE);
+  g_assert_cmpstr (frame->sender, ==, "rpc.server");
+  elbus_test_assert_rpc_error (frame->payload, ELBUS_RPC_ERROR_METHOD_NOT_FOUND);
+  elbus_test_conn_expect_nothing (raw, 20);
+  g_assert_cmpuint (n_notified, ==, 1);
+  g_assert_cmpstr (f->s.notified_by, ==, "rpc.raw");
+
+  /* the older ones go; the newer ones go on */
   g_clear_object (&f->caller);
-  elbus_test_call_and_wait (newer, "rpc.server", "echo", NULL, ELBUS_QOS_PROCESSED, 0, &call);
-  g_assert_no_error (call.error);
-  assert_bytes (call.reply, "");
+  g_clear_object (&f->server);
+  elbus_test_call_and_wait (newer, "rpc.server", "second", NULL, ELBUS_QOS_PROCESSED, 0, &b);
+  g_assert_no_error (b.error);
+  assert_bytes (b.reply, "from the second peer");
+  elbus_test_call_and_wait (newer, "rpc.server", "echo", NULL, ELBUS_QOS_PROCESSED, 0, &b);
+  g_assert_error (b.error, ELBUS_RPC_ERROR, ELBUS_RPC_ERROR_METHOD_NOT_FOUND);
 
-  elbus_test_call_clear (&call);
+  elbus_test_call_clear (&a);
+  elbus_test_call_clear (&b);
 }
 
 static void
@@ -859,7 +953,7 @@ main (int    argc,
   g_test_add (path, Fixture, NULL, fixture_set_up, func, fixture_tear_down)
   ADD ("/elbus/rpc/call/results", test_call_results);
   ADD ("/elbus/rpc/call/deferred", test_deferred);
-  ADD ("/elbus/rpc/call/newer-peer", test_newer_peer);
+  ADD ("/elbus/rpc/call/several-peers", test_several_peers);
   ADD ("/elbus/rpc/call/bus-errors", test_bus_errors);
   ADD ("/elbus/rpc/call/realtime", test_realtime);
   ADD ("/elbus/rpc/call0-notify", test_call0_and_notify);
