@@ -13,6 +13,7 @@
 #
 # Prints TAP. Exits 77 (skip) only when PyGObject itself is not installed.
 
+import gc
 import os
 import shutil
 import subprocess
@@ -242,11 +243,36 @@ def test_rpc_errors(bus):
                      Elbus.RpcError.BUS - Elbus.Error.NOT_REGISTERED)
 
 
+def test_two_peers_one_client(bus):
+    # a library's peer and an application's on one client: each gets the
+    # answers to its own calls, also while both wait; the one the garbage
+    # collector takes leaves the other working
+    first = Elbus.RpcPeer.new(bus.a)
+    second = Elbus.RpcPeer.new(bus.a)
+    server = Elbus.RpcPeer.new(bus.b)
+    add_handler(server, [])
+    results = {}
+
+    def call(peer, key, a, b):
+        def done(source, result):
+            results[key] = peer.call_variant_finish(result).unpack()
+        peer.call_variant_async('py.b', 'add', sum_params(a, b), QOS, 0, None, done)
+
+    call(first, 'first', 1, 2)
+    call(second, 'second', 10, 20)
+    spin_until(lambda: len(results) == 2, what='both answers')
+    assert results == {'first': 3, 'second': 30}, results
+
+    del first
+    gc.collect()
+    assert call_variant(second, 'py.b', 'add', sum_params(4, 5)).unpack() == 9
+
+
 def test_handler_raises(bus):
     # the override (elbus/overrides/python/Elbus.py): a handler that raises
     # answers -32603 with the exception's text, not METHOD_NOT_FOUND. On a
-    # client of its own: the peers of the other tests still answer
-    # whatever they do not handle on py.b with METHOD_NOT_FOUND.
+    # client of its own: the other tests' peers on py.b, alive until
+    # collected, would be offered the calls too.
     raiser = connect(bus.path, 'py.raiser')
     pa = Elbus.RpcPeer.new(bus.a)
     pb = Elbus.RpcPeer.new(raiser)
@@ -434,6 +460,7 @@ TESTS = [
     test_subscribe_publish,
     test_rpc_both_ways,
     test_rpc_errors,
+    test_two_peers_one_client,
     test_handler_raises,
     test_in_process_client,
     test_stats,
