@@ -1654,6 +1654,19 @@ elbus_test_spin_until (const gboolean *done,
     g_error ("%s: not within %u ms", what, ELBUS_TEST_DEADLINE_MS);
 }
 
+void
+elbus_test_spin_for (guint ms)
+{
+  g_autoptr(GMainContext) context = g_main_context_ref_thread_default ();
+  g_autoptr(GSource) timer = g_timeout_source_new (ms);
+  gboolean done = FALSE;
+
+  g_source_set_callback (timer, set_flag_cb, &done, NULL);
+  g_source_attach (timer, context);
+  while (!done)
+    g_main_context_iteration (context, TRUE);
+}
+
 typedef struct {
   char     *line;               /* (owned) (nullable) */
   GError   *error;              /* (owned) (nullable) */

@@ -321,6 +321,9 @@ gboolean         elbus_test_wait_for_socket (const char *address,
  * ELBUS_TEST_DEADLINE_MS, saying what it waited for. */
 void      elbus_test_spin_until   (const gboolean   *done,
                                    const char       *what);
+/* Runs the thread-default context for @ms, for a test that then checks
+ * what happened (or did not) meanwhile. */
+void      elbus_test_spin_for     (guint             ms);
 /* The next line of @in (a subprocess's standard output or error), read
  * asynchronously while the context spins; NULL at the end of the stream. */
 char     *elbus_test_read_line    (GDataInputStream *in);

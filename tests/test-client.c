@@ -95,18 +95,6 @@ spin_end (Spin *spin)
     spin_end (&_spin);                                                       \
   } G_STMT_END
 
-/* Spins for ms, for a test that then checks that nothing happened. */
-static void
-spin_for (guint ms)
-{
-  Spin spin;
-
-  spin_begin (&spin, ms);
-  while (spin_step (&spin))
-    ;
-  spin_end (&spin);
-}
-
 /* Runs whatever is ready (idle completions, say) before a test ends. */
 static void
 drain_context (void)
@@ -2500,12 +2488,12 @@ test_wire_split (gconstpointer data)
   rec = recorder_new (client);
 
   SPIN_UNTIL_STAGE (fb, 1);
-  spin_for (ELBUS_TEST_QUIET_MS);
+  elbus_test_spin_for (ELBUS_TEST_QUIET_MS);
   g_assert_cmpuint (rec->frames->len, ==, 0);
   op_async_ok (client, OP_KIND_MESSAGE, "split.peer", "go1", ELBUS_QOS_NO);
 
   SPIN_UNTIL_STAGE (fb, 2);
-  spin_for (ELBUS_TEST_QUIET_MS);
+  elbus_test_spin_for (ELBUS_TEST_QUIET_MS);
   g_assert_cmpuint (rec->frames->len, ==, 0);
   op_async_ok (client, OP_KIND_MESSAGE, "split.peer", "go2", ELBUS_QOS_NO);
 
@@ -2795,7 +2783,7 @@ test_disconnect_broker_stopped (gconstpointer data)
 
   /* closing a disconnected client emits nothing more */
   elbus_client_close (a);
-  spin_for (ELBUS_TEST_QUIET_MS);
+  elbus_test_spin_for (ELBUS_TEST_QUIET_MS);
   g_assert_cmpuint (rec_a->n_disconnected, ==, 1);
   g_assert_cmpuint (rec_b->n_disconnected, ==, 1);
 
@@ -3177,7 +3165,7 @@ test_cancel_no_ack (gconstpointer data)
       op_start (client, kind, target, payload, ELBUS_QOS_PROCESSED, cancellable, &r);
       /* written, waiting for the ack */
       g_assert_true (elbus_client_flush_sync (client, NULL, NULL));
-      spin_for (ELBUS_TEST_QUIET_MS / 3);
+      elbus_test_spin_for (ELBUS_TEST_QUIET_MS / 3);
       g_assert_false (r.done);
       g_cancellable_cancel (cancellable);
       op_wait (&r);
@@ -3897,7 +3885,7 @@ test_close_in_handler (gconstpointer data)
   }
 
   SPIN_UNTIL (rec->n_disconnected == 1);
-  spin_for (ELBUS_TEST_QUIET_MS);
+  elbus_test_spin_for (ELBUS_TEST_QUIET_MS);
   g_assert_cmpuint (n, ==, 1);
   g_assert_cmpuint (rec->frames->len, <=, 1);
   g_assert_cmpuint (rec->n_disconnected, ==, 1);

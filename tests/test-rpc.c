@@ -258,25 +258,6 @@ count_notification_cb (ElbusRpcPeer *peer,
   (*(guint *) user_data)++;
 }
 
-static gboolean
-spin_done_cb (gpointer user_data)
-{
-  *(gboolean *) user_data = TRUE;
-  return G_SOURCE_REMOVE;
-}
-
-/* Runs the thread-default context for @ms. */
-static void
-spin_for (guint ms)
-{
-  gboolean done = FALSE;
-  g_autoptr(GSource) timer = g_timeout_source_new (ms);
-
-  g_source_set_callback (timer, spin_done_cb, &done, NULL);
-  g_source_attach (timer, NULL);
-  elbus_test_spin_until (&done, "a pause");
-}
-
 static void
 test_several_peers (Fixture       *f,
                     gconstpointer  data)
@@ -326,7 +307,7 @@ test_several_peers (Fixture       *f,
   /* nobody handles it: one answer, not one per peer */
   elbus_test_conn_send_op (raw, OP_MESSAGE, ELBUS_QOS_NO, "rpc.server", nosuch, sizeof nosuch);
   elbus_test_conn_send_op (raw, OP_MESSAGE, ELBUS_QOS_NO, "rpc.server", notify, sizeof notify);
-  spin_for (ELBUS_TEST_QUIET_MS);
+  elbus_test_spin_for (ELBUS_TEST_QUIET_MS);
   frame = elbus_test_conn_read_frame (raw);
   g_assert_cmphex (frame->kind, ==, KIND_MESSAGE);
   g_assert_cmpstr (frame->sender, ==, "rpc.server");
