@@ -158,12 +158,19 @@ test_help (void)
   g_autofree char *out = NULL;
   g_autofree char *err = NULL;
 
-  g_test_summary ("elbus --help lists the commands; no arguments is a usage error");
+  g_autofree char *version = NULL;
+
+  g_test_summary ("elbus --help lists the commands, --version prints the version; no "
+                  "arguments is a usage error");
 
   g_assert_cmpint (run_cli ((const char *[]) { "--help", NULL }, NULL, 0, &out, NULL), ==, 0);
   g_assert_nonnull (strstr (out, "listen"));
   g_assert_nonnull (strstr (out, "publish"));
   g_assert_nonnull (strstr (out, "benchmark"));
+
+  g_assert_cmpint (run_cli ((const char *[]) { "--version", NULL }, NULL, 0, &version, NULL),
+                   ==, 0);
+  g_assert_cmpstr (version, ==, "elbus " ELBUS_VERSION_S "\n");
 
   g_assert_cmpint (run_cli ((const char *[]) { NULL }, NULL, 0, NULL, &err), ==, 2);
   g_assert_nonnull (strstr (err, "PATH COMMAND"));
@@ -302,7 +309,8 @@ test_broker_commands (void)
   g_autofree char *list = NULL;
   g_autofree char *info = NULL;
 
-  g_test_summary ("elbus PATH broker test|info|client.list print the .broker answers");
+  g_test_summary ("elbus PATH broker test|info|client.list print the .broker answers; "
+                  "global options clustered and before --");
 
   elbus_test_broker_enable_core_rpc (tb);
 
@@ -323,6 +331,13 @@ test_broker_commands (void)
   g_assert_nonnull (strstr (list, "internal"));
   g_assert_nonnull (strstr (list, "cli.lister"));
   g_assert_nonnull (strstr (list, "local_ipc"));
+  g_clear_pointer (&list, g_free);
+
+  /* -n at the end of a cluster takes the next argument; after --, PATH */
+  g_assert_cmpint (run_cli ((const char *[]) { "-sn", "cli.cluster", "--", address, "broker",
+                                               "client.list", NULL }, NULL, 0, &list, NULL),
+                   ==, 0);
+  g_assert_nonnull (strstr (list, "cli.cluster"));
 
   elbus_test_broker_free (tb);
 }

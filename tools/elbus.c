@@ -992,20 +992,29 @@ cmd_benchmark (int    argc,
 
 /* main */
 
+/* Whether the global option @arg takes the next argument as its value:
+ * "--name NAME", or "-n NAME", also at the end of a cluster ("-vn NAME");
+ * "--name=NAME" carries its own. */
 static gboolean
 global_takes_value (const char *arg)
 {
-  static const char * const with_value[] = {
-    "-n", "--name", "--timeout", "--buf-size", "--queue-size", NULL
+  static const char * const long_with_value[] = {
+    "--name", "--timeout", "--buf-size", "--queue-size", NULL
   };
 
-  return g_strv_contains (with_value, arg);
+  if (arg[1] == '-')
+    return g_strv_contains (long_with_value, arg);
+  for (const char *p = arg + 1; *p != '\0'; p++)
+    if (*p == 'n')
+      return p[1] == '\0';
+  return FALSE;
 }
 
 int
 main (int    argc,
       char **argv)
 {
+  gboolean version = FALSE;
   GOptionEntry entries[] = {
     { "name", 'n', 0, G_OPTION_ARG_STRING, &globals.name,
       N_("Client name (default cli.HOSTNAME.PID)"), N_("NAME") },
@@ -1017,12 +1026,14 @@ main (int    argc,
       N_("Frames that may wait to be written (default 8192)"), N_("FRAMES") },
     { "verbose", 'v', 0, G_OPTION_ARG_NONE, &globals.verbose, N_("Debug logging"), NULL },
     { "silent", 's', 0, G_OPTION_ARG_NONE, &globals.silent, N_("No informational messages"), NULL },
+    { "version", 0, 0, G_OPTION_ARG_NONE, &version, N_("Print the version and exit"), NULL },
     { NULL }
   };
   g_autoptr(GOptionContext) context = NULL;
   g_autoptr(GError) error = NULL;
   g_auto(GStrv) global_argv = NULL;
   int n_positional = 0, split = argc, global_argc;
+  gboolean options_end = FALSE;
   const char *command;
   int status;
 
@@ -1033,9 +1044,11 @@ main (int    argc,
   /* PATH [global options] COMMAND [command options]: split at COMMAND */
   for (int i = 1; i < argc; i++)
     {
-      if (argv[i][0] == '-' && argv[i][1] != '\0')
+      if (!options_end && argv[i][0] == '-' && argv[i][1] != '\0')
         {
-          if (global_takes_value (argv[i]))
+          if (g_str_equal (argv[i], "--"))
+            options_end = TRUE;
+          else if (global_takes_value (argv[i]))
             i++;
           continue;
         }
@@ -1078,6 +1091,11 @@ main (int    argc,
     return elbus_tool_fail (1, "%s", error->message);
   global_argc = (int) g_strv_length (global_argv);
 
+  if (version)
+    {
+      g_print ("elbus %s\n", PACKAGE_VERSION);
+      return 0;
+    }
   if (global_argc < 2 || split >= argc)
     {
       g_autofree char *help = g_option_context_get_help (context, TRUE, NULL);
