@@ -254,7 +254,8 @@ test_errors (void)
   Listener *l;
 
   g_test_summary ("Errors are clear and the exit status is non-zero: unknown target, "
-                  "unreachable broker, name taken, unknown command");
+                  "unreachable broker, name taken, unknown command, an option for another "
+                  "subcommand");
 
   {
     g_autofree char *err = NULL;
@@ -284,6 +285,14 @@ test_errors (void)
     g_assert_cmpint (run_cli ((const char *[]) { address, "frobnicate", NULL },
                               NULL, 0, NULL, &err), ==, 1);
     g_assert_nonnull (strstr (err, "unknown command"));
+  }
+  {
+    g_autofree char *err = NULL;
+
+    /* an option the subcommand would ignore */
+    g_assert_cmpint (run_cli ((const char *[]) { address, "rpc", "-t", "x/y", "call", "a.b",
+                                                 "m", NULL }, NULL, 0, NULL, &err), ==, 1);
+    g_assert_nonnull (strstr (err, "--topic is for rpc listen only"));
   }
 
   /* the broker drops the listener: it says so and fails */

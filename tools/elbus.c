@@ -532,6 +532,8 @@ cmd_rpc (int    argc,
   if (argc < 2)
     return elbus_tool_fail (1, _("usage: elbus PATH rpc listen|notify|call0|call …"));
   sub = argv[1];
+  if (topics != NULL && !g_str_equal (sub, "listen"))
+    return elbus_tool_fail (1, _("rpc %s: --topic is for rpc listen only"), sub);
 
   if (g_str_equal (sub, "listen"))
     {
