@@ -41,6 +41,21 @@
  * elbus_client_send_sync (client, "demo.other", payload, ELBUS_QOS_PROCESSED, NULL, &error);
  * ```
  *
+ * [func@Elbus.Client.new_async] and [ctor@Elbus.Client.new_sync] connect
+ * with the default settings. The client also implements
+ * [iface@Gio.AsyncInitable] and [iface@Gio.Initable], so that its
+ * properties can be set before it connects, a longer
+ * [property@Elbus.Client:timeout] for a slow link, say:
+ *
+ * ```c
+ * client = g_initable_new (ELBUS_TYPE_CLIENT, NULL, &error,
+ *                          "address", "10.0.0.2:7777", "name", "demo.client",
+ *                          "timeout", 30.0, NULL);
+ * ```
+ *
+ * Initializing connects and registers once; calling it again gives the
+ * same outcome.
+ *
  * Every operation takes a [enum@Elbus.QoS]. With an acknowledged QoS the
  * `_async` operation completes when the broker's acknowledgement arrives
  * and fails with its [error@Elbus.Error] code; otherwise it completes once
@@ -71,6 +86,12 @@ typedef struct {
   gint64        deadline;      /* monotonic µs */
   GSource      *cancel_source; /* (owned) (nullable) */
 } PendingOp;
+
+typedef enum {
+  INIT_NONE,
+  INIT_RUNNING,
+  INIT_DONE,
+} InitState;
 
 struct _ElbusClient {
   GObject          parent_instance;
@@ -118,6 +139,10 @@ struct _ElbusClient {
   /* the RPC layer's look at one-to-one messages before anyone else's */
   ElbusClientMessageFilter message_filter; /* (nullable) */
   gpointer         message_filter_data;    /* (unowned) */
+
+  /* GInitable/GAsyncInitable: connecting once, its outcome kept */
+  InitState        init_state;
+  GError          *init_error;     /* (owned) (nullable) */
 };
 
 enum {
@@ -142,7 +167,14 @@ enum {
 static GParamSpec *properties[N_PROPS];
 static guint signals[N_SIGNALS];
 
-G_DEFINE_FINAL_TYPE (ElbusClient, elbus_client, G_TYPE_OBJECT)
+static void elbus_client_initable_iface_init       (GInitableIface      *iface);
+static void elbus_client_async_initable_iface_init (GAsyncInitableIface *iface);
+
+G_DEFINE_FINAL_TYPE_WITH_CODE (ElbusClient, elbus_client, G_TYPE_OBJECT,
+                               G_IMPLEMENT_INTERFACE (G_TYPE_INITABLE,
+                                                      elbus_client_initable_iface_init)
+                               G_IMPLEMENT_INTERFACE (G_TYPE_ASYNC_INITABLE,
+                                                      elbus_client_async_initable_iface_init))
 
 static void client_disconnect (ElbusClient *self,
                                GError      *error);
@@ -1487,6 +1519,37 @@ connect_deadline_cb (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+/* The outcome of connecting, which later init calls return again. */
+static void
+init_done (ElbusClient  *self,
+           const GError *error)
+{
+  self->init_state = INIT_DONE;
+  if (error != NULL)
+    {
+      self->init_error = g_error_copy (error);
+      g_clear_object (&self->connection);
+    }
+}
+
+static gboolean
+init_result (ElbusClient  *self,
+             GError      **error)
+{
+  if (self->init_state == INIT_RUNNING)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_PENDING,
+                           "the client is already connecting");
+      return FALSE;
+    }
+  if (self->init_error != NULL)
+    {
+      g_propagate_error (error, g_error_copy (self->init_error));
+      return FALSE;
+    }
+  return TRUE;
+}
+
 static void
 connect_return_error (GTask  *task,
                       GError *error)
@@ -1499,6 +1562,7 @@ connect_return_error (GTask  *task,
       g_clear_error (&error);
       set_connect_timeout_error (self, &error);
     }
+  init_done (self, error);
   g_task_return_error (task, error);
   g_object_unref (task);
 }
@@ -1546,18 +1610,19 @@ handshake_step (GTask *task)
   if (data->hs.step > 4)
     {
       client_start_io (self);
-      g_task_return_pointer (task, g_object_ref (self), g_object_unref);
+      init_done (self, NULL);
+      g_task_return_boolean (task, TRUE);
       g_object_unref (task);
       return;
     }
 
   if (handshake_prepare (self, &data->hs))
     g_input_stream_read_all_async (g_io_stream_get_input_stream (stream), data->hs.buf,
-                                   data->hs.len, G_PRIORITY_DEFAULT,
+                                   data->hs.len, g_task_get_priority (task),
                                    data->cancellable, handshake_io_cb, task);
   else
     g_output_stream_write_all_async (g_io_stream_get_output_stream (stream), data->hs.buf,
-                                     data->hs.len, G_PRIORITY_DEFAULT,
+                                     data->hs.len, g_task_get_priority (task),
                                      data->cancellable, handshake_io_cb, task);
 }
 
@@ -1581,6 +1646,143 @@ connect_cb (GObject      *source,
   handshake_step (task);
 }
 
+static gboolean
+check_new_args (const char  *address,
+                const char  *name,
+                GError     **error)
+{
+  guint8 result;
+
+  if (address == NULL || name == NULL)
+    {
+      g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
+                           "a client needs the address of its broker and a name");
+      return FALSE;
+    }
+  result = _elbus_codec_check_name (name, strlen (name));
+  if (result != ELBUS_RESULT_OK)
+    {
+      g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
+                   "“%s” is not a valid client name: it must be non-empty UTF-8 of at most %d "
+                   "bytes, not starting with “.”", name, ELBUS_CODEC_MAX_NAME_LENGTH);
+      return FALSE;
+    }
+  if (*address == '\0')
+    {
+      g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_DATA, "the broker address is empty");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* GInitable and GAsyncInitable: connecting and registering, once */
+
+static gboolean
+elbus_client_initable_init (GInitable     *initable,
+                            GCancellable  *cancellable,
+                            GError       **error)
+{
+  ElbusClient *self = ELBUS_CLIENT (initable);
+  g_autoptr(GError) local_error = NULL;
+
+  if (self->init_state != INIT_NONE)
+    return init_result (self, error);
+
+  self->init_state = INIT_RUNNING;
+  if (!check_new_args (self->address, self->name, &local_error) ||
+      !connect_sync (self, cancellable, &local_error))
+    {
+      init_done (self, local_error);
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return FALSE;
+    }
+  init_done (self, NULL);
+  return TRUE;
+}
+
+static void
+elbus_client_initable_iface_init (GInitableIface *iface)
+{
+  iface->init = elbus_client_initable_init;
+}
+
+static void
+elbus_client_init_async (GAsyncInitable      *initable,
+                         int                  io_priority,
+                         GCancellable        *cancellable,
+                         GAsyncReadyCallback  callback,
+                         gpointer             user_data)
+{
+  ElbusClient *self = ELBUS_CLIENT (initable);
+  g_autoptr(GSocketConnectable) connectable = NULL;
+  g_autoptr(GSocketClient) socket_client = NULL;
+  GError *error = NULL;
+  ConnectData *data;
+  GTask *task;
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, elbus_client_init_async);
+  g_task_set_priority (task, io_priority);
+
+  if (self->init_state != INIT_NONE)
+    {
+      if (init_result (self, &error))
+        g_task_return_boolean (task, TRUE);
+      else
+        g_task_return_error (task, error);
+      g_object_unref (task);
+      return;
+    }
+
+  self->init_state = INIT_RUNNING;
+  data = g_new0 (ConnectData, 1);
+  g_task_set_task_data (task, data, (GDestroyNotify) connect_data_free);
+
+  if (!check_new_args (self->address, self->name, &error) ||
+      (connectable = make_connectable (self->address, &error)) == NULL)
+    {
+      connect_return_error (task, error);
+      return;
+    }
+
+  data->cancellable = g_cancellable_new ();
+  if (cancellable != NULL)
+    {
+      data->caller = g_object_ref (cancellable);
+      data->caller_handler = g_cancellable_connect (cancellable,
+                                                    G_CALLBACK (connect_caller_cancelled),
+                                                    g_object_ref (data->cancellable),
+                                                    g_object_unref);
+    }
+  data->deadline = g_timeout_source_new ((guint) (self->timeout * 1000 + 0.999));
+  g_source_set_static_name (data->deadline, "[elbus] client connect deadline");
+  /* not g_task_attach_source(): its reference to the task would keep the
+   * task, and so the client, alive until the deadline */
+  g_source_set_callback (data->deadline, connect_deadline_cb, task, NULL);
+  g_source_attach (data->deadline, g_task_get_context (task));
+
+  socket_client = make_socket_client (self);
+  g_socket_client_connect_async (socket_client, connectable, data->cancellable, connect_cb,
+                                 task);
+}
+
+static gboolean
+elbus_client_init_finish (GAsyncInitable  *initable,
+                          GAsyncResult    *result,
+                          GError         **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, initable), FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+static void
+elbus_client_async_initable_iface_init (GAsyncInitableIface *iface)
+{
+  iface->init_async = elbus_client_init_async;
+  iface->init_finish = elbus_client_init_finish;
+}
+
 /* GObject */
 
 static void
@@ -1596,6 +1798,7 @@ elbus_client_dispose (GObject *object)
     }
   g_queue_clear_full (&self->deferred, (GDestroyNotify) elbus_frame_unref);
   g_clear_error (&self->disconnect_error);
+  g_clear_error (&self->init_error);
 
   G_OBJECT_CLASS (elbus_client_parent_class)->dispose (object);
 }
@@ -1660,7 +1863,8 @@ elbus_client_set_property (GObject      *object,
   switch (prop_id)
     {
     case PROP_NAME:
-      self->name = g_ref_string_new (g_value_get_string (value));
+      if (g_value_get_string (value) != NULL)
+        self->name = g_ref_string_new (g_value_get_string (value));
       break;
     case PROP_ADDRESS:
       self->address = g_value_dup_string (value);
@@ -1726,8 +1930,10 @@ elbus_client_class_init (ElbusClientClass *klass)
   /**
    * ElbusClient:timeout:
    *
-   * Seconds allowed for connecting, for an acknowledgement and for a
-   * blocked write; also the keep-alive ping interval.
+   * Seconds allowed for connecting and registering (set it before
+   * initializing the client: see [iface@Gio.Initable]), for an
+   * acknowledgement and for a blocked write; also the keep-alive ping
+   * interval.
    *
    * Since: 1.0
    */
@@ -1832,28 +2038,6 @@ elbus_client_init (ElbusClient *self)
   g_queue_init (&self->deferred);
 }
 
-static gboolean
-check_new_args (const char  *address,
-                const char  *name,
-                GError     **error)
-{
-  guint8 result = _elbus_codec_check_name (name, strlen (name));
-
-  if (result != ELBUS_RESULT_OK)
-    {
-      g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
-                   "“%s” is not a valid client name: it must be non-empty UTF-8 of at most %d "
-                   "bytes, not starting with “.”", name, ELBUS_CODEC_MAX_NAME_LENGTH);
-      return FALSE;
-    }
-  if (*address == '\0')
-    {
-      g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_DATA, "the broker address is empty");
-      return FALSE;
-    }
-  return TRUE;
-}
-
 /**
  * elbus_client_new_async:
  * @address: the broker: a UNIX socket path or `HOST:PORT`
@@ -1866,7 +2050,9 @@ check_new_args (const char  *address,
  * bound to the thread-default main context. The connection and the
  * handshake together must be done within %ELBUS_CLIENT_DEFAULT_TIMEOUT
  * seconds, however slowly the broker answers, else they fail with
- * %G_IO_ERROR_TIMED_OUT. Finish with [ctor@Elbus.Client.new_finish].
+ * %G_IO_ERROR_TIMED_OUT (for another timeout, use
+ * g_async_initable_new_async() with the properties). Finish with
+ * [ctor@Elbus.Client.new_finish].
  *
  * Since: 1.0
  */
@@ -1877,50 +2063,12 @@ elbus_client_new_async (const char          *address,
                         GAsyncReadyCallback  callback,
                         gpointer             user_data)
 {
-  g_autoptr(ElbusClient) self = NULL;
-  g_autoptr(GSocketConnectable) connectable = NULL;
-  g_autoptr(GSocketClient) socket_client = NULL;
-  GError *error = NULL;
-  ConnectData *data;
-  GTask *task;
-
   g_return_if_fail (address != NULL);
   g_return_if_fail (name != NULL);
   g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
 
-  self = g_object_new (ELBUS_TYPE_CLIENT, "address", address, "name", name, NULL);
-  task = g_task_new (self, cancellable, callback, user_data);
-  g_task_set_source_tag (task, elbus_client_new_async);
-  data = g_new0 (ConnectData, 1);
-  g_task_set_task_data (task, data, (GDestroyNotify) connect_data_free);
-
-  if (!check_new_args (address, name, &error) ||
-      (connectable = make_connectable (address, &error)) == NULL)
-    {
-      g_task_return_error (task, error);
-      g_object_unref (task);
-      return;
-    }
-
-  data->cancellable = g_cancellable_new ();
-  if (cancellable != NULL)
-    {
-      data->caller = g_object_ref (cancellable);
-      data->caller_handler = g_cancellable_connect (cancellable,
-                                                    G_CALLBACK (connect_caller_cancelled),
-                                                    g_object_ref (data->cancellable),
-                                                    g_object_unref);
-    }
-  data->deadline = g_timeout_source_new ((guint) (self->timeout * 1000 + 0.999));
-  g_source_set_static_name (data->deadline, "[elbus] client connect deadline");
-  /* not g_task_attach_source(): its reference to the task would keep the
-   * task, and so the client, alive until the deadline */
-  g_source_set_callback (data->deadline, connect_deadline_cb, task, NULL);
-  g_source_attach (data->deadline, g_task_get_context (task));
-
-  socket_client = make_socket_client (self);
-  g_socket_client_connect_async (socket_client, connectable, data->cancellable, connect_cb,
-                                 task);
+  g_async_initable_new_async (ELBUS_TYPE_CLIENT, G_PRIORITY_DEFAULT, cancellable, callback,
+                              user_data, "address", address, "name", name, NULL);
 }
 
 /**
@@ -1942,10 +2090,15 @@ ElbusClient *
 elbus_client_new_finish (GAsyncResult  *result,
                          GError       **error)
 {
-  g_return_val_if_fail (G_IS_TASK (result), NULL);
-  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == elbus_client_new_async, NULL);
+  g_autoptr(GObject) source = NULL;
 
-  return g_task_propagate_pointer (G_TASK (result), error);
+  g_return_val_if_fail (G_IS_TASK (result), NULL);
+  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) ==
+                        elbus_client_init_async, NULL);
+
+  source = g_async_result_get_source_object (result);
+  return (ElbusClient *) g_async_initable_new_finish (G_ASYNC_INITABLE (source), result,
+                                                      error);
 }
 
 /**
@@ -1968,20 +2121,12 @@ elbus_client_new_sync (const char    *address,
                        GCancellable  *cancellable,
                        GError       **error)
 {
-  g_autoptr(ElbusClient) self = NULL;
-
   g_return_val_if_fail (address != NULL, NULL);
   g_return_val_if_fail (name != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  if (!check_new_args (address, name, error))
-    return NULL;
-
-  self = g_object_new (ELBUS_TYPE_CLIENT, "address", address, "name", name, NULL);
-  if (!connect_sync (self, cancellable, error))
-    return NULL;
-
-  return g_steal_pointer (&self);
+  return g_initable_new (ELBUS_TYPE_CLIENT, cancellable, error,
+                         "address", address, "name", name, NULL);
 }
 
 static char *
@@ -2931,6 +3076,7 @@ _elbus_client_new_internal (ElbusBroker  *broker,
     }
 
   self = g_object_new (ELBUS_TYPE_CLIENT, "name", name, NULL);
+  self->init_state = INIT_DONE;
   peer = _elbus_peer_new_internal (broker, self);
   result = _elbus_broker_register (broker, peer, name, name_len);
   if (result != ELBUS_RESULT_OK)

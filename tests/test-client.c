@@ -1583,6 +1583,107 @@ test_connect_silent_broker (void)
 }
 
 static void
+init_cb (GObject      *source,
+         GAsyncResult *result,
+         gpointer      user_data)
+{
+  ConnectResult *r = user_data;
+
+  r->n_calls++;
+  if (g_async_initable_init_finish (G_ASYNC_INITABLE (source), result, &r->error))
+    r->client = g_object_ref (ELBUS_CLIENT (source));
+  r->done = TRUE;
+}
+
+static void
+assert_took_about (gint64 start,
+                   double seconds)
+{
+  gint64 took = g_get_monotonic_time () - start;
+
+  g_assert_cmpint (took, >=, (gint64) (seconds * G_USEC_PER_SEC) - 20000);
+  g_assert_cmpint (took, <, (gint64) (seconds * G_USEC_PER_SEC) +
+                            (gint64) elbus_test_scale_ms (2000) * 1000);
+}
+
+static void
+test_connect_initable (void)
+{
+  static const HandshakeVariant variants[] = { { HS_SILENT }, { HS_SILENT } };
+  g_autoptr(FakeBroker) fb = fake_broker_new (ELBUS_TEST_TRANSPORT_UNIX, 2, handshake_script,
+                                              (gpointer) variants);
+  ElbusTestBroker *tb = new_broker ();
+  g_autoptr(ElbusClient) client = NULL;
+  g_autoptr(ElbusClient) failed = NULL;
+  g_autoptr(GError) error = NULL;
+  ConnectResult r = { FALSE };
+  gint64 start;
+
+  g_test_summary ("Built with its properties and initialized (GAsyncInitable, GInitable), a "
+                  "client connects with them: a silent peer fails it after its own timeout, "
+                  "not the default; initializing again gives the same outcome; without an "
+                  "address or a name it fails with ELBUS_ERROR_DATA");
+
+  /* async, against a peer that never greets */
+  failed = g_object_new (ELBUS_TYPE_CLIENT, "address", fb->address, "name", "init.c",
+                         "timeout", 0.3, NULL);
+  start = g_get_monotonic_time ();
+  g_async_initable_init_async (G_ASYNC_INITABLE (failed), G_PRIORITY_DEFAULT, NULL, init_cb, &r);
+  SPIN_UNTIL (r.done);
+  g_assert_null (r.client);
+  assert_timeout_error (r.error);
+  assert_took_about (start, 0.3);
+  g_clear_error (&r.error);
+  /* once is enough: the same error, at once */
+  start = g_get_monotonic_time ();
+  g_assert_false (g_initable_init (G_INITABLE (failed), NULL, &error));
+  assert_timeout_error (error);
+  g_assert_cmpint (g_get_monotonic_time () - start, <, elbus_test_scale_ms (1000) * 1000);
+  g_clear_error (&error);
+  g_assert_false (elbus_client_is_connected (failed));
+
+  /* sync */
+  SPIN_UNTIL_SERVED (fb, 1);
+  start = g_get_monotonic_time ();
+  client = g_initable_new (ELBUS_TYPE_CLIENT, NULL, &error, "address", fb->address,
+                           "name", "init.c", "timeout", 0.3, NULL);
+  g_assert_null (client);
+  assert_timeout_error (error);
+  assert_took_about (start, 0.3);
+  g_clear_error (&error);
+
+  /* a broker that answers: registered, with the properties given */
+  client = g_initable_new (ELBUS_TYPE_CLIENT, NULL, &error,
+                           "address", elbus_test_broker_get_unix_path (tb), "name", "init.ok",
+                           "timeout", 2.5, "queue-size", 7, NULL);
+  g_assert_no_error (error);
+  g_assert_true (elbus_client_is_connected (client));
+  g_assert_cmpfloat (elbus_client_get_timeout (client), ==, 2.5);
+  g_assert_cmpuint (elbus_client_get_queue_size (client), ==, 7);
+  elbus_test_broker_wait_client (tb, "init.ok", TRUE);
+  g_assert_true (g_initable_init (G_INITABLE (client), NULL, &error));
+  g_assert_no_error (error);
+  memset (&r, 0, sizeof r);
+  g_async_initable_init_async (G_ASYNC_INITABLE (client), G_PRIORITY_DEFAULT, NULL, init_cb, &r);
+  SPIN_UNTIL (r.done);
+  g_assert_no_error (r.error);
+  g_assert_true (r.client == client);
+  g_clear_object (&r.client);
+  g_clear_object (&client);
+
+  /* no name */
+  client = g_initable_new (ELBUS_TYPE_CLIENT, NULL, &error,
+                           "address", elbus_test_broker_get_unix_path (tb), NULL);
+  g_assert_null (client);
+  g_assert_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA);
+
+  g_clear_object (&failed);
+  g_clear_pointer (&fb, fake_broker_free);
+  drain_context ();
+  elbus_test_broker_free (tb);
+}
+
+static void
 test_connect_cancel (gconstpointer data)
 {
   ElbusTestTransport transport = TRANSPORT (data);
@@ -4146,6 +4247,7 @@ main (int   argc,
   add_both ("connect/eof-in-handshake", test_handshake_eof);
   add_both ("connect/cancel", test_connect_cancel);
   g_test_add_func ("/elbus/client/connect/silent-broker", test_connect_silent_broker);
+  g_test_add_func ("/elbus/client/connect/initable", test_connect_initable);
 
   add_both ("secondary", test_secondary);
 

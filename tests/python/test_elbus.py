@@ -103,6 +103,17 @@ def test_connect_async(bus):
     assert 'py.a' in clients and 'py.b' in clients, clients
 
 
+def test_initable(bus):
+    # built with its properties, then initialized (Gio.AsyncInitable)
+    client = Elbus.Client(address=bus.path, name='py.init', timeout=2.5, queue_size=9)
+    assert not client.is_connected()
+    run(lambda cb: client.init_async(GLib.PRIORITY_DEFAULT, None, cb), client.init_finish)
+    assert client.is_connected()
+    assert client.props.timeout == 2.5 and client.props.queue_size == 9
+    spin_until(lambda: bus.broker.has_client('py.init'), what='py.init registered')
+    client.close()
+
+
 def test_message(bus):
     frames = bus.received['message']
     ok = run(lambda cb: bus.a.send_async('py.b', GLib.Bytes.new(b'hello'), QOS, None, cb),
@@ -454,6 +465,7 @@ def test_wrong_arguments(bus):
 
 TESTS = [
     test_connect_async,
+    test_initable,
     test_message,
     test_message_to_nobody,
     test_broadcast,
