@@ -7,6 +7,9 @@
 
 #include <string.h>
 
+#include <gio/gunixsocketaddress.h>
+#include <glib/gstdio.h>
+
 #include <elbus/elbus.h>
 
 #include "elbus-test-util.h"
@@ -254,8 +257,8 @@ test_errors (void)
   Listener *l;
 
   g_test_summary ("Errors are clear and the exit status is non-zero: unknown target, "
-                  "unreachable broker, name taken, unknown command, an option for another "
-                  "subcommand");
+                  "unreachable broker, a silent one within --timeout, name taken, unknown "
+                  "command, an option for another subcommand");
 
   {
     g_autofree char *err = NULL;
@@ -285,6 +288,27 @@ test_errors (void)
     g_assert_cmpint (run_cli ((const char *[]) { address, "frobnicate", NULL },
                               NULL, 0, NULL, &err), ==, 1);
     g_assert_nonnull (strstr (err, "unknown command"));
+  }
+  {
+    g_autofree char *err = NULL;
+    g_autofree char *dir = g_dir_make_tmp ("elbus-cli-XXXXXX", NULL);
+    g_autofree char *silent = g_build_filename (dir, "silent.sock", NULL);
+    g_autoptr(GSocketAddress) sa = g_unix_socket_address_new (silent);
+    g_autoptr(GSocket) listener = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM,
+                                                G_SOCKET_PROTOCOL_DEFAULT, NULL);
+    gint64 start;
+
+    /* --timeout bounds connecting too: a peer that accepts and says nothing */
+    g_assert_true (g_socket_bind (listener, sa, FALSE, NULL));
+    g_assert_true (g_socket_listen (listener, NULL));
+    start = g_get_monotonic_time ();
+    g_assert_cmpint (run_cli ((const char *[]) { "--timeout", "0.3", silent, "broker", "test",
+                                                 NULL }, NULL, 0, NULL, &err), ==, 1);
+    g_assert_nonnull (strstr (err, "within 0.3 s"));
+    g_assert_cmpint (g_get_monotonic_time () - start, <, elbus_test_scale_ms (3000) * 1000);
+    g_socket_close (listener, NULL);
+    (void) g_remove (silent);
+    (void) g_rmdir (dir);
   }
   {
     g_autofree char *err = NULL;

@@ -612,6 +612,12 @@ check_options (GError **error)
                              "--top must be positive"));
       return FALSE;
     }
+  if (opts.timeout < 0.001 || opts.timeout > 86400)
+    {
+      g_set_error_literal (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                           _("--timeout must be between 0.001 and 86400 seconds"));
+      return FALSE;
+    }
   if (opts.json && opts.pcap != NULL)
     {
       g_set_error_literal (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED,
@@ -1702,11 +1708,11 @@ monitor_run (Monitor *self)
   name = opts.name != NULL ? g_strdup (opts.name)
                            : g_strdup_printf ("elbus-monitor.%s.%d", g_get_host_name (),
                                               (int) getpid ());
-  self->client = elbus_client_new_sync (self->path, name, NULL, &error);
+  self->client = g_initable_new (ELBUS_TYPE_CLIENT, NULL, &error, "address", self->path,
+                                 "name", name, "timeout", opts.timeout, NULL);
   if (self->client == NULL)
     return elbus_tool_fail (EXIT_ERROR, _("cannot connect to %s: %s"), self->path,
                             error->message);
-  elbus_client_set_timeout (self->client, opts.timeout);
 
   g_signal_connect (self->client, "publication", G_CALLBACK (publication_cb), self);
   g_signal_connect (self->client, "disconnected", G_CALLBACK (disconnected_cb), self);

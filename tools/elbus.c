@@ -42,16 +42,11 @@ static ElbusClient *
 connect_client (const char  *name,
                 GError     **error)
 {
-  g_autoptr(ElbusClient) client = elbus_client_new_sync (globals.path, name, NULL, error);
-
-  if (client == NULL)
-    return NULL;
-
-  elbus_client_set_timeout (client, globals.timeout);
-  elbus_client_set_buf_size (client, globals.buf_size);
-  elbus_client_set_queue_size (client, globals.queue_size);
-
-  return g_steal_pointer (&client);
+  /* the timeout bounds connecting too */
+  return g_initable_new (ELBUS_TYPE_CLIENT, NULL, error,
+                         "address", globals.path, "name", name, "timeout", globals.timeout,
+                         "buf-size", (guint) globals.buf_size,
+                         "queue-size", (guint) globals.queue_size, NULL);
 }
 
 /* payloads */
@@ -1110,6 +1105,8 @@ main (int    argc,
 
   if (globals.timeout <= 0 || globals.buf_size < 1 || globals.queue_size < 1)
     return elbus_tool_fail (1, _("--timeout, --buf-size and --queue-size must be positive"));
+  if (globals.timeout < 0.001 || globals.timeout > 86400)
+    return elbus_tool_fail (1, _("--timeout must be between 0.001 and 86400 seconds"));
 
   elbus_tool_log_init ("elbus", ELBUS_TOOL_LOG_AUTO, globals.verbose);
 
