@@ -256,9 +256,10 @@ test_errors (void)
   g_autofree char *missing = g_build_filename (g_get_tmp_dir (), "elbus-cli-missing.sock", NULL);
   Listener *l;
 
-  g_test_summary ("Errors are clear and the exit status is non-zero: unknown target, "
-                  "unreachable broker, a silent one within --timeout, name taken, unknown "
-                  "command, an option for another subcommand");
+  g_test_summary ("Errors are clear and the exit status is 1, or 2 for a command line that "
+                  "makes no sense: unknown target, unreachable broker, a silent one within "
+                  "--timeout, name taken; unknown command, option or broker method, missing "
+                  "or extra argument, an option for another subcommand");
 
   {
     g_autofree char *err = NULL;
@@ -286,8 +287,27 @@ test_errors (void)
     g_autofree char *err = NULL;
 
     g_assert_cmpint (run_cli ((const char *[]) { address, "frobnicate", NULL },
-                              NULL, 0, NULL, &err), ==, 1);
+                              NULL, 0, NULL, &err), ==, 2);
     g_assert_nonnull (strstr (err, "unknown command"));
+  }
+  {
+    /* command lines that make no sense are usage errors, status 2 */
+    const char * const usage_errors[][8] = {
+      { "--frob", address, "broker", "test" },
+      { address, "send" },
+      { address, "listen", "extra" },
+      { address, "broker", "benchmark.test" },
+      { address, "rpc", "frob" },
+      { "--timeout", "1e6", address, "broker", "test" },
+    };
+
+    for (guint i = 0; i < G_N_ELEMENTS (usage_errors); i++)
+      {
+        g_autofree char *err = NULL;
+
+        g_assert_cmpint (run_cli ((const char **) usage_errors[i], NULL, 0, NULL, &err), ==, 2);
+        g_assert_true (g_str_has_prefix (err, "elbus: "));
+      }
   }
   {
     g_autofree char *err = NULL;
@@ -315,7 +335,7 @@ test_errors (void)
 
     /* an option the subcommand would ignore */
     g_assert_cmpint (run_cli ((const char *[]) { address, "rpc", "-t", "x/y", "call", "a.b",
-                                                 "m", NULL }, NULL, 0, NULL, &err), ==, 1);
+                                                 "m", NULL }, NULL, 0, NULL, &err), ==, 2);
     g_assert_nonnull (strstr (err, "--topic is for rpc listen only"));
   }
 

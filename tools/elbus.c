@@ -22,6 +22,10 @@
 
 #include "elbus-tool-util.h"
 
+/* exit statuses: any error, and a command line that makes no sense */
+#define EXIT_ERROR 1
+#define EXIT_USAGE 2
+
 typedef struct {
   const char  *path;
   char        *name;
@@ -157,7 +161,7 @@ listen_disconnected_cb (ElbusClient *client,
   ListenState *state = user_data;
 
   if (error != NULL)
-    elbus_tool_fail (1, _("disconnected: %s"), error->message);
+    elbus_tool_fail (EXIT_ERROR, _("disconnected: %s"), error->message);
   state->status = 1;
   g_main_loop_quit (state->loop);
 }
@@ -193,7 +197,7 @@ listen_until_interrupted (ElbusClient *client,
     {
       g_signal_handlers_disconnect_by_data (client, &state);
       g_main_loop_unref (state.loop);
-      return elbus_tool_fail (1, _("cannot subscribe: %s"), error->message);
+      return elbus_tool_fail (EXIT_ERROR, _("cannot subscribe: %s"), error->message);
     }
 
   if (!globals.silent)
@@ -230,13 +234,13 @@ cmd_listen (int    argc,
     _("Prints every message, broadcast and publication this client receives, "
       "one line each, until interrupted."));
   if (!g_option_context_parse (context, &argc, &argv, &error))
-    return elbus_tool_fail (1, "%s", error->message);
+    return elbus_tool_fail (EXIT_USAGE, "%s", error->message);
   if (argc > 1)
-    return elbus_tool_fail (1, _("listen: unexpected argument “%s”"), argv[1]);
+    return elbus_tool_fail (EXIT_USAGE, _("listen: unexpected argument “%s”"), argv[1]);
 
   client = connect_client (globals.name, &error);
   if (client == NULL)
-    return elbus_tool_fail (1, "%s", error->message);
+    return elbus_tool_fail (EXIT_ERROR, "%s", error->message);
 
   g_signal_connect (client, "message", G_CALLBACK (print_frame_cb), NULL);
   ready = g_strdup_printf (_("listening as %s; Ctrl+C stops\n"), elbus_client_get_name (client));
@@ -276,18 +280,19 @@ cmd_send_or_publish (int       argc,
     : _("Sends PAYLOAD (standard input when omitted) to the client TARGET; a TARGET "
         "with * or ? is a broadcast mask."));
   if (!g_option_context_parse (context, &argc, &argv, &error))
-    return elbus_tool_fail (1, "%s", error->message);
+    return elbus_tool_fail (EXIT_USAGE, "%s", error->message);
   if (argc < 2 || argc > 3)
-    return elbus_tool_fail (1, publish ? _("usage: elbus PATH publish TOPIC [PAYLOAD]")
-                                       : _("usage: elbus PATH send TARGET [PAYLOAD]"));
+    return elbus_tool_fail (EXIT_USAGE,
+                            publish ? _("usage: elbus PATH publish TOPIC [PAYLOAD]")
+                                    : _("usage: elbus PATH send TARGET [PAYLOAD]"));
 
   payload = read_payload (argc == 3 ? argv[2] : NULL, &error);
   if (payload == NULL)
-    return elbus_tool_fail (1, _("cannot read the payload: %s"), error->message);
+    return elbus_tool_fail (EXIT_ERROR, _("cannot read the payload: %s"), error->message);
 
   client = connect_client (globals.name, &error);
   if (client == NULL)
-    return elbus_tool_fail (1, "%s", error->message);
+    return elbus_tool_fail (EXIT_ERROR, "%s", error->message);
 
   qos = (no_ack ? ELBUS_QOS_NO : ELBUS_QOS_PROCESSED) | (realtime ? ELBUS_QOS_REALTIME : 0);
   if (publish)
@@ -297,7 +302,7 @@ cmd_send_or_publish (int       argc,
   else
     ok = elbus_client_send_sync (client, argv[1], payload, qos, NULL, &error);
   if (!ok)
-    return elbus_tool_fail (1, "%s", error->message);
+    return elbus_tool_fail (EXIT_ERROR, "%s", error->message);
 
   elbus_client_close (client);
   return 0;
@@ -339,8 +344,8 @@ static int
 rpc_fail (const GError *error)
 {
   if (error->domain == ELBUS_RPC_ERROR)
-    return elbus_tool_fail (1, _("RPC error %d: %s"), error->code, error->message);
-  return elbus_tool_fail (1, "%s", error->message);
+    return elbus_tool_fail (EXIT_ERROR, _("RPC error %d: %s"), error->code, error->message);
+  return elbus_tool_fail (EXIT_ERROR, "%s", error->message);
 }
 
 static void
@@ -424,7 +429,9 @@ static int
 cmd_broker (int    argc,
             char **argv)
 {
-  g_autoptr(GOptionContext) context = g_option_context_new (_("PATH broker client.list|info|stats|test — ask the broker"));
+  static const char * const methods[] = { "client.list", "info", "stats", "test", NULL };
+  g_autoptr(GOptionContext) context =
+    g_option_context_new (_("PATH broker client.list|info|stats|test — ask the broker"));
   g_autoptr(GError) error = NULL;
   g_autoptr(ElbusClient) client = NULL;
   g_autoptr(ElbusRpcPeer) peer = NULL;
@@ -435,14 +442,14 @@ cmd_broker (int    argc,
   g_option_context_set_summary (context, _("Calls a method of the broker's own client .broker "
                                            "and prints the answer as a table."));
   if (!g_option_context_parse (context, &argc, &argv, &error))
-    return elbus_tool_fail (1, "%s", error->message);
-  if (argc != 2)
-    return elbus_tool_fail (1, _("usage: elbus PATH broker client.list|info|stats|test"));
+    return elbus_tool_fail (EXIT_USAGE, "%s", error->message);
+  if (argc != 2 || !g_strv_contains (methods, argv[1]))
+    return elbus_tool_fail (EXIT_USAGE, _("usage: elbus PATH broker client.list|info|stats|test"));
   method = argv[1];
 
   client = connect_client (globals.name, &error);
   if (client == NULL)
-    return elbus_tool_fail (1, "%s", error->message);
+    return elbus_tool_fail (EXIT_ERROR, "%s", error->message);
   peer = elbus_rpc_peer_new (client);
 
   reply = elbus_rpc_peer_call_sync (peer, ".broker", method, NULL, ELBUS_QOS_PROCESSED, 0,
@@ -452,7 +459,8 @@ cmd_broker (int    argc,
 
   value = elbus_msgpack_decode (reply, &error);
   if (value == NULL)
-    return elbus_tool_fail (1, _("the broker's answer is not MessagePack: %s"), error->message);
+    return elbus_tool_fail (EXIT_ERROR, _("the broker's answer is not MessagePack: %s"),
+                            error->message);
 
   if (g_str_equal (method, "client.list"))
     print_client_list (value);
@@ -523,20 +531,20 @@ cmd_rpc (int    argc,
       "K=V params make a MessagePack map (true, false, integers and floats typed); "
       "- reads raw params from standard input."));
   if (!g_option_context_parse (context, &argc, &argv, &error))
-    return elbus_tool_fail (1, "%s", error->message);
+    return elbus_tool_fail (EXIT_USAGE, "%s", error->message);
   if (argc < 2)
-    return elbus_tool_fail (1, _("usage: elbus PATH rpc listen|notify|call0|call …"));
+    return elbus_tool_fail (EXIT_USAGE, _("usage: elbus PATH rpc listen|notify|call0|call …"));
   sub = argv[1];
   if (topics != NULL && !g_str_equal (sub, "listen"))
-    return elbus_tool_fail (1, _("rpc %s: --topic is for rpc listen only"), sub);
+    return elbus_tool_fail (EXIT_USAGE, _("rpc %s: --topic is for rpc listen only"), sub);
 
   if (g_str_equal (sub, "listen"))
     {
       if (argc != 2)
-        return elbus_tool_fail (1, _("rpc listen: unexpected argument “%s”"), argv[2]);
+        return elbus_tool_fail (EXIT_USAGE, _("rpc listen: unexpected argument “%s”"), argv[2]);
       client = connect_client (globals.name, &error);
       if (client == NULL)
-        return elbus_tool_fail (1, "%s", error->message);
+        return elbus_tool_fail (EXIT_ERROR, "%s", error->message);
       peer = elbus_rpc_peer_new (client);
       g_signal_connect (peer, "handle-call", G_CALLBACK (rpc_listen_call_cb), NULL);
       g_signal_connect (peer, "notification", G_CALLBACK (rpc_listen_notification_cb), NULL);
@@ -550,13 +558,13 @@ cmd_rpc (int    argc,
       g_autoptr(GBytes) payload = NULL;
 
       if (argc < 3 || argc > 4)
-        return elbus_tool_fail (1, _("usage: elbus PATH rpc notify TARGET [PAYLOAD]"));
+        return elbus_tool_fail (EXIT_USAGE, _("usage: elbus PATH rpc notify TARGET [PAYLOAD]"));
       payload = read_payload (argc == 4 ? argv[3] : NULL, &error);
       if (payload == NULL)
-        return elbus_tool_fail (1, _("cannot read the payload: %s"), error->message);
+        return elbus_tool_fail (EXIT_ERROR, _("cannot read the payload: %s"), error->message);
       client = connect_client (globals.name, &error);
       if (client == NULL)
-        return elbus_tool_fail (1, "%s", error->message);
+        return elbus_tool_fail (EXIT_ERROR, "%s", error->message);
       peer = elbus_rpc_peer_new (client);
       if (!elbus_rpc_peer_notify_sync (peer, argv[2], payload, ELBUS_QOS_PROCESSED, NULL, &error))
         return rpc_fail (error);
@@ -569,13 +577,14 @@ cmd_rpc (int    argc,
       g_autoptr(GBytes) reply = NULL;
 
       if (argc < 4)
-        return elbus_tool_fail (1, _("usage: elbus PATH rpc %s TARGET METHOD [K=V…|-]"), sub);
+        return elbus_tool_fail (EXIT_USAGE, _("usage: elbus PATH rpc %s TARGET METHOD [K=V…|-]"),
+                                sub);
       params = call_params (argc - 4, argv + 4, &error);
       if (params == NULL)
-        return elbus_tool_fail (1, "%s", error->message);
+        return elbus_tool_fail (EXIT_ERROR, "%s", error->message);
       client = connect_client (globals.name, &error);
       if (client == NULL)
-        return elbus_tool_fail (1, "%s", error->message);
+        return elbus_tool_fail (EXIT_ERROR, "%s", error->message);
       peer = elbus_rpc_peer_new (client);
 
       if (g_str_equal (sub, "call0"))
@@ -598,7 +607,7 @@ cmd_rpc (int    argc,
       return 0;
     }
 
-  return elbus_tool_fail (1, _("unknown rpc command “%s”"), sub);
+  return elbus_tool_fail (EXIT_USAGE, _("unknown rpc command “%s”"), sub);
 }
 
 /* benchmark */
@@ -878,10 +887,10 @@ cmd_benchmark (int    argc,
       "  rpc.call+handle   each worker calls itself, checks the echo\n"
       "  rpc.call0     call0 requests to .broker (acknowledged)"));
   if (!g_option_context_parse (context, &argc, &argv, &error))
-    return elbus_tool_fail (1, "%s", error->message);
+    return elbus_tool_fail (EXIT_USAGE, "%s", error->message);
   if (workers < 1 || workers > 256 || payload_size < 0 || iters < workers)
-    return elbus_tool_fail (1, _("benchmark: need 1 to 256 workers, a payload size of 0 or "
-                                 "more and at least one iteration per worker"));
+    return elbus_tool_fail (EXIT_USAGE, _("benchmark: need 1 to 256 workers, a payload size "
+                                          "of 0 or more and at least one iteration per worker"));
 
   g_print ("%-26s %14s %10s\n", "stage", "iters/s", "time, s");
   for (Stage stage = 0; stage < N_STAGES; stage++)
@@ -908,7 +917,7 @@ cmd_benchmark (int    argc,
           ws[i].client = connect_client (name, &error);
           g_main_context_pop_thread_default (ws[i].context);
           if (ws[i].client == NULL)
-            return elbus_tool_fail (1, "%s", error->message);
+            return elbus_tool_fail (EXIT_ERROR, "%s", error->message);
         }
 
       for (int i = 0; i < workers; i++)
@@ -930,9 +939,9 @@ cmd_benchmark (int    argc,
         {
           if (ws[i].error != NULL)
             {
-              elbus_tool_fail (1, _("benchmark %s, worker %d: %s"), stage_names[stage], i,
-                               ws[i].error);
-              status = 1;
+              elbus_tool_fail (EXIT_ERROR, _("benchmark %s, worker %d: %s"), stage_names[stage],
+                               i, ws[i].error);
+              status = EXIT_ERROR;
             }
           else if (ws[i].bad > 0)
             {
@@ -940,9 +949,10 @@ cmd_benchmark (int    argc,
 
               /* the count as a string: a format macro would cut the
                * message in the translation catalogue */
-              elbus_tool_fail (1, _("benchmark %s, worker %d: %s frames had a wrong payload"),
+              elbus_tool_fail (EXIT_ERROR,
+                               _("benchmark %s, worker %d: %s frames had a wrong payload"),
                                stage_names[stage], i, bad);
-              status = 1;
+              status = EXIT_ERROR;
             }
           total += ws[i].sent;
           g_main_context_push_thread_default (ws[i].context);
@@ -968,7 +978,7 @@ cmd_benchmark (int    argc,
       gint64 start;
 
       if (client == NULL)
-        return elbus_tool_fail (1, "%s", error->message);
+        return elbus_tool_fail (EXIT_ERROR, "%s", error->message);
       peer = elbus_rpc_peer_new (client);
       start = g_get_monotonic_time ();
       for (guint i = 0; i < n; i++)
@@ -1085,7 +1095,7 @@ main (int    argc,
     global_argv[i] = g_strdup (argv[i]);
   /* the _strv form frees the options it takes out of the array */
   if (!g_option_context_parse_strv (context, &global_argv, &error))
-    return elbus_tool_fail (1, "%s", error->message);
+    return elbus_tool_fail (EXIT_USAGE, "%s", error->message);
   global_argc = (int) g_strv_length (global_argv);
 
   if (version)
@@ -1098,15 +1108,16 @@ main (int    argc,
       g_autofree char *help = g_option_context_get_help (context, TRUE, NULL);
 
       g_printerr ("%s", help);
-      return 2;
+      return EXIT_USAGE;
     }
   globals.path = global_argv[1];
   command = argv[split];
 
   if (globals.timeout <= 0 || globals.buf_size < 1 || globals.queue_size < 1)
-    return elbus_tool_fail (1, _("--timeout, --buf-size and --queue-size must be positive"));
+    return elbus_tool_fail (EXIT_USAGE,
+                            _("--timeout, --buf-size and --queue-size must be positive"));
   if (globals.timeout < 0.001 || globals.timeout > 86400)
-    return elbus_tool_fail (1, _("--timeout must be between 0.001 and 86400 seconds"));
+    return elbus_tool_fail (EXIT_USAGE, _("--timeout must be between 0.001 and 86400 seconds"));
 
   elbus_tool_log_init ("elbus", ELBUS_TOOL_LOG_AUTO, globals.verbose);
 
@@ -1126,7 +1137,7 @@ main (int    argc,
   else if (g_str_equal (command, "rpc"))
     status = cmd_rpc (argc - split, argv + split);
   else
-    status = elbus_tool_fail (1, _("unknown command “%s”; see elbus --help"), command);
+    status = elbus_tool_fail (EXIT_USAGE, _("unknown command “%s”; see elbus --help"), command);
 
   g_free (globals.name);
   return status;
