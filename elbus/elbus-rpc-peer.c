@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "config.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include "elbus-client-private.h"
@@ -995,8 +996,10 @@ elbus_rpc_peer_notify_sync (ElbusRpcPeer  *self,
  *
  * Builds RPC params from `KEY=VALUE` pairs by the rule of the original
  * elbus tools (its CLI and its broker's FIFO channel): `true` and `false`
- * are booleans, integers and floats are numbers, anything else is a
- * string. Encode the result with [func@Elbus.msgpack_encode_variant].
+ * are booleans, decimal integers within 64 bits are integers, other
+ * decimal numbers (`2.5`, `1e3`, an integer too large, `nan`, `inf`) are
+ * floats, and anything else, `0x10` or ` 5` say, is a string. Encode the
+ * result with [func@Elbus.msgpack_encode_variant].
  *
  * Returns: (transfer full): an `a{sv}`, or %NULL when a pair has no `=` or
  *   an empty key
@@ -1017,6 +1020,7 @@ elbus_rpc_params_from_pairs (const char * const  *pairs,
       const char *eq = strchr (pairs[i], '=');
       g_autofree char *key = NULL;
       const char *value;
+      gboolean numeric;
       char *end;
       gint64 n;
       double d;
@@ -1030,11 +1034,15 @@ elbus_rpc_params_from_pairs (const char * const  *pairs,
       key = g_strndup (pairs[i], eq - pairs[i]);
       value = eq + 1;
 
+      /* numbers as Rust's str::parse reads them: no blanks, no hex */
+      numeric = *value != '\0' && !g_ascii_isspace (*value) && strpbrk (value, "xX(") == NULL;
+
       if (g_str_equal (value, "true") || g_str_equal (value, "false"))
         g_variant_builder_add (&builder, "{sv}", key, g_variant_new_boolean (value[0] == 't'));
-      else if (*value != '\0' && (n = g_ascii_strtoll (value, &end, 10), *end == '\0'))
+      else if (numeric && (errno = 0, n = g_ascii_strtoll (value, &end, 10),
+                           *end == '\0' && errno != ERANGE))
         g_variant_builder_add (&builder, "{sv}", key, g_variant_new_int64 (n));
-      else if (*value != '\0' && (d = g_ascii_strtod (value, &end), *end == '\0'))
+      else if (numeric && (d = g_ascii_strtod (value, &end), *end == '\0'))
         g_variant_builder_add (&builder, "{sv}", key, g_variant_new_double (d));
       else
         g_variant_builder_add (&builder, "{sv}", key, g_variant_new_string (value));

@@ -231,6 +231,20 @@ test_send_publish_listen (gconstpointer data)
                  "{\"max\":\"18446744073709551615\",\"top\":\"9223372036854775808\","
                  "\"in\":[7,-1,\"9223372036854775809\"]}");
   }
+  /* NaN and the infinities, which JSON has not, as their names */
+  {
+    g_autoptr(GBytes) payload =
+      elbus_test_msgpack_from_text ("{'nan': <nan>, 'inf': <inf>, 'minf': <-inf>, "
+                                    "'x': <[<1.5>]>}");
+
+    g_assert_cmpint (run_cli ((const char *[]) { address, "-n", "cli.nan", "send",
+                                                 "cli.listener", NULL },
+                              g_bytes_get_data (payload, NULL), g_bytes_get_size (payload),
+                              NULL, NULL), ==, 0);
+    assert_line (l, "message from cli.nan: ",
+                 "{\"nan\":\"NaN\",\"inf\":\"Infinity\",\"minf\":\"-Infinity\","
+                 "\"x\":[1.5]}");
+  }
 
   /* a target with a wildcard is a broadcast */
   g_assert_cmpint (run_cli ((const char *[]) { address, "-n", "cli.bc", "send", "cli.*",

@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "elbus-test-util.h"
@@ -970,6 +971,54 @@ test_decode_mutations (void)
   g_test_message ("%u of %u mutations decoded", accepted, iterations);
 }
 
+static void
+test_params_from_pairs (void)
+{
+  static const char * const pairs[] = {
+    "int=42", "neg=-7", "plus=+5", "yes=true", "no=false", "float=2.5", "exp=1e3",
+    "big=99999999999999999999", "nan=nan", "inf=-inf", "hex=0x10", "blank= 5",
+    "text=abc", "empty=", "eq=a=b", "False=False", NULL
+  };
+  static const char * const bad[][2] = { { "noequals", NULL }, { "=v", NULL } };
+  g_autoptr(GVariant) params = NULL;
+  g_autoptr(GVariant) expected = NULL;
+  g_autoptr(GError) error = NULL;
+  double d;
+
+  g_test_summary ("KEY=VALUE pairs as the original tools type them: booleans, decimal "
+                  "integers within 64 bits, other decimal numbers as floats, anything else "
+                  "(hex, leading blanks) as a string; a pair without = or key is an error");
+
+  params = elbus_rpc_params_from_pairs (pairs, &error);
+  g_assert_no_error (error);
+  expected = g_variant_ref_sink (g_variant_new_parsed (
+    "{'int': <int64 42>, 'neg': <int64 -7>, 'plus': <int64 5>, 'yes': <true>, "
+    "'no': <false>, 'float': <2.5>, 'exp': <1000.0>, 'big': <1e20>, 'hex': <'0x10'>, "
+    "'blank': <' 5'>, 'text': <'abc'>, 'empty': <''>, 'eq': <'a=b'>, "
+    "'False': <'False'>}"));
+  for (guint i = 0; pairs[i] != NULL; i++)
+    {
+      g_autofree char *key = g_strndup (pairs[i], strchr (pairs[i], '=') - pairs[i]);
+      g_autoptr(GVariant) got = g_variant_lookup_value (params, key, NULL);
+      g_autoptr(GVariant) want = g_variant_lookup_value (expected, key, NULL);
+
+      g_assert_nonnull (got);
+      if (want == NULL)
+        continue;               /* nan, inf: below */
+      if (!g_variant_equal (got, want))
+        g_error ("%s: got %s", pairs[i], g_variant_print (got, TRUE));
+    }
+  g_assert_true (g_variant_lookup (params, "nan", "d", &d) && isnan (d));
+  g_assert_true (g_variant_lookup (params, "inf", "d", &d) && isinf (d) && d < 0);
+
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_assert_null (elbus_rpc_params_from_pairs (bad[i], &error));
+      g_assert_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA);
+      g_clear_error (&error);
+    }
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -995,6 +1044,7 @@ main (int   argc,
   g_test_add_func ("/elbus/msgpack/error/invalid", test_error_invalid);
   g_test_add_func ("/elbus/msgpack/error/huge-counts", test_error_huge_counts);
   g_test_add_func ("/elbus/msgpack/error/empty", test_error_empty);
+  g_test_add_func ("/elbus/msgpack/params-from-pairs", test_params_from_pairs);
 
   return g_test_run ();
 }

@@ -6,6 +6,7 @@
 
 #include "config.h"
 
+#include <math.h>
 #include <string.h>
 
 #include <elbus/elbus.h>
@@ -22,12 +23,14 @@
  * so (2^64 - 1 would become 2^64). Such a value is written instead as a
  * string of its decimal digits, "18446744073709551615", as the protobuf
  * JSON mapping writes 64-bit integers: exact, and plainly not an ordinary
- * number. Everything else, `t` values up to G_MAXINT64 and `t` map keys
- * included (json-glib formats keys as unsigned), is written as json-glib
- * writes it.
+ * number. Likewise JSON has no NaN or infinities (json-glib would write
+ * "nan.0"): a MessagePack float that is one is written as the string
+ * "NaN", "Infinity" or "-Infinity", as that mapping writes them too.
+ * Everything else, `t` values up to G_MAXINT64 and `t` map keys included
+ * (json-glib formats keys as unsigned), is written as json-glib writes it.
  */
 
-static GVariant *replace_large_uint64 (GVariant *value);
+static GVariant *replace_unrepresentable (GVariant *value);
 
 static void
 variant_unref0 (gpointer value)
@@ -48,7 +51,7 @@ dict_entry_boxed (GVariant *entry,
   return g_variant_new_dict_entry (key, g_variant_new_variant (value != NULL ? value : own));
 }
 
-/* replace_large_uint64() for an array, tuple or dictionary entry. Where a
+/* replace_unrepresentable() for an array, tuple or dictionary entry. Where a
  * child changes, the children of an array (or the values of a dictionary)
  * all go in a `v`, which json-glib writes as its content: the JSON keeps
  * its shape. */
@@ -67,7 +70,7 @@ replace_in_container (GVariant *value)
   if (class == G_VARIANT_CLASS_DICT_ENTRY)
     {
       g_autoptr(GVariant) entry_value = g_variant_get_child_value (value, 1);
-      g_autoptr(GVariant) new_value = replace_large_uint64 (entry_value);
+      g_autoptr(GVariant) new_value = replace_unrepresentable (entry_value);
 
       return new_value != NULL ? g_variant_ref_sink (dict_entry_boxed (value, new_value)) : NULL;
     }
@@ -76,7 +79,7 @@ replace_in_container (GVariant *value)
   for (gsize i = 0; i < n; i++)
     {
       g_autoptr(GVariant) child = g_variant_get_child_value (value, i);
-      GVariant *new_child = replace_large_uint64 (child);
+      GVariant *new_child = replace_unrepresentable (child);
 
       any = any || new_child != NULL;
       g_ptr_array_add (replaced, new_child);
@@ -108,14 +111,14 @@ replace_in_container (GVariant *value)
 }
 
 /* A value that json_gvariant_serialize() writes as @value should be
- * written, each `t` above G_MAXINT64 a decimal string (see above); NULL
- * when @value holds none, as nearly every value does. The result's type
- * may differ from @value's. */
+ * written, each `t` above G_MAXINT64 a decimal string and each non-finite
+ * `d` a name (see above); NULL when @value holds none, as nearly every
+ * value does. The result's type may differ from @value's. */
 static GVariant *
-replace_large_uint64 (GVariant *value)
+replace_unrepresentable (GVariant *value)
 {
-  /* nothing to do without a `t`, or a `v` that could hold one */
-  if (strpbrk (g_variant_get_type_string (value), "tv") == NULL)
+  /* nothing to do without a `t` or a `d`, or a `v` that could hold one */
+  if (strpbrk (g_variant_get_type_string (value), "tdv") == NULL)
     return NULL;
 
   switch (g_variant_classify (value))
@@ -126,6 +129,16 @@ replace_large_uint64 (GVariant *value)
       return g_variant_ref_sink (g_variant_new_take_string (
         g_strdup_printf ("%" G_GUINT64_FORMAT, g_variant_get_uint64 (value))));
 
+    case G_VARIANT_CLASS_DOUBLE:
+      {
+        double d = g_variant_get_double (value);
+
+        if (isfinite (d))
+          return NULL;
+        return g_variant_ref_sink (g_variant_new_string (isnan (d) ? "NaN" :
+                                                         d > 0 ? "Infinity" : "-Infinity"));
+      }
+
     case G_VARIANT_CLASS_VARIANT:
     case G_VARIANT_CLASS_MAYBE:
       /* written as their content (an empty maybe as null) */
@@ -134,7 +147,7 @@ replace_large_uint64 (GVariant *value)
       {
         g_autoptr(GVariant) child = g_variant_get_child_value (value, 0);
 
-        return replace_large_uint64 (child);
+        return replace_unrepresentable (child);
       }
 
     case G_VARIANT_CLASS_ARRAY:
@@ -148,11 +161,11 @@ replace_large_uint64 (GVariant *value)
 }
 
 /* json_gvariant_serialize(), but with unsigned integers above G_MAXINT64
- * as decimal strings (see above). */
+ * as decimal strings and NaN and the infinities as names (see above). */
 static JsonNode *
 variant_to_json_node (GVariant *value)
 {
-  g_autoptr(GVariant) replaced = replace_large_uint64 (value);
+  g_autoptr(GVariant) replaced = replace_unrepresentable (value);
 
   return json_gvariant_serialize (replaced != NULL ? replaced : value);
 }
