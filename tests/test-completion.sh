@@ -8,6 +8,9 @@
 # and values they offer are exactly those the tools document and accept, so
 # that they cannot drift from the tools. Prints TAP.
 
+# shellcheck source=tests/tap.sh
+. "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
+
 compdir=${1:?usage: test-completion.sh DATA/COMPLETIONS}
 : "${ELBUSD:?}" "${ELBUS_CLI:?}" "${ELBUS_MONITOR:?}"
 # the tools' messages untranslated, as parsed below
@@ -19,25 +22,6 @@ trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/files/sub"
 cd "$tmp/files" || exit 1
 touch a.sock b.socket c.ipc d.txt
-
-n=0
-failed=0
-
-ok()
-{
-    n=$((n + 1))
-    echo "ok $n - $1"
-}
-
-# not_ok DESCRIPTION [DETAIL...]
-not_ok()
-{
-    n=$((n + 1))
-    failed=$((failed + 1))
-    echo "not ok $n - $1"
-    shift
-    printf '%s\n' "$@" | sed 's/^/#   /'
-}
 
 # complete_line LINE: what TAB at the end of LINE offers, one per line.
 # LINE is split into COMP_WORDS as readline does it: at blanks, and at the
@@ -111,12 +95,6 @@ expect()
     local line=$1
     shift
     compare "[$mode] '$line'" "$(complete_line "$line")" "$(printf '%s\n' "$@")"
-}
-
-# the options a GLib --help-all output documents: "  -k, --kind=KIND  ..."
-help_options()
-{
-    "$@" --help-all | grep -Eo '^ +(-[[:alnum:]], )?--[[:alnum:]-]+' | tr -s ' ,' '\n'
 }
 
 # expect_help_options LINE TOOL [ARG...]: TAB at the end of LINE (ending in
@@ -267,6 +245,4 @@ else
     echo "ok $n # SKIP $bash_completion not found"
 fi
 
-echo "1..$n"
-((failed == 0)) || echo "# $failed failed"
-((failed == 0))
+tap_end

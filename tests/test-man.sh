@@ -17,24 +17,8 @@ mandir=${1:-$G_TEST_SRCDIR/../docs/man}
 # the tools' --help untranslated, as parsed below
 export LC_ALL=C
 
-n=0
-failed=0
-
-ok()
-{
-    n=$((n + 1))
-    echo "ok $n - $1"
-}
-
-# not_ok DESCRIPTION [DETAIL...]
-not_ok()
-{
-    n=$((n + 1))
-    failed=$((failed + 1))
-    echo "not ok $n - $1"
-    shift
-    printf '%s\n' "$@" | sed 's/^/#   /'
-}
+# shellcheck source=tests/tap.sh
+. "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
 
 # options_in: the options (-x, --long-name) in the text on standard input,
 # one a line, each once
@@ -42,13 +26,6 @@ options_in()
 {
     grep -oP '(?<![[:alnum:]-])(-[[:alpha:]]|--[[:alpha:]][[:alnum:]-]*[[:alnum:]])(?![[:alnum:]-])' |
         sort -u
-}
-
-# help_options COMMAND...: the options "COMMAND... --help-all" lists, as
-# GLib prints them: "  -k, --kind=KIND   ..." or "  --stats   ..."
-help_options()
-{
-    "$@" --help-all | grep -Eo '^ +(-[[:alnum:]], )?--[[:alnum:]-]+' | options_in
 }
 
 # page_options PAGE SECTION-REGEX [tags]: the options in the sections of
@@ -129,6 +106,4 @@ if [[ -z $commands ]]; then
 fi
 check elbus "$mandir/elbus.1" "$(sort -u <<<"$elbus_options")"
 
-echo "1..$n"
-((failed == 0)) || echo "# $failed failed"
-((failed == 0))
+tap_end
