@@ -312,6 +312,7 @@ test_errors (void)
       { address, "listen", "extra" },
       { address, "broker", "benchmark.test" },
       { address, "rpc", "frob" },
+      { address, "benchmark", "foo" },
       { "--timeout", "1e6", address, "broker", "test" },
     };
 

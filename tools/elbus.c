@@ -888,6 +888,8 @@ cmd_benchmark (int    argc,
       "  rpc.call0     call0 requests to .broker (acknowledged)"));
   if (!g_option_context_parse (context, &argc, &argv, &error))
     return elbus_tool_fail (EXIT_USAGE, "%s", error->message);
+  if (argc > 1)
+    return elbus_tool_fail (EXIT_USAGE, _("benchmark: unexpected argument “%s”"), argv[1]);
   if (workers < 1 || workers > 256 || payload_size < 0 || iters < workers)
     return elbus_tool_fail (EXIT_USAGE, _("benchmark: need 1 to 256 workers, a payload size "
                                           "of 0 or more and at least one iteration per worker"));
@@ -898,6 +900,7 @@ cmd_benchmark (int    argc,
       g_autofree Worker *ws = g_new0 (Worker, workers);
       gint64 start, elapsed;
       guint64 total = 0;
+      gboolean failed = FALSE;
 
       memset (&barrier, 0, sizeof barrier);
       barrier.n_workers = workers;
@@ -941,7 +944,7 @@ cmd_benchmark (int    argc,
             {
               elbus_tool_fail (EXIT_ERROR, _("benchmark %s, worker %d: %s"), stage_names[stage],
                                i, ws[i].error);
-              status = EXIT_ERROR;
+              failed = TRUE;
             }
           else if (ws[i].bad > 0)
             {
@@ -952,7 +955,7 @@ cmd_benchmark (int    argc,
               elbus_tool_fail (EXIT_ERROR,
                                _("benchmark %s, worker %d: %s frames had a wrong payload"),
                                stage_names[stage], i, bad);
-              status = EXIT_ERROR;
+              failed = TRUE;
             }
           total += ws[i].sent;
           g_main_context_push_thread_default (ws[i].context);
@@ -964,8 +967,16 @@ cmd_benchmark (int    argc,
           g_main_context_unref (ws[i].context);
         }
 
-      g_print ("%-26s %14.0f %10.3f\n", stage_names[stage],
-               total * (double) G_USEC_PER_SEC / elapsed, elapsed / (double) G_USEC_PER_SEC);
+      /* a rate only for work that was done */
+      if (failed)
+        {
+          g_print ("%-26s %14s %10.3f\n", stage_names[stage], "failed",
+                   elapsed / (double) G_USEC_PER_SEC);
+          status = EXIT_ERROR;
+        }
+      else
+        g_print ("%-26s %14.0f %10.3f\n", stage_names[stage],
+                 total * (double) G_USEC_PER_SEC / elapsed, elapsed / (double) G_USEC_PER_SEC);
     }
 
   /* round trip: one rpc.call at a time, nothing queued behind it */
