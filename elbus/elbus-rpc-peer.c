@@ -281,15 +281,28 @@ message_filter (ElbusClient *client,
   return TRUE;
 }
 
-/* The client's peers, newest first, referenced: a handler may drop one. */
+/* The client's other peers too, newest first, referenced (a handler may
+ * drop one); NULL when there is one peer, as there nearly always is. */
 static GPtrArray *
 rpc_hub_ref_peers (RpcHub *hub)
 {
-  GPtrArray *peers = g_ptr_array_new_full (hub->peers->len, g_object_unref);
+  GPtrArray *peers;
 
+  if (hub->peers->len == 1)
+    return NULL;
+  peers = g_ptr_array_new_full (hub->peers->len, g_object_unref);
   for (guint i = hub->peers->len; i > 0; i--)
     g_ptr_array_add (peers, g_object_ref (g_ptr_array_index (hub->peers, i - 1)));
   return peers;
+}
+
+/* The @i-th of @peers from rpc_hub_ref_peers(), @self when that is NULL. */
+static inline gpointer
+peer_at (ElbusRpcPeer *self,
+         GPtrArray    *peers,
+         guint         i)
+{
+  return peers != NULL ? g_ptr_array_index (peers, i) : self;
 }
 
 /* Every peer of a client sees the "message" signal; the newest one
@@ -305,10 +318,15 @@ message_cb (ElbusClient *client,
   gsize len;
   const guint8 *data = g_bytes_get_data (payload, &len);
   const char *sender = elbus_frame_get_sender (frame);
+  g_autoptr(ElbusRpcPeer) held = NULL;
   g_autoptr(GPtrArray) peers = NULL;
+  guint n_peers;
 
   if (g_ptr_array_index (self->hub->peers, self->hub->peers->len - 1) != self)
     return;
+  held = g_object_ref (self);
+  peers = rpc_hub_ref_peers (self->hub);
+  n_peers = peers != NULL ? peers->len : 1;
 
   if (len == 0)
     {
@@ -322,10 +340,9 @@ message_cb (ElbusClient *client,
       {
         g_autoptr(GBytes) body = g_bytes_new_from_bytes (payload, 1, len - 1);
 
-        peers = rpc_hub_ref_peers (self->hub);
-        for (guint i = 0; i < peers->len; i++)
-          g_signal_emit (g_ptr_array_index (peers, i), signals[SIGNAL_NOTIFICATION], 0,
-                         sender, body);
+        for (guint i = 0; i < n_peers; i++)
+          g_signal_emit (peer_at (self, peers, i), signals[SIGNAL_NOTIFICATION], 0, sender,
+                         body);
       }
       break;
 
@@ -358,9 +375,8 @@ message_cb (ElbusClient *client,
             return;
           }
 
-        peers = rpc_hub_ref_peers (self->hub);
-        for (guint i = 0; i < peers->len && !handled; i++)
-          g_signal_emit (g_ptr_array_index (peers, i), signals[SIGNAL_HANDLE_CALL],
+        for (guint i = 0; i < n_peers && !handled; i++)
+          g_signal_emit (peer_at (self, peers, i), signals[SIGNAL_HANDLE_CALL],
                          g_quark_try_string (method), invocation, &handled);
         if (!handled)
           {
