@@ -162,7 +162,7 @@ listen_disconnected_cb (ElbusClient *client,
 
   if (error != NULL)
     elbus_tool_fail (EXIT_ERROR, _("disconnected: %s"), error->message);
-  state->status = 1;
+  state->status = EXIT_ERROR;
   g_main_loop_quit (state->loop);
 }
 
