@@ -411,6 +411,36 @@ test_broker_commands (void)
 }
 
 static void
+test_benchmark_failure (void)
+{
+  ElbusTestBrokerOptions options = { .max_frame_size = 1024 };
+  ElbusTestBroker *tb = elbus_test_broker_new (&options);
+  const char *address = elbus_test_broker_get_unix_path (tb);
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+  g_auto(GStrv) lines = NULL;
+
+  g_test_summary ("A benchmark stage whose client the broker drops (frames over its limit, "
+                  "even without acks) says failed instead of a rate, and elbus exits 1");
+
+  elbus_test_broker_enable_core_rpc (tb);
+  g_assert_cmpint (run_cli ((const char *[]) { address, "benchmark", "-i", "50",
+                                               "--payload-size", "2000", NULL },
+                            NULL, 0, &out, &err), ==, 1);
+  lines = g_strsplit (out, "\n", -1);
+  g_assert_true (g_str_has_prefix (lines[0], "stage"));
+  g_assert_true (g_str_has_prefix (lines[1], "send.qos.no "));
+  g_assert_nonnull (strstr (lines[1], " failed "));
+  g_assert_nonnull (strstr (err, "benchmark send.qos.no, worker 0: "));
+  /* every stage failed alike, and no round trip was timed */
+  for (guint i = 1; lines[i] != NULL && lines[i][0] != '\0'; i++)
+    g_assert_nonnull (strstr (lines[i], " failed "));
+  g_assert_null (strstr (out, "round trip"));
+
+  elbus_test_broker_free (tb);
+}
+
+static void
 test_rpc_commands (void)
 {
   ElbusTestBroker *tb = elbus_test_broker_new (NULL);
@@ -481,6 +511,7 @@ main (int    argc,
   g_test_add_func ("/elbus/cli/errors", test_errors);
   g_test_add_func ("/elbus/cli/broker", test_broker_commands);
   g_test_add_func ("/elbus/cli/rpc", test_rpc_commands);
+  g_test_add_func ("/elbus/cli/benchmark-failure", test_benchmark_failure);
 
   return g_test_run ();
 }

@@ -940,6 +940,14 @@ cmd_benchmark (int    argc,
 
       for (int i = 0; i < workers; i++)
         {
+          /* a client the broker dropped (a frame over its limit, say)
+           * may have seen no error, its frames wanting no ack */
+          g_main_context_push_thread_default (ws[i].context);
+          bench_settle (ws[i].client);
+          g_main_context_pop_thread_default (ws[i].context);
+          if (ws[i].error == NULL && !elbus_client_is_connected (ws[i].client))
+            ws[i].error = g_strdup (_("the broker closed the connection"));
+
           if (ws[i].error != NULL)
             {
               elbus_tool_fail (EXIT_ERROR, _("benchmark %s, worker %d: %s"), stage_names[stage],
@@ -959,7 +967,6 @@ cmd_benchmark (int    argc,
             }
           total += ws[i].sent;
           g_main_context_push_thread_default (ws[i].context);
-          bench_settle (ws[i].client);
           elbus_client_close (ws[i].client);
           g_clear_object (&ws[i].client);
           g_main_context_pop_thread_default (ws[i].context);
