@@ -7,8 +7,8 @@
  *
  * Decoding is for bytes from peers and is fuzzed. It runs in two passes:
  *
- *  1. check_data() walks the bytes once, without recursion or allocation,
- *     and rejects everything the conversion cannot take: truncation,
+ *  1. _elbus_msgpack_check() (elbus-msgpack-check.c) walks the bytes once,
+ *     without recursion or allocation, and rejects everything the conversion cannot take: truncation,
  *     trailing bytes, the unused marker 0xc1, extension types, strings that
  *     are not UTF-8 (or hold a NUL), nesting deeper than
  *     ELBUS_MSGPACK_MAX_DEPTH, and containers that declare more elements
@@ -27,6 +27,7 @@
 
 #include "elbus-error.h"
 #include "elbus-msgpack.h"
+#include "elbus-msgpack-check-private.h"
 
 /* ELBUS_MSGPACK_MAX_DEPTH is msgpack-c's MSGPACK_EMBED_STACK_SIZE, the
  * fixed stack of its parser, compiled into libmsgpackc (and not in the
@@ -311,206 +312,13 @@ elbus_msgpack_encode_variant (GVariant  *value,
 }
 
 /* ------------------------------------------------------------------ */
-/* Decoding, pass 1: validation */
-
-static gboolean
-truncated (gsize    offset,
-           GError **error)
-{
-  g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
-               "the MessagePack data is truncated: the value at offset %"
-               G_GSIZE_FORMAT " does not end", offset);
-  return FALSE;
-}
-
-/* Reads a big-endian unsigned integer of @size bytes at *@pos. */
-static gboolean
-read_uint (const guint8 *data,
-           gsize         len,
-           gsize        *pos,
-           guint         size,
-           guint64      *out)
-{
-  guint64 v = 0;
-
-  if (size > len - *pos)
-    return FALSE;
-  for (guint i = 0; i < size; i++)
-    v = (v << 8) | data[*pos + i];
-  *pos += size;
-  *out = v;
-  return TRUE;
-}
-
-static gboolean
-check_string (const guint8  *str,
-              gsize          len,
-              gsize          offset,
-              GError       **error)
-{
-  if (memchr (str, '\0', len) != NULL)
-    {
-      g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
-                   "the MessagePack string at offset %" G_GSIZE_FORMAT
-                   " contains a NUL byte, which a GVariant string cannot hold",
-                   offset);
-      return FALSE;
-    }
-  if (!g_utf8_validate_len ((const char *) str, len, NULL))
-    {
-      g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
-                   "the MessagePack string at offset %" G_GSIZE_FORMAT
-                   " is not valid UTF-8", offset);
-      return FALSE;
-    }
-  return TRUE;
-}
-
-/* Checks that @data holds exactly one MessagePack value that
- * object_to_variant() can convert. Iterative; every round consumes at
- * least one byte. */
-static gboolean
-check_data (const guint8  *data,
-            gsize          len,
-            GError       **error)
-{
-  /* Values still to read in each open container (twice the entries for
-   * a map). */
-  guint64 pending[ELBUS_MSGPACK_MAX_DEPTH];
-  guint depth = 0;
-  gsize pos = 0;
-
-  if (len == 0)
-    {
-      g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
-                           "the MessagePack data is empty");
-      return FALSE;
-    }
-
-  do
-    {
-      gsize start = pos;
-      guint8 marker;
-      guint header = 0;           /* size of the length field */
-      guint skip = 0;             /* fixed payload size */
-      gboolean is_str = FALSE, is_bin = FALSE;
-      gboolean is_array = FALSE, is_map = FALSE;
-      guint64 n = 0;
-
-      if (pos >= len)
-        return truncated (start, error);
-      marker = data[pos++];
-
-      if (marker <= 0x7f || marker >= 0xe0)
-        ;                           /* positive or negative fixint */
-      else if (marker <= 0x8f)
-        is_map = TRUE, n = marker & 0x0f;
-      else if (marker <= 0x9f)
-        is_array = TRUE, n = marker & 0x0f;
-      else if (marker <= 0xbf)
-        is_str = TRUE, n = marker & 0x1f;
-      else
-        {
-          switch (marker)
-            {
-            case 0xc0: case 0xc2: case 0xc3:
-              break;
-            case 0xc1:
-            default:
-              g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
-                           "the MessagePack data is invalid: byte 0xc1 at offset %"
-                           G_GSIZE_FORMAT " is never used", start);
-              return FALSE;
-            case 0xc4: is_bin = TRUE, header = 1; break;
-            case 0xc5: is_bin = TRUE, header = 2; break;
-            case 0xc6: is_bin = TRUE, header = 4; break;
-            case 0xc7: case 0xc8: case 0xc9:
-            case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
-              g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
-                           "the MessagePack extension value at offset %"
-                           G_GSIZE_FORMAT " cannot be converted to a GVariant",
-                           start);
-              return FALSE;
-            case 0xca: skip = 4; break;
-            case 0xcb: skip = 8; break;
-            case 0xcc: case 0xd0: skip = 1; break;
-            case 0xcd: case 0xd1: skip = 2; break;
-            case 0xce: case 0xd2: skip = 4; break;
-            case 0xcf: case 0xd3: skip = 8; break;
-            case 0xd9: is_str = TRUE, header = 1; break;
-            case 0xda: is_str = TRUE, header = 2; break;
-            case 0xdb: is_str = TRUE, header = 4; break;
-            case 0xdc: is_array = TRUE, header = 2; break;
-            case 0xdd: is_array = TRUE, header = 4; break;
-            case 0xde: is_map = TRUE, header = 2; break;
-            case 0xdf: is_map = TRUE, header = 4; break;
-            }
-        }
-
-      if (header > 0 && !read_uint (data, len, &pos, header, &n))
-        return truncated (start, error);
-
-      if (skip > len - pos)
-        return truncated (start, error);
-      pos += skip;
-
-      if (is_str || is_bin)
-        {
-          if (n > len - pos)
-            return truncated (start, error);
-          if (is_str && !check_string (data + pos, n, start, error))
-            return FALSE;
-          pos += n;
-        }
-      else if (is_array || is_map)
-        {
-          if (depth >= ELBUS_MSGPACK_MAX_DEPTH)
-            {
-              g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
-                           "the MessagePack data nests deeper than %u levels "
-                           "at offset %" G_GSIZE_FORMAT,
-                           ELBUS_MSGPACK_MAX_DEPTH, start);
-              return FALSE;
-            }
-          if (is_map)
-            n *= 2;
-          /* Every value takes at least one byte. */
-          if (n > len - pos)
-            return truncated (start, error);
-          if (n > 0)
-            {
-              pending[depth++] = n;
-              continue;
-            }
-        }
-
-      /* A value is complete: count it off its container, and off every
-       * container it completes in turn. */
-      while (depth > 0 && --pending[depth - 1] == 0)
-        depth--;
-    }
-  while (depth > 0);
-
-  if (pos < len)
-    {
-      g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
-                   "the MessagePack value ends at offset %" G_GSIZE_FORMAT
-                   ", followed by %" G_GSIZE_FORMAT " more bytes",
-                   pos, len - pos);
-      return FALSE;
-    }
-
-  return TRUE;
-}
-
-/* ------------------------------------------------------------------ */
 /* Decoding, pass 2: conversion */
 
 static GVariant *object_to_variant (const msgpack_object  *obj,
                                     GError               **error);
 
-/* check_data() validated @str as UTF-8 without NUL bytes. msgpack-c
- * leaves the pointer of an empty str %NULL. */
+/* _elbus_msgpack_check() validated @str as UTF-8 without NUL bytes.
+ * msgpack-c leaves the pointer of an empty str %NULL. */
 static GVariant *
 new_string (const msgpack_object_str *str)
 {
@@ -628,7 +436,7 @@ map_to_variant (const msgpack_object_map  *map,
 }
 
 /* Returns a floating reference. Recursion is bounded by
- * ELBUS_MSGPACK_MAX_DEPTH, which check_data() enforced. */
+ * ELBUS_MSGPACK_MAX_DEPTH, which _elbus_msgpack_check() enforced. */
 static GVariant *
 object_to_variant (const msgpack_object  *obj,
                    GError               **error)
@@ -770,14 +578,14 @@ elbus_msgpack_decode_data (const guint8  *data,
   g_return_val_if_fail (data != NULL || len == 0, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  if (!check_data (data, len, error))
+  if (!_elbus_msgpack_check (data, len, error))
     return NULL;
 
   msgpack_unpacked_init (&unpacked);
   ret = msgpack_unpack_next (&unpacked, (const char *) data, len, &offset);
 
-  /* check_data() accepted it, so only a failed allocation can make
-   * msgpack-c fail; still, trust neither side blindly. */
+  /* _elbus_msgpack_check() accepted it, so only a failed allocation can
+   * make msgpack-c fail; still, trust neither side blindly. */
   if (ret == MSGPACK_UNPACK_SUCCESS && offset == len)
     value = object_to_variant (&unpacked.data, error);
   else if (ret == MSGPACK_UNPACK_NOMEM_ERROR)

@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The first pass of MessagePack decoding: validation without recursion or
+ * allocation (see elbus-msgpack.c). Its own file, so that elbus-monitor,
+ * which reads events with msgpack-c directly, builds it in too and takes
+ * exactly what elbus_msgpack_decode() takes.
+ */
+#include "config.h"
+
+#include <string.h>
+
+/* the whole public API: elbus-monitor builds this file too */
+#include <elbus/elbus.h>
+
+#include "elbus-msgpack-check-private.h"
+
+static gboolean
+truncated (gsize    offset,
+           GError **error)
+{
+  g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
+               "the MessagePack data is truncated: the value at offset %"
+               G_GSIZE_FORMAT " does not end", offset);
+  return FALSE;
+}
+
+/* Reads a big-endian unsigned integer of @size bytes at *@pos. */
+static gboolean
+read_uint (const guint8 *data,
+           gsize         len,
+           gsize        *pos,
+           guint         size,
+           guint64      *out)
+{
+  guint64 v = 0;
+
+  if (size > len - *pos)
+    return FALSE;
+  for (guint i = 0; i < size; i++)
+    v = (v << 8) | data[*pos + i];
+  *pos += size;
+  *out = v;
+  return TRUE;
+}
+
+static gboolean
+check_string (const guint8  *str,
+              gsize          len,
+              gsize          offset,
+              GError       **error)
+{
+  gsize i;
+
+  /* nearly always a few bytes of ASCII without NUL: valid as they are */
+  for (i = 0; i < len && str[i] != 0 && str[i] < 0x80; i++)
+    ;
+  if (i == len)
+    return TRUE;
+
+  if (memchr (str, '\0', len) != NULL)
+    {
+      g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
+                   "the MessagePack string at offset %" G_GSIZE_FORMAT
+                   " contains a NUL byte, which a GVariant string cannot hold",
+                   offset);
+      return FALSE;
+    }
+  if (!g_utf8_validate_len ((const char *) str, len, NULL))
+    {
+      g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
+                   "the MessagePack string at offset %" G_GSIZE_FORMAT
+                   " is not valid UTF-8", offset);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+_elbus_msgpack_check (const guint8  *data,
+                      gsize          len,
+                      GError       **error)
+{
+  /* Values still to read in each open container (twice the entries for
+   * a map). */
+  guint64 pending[ELBUS_MSGPACK_MAX_DEPTH];
+  guint depth = 0;
+  gsize pos = 0;
+
+  if (len == 0)
+    {
+      g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
+                           "the MessagePack data is empty");
+      return FALSE;
+    }
+
+  do
+    {
+      gsize start = pos;
+      guint8 marker;
+      guint header = 0;           /* size of the length field */
+      guint skip = 0;             /* fixed payload size */
+      gboolean is_str = FALSE, is_bin = FALSE;
+      gboolean is_array = FALSE, is_map = FALSE;
+      guint64 n = 0;
+
+      if (pos >= len)
+        return truncated (start, error);
+      marker = data[pos++];
+
+      if (marker <= 0x7f || marker >= 0xe0)
+        ;                           /* positive or negative fixint */
+      else if (marker <= 0x8f)
+        is_map = TRUE, n = marker & 0x0f;
+      else if (marker <= 0x9f)
+        is_array = TRUE, n = marker & 0x0f;
+      else if (marker <= 0xbf)
+        is_str = TRUE, n = marker & 0x1f;
+      else
+        {
+          switch (marker)
+            {
+            case 0xc0: case 0xc2: case 0xc3:
+              break;
+            case 0xc1:
+            default:
+              g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
+                           "the MessagePack data is invalid: byte 0xc1 at offset %"
+                           G_GSIZE_FORMAT " is never used", start);
+              return FALSE;
+            case 0xc4: is_bin = TRUE, header = 1; break;
+            case 0xc5: is_bin = TRUE, header = 2; break;
+            case 0xc6: is_bin = TRUE, header = 4; break;
+            case 0xc7: case 0xc8: case 0xc9:
+            case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
+              g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
+                           "the MessagePack extension value at offset %"
+                           G_GSIZE_FORMAT " cannot be converted to a GVariant",
+                           start);
+              return FALSE;
+            case 0xca: skip = 4; break;
+            case 0xcb: skip = 8; break;
+            case 0xcc: case 0xd0: skip = 1; break;
+            case 0xcd: case 0xd1: skip = 2; break;
+            case 0xce: case 0xd2: skip = 4; break;
+            case 0xcf: case 0xd3: skip = 8; break;
+            case 0xd9: is_str = TRUE, header = 1; break;
+            case 0xda: is_str = TRUE, header = 2; break;
+            case 0xdb: is_str = TRUE, header = 4; break;
+            case 0xdc: is_array = TRUE, header = 2; break;
+            case 0xdd: is_array = TRUE, header = 4; break;
+            case 0xde: is_map = TRUE, header = 2; break;
+            case 0xdf: is_map = TRUE, header = 4; break;
+            }
+        }
+
+      if (header > 0 && !read_uint (data, len, &pos, header, &n))
+        return truncated (start, error);
+
+      if (skip > len - pos)
+        return truncated (start, error);
+      pos += skip;
+
+      if (is_str || is_bin)
+        {
+          if (n > len - pos)
+            return truncated (start, error);
+          if (is_str && !check_string (data + pos, n, start, error))
+            return FALSE;
+          pos += n;
+        }
+      else if (is_array || is_map)
+        {
+          if (depth >= ELBUS_MSGPACK_MAX_DEPTH)
+            {
+              g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
+                           "the MessagePack data nests deeper than %u levels "
+                           "at offset %" G_GSIZE_FORMAT,
+                           ELBUS_MSGPACK_MAX_DEPTH, start);
+              return FALSE;
+            }
+          if (is_map)
+            n *= 2;
+          /* Every value takes at least one byte. */
+          if (n > len - pos)
+            return truncated (start, error);
+          if (n > 0)
+            {
+              pending[depth++] = n;
+              continue;
+            }
+        }
+
+      /* A value is complete: count it off its container, and off every
+       * container it completes in turn. */
+      while (depth > 0 && --pending[depth - 1] == 0)
+        depth--;
+    }
+  while (depth > 0);
+
+  if (pos < len)
+    {
+      g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
+                   "the MessagePack value ends at offset %" G_GSIZE_FORMAT
+                   ", followed by %" G_GSIZE_FORMAT " more bytes",
+                   pos, len - pos);
+      return FALSE;
+    }
+
+  return TRUE;
+}
