@@ -27,9 +27,11 @@
 #include <glib/gi18n.h>
 #include <glib-unix.h>
 #include <json-glib/json-glib.h>
+#include <msgpack.h>
 
 #include <elbus/elbus.h>
 
+#include "elbus-msgpack-check-private.h"
 #include "elbus-tool-util.h"
 
 /* Exit statuses (the man page lists them too). */
@@ -69,29 +71,37 @@ static const char * const kind_names[N_KINDS] = {
   "message", "broadcast", "publish", "subscribe", "unsubscribe", "reg", "unreg",
 };
 
-/* One monitor event, decoded. Strings point into @map. */
+/* The strings of most events fit in the event itself. */
+#define EVENT_INLINE_STRINGS 256
+
+/* One monitor event, decoded. The strings are copied out of the map, into
+ * the event itself or, when they do not fit, into @heap; the payload
+ * points into @bytes. */
 typedef struct {
-  GVariant     *map;          /* (owned): the event's MessagePack map, a{sv} */
-  GVariant     *p;            /* (owned) (nullable): the payload bytes, ay */
+  GBytes       *bytes;        /* (owned) (nullable): the event's MessagePack map */
+  char         *heap;         /* (owned) (nullable): the strings, when they are long */
   gint64        t;            /* nanoseconds since the UNIX epoch */
   EventKind     kind;
   const char   *sender;       /* never NULL */
   const char   *dest;         /* (nullable): target, mask or topic */
-  char        **masks;        /* (owned) (nullable): subscribe, unsubscribe */
+  char        **masks;        /* (nullable): subscribe, unsubscribe; NULL-terminated */
   guint         qos;
   guint64       recipients;
   guint         result;
   guint64       size;         /* the payload's full length */
   const guint8 *payload;      /* (nullable): what the broker sent of it */
   gsize         payload_len;
+  union {
+    char       *align;        /* @masks starts there */
+    char        bytes[EVENT_INLINE_STRINGS];
+  } strings;
 } Event;
 
 static void
 event_clear (Event *ev)
 {
-  g_clear_pointer (&ev->map, g_variant_unref);
-  g_clear_pointer (&ev->p, g_variant_unref);
-  g_clear_pointer (&ev->masks, g_strfreev);
+  g_clear_pointer (&ev->bytes, g_bytes_unref);
+  g_clear_pointer (&ev->heap, g_free);
 }
 
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Event, event_clear)
@@ -115,143 +125,216 @@ kind_from_string (const char *name,
   return FALSE;
 }
 
-/* A non-negative integer; 0 for anything else. The decoder gives int64
- * for integers up to G_MAXINT64. */
+/* ---- decoding events ---------------------------------------------------
+ *
+ * Events come by the hundred thousand per second, so the map is read with
+ * msgpack-c directly rather than through elbus_msgpack_decode(), whose
+ * GVariant tree would cost most of the monitor's time. The event is taken
+ * exactly as it was from that tree, though: first _elbus_msgpack_check(),
+ * the library's own first pass built in here too, refuses what
+ * elbus_msgpack_decode() refuses, with the same messages; then
+ * msgpack-c unpacks it (its objects point into the bytes: strings and
+ * the payload are not copied) and the top-level map is read in one pass.
+ */
+
+/* A non-negative integer; 0 for anything else (a negative integer, a
+ * float, a string…). */
 static guint64
-variant_to_uint (GVariant *value)
+object_to_uint (const msgpack_object *obj)
 {
-  if (g_variant_is_of_type (value, G_VARIANT_TYPE_UINT64))
-    return g_variant_get_uint64 (value);
-  if (g_variant_is_of_type (value, G_VARIANT_TYPE_INT64))
-    return MAX (g_variant_get_int64 (value), 0);
-  return 0;
+  return obj->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? obj->via.u64 : 0;
 }
 
-static const char *
-variant_to_string (GVariant *value)
+/* The string @str (checked: no NUL) NUL-terminated at *@pos, which
+ * moves past it. An empty str may have a NULL pointer. */
+static char *
+copy_string (char                     **pos,
+             const msgpack_object_str  *str)
 {
-  if (!g_variant_is_of_type (value, G_VARIANT_TYPE_STRING))
-    return NULL;
-  return g_variant_get_string (value, NULL);
+  char *copy = *pos;
+
+  if (str->size > 0)
+    memcpy (copy, str->ptr, str->size);
+  copy[str->size] = '\0';
+  *pos += str->size + 1;
+  return copy;
 }
 
-/* @d of subscribe and unsubscribe: an array of strings (av). */
-static char **
-masks_from_variant (GVariant *value)
+/* Reads the event map @obj in one pass, as the GVariant tree was read:
+ * of repeated members the last counts, except that the first list of
+ * masks @d and the first payload @p do; a string member of another type
+ * counts as missing and an integer member of another type (or negative)
+ * as 0; members whose key is not one letter are a later version's and
+ * ignored. */
+static gboolean
+event_read_map (Event                 *ev,
+                const msgpack_object  *obj,
+                GError               **error)
 {
-  g_autoptr(GPtrArray) masks = g_ptr_array_new ();
-  gsize n = g_variant_n_children (value);
+  const msgpack_object_str *kind = NULL, *sender = NULL, *dest = NULL;
+  const msgpack_object_array *masks = NULL;
+  const msgpack_object_bin *payload = NULL;
+  gboolean want_masks;
+  gsize n_masks = 0, need = 0;
+  char *pos;
 
-  for (gsize i = 0; i < n; i++)
+  if (obj->type != MSGPACK_OBJECT_MAP)
+    goto not_a_map;
+
+  for (guint32 i = 0; i < obj->via.map.size; i++)
     {
-      g_autoptr(GVariant) boxed = g_variant_get_child_value (value, i);
-      g_autoptr(GVariant) mask = g_variant_get_variant (boxed);
+      const msgpack_object *key = &obj->via.map.ptr[i].key;
+      const msgpack_object *value = &obj->via.map.ptr[i].val;
 
-      if (g_variant_is_of_type (mask, G_VARIANT_TYPE_STRING))
-        g_ptr_array_add (masks, g_variant_dup_string (mask, NULL));
-    }
-  g_ptr_array_add (masks, NULL);
+      if (key->type != MSGPACK_OBJECT_STR)
+        goto not_a_map;
+      if (key->via.str.size != 1)
+        continue;     /* not ours: a later version's, ignored */
 
-  return (char **) g_ptr_array_free (g_steal_pointer (&masks), FALSE);
-}
-
-/* One member of the event map. Strings stay valid as long as the map. */
-static void
-event_set_member (Event      *ev,
-                  const char *key,
-                  GVariant   *value,
-                  const char **kind)
-{
-  if (key[0] == '\0' || key[1] != '\0')
-    return;     /* not ours: a later version's, ignored */
-
-  switch (key[0])
-    {
-    case 't':
-      ev->t = (gint64) MIN (variant_to_uint (value), (guint64) G_MAXINT64);
-      break;
-    case 'k':
-      *kind = variant_to_string (value);
-      break;
-    case 's':
-      ev->sender = variant_to_string (value);
-      break;
-    case 'd':
-      if (g_variant_is_of_type (value, G_VARIANT_TYPE_STRING))
-        ev->dest = g_variant_get_string (value, NULL);
-      else if (g_variant_is_of_type (value, G_VARIANT_TYPE ("av")) && ev->masks == NULL)
-        ev->masks = masks_from_variant (value);
-      break;
-    case 'q':
-      ev->qos = (guint) MIN (variant_to_uint (value), 3);
-      break;
-    case 'n':
-      ev->recipients = variant_to_uint (value);
-      break;
-    case 'r':
-      ev->result = (guint) MIN (variant_to_uint (value), 0xff);
-      break;
-    case 'l':
-      ev->size = variant_to_uint (value);
-      break;
-    case 'p':
-      if (g_variant_is_of_type (value, G_VARIANT_TYPE_BYTESTRING) && ev->p == NULL)
+      switch (key->via.str.ptr[0])
         {
-          ev->p = g_variant_ref (value);
-          ev->payload = g_variant_get_fixed_array (ev->p, &ev->payload_len, 1);
+        case 't':
+          ev->t = (gint64) MIN (object_to_uint (value), (guint64) G_MAXINT64);
+          break;
+        case 'k':
+          kind = value->type == MSGPACK_OBJECT_STR ? &value->via.str : NULL;
+          break;
+        case 's':
+          sender = value->type == MSGPACK_OBJECT_STR ? &value->via.str : NULL;
+          break;
+        case 'd':
+          if (value->type == MSGPACK_OBJECT_STR)
+            dest = &value->via.str;
+          else if (value->type == MSGPACK_OBJECT_ARRAY && masks == NULL)
+            masks = &value->via.array;
+          break;
+        case 'q':
+          ev->qos = (guint) MIN (object_to_uint (value), 3);
+          break;
+        case 'n':
+          ev->recipients = object_to_uint (value);
+          break;
+        case 'r':
+          ev->result = (guint) MIN (object_to_uint (value), 0xff);
+          break;
+        case 'l':
+          ev->size = object_to_uint (value);
+          break;
+        case 'p':
+          if (value->type == MSGPACK_OBJECT_BIN && payload == NULL)
+            payload = &value->via.bin;
+          break;
+        default:
+          break;
         }
-      break;
-    default:
-      break;
     }
+
+  ev->kind = N_KINDS;
+  for (guint i = 0; kind != NULL && i < N_KINDS; i++)
+    if (kind->size == strlen (kind_names[i]) &&
+        memcmp (kind->ptr, kind_names[i], kind->size) == 0)
+      ev->kind = i;
+  if (ev->kind == N_KINDS)
+    {
+      g_autofree char *name = kind != NULL ? g_strndup (kind->ptr, kind->size)
+                                           : g_strdup ("(none)");
+
+      g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA, "unknown kind “%s”", name);
+      return FALSE;
+    }
+
+  if (payload != NULL && payload->size > 0)
+    {
+      ev->payload = (const guint8 *) payload->ptr;
+      ev->payload_len = payload->size;
+    }
+  /* what was sent is never more than the whole */
+  ev->size = MAX (ev->size, ev->payload_len);
+
+  /* Only what is shown: a target or topic for the kinds with a payload;
+   * masks for subscriptions, and for reg and unreg when the map has some
+   * (their line shows them), never for the kinds with a payload */
+  if (!kind_has_payload (ev->kind))
+    dest = NULL;
+  want_masks = ev->kind == KIND_SUBSCRIBE || ev->kind == KIND_UNSUBSCRIBE ||
+               (masks != NULL && !kind_has_payload (ev->kind));
+
+  /* the room for the strings: the masks array first, for its alignment */
+  if (want_masks)
+    {
+      for (guint32 i = 0; masks != NULL && i < masks->size; i++)
+        if (masks->ptr[i].type == MSGPACK_OBJECT_STR)
+          {
+            n_masks++;
+            need += masks->ptr[i].via.str.size + 1;
+          }
+      need += (n_masks + 1) * sizeof (char *);
+    }
+  if (sender != NULL)
+    need += sender->size + 1;
+  if (dest != NULL)
+    need += dest->size + 1;
+  if (need <= sizeof ev->strings)
+    pos = ev->strings.bytes;
+  else
+    pos = ev->heap = g_malloc (need);
+
+  if (want_masks)
+    {
+      gsize j = 0;
+
+      ev->masks = (char **) (gpointer) pos;
+      pos += (n_masks + 1) * sizeof (char *);
+      for (guint32 i = 0; masks != NULL && i < masks->size; i++)
+        if (masks->ptr[i].type == MSGPACK_OBJECT_STR)
+          ev->masks[j++] = copy_string (&pos, &masks->ptr[i].via.str);
+      ev->masks[j] = NULL;
+    }
+  ev->sender = sender != NULL ? copy_string (&pos, sender) : "";
+  if (kind_has_payload (ev->kind))
+    ev->dest = dest != NULL ? copy_string (&pos, dest) : "";
+
+  return TRUE;
+
+not_a_map:
+  g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA, "not a map with string keys");
+  return FALSE;
 }
 
-/* The map is read in one pass: events come by the ten thousand per
- * second, and a lookup per member would walk it nine times. */
 static gboolean
 event_parse (GBytes  *bytes,
              Event   *ev,
              GError **error)
 {
-  GVariantIter iter;
-  const char *key;
-  GVariant *value;
-  const char *kind = NULL;
+  gsize len;
+  const char *data = g_bytes_get_data (bytes, &len);
+  msgpack_unpacked unpacked;
+  msgpack_unpack_return ret;
+  size_t offset = 0;
+  gboolean ok = FALSE;
 
-  ev->map = elbus_msgpack_decode (bytes, error);
-  if (ev->map == NULL)
+  if (!_elbus_msgpack_check ((const guint8 *) data, len, error))
     return FALSE;
-  if (!g_variant_is_of_type (ev->map, G_VARIANT_TYPE_VARDICT))
-    {
-      g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA, "not a map with string keys");
-      return FALSE;
-    }
 
-  g_variant_iter_init (&iter, ev->map);
-  while (g_variant_iter_next (&iter, "{&sv}", &key, &value))
-    {
-      event_set_member (ev, key, value, &kind);
-      g_variant_unref (value);
-    }
+  /* _elbus_msgpack_check() accepted it, so only a failed allocation can make
+   * msgpack-c fail; still, trust neither side blindly */
+  msgpack_unpacked_init (&unpacked);
+  ret = msgpack_unpack_next (&unpacked, data, len, &offset);
+  if (ret == MSGPACK_UNPACK_SUCCESS && offset == len)
+    ok = event_read_map (ev, &unpacked.data, error);
+  else if (ret == MSGPACK_UNPACK_NOMEM_ERROR)
+    g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
+                         "msgpack-c ran out of memory decoding the MessagePack data");
+  else
+    g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
+                 "msgpack-c rejected the MessagePack data (result %d at offset %"
+                 G_GSIZE_FORMAT ")", (int) ret, (gsize) offset);
+  msgpack_unpacked_destroy (&unpacked);
 
-  if (kind == NULL || !kind_from_string (kind, &ev->kind))
-    {
-      g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA, "unknown kind “%s”",
-                   kind != NULL ? kind : "(none)");
-      return FALSE;
-    }
-  if (ev->sender == NULL)
-    ev->sender = "";
-  if (kind_has_payload (ev->kind) && ev->dest == NULL)
-    ev->dest = "";
-  if ((ev->kind == KIND_SUBSCRIBE || ev->kind == KIND_UNSUBSCRIBE) && ev->masks == NULL)
-    ev->masks = g_new0 (char *, 1);
-  if (!kind_has_payload (ev->kind))
-    ev->dest = NULL;
-  /* what was sent is never more than the whole */
-  ev->size = MAX (ev->size, ev->payload_len);
-
-  return TRUE;
+  /* the payload points into it */
+  if (ok)
+    ev->bytes = g_bytes_ref (bytes);
+  return ok;
 }
 
 static gboolean
@@ -304,19 +387,11 @@ typedef enum {
 typedef struct {
   RpcType       type;
   guint32       id;
-  char         *method;       /* (owned) (nullable): calls */
+  const char   *method;       /* (nullable): calls; points into the payload, NUL and all */
   int           code;         /* errors */
   const guint8 *body;         /* params, result, error data or notification payload */
   gsize         body_len;
 } Rpc;
-
-static void
-rpc_clear (Rpc *rpc)
-{
-  g_clear_pointer (&rpc->method, g_free);
-}
-
-G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Rpc, rpc_clear)
 
 static guint32
 read_u32_le (const guint8 *data)
@@ -355,7 +430,7 @@ rpc_parse (const guint8 *data,
           return FALSE;
         rpc->type = RPC_CALL;
         rpc->id = read_u32_le (data + 1);
-        rpc->method = g_strndup ((const char *) data + 5, end - (data + 5));
+        rpc->method = (const char *) data + 5;
         rpc->body = end + 1;
         rpc->body_len = len - (end + 1 - data);
         return TRUE;
@@ -703,7 +778,9 @@ format_second (TimeCache  *cache,
                                     : g_date_time_new_from_unix_local (second);
 
       g_free (cache->text);
-      cache->text = dt != NULL ? g_date_time_format (dt, format) : g_strdup ("?");
+      cache->text = dt != NULL ? g_date_time_format (dt, format) : NULL;
+      if (cache->text == NULL)
+        cache->text = g_strdup ("?");
       cache->second = second;
     }
   return cache->text;
@@ -712,24 +789,64 @@ format_second (TimeCache  *cache,
 static TimeCache local_time_cache;
 static TimeCache utc_time_cache;
 
-/* "HH:MM:SS.uuuuuu", local time */
-static char *
-format_time_local (gint64 t)
+/* @value in decimal */
+static void
+append_uint (GString *out,
+             guint64  value)
 {
-  return g_strdup_printf ("%s.%06d",
-                          format_second (&local_time_cache, t / G_GINT64_CONSTANT (1000000000),
-                                         FALSE, "%H:%M:%S"),
-                          (int) (t / 1000 % G_USEC_PER_SEC));
+  char digits[20];
+  guint n = 0;
+
+  do
+    digits[n++] = '0' + value % 10;
+  while ((value /= 10) > 0);
+  while (n > 0)
+    g_string_append_c (out, digits[--n]);
+}
+
+static void
+append_int (GString *out,
+            gint64   value)
+{
+  if (value < 0)
+    g_string_append_c (out, '-');
+  append_uint (out, value < 0 ? -(guint64) value : (guint64) value);
+}
+
+/* The microseconds of @t (not negative) as six digits. */
+static void
+append_micros (GString *out,
+               gint64   t)
+{
+  guint us = (guint) (t / 1000 % G_USEC_PER_SEC);
+  char digits[6];
+
+  for (int i = 5; i >= 0; i--, us /= 10)
+    digits[i] = '0' + us % 10;
+  g_string_append_len (out, digits, sizeof digits);
+}
+
+/* "HH:MM:SS.uuuuuu", local time */
+static void
+append_time_local (GString *out,
+                   gint64   t)
+{
+  g_string_append (out, format_second (&local_time_cache, t / G_GINT64_CONSTANT (1000000000),
+                                       FALSE, "%H:%M:%S"));
+  g_string_append_c (out, '.');
+  append_micros (out, t);
 }
 
 /* "YYYY-MM-DDTHH:MM:SS.uuuuuuZ", UTC (ISO 8601) */
-static char *
-format_time_utc (gint64 t)
+static void
+append_time_utc (GString *out,
+                 gint64   t)
 {
-  return g_strdup_printf ("%s.%06dZ",
-                          format_second (&utc_time_cache, t / G_GINT64_CONSTANT (1000000000),
-                                         TRUE, "%Y-%m-%dT%H:%M:%S"),
-                          (int) (t / 1000 % G_USEC_PER_SEC));
+  g_string_append (out, format_second (&utc_time_cache, t / G_GINT64_CONSTANT (1000000000),
+                                       TRUE, "%Y-%m-%dT%H:%M:%S"));
+  g_string_append_c (out, '.');
+  append_micros (out, t);
+  g_string_append_c (out, 'Z');
 }
 
 /* ---- lines ------------------------------------------------------------ */
@@ -749,16 +866,35 @@ static const char * const kind_colors[N_KINDS] = {
   "\033[33m",   /* unreg: yellow */
 };
 
+/* Text in a color: on, then off. Everything is appended to one string
+ * per event, which the monitor reuses: an event costs no allocation and
+ * no printf(). */
+static void
+color_on (GString    *line,
+          gboolean    color,
+          const char *ansi)
+{
+  if (color)
+    g_string_append (line, ansi);
+}
+
+static void
+color_off (GString  *line,
+           gboolean  color)
+{
+  if (color)
+    g_string_append (line, ANSI_RESET);
+}
+
 static void
 append_colored (GString    *line,
                 gboolean    color,
                 const char *ansi,
                 const char *text)
 {
-  if (color)
-    g_string_append_printf (line, "%s%s" ANSI_RESET, ansi, text);
-  else
-    g_string_append (line, text);
+  color_on (line, color, ansi);
+  g_string_append (line, text);
+  color_off (line, color);
 }
 
 /* A payload on one line: as elbus-tool-util shows it, with line breaks
@@ -769,18 +905,19 @@ append_payload (GString      *line,
                 gsize         len)
 {
   g_autofree char *text = elbus_tool_format_payload_data (data, len);
+  const char *run = text;
 
   for (const char *c = text; *c != '\0'; c++)
     {
-      if (*c == '\n')
-        g_string_append (line, "\\n");
-      else if (*c == '\r')
-        g_string_append (line, "\\r");
-      else if (*c == '\t')
-        g_string_append (line, "\\t");
-      else
-        g_string_append_c (line, *c);
+      const char *escape = *c == '\n' ? "\\n" : *c == '\r' ? "\\r" : *c == '\t' ? "\\t" : NULL;
+
+      if (escape == NULL)
+        continue;
+      g_string_append_len (line, run, c - run);
+      g_string_append (line, escape);
+      run = c + 1;
     }
+  g_string_append (line, run);
 }
 
 static void
@@ -791,20 +928,25 @@ append_rpc (GString   *line,
   switch (rpc->type)
     {
     case RPC_CALL:
-      if (rpc->id == 0)
-        g_string_append_printf (line, "call0 %s", rpc->method);
-      else
-        g_string_append_printf (line, "call %s #%u", rpc->method, rpc->id);
+      g_string_append (line, rpc->id == 0 ? "call0 " : "call ");
+      g_string_append (line, rpc->method);
+      if (rpc->id != 0)
+        {
+          g_string_append (line, " #");
+          append_uint (line, rpc->id);
+        }
       break;
     case RPC_REPLY:
-      g_string_append_printf (line, "reply #%u", rpc->id);
+      g_string_append (line, "reply #");
+      append_uint (line, rpc->id);
       break;
     case RPC_ERROR:
-      {
-        g_autofree char *text = g_strdup_printf ("error #%u %d", rpc->id, rpc->code);
-
-        append_colored (line, color, ANSI_RED, text);
-      }
+      color_on (line, color, ANSI_RED);
+      g_string_append (line, "error #");
+      append_uint (line, rpc->id);
+      g_string_append_c (line, ' ');
+      append_int (line, rpc->code);
+      color_off (line, color);
       break;
     case RPC_NOTIFICATION:
       g_string_append (line, "notify");
@@ -822,7 +964,7 @@ append_rpc (GString   *line,
 }
 
 /*
- * One event as a line:
+ * One event as a line, appended to @line:
  *
  *   TIME KIND SENDER → DEST qQOS [×RECIPIENTS] [RESULT] SIZE B PREVIEW
  *
@@ -830,48 +972,69 @@ append_rpc (GString   *line,
  * and unreg have none. ×RECIPIENTS for broadcasts and publications; the
  * result only when it is not OK.
  */
-static char *
-event_to_line (const Event *ev,
-               gboolean     color)
+static void
+event_append_line (GString     *line,
+                   const Event *ev,
+                   gboolean     color)
 {
-  g_autofree char *stamp = format_time_local (ev->t);
-  g_autofree char *kind = g_strdup_printf ("%-11s", kind_names[ev->kind]);
-  GString *line = g_string_new (NULL);
-
-  append_colored (line, color, ANSI_DIM, stamp);
+  color_on (line, color, ANSI_DIM);
+  append_time_local (line, ev->t);
+  color_off (line, color);
   g_string_append_c (line, ' ');
-  append_colored (line, color, kind_colors[ev->kind], kind);
+  color_on (line, color, kind_colors[ev->kind]);
+  /* as "%-11s": "unsubscribe" is the longest */
+  g_string_append (line, kind_names[ev->kind]);
+  for (gsize n = strlen (kind_names[ev->kind]); n < 11; n++)
+    g_string_append_c (line, ' ');
+  color_off (line, color);
   g_string_append_c (line, ' ');
   append_colored (line, color, ANSI_BOLD, ev->sender);
 
   if (ev->dest != NULL)
-    g_string_append_printf (line, " → %s", ev->dest);
+    {
+      g_string_append (line, " → ");
+      g_string_append (line, ev->dest);
+    }
   else if (ev->masks != NULL)
     {
-      g_autofree char *masks = g_strjoinv (", ", ev->masks);
-
-      g_string_append_printf (line, " → %s", masks);
+      g_string_append (line, " → ");
+      for (guint i = 0; ev->masks[i] != NULL; i++)
+        {
+          if (i > 0)
+            g_string_append (line, ", ");
+          g_string_append (line, ev->masks[i]);
+        }
     }
 
   if (ev->kind != KIND_REG && ev->kind != KIND_UNREG)
-    g_string_append_printf (line, " q%u", ev->qos);
+    {
+      g_string_append (line, " q");
+      append_uint (line, ev->qos);
+    }
   if (ev->kind == KIND_BROADCAST || ev->kind == KIND_PUBLISH)
-    g_string_append_printf (line, " ×%" G_GUINT64_FORMAT, ev->recipients);
+    {
+      g_string_append (line, " ×");
+      append_uint (line, ev->recipients);
+    }
 
   if (ev->result != 0x01)
     {
-      g_autofree char *result = g_strdup_printf ("[%s]", result_name (ev->result));
-
-      g_strdelimit (result, "_", ' ');
       g_string_append_c (line, ' ');
-      append_colored (line, color, ANSI_RED, result);
+      color_on (line, color, ANSI_RED);
+      g_string_append_c (line, '[');
+      for (const char *c = result_name (ev->result); *c != '\0'; c++)
+        g_string_append_c (line, *c == '_' ? ' ' : *c);
+      g_string_append_c (line, ']');
+      color_off (line, color);
     }
 
   if (kind_has_payload (ev->kind))
     {
-      g_auto(Rpc) rpc = { 0 };
+      Rpc rpc = { 0 };
 
-      g_string_append_printf (line, " %" G_GUINT64_FORMAT " B", ev->size);
+      g_string_append_c (line, ' ');
+      append_uint (line, ev->size);
+      g_string_append (line, " B");
       if (event_parse_rpc (ev, &rpc))
         {
           g_string_append_c (line, ' ');
@@ -884,72 +1047,132 @@ event_to_line (const Event *ev,
         }
       if (event_is_truncated (ev))
         {
-          g_autofree char *more = g_strdup_printf ("…(+%" G_GUINT64_FORMAT " bytes)",
-                                                   ev->size - ev->payload_len);
-
           g_string_append_c (line, ' ');
-          append_colored (line, color, ANSI_DIM, more);
+          color_on (line, color, ANSI_DIM);
+          g_string_append (line, "…(+");
+          append_uint (line, ev->size - ev->payload_len);
+          g_string_append (line, " bytes)");
+          color_off (line, color);
         }
     }
 
   g_string_append_c (line, '\n');
-  return g_string_free (line, FALSE);
 }
 
-/* ---- JSON ------------------------------------------------------------- */
+/* ---- JSON -------------------------------------------------------------
+ *
+ * Written directly, as json-glib's generator writes a JsonBuilder's object
+ * (members in order, no spaces): building one per event cost more than
+ * the rest of the monitor. The payload is still json-glib's.
+ */
+
+/* @str as a JSON string: here when nothing in it needs escaping, as
+ * nearly always, else by json-glib, which escapes as it does. */
+static void
+json_append_string (GString    *out,
+                    const char *str)
+{
+  const char *c;
+
+  for (c = str; *c != '\0'; c++)
+    if ((guchar) *c < 0x20 || *c == '"' || *c == '\\' || *c == 0x7f)
+      break;
+  if (*c == '\0')
+    {
+      g_string_append_c (out, '"');
+      g_string_append_len (out, str, c - str);
+      g_string_append_c (out, '"');
+    }
+  else
+    {
+      g_autoptr(JsonNode) node = json_node_init_string (json_node_alloc (), str);
+      g_autofree char *text = json_to_string (node, FALSE);
+
+      g_string_append (out, text);
+    }
+}
+
+/* ,"NAME": (for names that need no escaping) */
+static void
+json_append_member (GString    *out,
+                    const char *name)
+{
+  g_string_append (out, ",\"");
+  g_string_append (out, name);
+  g_string_append (out, "\":");
+}
 
 static void
-json_add_payload (JsonBuilder  *builder,
-                  const guint8 *data,
-                  gsize         len)
+json_append_int_member (GString    *out,
+                        const char *name,
+                        gint64      value)
 {
-  ElbusToolPayloadFormat format;
-  JsonNode *node = elbus_tool_payload_decode (data, len, &format);
-
-  json_builder_set_member_name (builder, "payload_format");
-  json_builder_add_string_value (builder, elbus_tool_payload_format_name (format));
-  json_builder_set_member_name (builder, "payload");
-  json_builder_add_value (builder, node);
+  json_append_member (out, name);
+  append_int (out, value);
 }
 
-/* One event as a JSON object on one line; the man page documents every
- * member. */
-static char *
-event_to_json (const Event *ev)
+static void
+json_append_string_member (GString    *out,
+                           const char *name,
+                           const char *value)
 {
-  g_autoptr(JsonBuilder) builder = json_builder_new_immutable ();
-  g_autoptr(JsonNode) root = NULL;
-  g_autofree char *time = format_time_utc (ev->t);
-  g_autofree char *text = NULL;
+  json_append_member (out, name);
+  json_append_string (out, value);
+}
 
-  json_builder_begin_object (builder);
-  json_builder_set_member_name (builder, "time");
-  json_builder_add_string_value (builder, time);
-  json_builder_set_member_name (builder, "t");
-  json_builder_add_int_value (builder, ev->t);
-  json_builder_set_member_name (builder, "kind");
-  json_builder_add_string_value (builder, kind_names[ev->kind]);
-  json_builder_set_member_name (builder, "sender");
-  json_builder_add_string_value (builder, ev->sender);
+static void
+json_append_payload (GString      *out,
+                     const guint8 *data,
+                     gsize         len)
+{
+  ElbusToolPayloadFormat format;
+  g_autoptr(JsonNode) node = elbus_tool_payload_decode (data, len, &format);
+
+  json_append_string_member (out, "payload_format", elbus_tool_payload_format_name (format));
+  json_append_member (out, "payload");
+  if (JSON_NODE_HOLDS_VALUE (node) && json_node_get_value_type (node) == G_TYPE_STRING)
+    json_append_string (out, json_node_get_string (node));
+  else
+    {
+      g_autofree char *text = json_to_string (node, FALSE);
+
+      g_string_append (out, text);
+    }
+}
+
+/* One event as a JSON object on one line, appended to @out; the man page
+ * documents every member. */
+static void
+event_append_json (GString     *out,
+                   const Event *ev)
+{
+  g_string_append (out, "{\"time\":\"");
+  append_time_utc (out, ev->t);
+  g_string_append_c (out, '"');
+  json_append_int_member (out, "t", ev->t);
+  json_append_string_member (out, "kind", kind_names[ev->kind]);
+  json_append_string_member (out, "sender", ev->sender);
 
   switch (ev->kind)
     {
     case KIND_MESSAGE:
     case KIND_BROADCAST:
-      json_builder_set_member_name (builder, "target");
-      json_builder_add_string_value (builder, ev->dest);
+      json_append_string_member (out, "target", ev->dest);
       break;
     case KIND_PUBLISH:
-      json_builder_set_member_name (builder, "topic");
-      json_builder_add_string_value (builder, ev->dest);
+      json_append_string_member (out, "topic", ev->dest);
       break;
     case KIND_SUBSCRIBE:
     case KIND_UNSUBSCRIBE:
-      json_builder_set_member_name (builder, "masks");
-      json_builder_begin_array (builder);
+      json_append_member (out, "masks");
+      g_string_append_c (out, '[');
       for (guint i = 0; ev->masks[i] != NULL; i++)
-        json_builder_add_string_value (builder, ev->masks[i]);
-      json_builder_end_array (builder);
+        {
+          if (i > 0)
+            g_string_append_c (out, ',');
+          json_append_string (out, ev->masks[i]);
+        }
+      g_string_append_c (out, ']');
       break;
     case KIND_REG:
     case KIND_UNREG:
@@ -958,56 +1181,37 @@ event_to_json (const Event *ev)
       break;
     }
 
-  json_builder_set_member_name (builder, "qos");
-  json_builder_add_int_value (builder, ev->qos);
-  json_builder_set_member_name (builder, "recipients");
-  json_builder_add_int_value (builder, (gint64) MIN (ev->recipients, (guint64) G_MAXINT64));
-  json_builder_set_member_name (builder, "result");
-  json_builder_add_string_value (builder, result_name (ev->result));
-  json_builder_set_member_name (builder, "code");
-  json_builder_add_int_value (builder, ev->result);
-  json_builder_set_member_name (builder, "size");
-  json_builder_add_int_value (builder, (gint64) MIN (ev->size, (guint64) G_MAXINT64));
+  json_append_int_member (out, "qos", ev->qos);
+  json_append_int_member (out, "recipients", (gint64) MIN (ev->recipients, (guint64) G_MAXINT64));
+  json_append_string_member (out, "result", result_name (ev->result));
+  json_append_int_member (out, "code", ev->result);
+  json_append_int_member (out, "size", (gint64) MIN (ev->size, (guint64) G_MAXINT64));
 
   if (kind_has_payload (ev->kind))
     {
-      g_auto(Rpc) rpc = { 0 };
+      Rpc rpc = { 0 };
 
-      json_builder_set_member_name (builder, "truncated");
-      json_builder_add_boolean_value (builder, event_is_truncated (ev));
+      json_append_member (out, "truncated");
+      g_string_append (out, event_is_truncated (ev) ? "true" : "false");
       if (event_parse_rpc (ev, &rpc))
         {
-          json_builder_set_member_name (builder, "rpc");
-          json_builder_begin_object (builder);
-          json_builder_set_member_name (builder, "type");
-          json_builder_add_string_value (builder, rpc_type_name (&rpc));
+          json_append_member (out, "rpc");
+          g_string_append (out, "{\"type\":");
+          json_append_string (out, rpc_type_name (&rpc));
           if (rpc.type != RPC_NOTIFICATION)
-            {
-              json_builder_set_member_name (builder, "id");
-              json_builder_add_int_value (builder, rpc.id);
-            }
+            json_append_int_member (out, "id", rpc.id);
           if (rpc.type == RPC_CALL)
-            {
-              json_builder_set_member_name (builder, "method");
-              json_builder_add_string_value (builder, rpc.method);
-            }
+            json_append_string_member (out, "method", rpc.method);
           if (rpc.type == RPC_ERROR)
-            {
-              json_builder_set_member_name (builder, "code");
-              json_builder_add_int_value (builder, rpc.code);
-            }
-          json_builder_end_object (builder);
-          json_add_payload (builder, rpc.body, rpc.body_len);
+            json_append_int_member (out, "code", rpc.code);
+          g_string_append_c (out, '}');
+          json_append_payload (out, rpc.body, rpc.body_len);
         }
       else
-        json_add_payload (builder, ev->payload, ev->payload_len);
+        json_append_payload (out, ev->payload, ev->payload_len);
     }
 
-  json_builder_end_object (builder);
-
-  root = json_builder_get_root (builder);
-  text = json_to_string (root, FALSE);
-  return g_strconcat (text, "\n", NULL);
+  g_string_append (out, "}\n");
 }
 
 /* ---- pcap --------------------------------------------------------------
@@ -1031,96 +1235,141 @@ event_to_json (const Event *ev)
  * metadata's kind byte is EventKind + 1.) */
 static const guint8 pcap_ops[N_KINDS] = { 0x12, 0x13, 0x01, 0x02, 0x03, 0, 0 };
 
-static void
-put_u16 (GByteArray *buf,
-         guint16     value)
-{
-  guint8 bytes[2] = { value & 0xff, value >> 8 };
-
-  g_byte_array_append (buf, bytes, sizeof bytes);
-}
-
-static void
-put_u32 (GByteArray *buf,
-         guint32     value)
-{
-  guint8 bytes[4] = { value & 0xff, (value >> 8) & 0xff, (value >> 16) & 0xff, value >> 24 };
-
-  g_byte_array_append (buf, bytes, sizeof bytes);
-}
-
 static guint32
 saturate_u32 (guint64 value)
 {
   return (guint32) MIN (value, (guint64) G_MAXUINT32);
 }
 
-static GBytes *
-pcap_file_header (void)
+/* Writes little-endian values and bytes into a buffer of @room bytes,
+ * dropping what does not fit. */
+typedef struct {
+  guint8 *pos;
+  gsize   room;
+} PcapWriter;
+
+static void
+pcap_put (PcapWriter *w,
+          const void *data,
+          gsize       len)
 {
-  g_autoptr(GByteArray) buf = g_byte_array_new ();
-
-  put_u32 (buf, PCAP_MAGIC_NS);
-  put_u16 (buf, 2);               /* version 2.4 */
-  put_u16 (buf, 4);
-  put_u32 (buf, 0);               /* thiszone */
-  put_u32 (buf, 0);               /* sigfigs */
-  put_u32 (buf, PCAP_SNAPLEN);
-  put_u32 (buf, PCAP_LINKTYPE_USER0);
-
-  return g_byte_array_free_to_bytes (g_steal_pointer (&buf));
+  len = MIN (len, w->room);
+  if (len > 0)
+    memcpy (w->pos, data, len);
+  w->pos += len;
+  w->room -= len;
 }
 
-/* One record: the 16-byte record header, then the captured bytes. */
-static GBytes *
-pcap_record (const Event *ev)
+static void
+pcap_put_u8 (PcapWriter *w,
+             guint8      value)
 {
-  g_autoptr(GByteArray) data = g_byte_array_new ();
-  g_autoptr(GByteArray) record = g_byte_array_new ();
-  gsize sender_len = MIN (strlen (ev->sender), G_MAXUINT16 - PCAP_META_SIZE);
-  guint64 orig_len;
+  pcap_put (w, &value, 1);
+}
 
-  g_byte_array_append (data, (const guint8 *) (guint8[]) {
-                         PCAP_META_VERSION, ev->kind + 1, ev->qos, ev->result }, 4);
-  put_u32 (data, saturate_u32 (ev->recipients));
-  put_u32 (data, saturate_u32 (ev->size));
-  put_u16 (data, sender_len);
-  put_u16 (data, PCAP_META_SIZE + sender_len);   /* where the frame starts */
-  g_byte_array_append (data, (const guint8 *) ev->sender, sender_len);
-  orig_len = data->len;
+static void
+pcap_put_u16 (PcapWriter *w,
+              guint16     value)
+{
+  guint8 bytes[2] = { value & 0xff, value >> 8 };
+
+  pcap_put (w, bytes, sizeof bytes);
+}
+
+static void
+pcap_put_u32 (PcapWriter *w,
+              guint32     value)
+{
+  guint8 bytes[4] = { value & 0xff, (value >> 8) & 0xff, (value >> 16) & 0xff, value >> 24 };
+
+  pcap_put (w, bytes, sizeof bytes);
+}
+
+#define PCAP_FILE_HEADER_SIZE   24
+#define PCAP_RECORD_HEADER_SIZE 16
+
+static void
+pcap_file_header (guint8 header[PCAP_FILE_HEADER_SIZE])
+{
+  PcapWriter w = { header, PCAP_FILE_HEADER_SIZE };
+
+  pcap_put_u32 (&w, PCAP_MAGIC_NS);
+  pcap_put_u16 (&w, 2);           /* version 2.4 */
+  pcap_put_u16 (&w, 4);
+  pcap_put_u32 (&w, 0);           /* thiszone */
+  pcap_put_u32 (&w, 0);           /* sigfigs */
+  pcap_put_u32 (&w, PCAP_SNAPLEN);
+  pcap_put_u32 (&w, PCAP_LINKTYPE_USER0);
+}
+
+/* One record into @record, which it resizes: the 16-byte record header,
+ * then the captured bytes. Only those are written, so that @record,
+ * reused from event to event, stays within the snap length. */
+static void
+pcap_record (const Event *ev,
+             GByteArray  *record)
+{
+  gsize sender_len = MIN (strlen (ev->sender), G_MAXUINT16 - PCAP_META_SIZE);
+  gsize dest_len = 0, body_len = 0, data_len;
+  guint64 orig_len = PCAP_META_SIZE + sender_len;
+  gboolean has_frame = FALSE;
+  PcapWriter w;
 
   if (kind_has_payload (ev->kind))
     {
-      gsize dest_len = strlen (ev->dest);
-
-      put_u32 (data, 0);
-      g_byte_array_append (data, (guint8[]) { pcap_ops[ev->kind] | ev->qos << 6 }, 1);
-      put_u32 (data, saturate_u32 (dest_len + 1 + ev->size));
-      g_byte_array_append (data, (const guint8 *) ev->dest, dest_len + 1);
-      g_byte_array_append (data, ev->payload, ev->payload_len);
+      dest_len = strlen (ev->dest);
+      has_frame = TRUE;
+      data_len = PCAP_META_SIZE + sender_len + 9 + dest_len + 1 + ev->payload_len;
       orig_len += 9 + dest_len + 1 + ev->size;
     }
   else if (ev->kind == KIND_SUBSCRIBE || ev->kind == KIND_UNSUBSCRIBE)
     {
-      g_autoptr(GByteArray) body = g_byte_array_new ();
-
       for (guint i = 0; ev->masks[i] != NULL; i++)
-        g_byte_array_append (body, (const guint8 *) ev->masks[i],
-                             strlen (ev->masks[i]) + (ev->masks[i + 1] != NULL ? 1 : 0));
-      put_u32 (data, 0);
-      g_byte_array_append (data, (guint8[]) { pcap_ops[ev->kind] | ev->qos << 6 }, 1);
-      put_u32 (data, body->len);
-      g_byte_array_append (data, body->data, body->len);
-      orig_len += 9 + body->len;
+        body_len += strlen (ev->masks[i]) + (ev->masks[i + 1] != NULL ? 1 : 0);
+      has_frame = TRUE;
+      data_len = PCAP_META_SIZE + sender_len + 9 + body_len;
+      orig_len += 9 + body_len;
+    }
+  else
+    {
+      data_len = PCAP_META_SIZE + sender_len;
     }
 
-  put_u32 (record, (guint32) (ev->t / G_GINT64_CONSTANT (1000000000)));
-  put_u32 (record, (guint32) (ev->t % G_GINT64_CONSTANT (1000000000)));
-  put_u32 (record, MIN (data->len, PCAP_SNAPLEN));
-  put_u32 (record, saturate_u32 (orig_len));
-  g_byte_array_append (record, data->data, MIN (data->len, PCAP_SNAPLEN));
+  g_byte_array_set_size (record, PCAP_RECORD_HEADER_SIZE + MIN (data_len, PCAP_SNAPLEN));
+  w.pos = record->data;
+  w.room = record->len;
 
-  return g_byte_array_free_to_bytes (g_steal_pointer (&record));
+  pcap_put_u32 (&w, (guint32) (ev->t / G_GINT64_CONSTANT (1000000000)));
+  pcap_put_u32 (&w, (guint32) (ev->t % G_GINT64_CONSTANT (1000000000)));
+  pcap_put_u32 (&w, MIN (data_len, PCAP_SNAPLEN));
+  pcap_put_u32 (&w, saturate_u32 (orig_len));
+
+  pcap_put_u8 (&w, PCAP_META_VERSION);
+  pcap_put_u8 (&w, ev->kind + 1);
+  pcap_put_u8 (&w, ev->qos);
+  pcap_put_u8 (&w, ev->result);
+  pcap_put_u32 (&w, saturate_u32 (ev->recipients));
+  pcap_put_u32 (&w, saturate_u32 (ev->size));
+  pcap_put_u16 (&w, sender_len);
+  pcap_put_u16 (&w, PCAP_META_SIZE + sender_len);   /* where the frame starts */
+  pcap_put (&w, ev->sender, sender_len);
+
+  if (!has_frame)
+    return;
+  pcap_put_u32 (&w, 0);
+  pcap_put_u8 (&w, pcap_ops[ev->kind] | ev->qos << 6);
+  if (kind_has_payload (ev->kind))
+    {
+      pcap_put_u32 (&w, saturate_u32 (dest_len + 1 + ev->size));
+      pcap_put (&w, ev->dest, dest_len + 1);
+      pcap_put (&w, ev->payload, ev->payload_len);
+    }
+  else
+    {
+      pcap_put_u32 (&w, body_len);
+      for (guint i = 0; ev->masks[i] != NULL; i++)
+        pcap_put (&w, ev->masks[i], strlen (ev->masks[i]) + (ev->masks[i + 1] != NULL ? 1 : 0));
+    }
 }
 
 /* ---- statistics ------------------------------------------------------- */
@@ -1380,6 +1629,9 @@ stats_render (Stats      *stats,
 
 /* ---- the monitor ------------------------------------------------------ */
 
+/* Monitor.text is reused from event to event up to this size. */
+#define TEXT_KEEP_SIZE 65536
+
 typedef struct {
   GMainLoop     *loop;             /* (owned) */
   const char    *path;
@@ -1390,6 +1642,8 @@ typedef struct {
   gboolean       color;
   gboolean       lines;            /* human-readable lines on standard output */
   FILE          *pcap;             /* (owned) (nullable) */
+  GByteArray    *record;           /* (owned) (nullable): with @pcap, a record's bytes */
+  GString       *text;             /* (owned): an event's line or JSON */
   Stats         *stats;            /* (owned) (nullable) */
   guint64        n_events;
   gint64         last_event;       /* monotonic µs of the last event; 0 before */
@@ -1500,21 +1754,23 @@ monitor_event (Monitor *self,
     stats_add (self->stats, &ev);
   if (self->pcap != NULL)
     {
-      g_autoptr(GBytes) record = pcap_record (&ev);
-
-      monitor_write (self, self->pcap, g_bytes_get_data (record, NULL), g_bytes_get_size (record));
+      pcap_record (&ev, self->record);
+      monitor_write (self, self->pcap, self->record->data, self->record->len);
     }
-  if (opts.json)
+  if (opts.json || self->lines)
     {
-      g_autofree char *line = event_to_json (&ev);
-
-      monitor_write (self, stdout, line, strlen (line));
-    }
-  else if (self->lines)
-    {
-      g_autofree char *line = event_to_line (&ev, self->color);
-
-      monitor_write (self, stdout, line, strlen (line));
+      g_string_truncate (self->text, 0);
+      if (opts.json)
+        event_append_json (self->text, &ev);
+      else
+        event_append_line (self->text, &ev, self->color);
+      monitor_write (self, stdout, self->text->str, self->text->len);
+      /* not keeping the room of an exceptionally long one */
+      if (self->text->allocated_len > TEXT_KEEP_SIZE)
+        {
+          g_string_free (self->text, TRUE);
+          self->text = g_string_sized_new (TEXT_KEEP_SIZE / 4);
+        }
     }
 
   self->n_events++;
@@ -1690,19 +1946,22 @@ monitor_run (Monitor *self)
   guint sigint, sigterm;
 
   self->lines = !opts.json && !opts.stats && opts.pcap == NULL;
+  self->text = g_string_sized_new (TEXT_KEEP_SIZE / 4);
   self->color = self->lines && color_wanted ();
 
   if (opts.pcap != NULL)
     {
-      g_autoptr(GBytes) header = pcap_file_header ();
+      guint8 header[PCAP_FILE_HEADER_SIZE];
 
+      pcap_file_header (header);
       self->pcap = g_str_equal (opts.pcap, "-") ? stdout : fopen (opts.pcap, "wb");
       if (self->pcap == NULL)
         return elbus_tool_fail (EXIT_ERROR, _("cannot open %s: %s"), opts.pcap,
                                 g_strerror (errno));
-      if (fwrite (g_bytes_get_data (header, NULL), 1, g_bytes_get_size (header), self->pcap) !=
-          g_bytes_get_size (header) || fflush (self->pcap) != 0)
+      if (fwrite (header, 1, sizeof header, self->pcap) != sizeof header ||
+          fflush (self->pcap) != 0)
         return output_error (self, self->pcap, errno);
+      self->record = g_byte_array_new ();
     }
 
   name = opts.name != NULL ? g_strdup (opts.name)
@@ -1781,6 +2040,9 @@ monitor_clear (Monitor *self)
   if (self->pcap != NULL && self->pcap != stdout)
     fclose (self->pcap);
   self->pcap = NULL;
+  g_clear_pointer (&self->record, g_byte_array_unref);
+  if (self->text != NULL)
+    g_string_free (g_steal_pointer (&self->text), TRUE);
   g_clear_pointer (&self->loop, g_main_loop_unref);
 }
 
