@@ -395,6 +395,24 @@ test_json (void)
                     "\"truncated\":false,\"payload_format\":\"msgpack\","
                     "\"payload\":{\"n\":\"18446744073709551615\"}}");
   }
+  /* a topic JSON must escape, longer than the room an event has for its
+   * strings in itself */
+  {
+    g_autoptr(GBytes) payload = g_bytes_new_static ("hi", 2);
+    g_autofree char *tail = g_strnfill (300, 'x');
+    g_autofree char *topic = g_strdup_printf ("t/\"q\\u/\u00e9/%s", tail);
+    g_autofree char *expected =
+      g_strdup_printf ("{\"kind\":\"publish\",\"sender\":\"mon.a\","
+                       "\"topic\":\"t/\\\"q\\\\u/\u00e9/%s\",\"qos\":1,"
+                       "\"recipients\":1,\"result\":\"ok\",\"code\":1,\"size\":2,"
+                       "\"truncated\":false,\"payload_format\":\"text\","
+                       "\"payload\":\"hi\"}", tail);
+
+    g_assert_true (elbus_client_publish_sync (a, topic, payload, ELBUS_QOS_PROCESSED, NULL,
+                                              &error));
+    g_assert_no_error (error);
+    expect_json (m, expected);
+  }
 
   /* RPC */
   peer_a = elbus_rpc_peer_new (a);
