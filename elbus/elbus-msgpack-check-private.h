@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Validation of MessagePack bytes before msgpack-c unpacks them.
+ * Validation of MessagePack bytes before msgpack-c unpacks them, and the
+ * unpacking.
  */
 #pragma once
 
 #include <glib.h>
+#include <msgpack.h>
 
 G_BEGIN_DECLS
 
@@ -18,5 +20,13 @@ G_BEGIN_DECLS
 gboolean _elbus_msgpack_check (const guint8  *data,
                                gsize          len,
                                GError       **error);
+
+/* _elbus_msgpack_check(), then msgpack_unpack_next(): TRUE with the value
+ * in @unpacked (its strings and binaries point into @data). Initializes
+ * @unpacked in any case: msgpack_unpacked_destroy() it. */
+gboolean _elbus_msgpack_unpack (const guint8      *data,
+                                gsize              len,
+                                msgpack_unpacked  *unpacked,
+                                GError           **error);
 
 G_END_DECLS

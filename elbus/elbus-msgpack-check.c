@@ -208,3 +208,31 @@ _elbus_msgpack_check (const guint8  *data,
 
   return TRUE;
 }
+
+gboolean
+_elbus_msgpack_unpack (const guint8      *data,
+                       gsize              len,
+                       msgpack_unpacked  *unpacked,
+                       GError           **error)
+{
+  msgpack_unpack_return ret;
+  size_t offset = 0;
+
+  msgpack_unpacked_init (unpacked);
+  if (!_elbus_msgpack_check (data, len, error))
+    return FALSE;
+
+  /* checked, so only a failed allocation can make msgpack-c fail; still,
+   * trust neither side blindly */
+  ret = msgpack_unpack_next (unpacked, (const char *) data, len, &offset);
+  if (ret == MSGPACK_UNPACK_SUCCESS && offset == len)
+    return TRUE;
+  if (ret == MSGPACK_UNPACK_NOMEM_ERROR)
+    g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
+                         "msgpack-c ran out of memory decoding the MessagePack data");
+  else
+    g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
+                 "msgpack-c rejected the MessagePack data (result %d at offset %"
+                 G_GSIZE_FORMAT ")", (int) ret, (gsize) offset);
+  return FALSE;
+}

@@ -571,31 +571,13 @@ elbus_msgpack_decode_data (const guint8  *data,
                            GError       **error)
 {
   msgpack_unpacked unpacked;
-  msgpack_unpack_return ret;
-  size_t offset = 0;
   GVariant *value = NULL;
 
   g_return_val_if_fail (data != NULL || len == 0, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  if (!_elbus_msgpack_check (data, len, error))
-    return NULL;
-
-  msgpack_unpacked_init (&unpacked);
-  ret = msgpack_unpack_next (&unpacked, (const char *) data, len, &offset);
-
-  /* _elbus_msgpack_check() accepted it, so only a failed allocation can
-   * make msgpack-c fail; still, trust neither side blindly. */
-  if (ret == MSGPACK_UNPACK_SUCCESS && offset == len)
+  if (_elbus_msgpack_unpack (data, len, &unpacked, error))
     value = object_to_variant (&unpacked.data, error);
-  else if (ret == MSGPACK_UNPACK_NOMEM_ERROR)
-    g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
-                         "msgpack-c ran out of memory decoding the MessagePack data");
-  else
-    g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
-                 "msgpack-c rejected the MessagePack data (result %d at offset %"
-                 G_GSIZE_FORMAT ")", (int) ret, (gsize) offset);
-
   msgpack_unpacked_destroy (&unpacked);
 
   return value != NULL ? g_variant_ref_sink (value) : NULL;

@@ -307,28 +307,12 @@ event_parse (GBytes  *bytes,
              GError **error)
 {
   gsize len;
-  const char *data = g_bytes_get_data (bytes, &len);
+  const guint8 *data = g_bytes_get_data (bytes, &len);
   msgpack_unpacked unpacked;
-  msgpack_unpack_return ret;
-  size_t offset = 0;
-  gboolean ok = FALSE;
+  gboolean ok;
 
-  if (!_elbus_msgpack_check ((const guint8 *) data, len, error))
-    return FALSE;
-
-  /* _elbus_msgpack_check() accepted it, so only a failed allocation can make
-   * msgpack-c fail; still, trust neither side blindly */
-  msgpack_unpacked_init (&unpacked);
-  ret = msgpack_unpack_next (&unpacked, data, len, &offset);
-  if (ret == MSGPACK_UNPACK_SUCCESS && offset == len)
-    ok = event_read_map (ev, &unpacked.data, error);
-  else if (ret == MSGPACK_UNPACK_NOMEM_ERROR)
-    g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
-                         "msgpack-c ran out of memory decoding the MessagePack data");
-  else
-    g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
-                 "msgpack-c rejected the MessagePack data (result %d at offset %"
-                 G_GSIZE_FORMAT ")", (int) ret, (gsize) offset);
+  ok = _elbus_msgpack_unpack (data, len, &unpacked, error) &&
+       event_read_map (ev, &unpacked.data, error);
   msgpack_unpacked_destroy (&unpacked);
 
   /* the payload points into it */
