@@ -395,6 +395,37 @@ test_json (void)
                     "\"truncated\":false,\"payload_format\":\"msgpack\","
                     "\"payload\":{\"n\":\"18446744073709551615\"}}");
   }
+  /* words: JSON-GLib's literals (and its "var NAME = VALUE;") are JSON,
+   * other words text */
+  {
+    static const struct {
+      const char *payload;
+      const char *json;
+    } words[] = {
+      { "null", "\"payload_format\":\"json\",\"payload\":null" },
+      { " true", "\"payload_format\":\"json\",\"payload\":true" },
+      { "var v = [1];", "\"payload_format\":\"json\",\"payload\":[1]" },
+      { "nope", "\"payload_format\":\"text\",\"payload\":\"nope\"" },
+      { "True", "\"payload_format\":\"text\",\"payload\":\"True\"" },
+      { "hello", "\"payload_format\":\"text\",\"payload\":\"hello\"" },
+    };
+
+    for (guint i = 0; i < G_N_ELEMENTS (words); i++)
+      {
+        g_autoptr(GBytes) payload = g_bytes_new_static (words[i].payload,
+                                                        strlen (words[i].payload));
+        g_autofree char *expected =
+          g_strdup_printf ("{\"kind\":\"message\",\"sender\":\"mon.a\",\"target\":\"mon.b\","
+                           "\"qos\":1,\"recipients\":1,\"result\":\"ok\",\"code\":1,"
+                           "\"size\":%zu,\"truncated\":false,%s}",
+                           strlen (words[i].payload), words[i].json);
+
+        g_assert_true (elbus_client_send_sync (a, "mon.b", payload, ELBUS_QOS_PROCESSED, NULL,
+                                               &error));
+        g_assert_no_error (error);
+        expect_json (m, expected);
+      }
+  }
   /* a topic JSON must escape, longer than the room an event has for its
    * strings in itself */
   {

@@ -214,6 +214,21 @@ payload_to_hex (const guint8 *data,
   return g_string_free (hex, FALSE);
 }
 
+/* Whether JSON-GLib could take printable @data: not when it starts, after
+ * blanks, with a letter that begins none of true, false, null and var
+ * (JSON-GLib takes "var NAME = VALUE;"). Saves text payloads a parse that
+ * fails, error message and all, each time. */
+static gboolean
+might_be_json (const guint8 *data,
+               gsize         len)
+{
+  gsize i = 0;
+
+  while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r'))
+    i++;
+  return i == len || !g_ascii_isalpha (data[i]) || strchr ("tfnv", data[i]) != NULL;
+}
+
 /**
  * elbus_tool_payload_decode:
  * @data: (array length=len): the payload
@@ -250,14 +265,18 @@ elbus_tool_payload_decode (const guint8           *data,
 
   if (payload_is_printable (data, len))
     {
-      g_autoptr(JsonParser) parser = json_parser_new_immutable ();
       g_autofree char *text = NULL;
 
-      if (json_parser_load_from_data (parser, (const char *) data, len, NULL) &&
-          json_parser_get_root (parser) != NULL)
+      if (might_be_json (data, len))
         {
-          *format = ELBUS_TOOL_PAYLOAD_JSON;
-          return json_node_copy (json_parser_get_root (parser));
+          g_autoptr(JsonParser) parser = json_parser_new_immutable ();
+
+          if (json_parser_load_from_data (parser, (const char *) data, len, NULL) &&
+              json_parser_get_root (parser) != NULL)
+            {
+              *format = ELBUS_TOOL_PAYLOAD_JSON;
+              return json_node_copy (json_parser_get_root (parser));
+            }
         }
       *format = ELBUS_TOOL_PAYLOAD_TEXT;
       text = g_strndup ((const char *) data, len);
