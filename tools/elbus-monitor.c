@@ -34,10 +34,10 @@
 #include "elbus-msgpack-check-private.h"
 #include "elbus-tool-util.h"
 
-/* Exit statuses (the man page lists them too). */
+/* Exit statuses (the man page lists them too): EXIT_ERROR (cannot
+ * connect, the broker went away, output failed) and EXIT_USAGE (a bad
+ * command line, or filters the broker rejects) as the other tools, and: */
 #define EXIT_OK       0   /* Ctrl+C, SIGTERM, --count or --duration reached */
-#define EXIT_ERROR    1   /* cannot connect, the broker went away, output failed */
-#define EXIT_USAGE    2   /* a bad command line, or filters the broker rejects */
 #define EXIT_REFUSED  3   /* the broker cannot or will not let us monitor */
 
 /* Events that arrive this much later than they happened mean that the
@@ -671,12 +671,8 @@ check_options (GError **error)
                              "--top must be positive"));
       return FALSE;
     }
-  if (opts.timeout < 0.001 || opts.timeout > 86400)
-    {
-      g_set_error_literal (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                           _("--timeout must be between 0.001 and 86400 seconds"));
-      return FALSE;
-    }
+  if (!elbus_tool_check_timeout (opts.timeout, error))
+    return FALSE;
   if (opts.json && opts.pcap != NULL)
     {
       g_set_error_literal (error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED,

@@ -18,6 +18,8 @@
 
 #include <glib/gi18n.h>
 
+#include <elbus/elbus.h>
+
 /**
  * elbus_tool_init_i18n:
  *
@@ -298,6 +300,32 @@ elbus_tool_fail (int         status,
   g_printerr ("%s: %s\n", g_get_prgname (), message);
 
   return status;
+}
+
+/**
+ * elbus_tool_check_timeout:
+ * @seconds: a --timeout value
+ * @error: return location for a %G_OPTION_ERROR_BAD_VALUE
+ *
+ * Whether @seconds is a value [property@Elbus.Client:timeout] takes: the
+ * tools give it to their clients before they connect, where a value out
+ * of range would be a GLib critical.
+ *
+ * Returns: %TRUE if it is
+ */
+gboolean
+elbus_tool_check_timeout (double   seconds,
+                          GError **error)
+{
+  g_autoptr(GTypeClass) klass = g_type_class_ref (ELBUS_TYPE_CLIENT);
+  GParamSpecDouble *spec =
+    G_PARAM_SPEC_DOUBLE (g_object_class_find_property (G_OBJECT_CLASS (klass), "timeout"));
+
+  if (seconds >= spec->minimum && seconds <= spec->maximum)
+    return TRUE;
+  g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+               _("--timeout must be between %g and %g seconds"), spec->minimum, spec->maximum);
+  return FALSE;
 }
 
 /* ---- addresses -------------------------------------------------------- */

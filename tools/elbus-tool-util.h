@@ -25,9 +25,17 @@ void      elbus_tool_log_init                 (const char          *ident,
                                                ElbusToolLogTarget   target,
                                                gboolean             verbose);
 
+/* The exit statuses the tools share (each man page lists its own):
+ * any error, and a command line that makes no sense. */
+#define EXIT_ERROR 1
+#define EXIT_USAGE 2
+
 int       elbus_tool_fail                     (int                  status,
                                                const char          *format,
                                                ...) G_GNUC_PRINTF (2, 3);
+
+gboolean  elbus_tool_check_timeout            (double               seconds,
+                                               GError             **error);
 
 char     *elbus_tool_socket_address_to_string (GSocketAddress      *address);
 

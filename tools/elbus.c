@@ -22,10 +22,6 @@
 
 #include "elbus-tool-util.h"
 
-/* exit statuses: any error, and a command line that makes no sense */
-#define EXIT_ERROR 1
-#define EXIT_USAGE 2
-
 typedef struct {
   const char  *path;
   char        *name;
@@ -1134,8 +1130,8 @@ main (int    argc,
   if (globals.timeout <= 0 || globals.buf_size < 1 || globals.queue_size < 1)
     return elbus_tool_fail (EXIT_USAGE,
                             _("--timeout, --buf-size and --queue-size must be positive"));
-  if (globals.timeout < 0.001 || globals.timeout > 86400)
-    return elbus_tool_fail (EXIT_USAGE, _("--timeout must be between 0.001 and 86400 seconds"));
+  if (!elbus_tool_check_timeout (globals.timeout, &error))
+    return elbus_tool_fail (EXIT_USAGE, "%s", error->message);
 
   elbus_tool_log_init ("elbus", ELBUS_TOOL_LOG_AUTO, globals.verbose);
 

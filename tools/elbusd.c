@@ -38,9 +38,8 @@
 #include "elbusd-config.h"
 
 /* Exit statuses: 0 after a clean shutdown, 1 when the broker cannot start
- * (a bad configuration file, a listener, the pid file, daemonizing), 2 for
- * a bad command line. */
-#define EXIT_USAGE 2
+ * (a bad configuration file, a listener, the pid file, daemonizing),
+ * EXIT_USAGE (2) for a bad command line. */
 
 /* Read when --config is not given, if it exists (tools/meson.build). */
 #ifndef ELBUSD_DEFAULT_CONFIG_FILE
