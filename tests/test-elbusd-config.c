@@ -311,7 +311,7 @@ test_limits (void)
   subscribe_acked (a, "lim/3", RESULT_ACCESS);
   g_free (conf_test_wait_log (t, "subscription limit of 2 reached"));
   elbus_test_conn_op_acked (b, OP_PUBLISH, "lim/2", "to a", RESULT_OK);
-  elbus_test_conn_expect_message (a, 0x01, "lim.b", "lim/2", "to a");
+  elbus_test_conn_expect_message (a, KIND_PUBLISH, "lim.b", "lim/2", "to a");
 
   /* max-frame-size: a larger body is a protocol error */
   elbus_test_conn_send (b, frame_2048, sizeof frame_2048);
@@ -608,9 +608,9 @@ test_policy (void)
 
   /* pol.control has an empty entry: anything goes */
   elbus_test_conn_op_acked (control, OP_PUBLISH, "control/set", "on", RESULT_OK);
-  elbus_test_conn_expect_message (sensor, 0x01, "pol.control", "control/set", "on");
+  elbus_test_conn_expect_message (sensor, KIND_PUBLISH, "pol.control", "control/set", "on");
   elbus_test_conn_op_acked (control, OP_BROADCAST, "pol.sensor", "all", RESULT_OK);
-  elbus_test_conn_expect_message (sensor, 0x13, "pol.control", NULL, "all");
+  elbus_test_conn_expect_message (sensor, KIND_BROADCAST, "pol.control", NULL, "all");
 
   /* a secondary shares its primary's entry */
   secondary = elbus_test_conn_new_address (t->socket_path, "pol.sensor%%rpc");
@@ -751,7 +751,7 @@ test_no_policy (void)
   a = elbus_test_conn_new_address (t->socket_path, "anyone.at.all");
   b = elbus_test_conn_new_address (t->socket_path, "anybody.else");
   elbus_test_conn_op_acked (a, OP_BROADCAST, "anybody.*", "hello", RESULT_OK);
-  elbus_test_conn_expect_message (b, 0x13, "anyone.at.all", NULL, "hello");
+  elbus_test_conn_expect_message (b, KIND_BROADCAST, "anyone.at.all", NULL, "hello");
 
   conf_test_stop (t);
 }

@@ -148,9 +148,9 @@ send_message (ElbusTestConn *conn,
 
   /* what reaches oneself arrives before the ack */
   if (op == 0x12 && g_strcmp0 (target, conn->name) == 0)
-    elbus_test_conn_expect_message (conn, 0x12, conn->name, NULL, payload);
+    elbus_test_conn_expect_message (conn, KIND_MESSAGE, conn->name, NULL, payload);
   else if (op == 0x01 && self_subscribed != NULL && g_str_equal (target, self_subscribed))
-    elbus_test_conn_expect_message (conn, 0x01, conn->name, target, payload);
+    elbus_test_conn_expect_message (conn, KIND_PUBLISH, conn->name, target, payload);
   if (qos & 1)
     elbus_test_conn_expect_ack (conn, op_id, result);
 }
@@ -179,28 +179,28 @@ test_monitor_exact (void)
   /* a message delivered, one to nobody */
   send_message (a, 0x12, ELBUS_QOS_PROCESSED, "app.b", "hi", 0x01);
   expect_event (mon, &(Expected) { "message", "app.a", "app.b", 1, 1, 0x01, 2, "hi" });
-  elbus_test_conn_expect_message (b, 0x12, "app.a", NULL, "hi");
+  elbus_test_conn_expect_message (b, KIND_MESSAGE, "app.a", NULL, "hi");
   send_message (a, 0x12, ELBUS_QOS_REALTIME_PROCESSED, "nobody", "x", 0x71);
   expect_event (mon, &(Expected) { "message", "app.a", "nobody", 3, 0, 0x71, 1, "x" });
 
   /* a publication reaches a's own subscription once */
   send_message (b, 0x01, ELBUS_QOS_NO, "t/x", "pp", 0x01);
   expect_event (mon, &(Expected) { "publish", "app.b", "t/x", 0, 1, 0x01, 2, "pp" });
-  elbus_test_conn_expect_message (a, 0x01, "app.b", "t/x", "pp");
+  elbus_test_conn_expect_message (a, KIND_PUBLISH, "app.b", "t/x", "pp");
 
   /* a broadcast to everyone: .broker, mon, app.a, app.b */
   op_id = elbus_test_conn_send_op (b, 0x13, ELBUS_QOS_PROCESSED, "*", "all", 3);
-  elbus_test_conn_expect_message (b, 0x13, "app.b", NULL, "all");
+  elbus_test_conn_expect_message (b, KIND_BROADCAST, "app.b", NULL, "all");
   elbus_test_conn_expect_ack (b, op_id, 0x01);
-  elbus_test_conn_expect_message (a, 0x13, "app.b", NULL, "all");
-  elbus_test_conn_expect_message (mon, 0x13, "app.b", NULL, "all");
+  elbus_test_conn_expect_message (a, KIND_BROADCAST, "app.b", NULL, "all");
+  elbus_test_conn_expect_message (mon, KIND_BROADCAST, "app.b", NULL, "all");
   expect_event (mon, &(Expected) { "broadcast", "app.b", "*", 1, 4, 0x01, 3, "all" });
 
   /* the monitor's own traffic, both ways, is not copied to it */
   send_message (mon, 0x12, ELBUS_QOS_PROCESSED, "app.a", "own", 0x01);
-  elbus_test_conn_expect_message (a, 0x12, "mon", NULL, "own");
+  elbus_test_conn_expect_message (a, KIND_MESSAGE, "mon", NULL, "own");
   send_message (a, 0x12, ELBUS_QOS_PROCESSED, "mon", "to-mon", 0x01);
-  elbus_test_conn_expect_message (mon, 0x12, "app.a", NULL, "to-mon");
+  elbus_test_conn_expect_message (mon, KIND_MESSAGE, "app.a", NULL, "to-mon");
 
   /* unsubscribe */
   elbus_test_conn_unsubscribe (a, "u/+", NULL);
@@ -244,10 +244,10 @@ test_monitor_filters (void)
   send_message (a, 0x01, ELBUS_QOS_PROCESSED, "t/one", "0123456789", 0x01);   /* m1 */
   send_message (a, 0x01, ELBUS_QOS_PROCESSED, "x/one", "no", 0x01);           /* nobody */
   send_message (a, 0x12, ELBUS_QOS_PROCESSED, "svc.b", "to-b", 0x01);         /* m2 */
-  elbus_test_conn_expect_message (b, 0x12, "app.a", NULL, "to-b");
+  elbus_test_conn_expect_message (b, KIND_MESSAGE, "app.a", NULL, "to-b");
   send_message (a, 0x12, ELBUS_QOS_PROCESSED, "app.a", "self", 0x01);         /* nobody */
   send_message (b, 0x12, ELBUS_QOS_PROCESSED, "app.a", "to-a", 0x01);         /* m3 */
-  elbus_test_conn_expect_message (a, 0x12, "svc.b", NULL, "to-a");
+  elbus_test_conn_expect_message (a, KIND_MESSAGE, "svc.b", NULL, "to-a");
   elbus_test_conn_subscribe (b, "t/#", NULL);                                 /* m3 */
   self_subscribed = "t/two";
   send_message (b, 0x01, ELBUS_QOS_PROCESSED, "t/two", "ab", 0x01);           /* m1 */
@@ -345,7 +345,7 @@ test_monitor_stalled (void)
       g_autofree char *payload = g_strdup_printf ("%u:%s", i, big);
 
       send_message (a, 0x12, ELBUS_QOS_PROCESSED, "app.b", payload, 0x01);
-      elbus_test_conn_expect_message (b, 0x12, "app.a", NULL, payload);
+      elbus_test_conn_expect_message (b, KIND_MESSAGE, "app.a", NULL, payload);
     }
 
   elbus_test_broker_wait_client (tb, "mon.slow", FALSE);

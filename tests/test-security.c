@@ -125,7 +125,7 @@ test_unknown_names (void)
   a = elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_TCP, "app.a");
   a2 = elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_UNIX, "app.a%%2");
   elbus_test_conn_op_acked (a2, 0x12, "app.a", "hello", 0x01);
-  elbus_test_conn_expect_message (a, 0x12, "app.a%%2", NULL, "hello");
+  elbus_test_conn_expect_message (a, KIND_MESSAGE, "app.a%%2", NULL, "hello");
 
   elbus_test_broker_free (tb);
 }
@@ -141,7 +141,7 @@ check_restricted (ElbusTestConn *c,
 
   /* messages: svc.* only */
   elbus_test_conn_op_acked (c, 0x12, "svc.x", "m1", 0x01);
-  elbus_test_conn_expect_message (svc, 0x12, c->name, NULL, "m1");
+  elbus_test_conn_expect_message (svc, KIND_MESSAGE, c->name, NULL, "m1");
   elbus_test_conn_op_acked (c, 0x12, "watcher", "m2", ELBUS_ERROR_ACCESS);
   elbus_test_conn_op_acked (c, 0x12, "svc", "m3", ELBUS_ERROR_ACCESS);
 
@@ -151,7 +151,7 @@ check_restricted (ElbusTestConn *c,
 
   /* publications: data/# only */
   elbus_test_conn_op_acked (c, 0x01, "data/t", "p1", 0x01);
-  elbus_test_conn_expect_message (watcher, 0x01, c->name, "data/t", "p1");
+  elbus_test_conn_expect_message (watcher, KIND_PUBLISH, c->name, "data/t", "p1");
   elbus_test_conn_op_acked (c, 0x01, "ctl/t", "p2", ELBUS_ERROR_ACCESS);
 
   /* subscriptions: ctl/# only; a mixed request subscribes the allowed
@@ -166,10 +166,10 @@ check_restricted (ElbusTestConn *c,
     elbus_test_conn_expect_ack (c, c->next_op_id++, ELBUS_ERROR_ACCESS);
   }
   op_id = elbus_test_conn_send_op (watcher, 0x01, ELBUS_QOS_PROCESSED, "data/x", "not-for-c", 9);
-  elbus_test_conn_expect_message (watcher, 0x01, "watcher", "data/x", "not-for-c");
+  elbus_test_conn_expect_message (watcher, KIND_PUBLISH, "watcher", "data/x", "not-for-c");
   elbus_test_conn_expect_ack (watcher, op_id, 0x01);
   elbus_test_conn_op_acked (watcher, 0x01, "ctl/a", "for-c", 0x01);
-  elbus_test_conn_expect_message (c, 0x01, "watcher", "ctl/a", "for-c");
+  elbus_test_conn_expect_message (c, KIND_PUBLISH, "watcher", "ctl/a", "for-c");
   elbus_test_conn_expect_nothing (c, ELBUS_TEST_QUIET_MS);
   elbus_test_conn_expect_nothing (svc, ELBUS_TEST_QUIET_MS);
   elbus_test_conn_expect_nothing (watcher, ELBUS_TEST_QUIET_MS);
@@ -410,7 +410,7 @@ test_monitor_permission (void)
 
   /* the refused one sees nothing; the monitor sees its message */
   elbus_test_conn_send_op (refused, 0x12, ELBUS_QOS_NO, "plain", "x", 1);
-  elbus_test_conn_expect_message (refused, 0x12, "plain", NULL, "x");
+  elbus_test_conn_expect_message (refused, KIND_MESSAGE, "plain", NULL, "x");
   {
     g_autoptr(ElbusTestFrame) frame = elbus_test_conn_read_frame (allowed);
 
@@ -465,7 +465,7 @@ test_policy_changes (void)
 
   /* app.a keeps working under the entry it registered with */
   elbus_test_conn_op_acked (a, 0x12, "app.b", "still", 0x01);
-  elbus_test_conn_expect_message (b, 0x12, "app.a", NULL, "still");
+  elbus_test_conn_expect_message (b, KIND_MESSAGE, "app.a", NULL, "still");
   g_assert_cmphex (try_register (tb, ELBUS_TEST_TRANSPORT_UNIX, "app.a%%2"), ==, 0x01);
 
   change.name = "app.a";
@@ -509,7 +509,7 @@ test_max_clients (void)
   g_assert_cmpuint (count_log_lines ("client limit of 3 reached"), ==, before + 1);
 
   elbus_test_conn_op_acked (a, 0x12, "b", "fine", 0x01);
-  elbus_test_conn_expect_message (b, 0x12, "a", NULL, "fine");
+  elbus_test_conn_expect_message (b, KIND_MESSAGE, "a", NULL, "fine");
 
   /* below the limit again: admitted */
   elbus_test_conn_close (c);
@@ -545,14 +545,14 @@ test_max_subscriptions (void)
   g_assert_cmpuint (count_log_lines ("subscription limit of 3 reached"), ==, 1);
 
   elbus_test_conn_op_acked (b, 0x01, "t/3", "three", 0x01);
-  elbus_test_conn_expect_message (a, 0x01, "subs.b", "t/3", "three");
+  elbus_test_conn_expect_message (a, KIND_PUBLISH, "subs.b", "t/3", "three");
   elbus_test_conn_op_acked (b, 0x01, "t/4", "four", 0x01);
   elbus_test_conn_expect_nothing (a, ELBUS_TEST_QUIET_MS);
 
   elbus_test_conn_unsubscribe (a, "t/1", NULL);
   elbus_test_conn_subscribe (a, "t/4", NULL);
   elbus_test_conn_op_acked (b, 0x01, "t/4", "four", 0x01);
-  elbus_test_conn_expect_message (a, 0x01, "subs.b", "t/4", "four");
+  elbus_test_conn_expect_message (a, KIND_PUBLISH, "subs.b", "t/4", "four");
 
   elbus_test_broker_free (tb);
 }
@@ -590,7 +590,7 @@ test_max_queue_bytes (void)
   elbus_test_broker_wait_client (tb, "big.stuck", FALSE);
 
   elbus_test_conn_op_acked (sender, 0x12, "big.fine", big, 0x01);
-  elbus_test_conn_expect_message (fine, 0x12, "big.sender", NULL, big);
+  elbus_test_conn_expect_message (fine, KIND_MESSAGE, "big.sender", NULL, big);
 
   elbus_test_broker_free (tb);
 }
@@ -619,7 +619,7 @@ test_mask_length (void)
   g_string_truncate (deep, ELBUS_MAX_NAME_LENGTH - 1);
   elbus_test_conn_subscribe (a, deep->str, NULL);
   elbus_test_conn_op_acked (b, 0x01, deep->str, "deep", 0x01);
-  elbus_test_conn_expect_message (a, 0x01, "masks.b", deep->str, "deep");
+  elbus_test_conn_expect_message (a, KIND_PUBLISH, "masks.b", deep->str, "deep");
 
   elbus_test_broker_free (tb);
 }
