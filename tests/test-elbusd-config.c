@@ -358,6 +358,31 @@ test_handshake_timeout (void)
 }
 
 static void
+test_handshake_follows_timeout (void)
+{
+  g_autoptr(ConfTest) t = conf_test_new ();
+  g_autoptr(ElbusTestConn) idle = NULL;
+  gint64 start, ms;
+
+  g_test_summary ("A file with timeout=1 and no handshake-timeout gives the handshake "
+                  "1 s too, as the original does, not the 5 s default");
+
+  conf_test_write (t, LISTEN_HEADER "timeout=1\n");
+  conf_test_spawn (t, NULL, t->socket_path);
+
+  idle = elbus_test_conn_connect_address (t->socket_path);
+  elbus_test_conn_expect_greeting (idle);
+  start = g_get_monotonic_time ();
+  elbus_test_conn_expect_eof (idle);
+  ms = (g_get_monotonic_time () - start) / 1000;
+  g_assert_cmpint (ms, >=, 500);
+  g_assert_cmpint (ms, <, elbus_test_scale_ms (4000));
+  g_free (conf_test_wait_log (t, "handshake timed out"));
+
+  conf_test_stop (t);
+}
+
+static void
 test_command_line_wins (void)
 {
   g_autoptr(ConfTest) t = conf_test_new ();
@@ -959,9 +984,7 @@ test_help (void)
   v = g_strdup_printf ("%u", ELBUS_BROKER_DEFAULT_MAX_FRAME_SIZE);
   assert_help_line (help, "--max-frame-size=", v);
   g_free (v);
-  v = g_strdup_printf ("%g", ELBUS_BROKER_DEFAULT_HANDSHAKE_TIMEOUT);
-  assert_help_line (help, "--handshake-timeout=", v);
-  g_free (v);
+  assert_help_line (help, "--handshake-timeout=", "the --timeout value");
   v = g_strdup_printf ("%g", ELBUS_BROKER_DEFAULT_TIMEOUT);
   assert_help_line (help, "--timeout=", v);
   g_free (v);
@@ -977,6 +1000,8 @@ main (int   argc,
 
   g_test_add_func ("/elbus/elbusd/config/limits", test_limits);
   g_test_add_func ("/elbus/elbusd/config/handshake-timeout", test_handshake_timeout);
+  g_test_add_func ("/elbus/elbusd/config/handshake-follows-timeout",
+                   test_handshake_follows_timeout);
   g_test_add_func ("/elbus/elbusd/config/command-line-wins", test_command_line_wins);
   g_test_add_func ("/elbus/elbusd/config/listeners", test_listeners);
   g_test_add_func ("/elbus/elbusd/config/bad-file", test_bad_file);

@@ -216,6 +216,53 @@ test_options (void)
   assert_exit_status (elbus_test_daemon_stop (d), 0);
 }
 
+/* Connects to @path, reads the greeting, sends nothing more and returns
+ * how long, in ms, the broker took to close the connection. */
+static gint64
+stalled_handshake_ms (const char *path)
+{
+  g_autoptr(ElbusTestConn) idle = elbus_test_conn_connect_address (path);
+  gint64 start;
+
+  elbus_test_conn_expect_greeting (idle);
+  start = g_get_monotonic_time ();
+  elbus_test_conn_expect_eof (idle);
+
+  return (g_get_monotonic_time () - start) / 1000;
+}
+
+static void
+test_handshake_follows_timeout (void)
+{
+  g_autoptr(ElbusTestDaemon) d = NULL;
+  g_autoptr(ElbusTestConn) a = NULL;
+  gint64 ms;
+
+  g_test_summary ("Without --handshake-timeout the handshake has -t, as in the original: "
+                  "with -t 1 a connection that stalls after the greeting is closed after "
+                  "about 1 s, not the 5 s default; --handshake-timeout still wins");
+
+  d = elbus_test_daemon_spawn ((const char *[]) { "-t", "1", NULL }, TRUE);
+  a = elbus_test_conn_new_address (d->socket_path, "hs.a");
+  ms = stalled_handshake_ms (d->socket_path);
+  /* at least the timeout (timers do not fire early), well under 5 s */
+  g_assert_cmpint (ms, >=, 500);
+  g_assert_cmpint (ms, <, elbus_test_scale_ms (4000));
+  /* only the stalled connection went */
+  elbus_test_conn_op_acked (a, OP_MESSAGE, "hs.nobody", "still here", 0x71);
+  g_clear_pointer (&a, elbus_test_conn_free);
+  assert_exit_status (elbus_test_daemon_stop (d), 0);
+  g_clear_pointer (&d, elbus_test_daemon_free);
+
+  /* an explicit --handshake-timeout is kept: shorter than -t here */
+  d = elbus_test_daemon_spawn ((const char *[]) { "-t", "600", "--handshake-timeout", "1",
+                                                  NULL }, TRUE);
+  ms = stalled_handshake_ms (d->socket_path);
+  g_assert_cmpint (ms, >=, 500);
+  g_assert_cmpint (ms, <, elbus_test_scale_ms (4000));
+  assert_exit_status (elbus_test_daemon_stop (d), 0);
+}
+
 static void
 run_sync (const char *arg,
           char      **out,
@@ -259,6 +306,7 @@ main (int   argc,
   g_test_add_func ("/elbus/elbusd/bind-failure", test_bind_failure);
   g_test_add_func ("/elbus/elbusd/tcp", test_tcp);
   g_test_add_func ("/elbus/elbusd/options", test_options);
+  g_test_add_func ("/elbus/elbusd/handshake-follows-timeout", test_handshake_follows_timeout);
   g_test_add_func ("/elbus/elbusd/help-version", test_help_version);
 
   return g_test_run ();

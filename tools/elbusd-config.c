@@ -160,6 +160,10 @@ elbusd_limits_apply (const ElbusdLimits *first,
 
   g_object_freeze_notify (G_OBJECT (broker));
 
+  /* ELBUSD_LIMIT_TIMEOUT comes before ELBUSD_LIMIT_HANDSHAKE_TIMEOUT, so
+   * the timeout in force is known when the handshake's is decided */
+  G_STATIC_ASSERT (ELBUSD_LIMIT_TIMEOUT < ELBUSD_LIMIT_HANDSHAKE_TIMEOUT);
+
   for (guint i = 0; i < ELBUSD_N_LIMITS; i++)
     {
       GParamSpec *pspec = limit_get_pspec (i);
@@ -169,6 +173,10 @@ elbusd_limits_apply (const ElbusdLimits *first,
         value = first->value[i];
       else if (second != NULL && second->set[i])
         value = second->value[i];
+      else if (i == ELBUSD_LIMIT_HANDSHAKE_TIMEOUT)
+        /* as the original, which gives each handshake read its timeout:
+         * without a handshake-timeout of its own, the handshake has -t */
+        value = elbus_broker_get_timeout (broker);
       else
         value = elbusd_limit_get_default (i);
 

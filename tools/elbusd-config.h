@@ -43,7 +43,9 @@ gboolean    elbusd_limit_parse         (ElbusdLimit          limit,
 double      elbusd_limit_get_default   (ElbusdLimit          limit);
 
 /* Sets every limit on @broker: from @first where given there, else from
- * @second (nullable) where given there, else the property's default. */
+ * @second (nullable) where given there, else the property's default;
+ * except that a handshake-timeout given in neither is the timeout in
+ * force, as in the original elbusd. */
 void        elbusd_limits_apply        (const ElbusdLimits  *first,
                                         const ElbusdLimits  *second,
                                         ElbusBroker         *broker);

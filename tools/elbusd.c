@@ -146,7 +146,7 @@ describe_option (const char *long_name,
   if (g_str_equal (long_name, "max-subscriptions"))
     return g_strdup_printf (_("Most subscription masks one client may hold; 0 for no limit (default: %s)"), default_value);
   if (g_str_equal (long_name, "handshake-timeout"))
-    return g_strdup_printf (_("Time a new connection has to complete its handshake (default: %s)"), default_value);
+    return g_strdup (_("Time a new connection has to complete its handshake (default: the --timeout value)"));
   g_assert_not_reached ();
 }
 
