@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The elbus wire codec (PROTOCOL.md sections 1-3): pure functions from bytes
- * to frames and back. No I/O, no GObject, no allocation.
+ * The elbus wire codec (docs/protocol.md, sections 1 to 3): pure functions
+ * from bytes to frames and back. No I/O, no GObject, no allocation.
  *
  * Decoding is incremental in the simplest way: a decoder looks at the bytes
  * the caller has so far and answers OK (one frame, of frame->frame_len
@@ -56,8 +56,10 @@ typedef enum {
  * target is the topic, target name or mask: target[target_len] is the 0x00
  * terminator inside the buffer, so target is a C string. payload follows it.
  * For SUBSCRIBE and UNSUBSCRIBE, body holds the masks (see
- * _elbus_codec_next_mask()). An op of NOP with a non-zero QoS is a frame
- * whose body is read and ignored. */
+ * _elbus_codec_next_mask()). A ping (flags byte 0) has no body. An op of
+ * NOP with a non-zero QoS has a body parsed like a message's (target and
+ * payload are set; a body without the 0x00 is an error), which the broker
+ * then ignores without an ack. */
 typedef struct {
   guint32        op_id;
   guint8         op;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The elbus wire codec: PROTOCOL.md sections 1-3, and nothing else.
+ * The elbus wire codec: docs/protocol.md sections 1 to 3, and nothing else.
  *
  * Every decoder takes the bytes a reader has buffered so far and never
  * looks past @len; every encoder writes into a caller buffer. Nothing here
@@ -236,6 +236,10 @@ _elbus_codec_decode_client_frame (const guint8      *buf,
 
   switch (frame->op)
     {
+    case ELBUS_OP_NOP:
+      /* op 0 with QoS bits (a ping has flags 0): the original parses its
+       * body as TARGET 00 PAYLOAD, then ignores it; so a body that does
+       * not parse is a protocol error here too */
     case ELBUS_OP_PUBLISH:
     case ELBUS_OP_MESSAGE:
     case ELBUS_OP_BROADCAST:
@@ -251,15 +255,11 @@ _elbus_codec_decode_client_frame (const guint8      *buf,
       frame->payload_len = body_len - terminator - 1;
       break;
 
-    case ELBUS_OP_SUBSCRIBE:
-    case ELBUS_OP_UNSUBSCRIBE:
+    default:
+      /* ELBUS_OP_SUBSCRIBE, ELBUS_OP_UNSUBSCRIBE */
       if (!valid_masks (frame->body, body_len))
         return DECODE_ERROR (error, "a topic mask of operation 0x%02x is not valid UTF-8",
                              frame->op);
-      break;
-
-    default:
-      /* NOP with QoS bits: the body is read and ignored */
       break;
     }
 

@@ -586,7 +586,7 @@ test_ops_nop (gconstpointer data)
   static const guint8 nop[] = { 1, 2, 3, 4, 0x00, 0x78, 0x56, 0x34, 0x12 };
   /* op 0 with QoS bits: a body, read and ignored, and no ack */
   static const guint8 nop_qos[] = { 7, 0, 0, 0, 0x40, 4, 0, 0, 0, 'b', 0, 'x', 'y' };
-  static const guint8 nop_qos3[] = { 8, 0, 0, 0, 0xC0, 0, 0, 0, 0 };
+  static const guint8 nop_qos3[] = { 8, 0, 0, 0, 0xC0, 1, 0, 0, 0, 0 };
   g_autoptr(GBytes) msg = elbus_test_build_op (5, OP_MESSAGE, ELBUS_QOS_PROCESSED,
                                                "b", "after", 5);
   g_autoptr(GByteArray) all = g_byte_array_new ();
@@ -1956,6 +1956,46 @@ test_many_clients (gconstpointer data)
 
 /* ------------------------------------------------------------------ */
 
+/* Raw bytes on the wire, as the original broker reads them: only a flags
+ * byte of 0 is a ping; op 0 with QoS bits has a TARGET 00 PAYLOAD body
+ * that is parsed, then ignored without an ack, and a body without the 00
+ * is a protocol error that costs that connection only. */
+static void
+test_raw_nop_with_qos (gconstpointer data)
+{
+  ElbusTestTransport transport = GPOINTER_TO_INT (data);
+  ElbusTestBrokerOptions options = { .timeout = 30.0 };
+  ElbusTestBroker *tb = elbus_test_broker_new (&options);
+  g_autoptr(ElbusTestConn) a = elbus_test_conn_new (tb, transport, "raw.a");
+  g_autoptr(ElbusTestConn) b = elbus_test_conn_new (tb, transport, "raw.b");
+  g_autoptr(ElbusTestConn) c = elbus_test_conn_new (tb, transport, "raw.c");
+  /* op 0, QoS RealtimeProcessed, a body naming b: nothing reaches b */
+  static const guint8 parsed[] = { 7, 0, 0, 0, 0xC0, 8, 0, 0, 0,
+                                   'r', 'a', 'w', '.', 'b', 0, 'h', 'i' };
+  /* op 0, QoS Processed, no 00 in the body */
+  static const guint8 broken[] = { 8, 0, 0, 0, 0x40, 3, 0, 0, 0, 'x', 'y', 'z' };
+  g_autoptr(GBytes) after = elbus_test_build_op (9, OP_MESSAGE, ELBUS_QOS_PROCESSED,
+                                                 "raw.b", "after", 5);
+
+  g_test_summary ("Op 0 with QoS bits: a TARGET 00 PAYLOAD body is ignored without an ack "
+                  "or a delivery; one without the 00 closes that connection only");
+
+  elbus_test_conn_send (a, parsed, sizeof parsed);
+  elbus_test_conn_send (a, g_bytes_get_data (after, NULL), g_bytes_get_size (after));
+  /* the first answer is the ack of op 9, the first delivery "after" */
+  elbus_test_conn_expect_ack (a, 9, 0x01);
+  elbus_test_conn_expect_message (b, KIND_MESSAGE, "raw.a", NULL, "after");
+
+  elbus_test_conn_send (c, broken, sizeof broken);
+  elbus_test_conn_expect_eof (c);
+
+  /* the others are unharmed */
+  elbus_test_conn_op_acked (b, OP_MESSAGE, "raw.a", "still", 0x01);
+  elbus_test_conn_expect_message (a, KIND_MESSAGE, "raw.b", NULL, "still");
+
+  elbus_test_broker_free (tb);
+}
+
 static void
 add_both (const char    *path,
           GTestDataFunc  func)
@@ -1991,6 +2031,7 @@ main (int   argc,
   add_both ("ops/subscribe-unsubscribe", test_ops_subscribe_unsubscribe);
   add_both ("ops/broadcast-qos", test_ops_broadcast_qos);
   add_both ("ops/nop", test_ops_nop);
+  add_both ("raw/nop-with-qos", test_raw_nop_with_qos);
   add_both ("ops/self", test_ops_self);
   add_both ("ops/broker-warn", test_ops_broker_warn);
   add_both ("ops/buffered-latency", test_ops_latency);

@@ -355,18 +355,24 @@ test_client_decode_ops (void)
   g_assert_cmpuint (f.body_len, ==, 1);
 }
 
+static void assert_client_error (const guint8 *buf,
+                                 gsize         len,
+                                 guint32       max_body);
+
 static void
 test_client_decode_nop (void)
 {
   /* a ping: flags 0, the length field is garbage and ignored */
   static const guint8 ping[] = { 9, 9, 9, 9, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0x12 };
-  /* op 0 with QoS bits: the body is there and is skipped */
-  static const guint8 nop_qos[] = { 1, 0, 0, 0, 0x40, 3, 0, 0, 0, 'x', 'y', 'z', 0x12 };
+  /* op 0 with QoS bits: a body parsed like a message's, then ignored */
+  static const guint8 nop_qos[] = { 1, 0, 0, 0, 0x40, 3, 0, 0, 0, 'x', 0, 'z', 0x12 };
   ElbusClientFrame f;
   gsize needed = 0;
 
   g_test_summary ("A NOP with flags 0 is 9 bytes whatever its length field; "
-                  "op 0 with QoS bits carries a body to skip");
+                  "op 0 with QoS bits carries a body parsed as TARGET 00 PAYLOAD, "
+                  "and one without the 00 (or with a target that is not UTF-8) is "
+                  "an error");
 
   for (gsize n = 0; n < 9; n++)
     {
@@ -398,7 +404,37 @@ test_client_decode_nop (void)
   g_assert_cmpuint (f.qos, ==, ELBUS_QOS_PROCESSED);
   g_assert_cmpuint (f.frame_len, ==, 12);
   g_assert_cmpuint (f.body_len, ==, 3);
-  g_assert_null (f.target);
+  g_assert_cmpstr (f.target, ==, "x");
+  g_assert_cmpuint (f.payload_len, ==, 1);
+  g_assert_cmpint (f.payload[0], ==, 'z');
+
+  /* only flags 0 is a ping: every QoS on op 0 wants TARGET 00 PAYLOAD */
+  for (ElbusQoS qos = ELBUS_QOS_PROCESSED; qos <= ELBUS_QOS_REALTIME_PROCESSED; qos++)
+    {
+      static const char *const bad[] = { "", "xyz", "\xff\xfe" };
+
+      for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+        {
+          g_autoptr(GByteArray) frame = client_frame (2, ELBUS_OP_NOP, qos, bad[i],
+                                                      strlen (bad[i]));
+
+          assert_client_error (frame->data, frame->len, MAX_BODY);
+        }
+      {
+        /* an invalid UTF-8 target before the 00 */
+        g_autoptr(GByteArray) frame = client_frame (3, ELBUS_OP_NOP, qos, "\xc3\0p", 3);
+
+        assert_client_error (frame->data, frame->len, MAX_BODY);
+      }
+      {
+        g_autoptr(GByteArray) frame = client_frame (4, ELBUS_OP_NOP, qos, "\0", 1);
+
+        decode_ok (frame->data, frame->len, &f);
+        g_assert_cmpuint (f.qos, ==, qos);
+        g_assert_cmpuint (f.target_len, ==, 0);
+        g_assert_cmpuint (f.payload_len, ==, 0);
+      }
+    }
 }
 
 /* Every proper prefix is INCOMPLETE with *needed = 9 while the header is
@@ -440,7 +476,7 @@ test_client_incremental (void)
   g_ptr_array_add (frames, client_frame (3, ELBUS_OP_BROADCAST, ELBUS_QOS_REALTIME, "*\0x", 3));
   g_ptr_array_add (frames, client_frame (4, ELBUS_OP_SUBSCRIBE, ELBUS_QOS_NO, "a\0b", 3));
   g_ptr_array_add (frames, client_frame (5, ELBUS_OP_UNSUBSCRIBE, ELBUS_QOS_NO, "", 0));
-  g_ptr_array_add (frames, client_frame (6, ELBUS_OP_NOP, ELBUS_QOS_REALTIME, "abc", 3));
+  g_ptr_array_add (frames, client_frame (6, ELBUS_OP_NOP, ELBUS_QOS_REALTIME, "a\0c", 3));
   g_ptr_array_add (frames, client_frame (7, ELBUS_OP_MESSAGE, ELBUS_QOS_PROCESSED, big, 70000));
 
   for (guint i = 0; i < frames->len; i++)

@@ -38,7 +38,7 @@ CODEC = {
     'client-unsubscribe': client(3, 0x03, 0, b'sensors/#'),
     'client-message': client(4, 0x12, 3, b'target.name\x00hello'),
     'client-broadcast': client(5, 0x13, 1, b'group.*\x00hi'),
-    'client-nop-body': client(6, 0x00, 2, b'ignored'),
+    'client-nop-body': client(6, 0x00, 2, b'ignored\x00body'),
     'client-stream': (client(7, 0x02, 1, b'a/b\x00c/#')
                       + client(8, 0x12, 1, b'x\x00payload')
                       + struct.pack('<IBI', 0, 0, 0)),
