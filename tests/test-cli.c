@@ -313,6 +313,7 @@ test_errors (void)
       { address, "broker", "benchmark.test" },
       { address, "rpc", "frob" },
       { address, "benchmark", "foo" },
+      { address, "benchmark", "--window", "-1" },
       { "--timeout", "1e6", address, "broker", "test" },
     };
 
@@ -428,14 +429,170 @@ test_benchmark_failure (void)
                                                "--payload-size", "2000", NULL },
                             NULL, 0, &out, &err), ==, 1);
   lines = g_strsplit (out, "\n", -1);
-  g_assert_true (g_str_has_prefix (lines[0], "stage"));
-  g_assert_true (g_str_has_prefix (lines[1], "send.qos.no "));
-  g_assert_nonnull (strstr (lines[1], " failed "));
+  g_assert_true (g_str_has_prefix (lines[0], "mode: "));
+  g_assert_true (g_str_has_prefix (lines[1], "stage"));
+  g_assert_true (g_str_has_prefix (lines[2], "send.qos.no "));
+  g_assert_nonnull (strstr (lines[2], " failed "));
   g_assert_nonnull (strstr (err, "benchmark send.qos.no, worker 0: "));
   /* every stage failed alike, and no round trip was timed */
-  for (guint i = 1; lines[i] != NULL && lines[i][0] != '\0'; i++)
+  for (guint i = 2; lines[i] != NULL && lines[i][0] != '\0'; i++)
     g_assert_nonnull (strstr (lines[i], " failed "));
   g_assert_null (strstr (out, "round trip"));
+
+  elbus_test_broker_free (tb);
+}
+
+static const char *const bench_stages[] = {
+  "send.qos.no", "send.qos.processed", "send+recv.qos.no", "send+recv.qos.processed",
+  "rpc.call", "rpc.call+handle", "rpc.call0",
+};
+
+/* The table after the mode line: the stages in the original's order,
+ * each with a rate. */
+static void
+assert_bench_table (char **lines)
+{
+  g_assert_true (g_str_has_prefix (lines[1], "stage "));
+  for (guint i = 0; i < G_N_ELEMENTS (bench_stages); i++)
+    {
+      g_auto(GStrv) words = g_strsplit_set (lines[2 + i], " ", -1);
+      g_autoptr(GPtrArray) cols = g_ptr_array_new ();
+
+      for (guint j = 0; words[j] != NULL; j++)
+        if (words[j][0] != '\0')
+          g_ptr_array_add (cols, words[j]);
+      g_assert_cmpuint (cols->len, ==, 3);
+      g_assert_cmpstr (cols->pdata[0], ==, bench_stages[i]);
+      g_assert_cmpfloat (g_ascii_strtod (cols->pdata[1], NULL), >, 0);
+    }
+}
+
+static const char *
+lookup_str (GVariant   *event,
+            const char *key)
+{
+  const char *s = NULL;
+
+  g_assert_true (g_variant_lookup (event, key, "&s", &s));
+  return s;
+}
+
+static guint64
+lookup_u64 (GVariant   *event,
+            const char *key)
+{
+  g_autoptr(GVariant) v = g_variant_lookup_value (event, key, NULL);
+
+  g_assert_nonnull (v);
+  if (g_variant_is_of_type (v, G_VARIANT_TYPE_INT64))
+    return (guint64) g_variant_get_int64 (v);
+  return g_variant_get_uint64 (v);
+}
+
+static void
+test_benchmark_stages (void)
+{
+  ElbusTestBroker *tb = elbus_test_broker_new (NULL);
+  const char *address = elbus_test_broker_get_unix_path (tb);
+  g_autoptr(ElbusTestConn) mon = NULL;
+  g_autoptr(GBytes) filters = NULL;
+  g_autoptr(GBytes) answer = NULL;
+  g_autofree char *out = NULL;
+  g_auto(GStrv) lines = NULL;
+  guint seen[G_N_ELEMENTS (bench_stages)] = { 0 };
+  guint settles = 0;
+  /* 30 operations a stage, the self-calls' replies, one settling frame
+   * after each stage */
+  const guint expected = 30 * G_N_ELEMENTS (bench_stages) + 30 + G_N_ELEMENTS (bench_stages);
+
+  g_test_summary ("benchmark runs the original's stages by default: what a monitor sees "
+                  "of each (targets, QoS RealtimeProcessed for the processed and rpc "
+                  "ones, the 0xEE payload) and the mode line; --window says so");
+
+  elbus_test_broker_enable_core_rpc (tb);
+  mon = elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_UNIX, "cli.mon");
+  filters = elbus_test_msgpack_from_text ("{'sender': <['cli.bench.*']>, "
+                                          "'kinds': <['message']>}");
+  answer = elbus_test_conn_core_call (mon, 1, "monitor.start", g_bytes_get_data (filters, NULL),
+                                      g_bytes_get_size (filters));
+  g_assert_nonnull (answer);
+
+  g_assert_cmpint (run_cli ((const char *[]) { address, "-n", "cli.bench", "benchmark", "-i",
+                                               "30", "--payload-size", "10", NULL },
+                            NULL, 0, &out, NULL), ==, 0);
+  lines = g_strsplit (out, "\n", -1);
+  g_assert_true (g_str_has_prefix (lines[0], "mode: one operation in flight per worker"));
+  assert_bench_table (lines);
+  g_assert_null (strstr (out, "round trip"));
+
+  for (guint i = 0; i < expected; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(ElbusTestFrame) frame = elbus_test_conn_try_read_frame (mon,
+                                                                        ELBUS_TEST_DEADLINE_MS,
+                                                                        TRUE, &error);
+      g_autoptr(GVariant) event = NULL;
+      g_autoptr(GVariant) p = NULL;
+      g_autofree char *null_target = NULL;
+      const char *s, *d;
+      guint stage;
+      guint64 q;
+
+      g_assert_no_error (error);
+      g_assert_cmpstr (frame->topic, ==, ".broker/monitor");
+      event = elbus_msgpack_decode (frame->payload, &error);
+      g_assert_no_error (error);
+      s = lookup_str (event, "s");
+      d = lookup_str (event, "d");
+      q = lookup_u64 (event, "q");
+      /* cli.bench.STAGE.worker.0 */
+      g_assert_true (g_str_has_prefix (s, "cli.bench."));
+      stage = (guint) g_ascii_strtoull (s + strlen ("cli.bench."), NULL, 10);
+      g_assert_cmpuint (stage, <, G_N_ELEMENTS (bench_stages));
+      g_assert_true (g_str_has_suffix (s, ".worker.0"));
+      if (g_str_equal (d, "elbus.benchmark.nobody"))
+        {
+          settles++;
+          continue;
+        }
+      seen[stage]++;
+      null_target = g_strdup_printf ("%s-null", s);
+      p = g_variant_lookup_value (event, "p", G_VARIANT_TYPE_BYTESTRING);
+      g_assert_nonnull (p);
+
+      switch (stage)
+        {
+        case 0:
+        case 1:
+        case 2:
+        case 3:
+          g_assert_cmpstr (d, ==, stage < 2 ? null_target : s);
+          g_assert_cmpuint (q, ==, stage % 2 ? ELBUS_QOS_REALTIME_PROCESSED : ELBUS_QOS_NO);
+          g_assert_cmpuint (lookup_u64 (event, "l"), ==, 10);
+          g_assert_cmpuint (g_variant_get_size (p), ==, 10);
+          g_assert_cmpint (((const guint8 *) g_variant_get_data (p))[0], ==, 0xEE);
+          break;
+        default:
+          /* requests (and, to itself, replies) are real-time and acked */
+          g_assert_cmpuint (q, ==, ELBUS_QOS_REALTIME_PROCESSED);
+          g_assert_cmpstr (d, ==, stage == 4 ? ".broker" : stage == 5 ? s : null_target);
+          break;
+        }
+    }
+  g_assert_cmpuint (settles, ==, G_N_ELEMENTS (bench_stages));
+  for (guint i = 0; i < G_N_ELEMENTS (bench_stages); i++)
+    g_assert_cmpuint (seen[i], ==, i == 5 ? 60 : 30);
+  elbus_test_conn_expect_nothing (mon, ELBUS_TEST_QUIET_MS);
+
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&lines, g_strfreev);
+  g_assert_cmpint (run_cli ((const char *[]) { address, "benchmark", "-i", "40", "-w", "2",
+                                               "--window", "8", NULL }, NULL, 0, &out, NULL),
+                   ==, 0);
+  lines = g_strsplit (out, "\n", -1);
+  g_assert_cmpstr (lines[0], ==, "mode: up to 8 operations in flight per worker (--window)");
+  assert_bench_table (lines);
+  g_assert_nonnull (strstr (out, "round trip"));
 
   elbus_test_broker_free (tb);
 }
@@ -512,6 +669,7 @@ main (int    argc,
   g_test_add_func ("/elbus/cli/broker", test_broker_commands);
   g_test_add_func ("/elbus/cli/rpc", test_rpc_commands);
   g_test_add_func ("/elbus/cli/benchmark-failure", test_benchmark_failure);
+  g_test_add_func ("/elbus/cli/benchmark-stages", test_benchmark_stages);
 
   return g_test_run ();
 }

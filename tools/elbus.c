@@ -619,30 +619,37 @@ typedef enum {
   N_STAGES
 } Stage;
 
-static const char * const stage_names[N_STAGES] = {
-  "send.qos.no",
-  "send.qos.processed",
-  "send+recv.qos.no",
-  "send+recv.qos.processed",
-  "rpc.call",
-  "rpc.call+handle",
-  "rpc.call0",
+/* The original CLI's stages, in its order, each with its QoS: the
+ * processed and rpc ones are real-time and wait for their answer. */
+static const struct {
+  const char *name;
+  ElbusQoS    qos;
+} stages[N_STAGES] = {
+  [STAGE_SEND_NO] = { "send.qos.no", ELBUS_QOS_NO },
+  [STAGE_SEND_PROCESSED] = { "send.qos.processed", ELBUS_QOS_REALTIME_PROCESSED },
+  [STAGE_SEND_RECV_NO] = { "send+recv.qos.no", ELBUS_QOS_NO },
+  [STAGE_SEND_RECV_PROCESSED] = { "send+recv.qos.processed", ELBUS_QOS_REALTIME_PROCESSED },
+  [STAGE_RPC_CALL] = { "rpc.call", ELBUS_QOS_REALTIME_PROCESSED },
+  [STAGE_RPC_CALL_HANDLE] = { "rpc.call+handle", ELBUS_QOS_REALTIME_PROCESSED },
+  [STAGE_RPC_CALL0] = { "rpc.call0", ELBUS_QOS_REALTIME_PROCESSED },
 };
 
 #define BENCH_UNREGISTERED_TARGET "elbus.benchmark.nobody"
+/* the original's payload byte */
+#define BENCH_PAYLOAD_BYTE 0xEE
 
 typedef struct {
   GThread      *thread;
-  guint         index;
   guint64       iters;
-  gsize         payload_size;
   Stage         stage;
+  guint64       window;        /* most operations in flight; 0: no answer to wait for */
   GMainContext *context;
   ElbusClient  *client;        /* (owned) */
   ElbusRpcPeer *peer;          /* (owned) (nullable): rpc stages */
+  char         *target;        /* (owned) */
   GBytes       *payload;       /* (owned) */
   guint64       sent;
-  guint64       acked;
+  guint64       acked;         /* acks, replies: answers */
   guint64       received;
   guint64       bad;
   char         *error;         /* (owned) (nullable) */
@@ -657,6 +664,26 @@ typedef struct {
 } Barrier;
 
 static Barrier barrier;
+
+static gboolean
+stage_is_rpc (Stage stage)
+{
+  return stage >= STAGE_RPC_CALL;
+}
+
+static gboolean
+stage_receives (Stage stage)
+{
+  return stage == STAGE_SEND_RECV_NO || stage == STAGE_SEND_RECV_PROCESSED;
+}
+
+/* whether each operation of the stage gets an ack or a reply */
+static gboolean
+stage_is_answered (Stage stage)
+{
+  return stage_is_rpc (stage) || stages[stage].qos == ELBUS_QOS_PROCESSED ||
+         stages[stage].qos == ELBUS_QOS_REALTIME_PROCESSED;
+}
 
 static void
 bench_ack_cb (GObject      *source,
@@ -680,7 +707,7 @@ bench_message_cb (ElbusClient *client,
 {
   Worker *w = user_data;
 
-  if (g_bytes_get_size (elbus_frame_get_payload (frame)) != w->payload_size)
+  if (!g_bytes_equal (elbus_frame_get_payload (frame), w->payload))
     w->bad++;
   w->received++;
 }
@@ -709,7 +736,11 @@ bench_call0_cb (GObject      *source,
   Worker *w = user_data;
   g_autoptr(GError) error = NULL;
 
-  if (!elbus_rpc_peer_call0_finish (ELBUS_RPC_PEER (source), result, &error) && w->error == NULL)
+  /* acknowledged is all that counts: the target is a name nobody has */
+  if (!elbus_rpc_peer_call0_finish (ELBUS_RPC_PEER (source), result, &error) &&
+      !g_error_matches (error, ELBUS_RPC_ERROR,
+                        ELBUS_RPC_ERROR_BUS - ELBUS_ERROR_NOT_REGISTERED) &&
+      w->error == NULL)
     w->error = g_strdup (error->message);
   w->acked++;
 }
@@ -723,64 +754,57 @@ bench_echo_cb (ElbusRpcPeer       *peer,
   return TRUE;
 }
 
-/* The rpc stages: calls (or call0 requests) in flight up to a window,
- * each echo checked against the payload sent. */
+/* One operation of the stage, as the original sends it: a message to a
+ * name nobody has or to itself; a call to .broker's benchmark.test or to
+ * itself (benchmark.selftest); a call0 of "test" to a name nobody has. */
 static void
-bench_rpc (Worker *w)
+bench_send_one (Worker *w)
 {
-  guint64 window = MAX (1, MIN (1024, (guint64) globals.queue_size / 4));
-  const char *target = w->stage == STAGE_RPC_CALL_HANDLE ? elbus_client_get_name (w->client)
-                                                         : ".broker";
+  ElbusQoS qos = stages[w->stage].qos;
 
-  while (w->sent < w->iters && w->error == NULL && elbus_client_is_connected (w->client))
+  switch (w->stage)
     {
-      if (w->sent - w->acked >= window)
-        {
-          g_main_context_iteration (w->context, TRUE);
-          continue;
-        }
-      /* call0: acknowledged by the broker, nothing comes back */
-      if (w->stage == STAGE_RPC_CALL0)
-        elbus_rpc_peer_call0_async (w->peer, target, "benchmark.test", w->payload,
-                                    ELBUS_QOS_PROCESSED, NULL, bench_call0_cb, w);
-      else
-        elbus_rpc_peer_call_async (w->peer, target, "benchmark.test", w->payload,
-                                   ELBUS_QOS_PROCESSED, 0, NULL, bench_call_cb, w);
-      w->sent++;
+    case STAGE_RPC_CALL:
+    case STAGE_RPC_CALL_HANDLE:
+      elbus_rpc_peer_call_async (w->peer, w->target,
+                                 w->stage == STAGE_RPC_CALL ? "benchmark.test"
+                                                            : "benchmark.selftest",
+                                 w->payload, qos, 0, NULL, bench_call_cb, w);
+      break;
+    case STAGE_RPC_CALL0:
+      elbus_rpc_peer_call0_async (w->peer, w->target, "test", w->payload, qos, NULL,
+                                  bench_call0_cb, w);
+      break;
+    default:
+      elbus_client_send_async (w->client, w->target, w->payload, qos, NULL,
+                               stage_is_answered (w->stage) ? bench_ack_cb : NULL, w);
+      break;
     }
+  w->sent++;
+}
 
-  while (w->error == NULL && elbus_client_is_connected (w->client) && w->acked < w->iters)
-    g_main_context_iteration (w->context, TRUE);
+static gboolean
+bench_worker_done (Worker *w)
+{
+  if (w->error != NULL || !elbus_client_is_connected (w->client))
+    return TRUE;
+  if (stage_is_answered (w->stage) && w->acked < w->iters)
+    return FALSE;
+  return !stage_receives (w->stage) || w->received >= w->iters;
 }
 
 static gpointer
 bench_worker (gpointer data)
 {
   Worker *w = data;
-  g_autoptr(GBytes) payload = NULL;
-  gboolean acked = w->stage == STAGE_SEND_PROCESSED || w->stage == STAGE_SEND_RECV_PROCESSED;
-  /* the payload: not all zeros, so that an echo is really compared */
-  gboolean recv = w->stage == STAGE_SEND_RECV_NO || w->stage == STAGE_SEND_RECV_PROCESSED;
-  const char *target;
-  ElbusQoS qos = acked ? ELBUS_QOS_PROCESSED : ELBUS_QOS_NO;
-  /* in flight at most: below the broker's queue, so nobody is dropped */
-  guint64 window = MAX (1, MIN (4096, (guint64) globals.queue_size / 2));
+  /* what the window counts: answers, or deliveries to itself */
+  guint64 *done = stage_is_answered (w->stage) ? &w->acked : &w->received;
   g_autoptr(GError) error = NULL;
 
   g_main_context_push_thread_default (w->context);
-  target = recv ? elbus_client_get_name (w->client) : BENCH_UNREGISTERED_TARGET;
-  {
-    guint8 *buf = g_malloc (w->payload_size);
-
-    for (gsize i = 0; i < w->payload_size; i++)
-      buf[i] = (guint8) (i * 31 + w->index);
-    payload = g_bytes_new_take (buf, w->payload_size);
-  }
-  if (w->stage < STAGE_RPC_CALL)
+  if (stage_receives (w->stage))
     g_signal_connect (w->client, "message", G_CALLBACK (bench_message_cb), w);
-
-  w->payload = g_bytes_ref (payload);
-  if (w->stage >= STAGE_RPC_CALL)
+  if (stage_is_rpc (w->stage))
     {
       w->peer = elbus_rpc_peer_new (w->client);
       g_signal_connect (w->peer, "handle-call", G_CALLBACK (bench_echo_cb), NULL);
@@ -793,27 +817,17 @@ bench_worker (gpointer data)
     g_cond_wait (&barrier.cond, &barrier.lock);
   g_mutex_unlock (&barrier.lock);
 
-  if (w->stage >= STAGE_RPC_CALL)
-    {
-      bench_rpc (w);
-      goto out;
-    }
-
   while (w->sent < w->iters && w->error == NULL && elbus_client_is_connected (w->client))
     {
-      guint64 done = recv ? w->received : w->acked;
-
-      if ((acked || recv) && w->sent - done >= window)
+      if (w->window > 0 && w->sent - *done >= w->window)
         {
           g_main_context_iteration (w->context, TRUE);
           continue;
         }
-      elbus_client_send_async (w->client, target, payload, qos, NULL,
-                               acked ? bench_ack_cb : NULL, w);
-      w->sent++;
+      bench_send_one (w);
       /* nothing comes back to pace a one-way stage: wait for the socket
        * now and then, so that no frame finds the client's queue full */
-      if (!acked && !recv && (w->sent & 1023) == 0 &&
+      if (w->window == 0 && (w->sent & 1023) == 0 &&
           !elbus_client_flush_sync (w->client, NULL, &error))
         {
           w->error = g_strdup (error->message);
@@ -827,16 +841,13 @@ bench_worker (gpointer data)
 
   if (!elbus_client_flush_sync (w->client, NULL, &error) && w->error == NULL)
     w->error = g_strdup (error->message);
-  while (w->error == NULL && elbus_client_is_connected (w->client) &&
-         ((acked && w->acked < w->iters) || (recv && w->received < w->iters)))
+  while (!bench_worker_done (w))
     g_main_context_iteration (w->context, TRUE);
 
-out:
   if (w->error == NULL && !elbus_client_is_connected (w->client))
     w->error = g_strdup (_("disconnected from the broker"));
 
   g_clear_object (&w->peer);
-  g_clear_pointer (&w->payload, g_bytes_unref);
   g_signal_handlers_disconnect_by_data (w->client, w);
   g_main_context_pop_thread_default (w->context);
   return NULL;
@@ -858,30 +869,53 @@ bench_settle (ElbusClient *client)
                             NULL, NULL);
 }
 
+/* How many operations one worker of @stage keeps in flight: one for
+ * those with an answer, as the original, or the --window; enough for the
+ * one-way stage to itself to stream without overflowing the broker's
+ * queue (the original streams it too); none to count for send.qos.no. */
+static guint64
+bench_stage_window (Stage   stage,
+                    guint64 window)
+{
+  guint64 streaming = MAX (1, MIN (4096, (guint64) globals.queue_size / 2));
+
+  if (!stage_is_answered (stage) && !stage_receives (stage))
+    return 0;
+  if (window > 0)
+    return window;
+  return stage_is_answered (stage) ? 1 : streaming;
+}
+
 static int
 cmd_benchmark (int    argc,
                char **argv)
 {
-  int workers = 1, payload_size = 100;
+  int workers = 1, payload_size = 100, window_arg = 0;
   gint64 iters = 1000000;
   GOptionEntry entries[] = {
     { "workers", 'w', 0, G_OPTION_ARG_INT, &workers, N_("Clients, one thread each (default 1)"), N_("N") },
     { "payload-size", 0, 0, G_OPTION_ARG_INT, &payload_size, N_("Payload bytes (default 100)"), N_("BYTES") },
     { "iters", 'i', 0, G_OPTION_ARG_INT64, &iters, N_("Iterations per stage, over all workers (default 1000000)"), N_("N") },
+    { "window", 0, 0, G_OPTION_ARG_INT, &window_arg, N_("Keep up to N operations in flight per worker, for throughput (default: one at a time, as the original)"), N_("N") },
     { NULL }
   };
   g_autoptr(GOptionContext) context = g_option_context_new (_("PATH benchmark — measure the bus"));
   g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) payload = NULL;
+  guint64 window = 0;
   int status = 0;
 
   g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   g_option_context_set_summary (context,
-    _("Runs the original elbus client stages and prints iterations per second:\n"
+    _("Runs the original elbus client's stages and prints iterations per second.\n"
+      "Each stage does what the original's stage of the same name does: the\n"
+      "processed and rpc stages use QoS RealtimeProcessed and wait for each\n"
+      "answer before the next operation, unless --window is given.\n"
       "  send.qos.no, send.qos.processed      to a name nobody has\n"
       "  send+recv.qos.no, send+recv.qos.processed   each worker to itself\n"
       "  rpc.call      calls .broker benchmark.test, checks the echo\n"
       "  rpc.call+handle   each worker calls itself, checks the echo\n"
-      "  rpc.call0     call0 requests to .broker (acknowledged)"));
+      "  rpc.call0     call0 requests to a name nobody has (acknowledged)"));
   if (!g_option_context_parse (context, &argc, &argv, &error))
     return elbus_tool_fail (EXIT_USAGE, "%s", error->message);
   if (argc > 1)
@@ -889,7 +923,28 @@ cmd_benchmark (int    argc,
   if (workers < 1 || workers > 256 || payload_size < 0 || iters < workers)
     return elbus_tool_fail (EXIT_USAGE, _("benchmark: need 1 to 256 workers, a payload size "
                                           "of 0 or more and at least one iteration per worker"));
+  if (window_arg < 0)
+    return elbus_tool_fail (EXIT_USAGE, _("benchmark: --window needs 1 or more"));
+  if (window_arg > 0)
+    /* the client's own queue holds a call and its answer to itself */
+    window = MAX (1, MIN ((guint64) window_arg, (guint64) globals.queue_size / 4));
 
+  {
+    guint8 *buf = g_malloc (payload_size);
+
+    memset (buf, BENCH_PAYLOAD_BYTE, payload_size);
+    payload = g_bytes_new_take (buf, payload_size);
+  }
+
+  if (window == 0)
+    g_print (_("mode: one operation in flight per worker, as the original elbus benchmark "
+               "(--window N for throughput)\n"));
+  else
+    {
+      g_autofree char *n = g_strdup_printf ("%" G_GUINT64_FORMAT, window);
+
+      g_print (_("mode: up to %s operations in flight per worker (--window)\n"), n);
+    }
   g_print ("%-26s %14s %10s\n", "stage", "iters/s", "time, s");
   for (Stage stage = 0; stage < N_STAGES; stage++)
     {
@@ -907,16 +962,23 @@ cmd_benchmark (int    argc,
            * gone from the broker yet, a name of theirs could still be taken */
           g_autofree char *name = g_strdup_printf ("%s.%d.worker.%d", globals.name, (int) stage, i);
 
-          ws[i].index = i;
           ws[i].iters = iters / workers + (i < iters % workers ? 1 : 0);
-          ws[i].payload_size = payload_size;
           ws[i].stage = stage;
+          ws[i].window = bench_stage_window (stage, window);
+          ws[i].payload = g_bytes_ref (payload);
           ws[i].context = g_main_context_new ();
           g_main_context_push_thread_default (ws[i].context);
           ws[i].client = connect_client (name, &error);
           g_main_context_pop_thread_default (ws[i].context);
           if (ws[i].client == NULL)
             return elbus_tool_fail (EXIT_ERROR, "%s", error->message);
+          /* the original's targets: .broker, itself, or its name + -null */
+          if (stage == STAGE_RPC_CALL)
+            ws[i].target = g_strdup (".broker");
+          else if (stage_receives (stage) || stage == STAGE_RPC_CALL_HANDLE)
+            ws[i].target = g_strdup (name);
+          else
+            ws[i].target = g_strdup_printf ("%s-null", name);
         }
 
       for (int i = 0; i < workers; i++)
@@ -946,7 +1008,7 @@ cmd_benchmark (int    argc,
 
           if (ws[i].error != NULL)
             {
-              elbus_tool_fail (EXIT_ERROR, _("benchmark %s, worker %d: %s"), stage_names[stage],
+              elbus_tool_fail (EXIT_ERROR, _("benchmark %s, worker %d: %s"), stages[stage].name,
                                i, ws[i].error);
               failed = TRUE;
             }
@@ -958,7 +1020,7 @@ cmd_benchmark (int    argc,
                * message in the translation catalogue */
               elbus_tool_fail (EXIT_ERROR,
                                _("benchmark %s, worker %d: %s frames had a wrong payload"),
-                               stage_names[stage], i, bad);
+                               stages[stage].name, i, bad);
               failed = TRUE;
             }
           total += ws[i].sent;
@@ -967,27 +1029,29 @@ cmd_benchmark (int    argc,
           g_clear_object (&ws[i].client);
           g_main_context_pop_thread_default (ws[i].context);
           g_free (ws[i].error);
+          g_free (ws[i].target);
+          g_bytes_unref (ws[i].payload);
           g_main_context_unref (ws[i].context);
         }
 
       /* a rate only for work that was done */
       if (failed)
         {
-          g_print ("%-26s %14s %10.3f\n", stage_names[stage], "failed",
+          g_print ("%-26s %14s %10.3f\n", stages[stage].name, "failed",
                    elapsed / (double) G_USEC_PER_SEC);
           status = EXIT_ERROR;
         }
       else
-        g_print ("%-26s %14.0f %10.3f\n", stage_names[stage],
+        g_print ("%-26s %14.0f %10.3f\n", stages[stage].name,
                  total * (double) G_USEC_PER_SEC / elapsed, elapsed / (double) G_USEC_PER_SEC);
     }
 
-  /* round trip: one rpc.call at a time, nothing queued behind it */
-  if (status == 0)
+  /* with a window, rpc.call is a rate of calls in flight together; the
+   * round trip of one call alone is another figure */
+  if (status == 0 && window > 0)
     {
       g_autoptr(ElbusClient) client = connect_client (globals.name, &error);
       g_autoptr(ElbusRpcPeer) peer = NULL;
-      g_autoptr(GBytes) payload = g_bytes_new_take (g_malloc0 (payload_size), payload_size);
       guint n = (guint) MIN (iters, 20000);
       gint64 start;
 
@@ -998,7 +1062,8 @@ cmd_benchmark (int    argc,
       for (guint i = 0; i < n; i++)
         {
           g_autoptr(GBytes) reply = elbus_rpc_peer_call_sync (peer, ".broker", "benchmark.test",
-                                                              payload, ELBUS_QOS_PROCESSED, 0,
+                                                              payload,
+                                                              stages[STAGE_RPC_CALL].qos, 0,
                                                               NULL, &error);
 
           if (reply == NULL)
