@@ -1700,6 +1700,20 @@ elbus_test_read_line (GDataInputStream *in)
 /* ------------------------------------------------------------------ */
 /* MessagePack and RPC calls through the library */
 
+guint64
+elbus_test_lookup_uint (GVariant   *map,
+                        const char *key)
+{
+  g_autoptr(GVariant) value = g_variant_lookup_value (map, key, NULL);
+
+  g_assert_nonnull (value);
+  if (g_variant_is_of_type (value, G_VARIANT_TYPE_UINT64))
+    return g_variant_get_uint64 (value);
+  g_assert_true (g_variant_is_of_type (value, G_VARIANT_TYPE_INT64));
+  g_assert_cmpint (g_variant_get_int64 (value), >=, 0);
+  return (guint64) g_variant_get_int64 (value);
+}
+
 GBytes *
 elbus_test_msgpack_from_text (const char *text)
 {

@@ -335,6 +335,12 @@ char     *elbus_test_read_line    (GDataInputStream *in);
  * MessagePack: "{'a': <int64 1>}" gives 81 a1 61 01. */
 GBytes   *elbus_test_msgpack_from_text (const char *text);
 
+/* The unsigned integer under @key in a decoded MessagePack map (an a{sv}
+ * holding a uint64, or an int64 that is not negative); fails the test
+ * otherwise. */
+guint64   elbus_test_lookup_uint       (GVariant   *map,
+                                        const char *key);
+
 /* The outcome of elbus_rpc_peer_call_async() with elbus_test_call_cb()
  * as its callback and the struct as user data. */
 typedef struct {

@@ -477,18 +477,6 @@ lookup_str (GVariant   *event,
   return s;
 }
 
-static guint64
-lookup_u64 (GVariant   *event,
-            const char *key)
-{
-  g_autoptr(GVariant) v = g_variant_lookup_value (event, key, NULL);
-
-  g_assert_nonnull (v);
-  if (g_variant_is_of_type (v, G_VARIANT_TYPE_INT64))
-    return (guint64) g_variant_get_int64 (v);
-  return g_variant_get_uint64 (v);
-}
-
 static void
 test_benchmark_stages (void)
 {
@@ -544,7 +532,7 @@ test_benchmark_stages (void)
       g_assert_no_error (error);
       s = lookup_str (event, "s");
       d = lookup_str (event, "d");
-      q = lookup_u64 (event, "q");
+      q = elbus_test_lookup_uint (event, "q");
       /* cli.bench.STAGE.worker.0 */
       g_assert_true (g_str_has_prefix (s, "cli.bench."));
       stage = (guint) g_ascii_strtoull (s + strlen ("cli.bench."), NULL, 10);
@@ -568,7 +556,7 @@ test_benchmark_stages (void)
         case 3:
           g_assert_cmpstr (d, ==, stage < 2 ? null_target : s);
           g_assert_cmpuint (q, ==, stage % 2 ? ELBUS_QOS_REALTIME_PROCESSED : ELBUS_QOS_NO);
-          g_assert_cmpuint (lookup_u64 (event, "l"), ==, 10);
+          g_assert_cmpuint (elbus_test_lookup_uint (event, "l"), ==, 10);
           g_assert_cmpuint (g_variant_get_size (p), ==, 10);
           g_assert_cmpint (((const guint8 *) g_variant_get_data (p))[0], ==, 0xEE);
           break;

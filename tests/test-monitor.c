@@ -35,20 +35,6 @@ start_monitor (ElbusTestConn *conn,
   elbus_test_assert_rpc_reply (answer, 1, ok_true, sizeof ok_true);
 }
 
-static guint64
-lookup_uint (GVariant   *event,
-             const char *key)
-{
-  g_autoptr(GVariant) value = g_variant_lookup_value (event, key, NULL);
-
-  g_assert_nonnull (value);
-  if (g_variant_is_of_type (value, G_VARIANT_TYPE_UINT64))
-    return g_variant_get_uint64 (value);
-  g_assert_true (g_variant_is_of_type (value, G_VARIANT_TYPE_INT64));
-  g_assert_cmpint (g_variant_get_int64 (value), >=, 0);
-  return (guint64) g_variant_get_int64 (value);
-}
-
 /* d as text: a string as is, an array of strings joined with ",", nil as
  * NULL. */
 static char *
@@ -114,7 +100,7 @@ expect_event (ElbusTestConn  *conn,
   g_assert_true (g_variant_is_of_type (event, G_VARIANT_TYPE_VARDICT));
   g_assert_cmpuint (g_variant_n_children (event), ==, 9);
 
-  t = lookup_uint (event, "t");
+  t = elbus_test_lookup_uint (event, "t");
   g_assert_cmpuint (t, <=, (guint64) now);
   g_assert_cmpuint (t, >, (guint64) now - 60 * G_GINT64_CONSTANT (1000000000));
   g_assert_true (g_variant_lookup (event, "k", "&s", &kind));
@@ -123,10 +109,10 @@ expect_event (ElbusTestConn  *conn,
   g_assert_cmpstr (sender, ==, want->sender);
   dest = lookup_dest (event);
   g_assert_cmpstr (dest, ==, want->dest);
-  g_assert_cmpuint (lookup_uint (event, "q"), ==, want->qos);
-  g_assert_cmpuint (lookup_uint (event, "n"), ==, want->recipients);
-  g_assert_cmphex (lookup_uint (event, "r"), ==, want->result);
-  g_assert_cmpuint (lookup_uint (event, "l"), ==, want->len);
+  g_assert_cmpuint (elbus_test_lookup_uint (event, "q"), ==, want->qos);
+  g_assert_cmpuint (elbus_test_lookup_uint (event, "n"), ==, want->recipients);
+  g_assert_cmphex (elbus_test_lookup_uint (event, "r"), ==, want->result);
+  g_assert_cmpuint (elbus_test_lookup_uint (event, "l"), ==, want->len);
   payload = g_variant_lookup_value (event, "p", G_VARIANT_TYPE_BYTESTRING);
   g_assert_nonnull (payload);
   g_assert_cmpmem (g_variant_get_data (payload), g_variant_get_size (payload),
