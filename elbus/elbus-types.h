@@ -18,7 +18,7 @@ G_BEGIN_DECLS
  * @ELBUS_QOS_REALTIME: no acknowledgement, flushed to recipients at once
  * @ELBUS_QOS_REALTIME_PROCESSED: acknowledged and flushed at once
  *
- * The delivery guarantee of a frame (PROTOCOL.md section 2). Bit 0 asks
+ * The delivery guarantee of a frame (docs/protocol.md, section 2). Bit 0 asks
  * for an acknowledgement, bit 1 marks the frame real-time.
  *
  * Since: 1.0

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """Write the fuzzers' seed corpora: small hand-made inputs in
-tests/fuzz/corpus/codec/ (wire frames, PROTOCOL.md sections 1-3) and
+tests/fuzz/corpus/codec/ (wire frames, docs/protocol.md sections 1-3) and
 tests/fuzz/corpus/msgpack/ (MessagePack values). Run it from anywhere;
 it rewrites the files next to it. The outputs are committed."""
 
