@@ -1276,6 +1276,10 @@ make_socket_client (ElbusClient *self)
 {
   GSocketClient *socket_client = g_socket_client_new ();
 
+  /* elbus speaks its own protocol to a broker, never through the
+   * desktop's HTTP or SOCKS proxy (GProxyResolver would otherwise ask
+   * glib-networking, and through it GSettings, on every TCP connect) */
+  g_socket_client_set_enable_proxy (socket_client, FALSE);
   g_socket_client_set_timeout (socket_client, (guint) MAX (1, self->timeout + 0.999));
   return socket_client;
 }
