@@ -136,6 +136,7 @@ struct _ElbusMqttBridge
   ElbusClient *client;      /* (owned) (nullable) */
   ElbusRpcPeer *rpc;        /* (owned) (nullable) */
   ElbusClient *lost_client; /* (owned) (nullable): freed outside its signal */
+  gboolean local_ready;     /* registered, and the export masks subscribed */
   GCancellable *local_cancellable; /* (owned) (nullable): the connect under way */
   GSource *local_retry;     /* (owned) (nullable) */
   guint local_attempts;
@@ -373,7 +374,10 @@ mqtt_source_dispatch (GSource     *source,
             break;
         }
     }
-  if ((revents & G_IO_OUT) && mosquitto_socket (self->mosq) == self->mqtt_fd)
+  /* what reading queued (acks, subscriptions made in callbacks) goes out
+   * in this same wake-up, not after another poll */
+  if (((revents & G_IO_OUT) || mosquitto_want_write (self->mosq)) &&
+      mosquitto_socket (self->mosq) == self->mqtt_fd)
     mosquitto_loop_write (self->mosq, 1);
   mqtt_sync (self);
   g_object_unref (self);
@@ -544,9 +548,19 @@ mqtt_sync (ElbusMqttBridge *self)
       mqtt_unwatch (self);
       if (lost)
         {
+          const char *reason = mosquitto_strerror (rc);
+
+          if (rc == MOSQ_ERR_SUCCESS || rc == MOSQ_ERR_TLS)
+            {
+              /* before its CONNACK, with TLS: the handshake failed */
+              if (!self->mqtt_connected && self->tls_ca != NULL)
+                reason = "the TLS handshake failed (is the broker's certificate signed by the "
+                         "CA file, for this host name?)";
+              else if (rc == MOSQ_ERR_SUCCESS)
+                reason = "the connection was closed";
+            }
           set_connected (self, &self->mqtt_connected, FALSE, PROP_MQTT_CONNECTED);
-          mqtt_outage (self, rc == MOSQ_ERR_CONN_REFUSED ? "connection refused"
-                                                          : mosquitto_strerror (rc));
+          mqtt_outage (self, reason);
           return;
         }
       mqtt_watch (self, fd);
@@ -795,6 +809,8 @@ mqtt_connect (ElbusMqttBridge *self)
     return;
   g_main_context_push_thread_default (self->context);
   socket_client = g_socket_client_new ();
+  /* libmosquitto connects directly, so must the probe */
+  g_socket_client_set_enable_proxy (socket_client, FALSE);
   g_socket_client_set_timeout (socket_client, MQTT_PROBE_TIMEOUT_S);
   self->probe_cancellable = g_cancellable_new ();
   g_socket_client_connect_to_host_async (socket_client, self->mqtt_host, self->mqtt_port,
@@ -997,6 +1013,13 @@ local_outage (ElbusMqttBridge *self,
 }
 
 static void
+local_set_ready (ElbusMqttBridge *self,
+                 gboolean         ready)
+{
+  set_connected (self, &self->local_ready, ready, PROP_LOCAL_CONNECTED);
+}
+
+static void
 local_drop_client (ElbusMqttBridge *self)
 {
   if (self->client == NULL)
@@ -1007,7 +1030,7 @@ local_drop_client (ElbusMqttBridge *self)
   g_clear_object (&self->rpc);
   g_clear_object (&self->lost_client);
   self->lost_client = g_steal_pointer (&self->client);
-  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LOCAL_CONNECTED]);
+  local_set_ready (self, FALSE);
 }
 
 static void
@@ -1026,21 +1049,29 @@ local_subscribe_cb (GObject      *source,
                     GAsyncResult *result,
                     gpointer      user_data)
 {
+  g_autoptr(ElbusMqttBridge) self = user_data;
   g_autoptr(GError) error = NULL;
 
   if (!elbus_client_subscribe_finish (ELBUS_CLIENT (source), result, &error) &&
       !g_error_matches (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED))
     g_message ("cannot subscribe on the local broker: %s", error->message);
+  if (self->client == ELBUS_CLIENT (source))
+    local_set_ready (self, TRUE);
 }
 
+/* The export masks; ready once the broker has them. */
 static void
 local_subscribe (ElbusMqttBridge *self)
 {
-  if (self->client == NULL || self->exports->len == 0)
-    return;
+  if (self->exports->len == 0)
+    {
+      local_set_ready (self, TRUE);
+      return;
+    }
   g_ptr_array_add (self->exports, NULL);
   elbus_client_subscribe_async (self->client, (const char * const *) self->exports->pdata,
-                                ELBUS_QOS_PROCESSED, NULL, local_subscribe_cb, NULL);
+                                ELBUS_QOS_PROCESSED, NULL, local_subscribe_cb,
+                                g_object_ref (self));
   g_ptr_array_set_size (self->exports, self->exports->len - 1);
 }
 
@@ -1080,7 +1111,6 @@ local_connect_cb (GObject      *source,
   self->rpc = elbus_rpc_peer_new (client);
   g_signal_connect (self->rpc, "handle-call", G_CALLBACK (local_handle_call_cb), self);
   local_subscribe (self);
-  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_LOCAL_CONNECTED]);
 }
 
 static void
@@ -1179,7 +1209,7 @@ elbus_mqtt_bridge_get_property (GObject    *object,
       g_value_set_boolean (value, self->mqtt_connected);
       break;
     case PROP_LOCAL_CONNECTED:
-      g_value_set_boolean (value, self->client != NULL);
+      g_value_set_boolean (value, self->local_ready);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -1401,7 +1431,8 @@ elbus_mqtt_bridge_class_init (ElbusMqttBridgeClass *klass)
   /**
    * ElbusMqttBridge:local-connected:
    *
-   * Whether the bridge is registered on the local broker.
+   * Whether the bridge is registered on the local broker and its export
+   * masks are subscribed there.
    *
    * Since: 1.0
    */
@@ -1537,7 +1568,7 @@ elbus_mqtt_bridge_add_export (ElbusMqttBridge  *self,
     return FALSE;
   if (self->client != NULL)
     elbus_client_subscribe_async (self->client, masks, ELBUS_QOS_PROCESSED, NULL,
-                                  local_subscribe_cb, NULL);
+                                  local_subscribe_cb, g_object_ref (self));
   return TRUE;
 }
 
@@ -1787,7 +1818,8 @@ elbus_mqtt_bridge_is_mqtt_connected (ElbusMqttBridge *self)
  * elbus_mqtt_bridge_is_local_connected:
  * @self: a bridge
  *
- * Returns: whether the bridge is registered on the local broker
+ * Returns: whether the bridge is registered on the local broker and its
+ *   export masks are subscribed
  *
  * Since: 1.0
  */
@@ -1795,7 +1827,7 @@ gboolean
 elbus_mqtt_bridge_is_local_connected (ElbusMqttBridge *self)
 {
   g_return_val_if_fail (ELBUS_IS_MQTT_BRIDGE (self), FALSE);
-  return self->client != NULL;
+  return self->local_ready;
 }
 
 /**
