@@ -1803,6 +1803,9 @@ elbus_mqtt_bridge_stop (ElbusMqttBridge *self)
  * elbus_mqtt_bridge_is_mqtt_connected:
  * @self: a bridge
  *
+ * Whether the bridge can export now; see
+ * [property@Elbus.MqttBridge:mqtt-connected].
+ *
  * Returns: whether the MQTT broker has accepted the bridge
  *
  * Since: 1.0
@@ -1817,6 +1820,9 @@ elbus_mqtt_bridge_is_mqtt_connected (ElbusMqttBridge *self)
 /**
  * elbus_mqtt_bridge_is_local_connected:
  * @self: a bridge
+ *
+ * Whether the bridge can import now; see
+ * [property@Elbus.MqttBridge:local-connected].
  *
  * Returns: whether the bridge is registered on the local broker and its
  *   export masks are subscribed
