@@ -68,6 +68,9 @@
 #ifdef HAVE_LIBMOSQUITTO
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
+/* Not what the bridge published itself; retained messages only when the
+ * subscription is new, not again when a persistent session resumes. */
+#define SUBSCRIBE_OPTIONS (MQTT_SUB_OPT_NO_LOCAL | MQTT_SUB_OPT_SEND_RETAIN_NEW)
 #endif
 
 /* The MQTT 5 user property that names the bus an export came from. */
@@ -482,7 +485,7 @@ mqtt_on_connected (ElbusMqttBridge *self)
     {
       const char *sub = mqtt_topic (self, g_ptr_array_index (self->imports, i));
       int rc = mosquitto_subscribe_v5 (self->mosq, NULL, sub, self->qos,
-                                       MQTT_SUB_OPT_NO_LOCAL, NULL);
+                                       SUBSCRIBE_OPTIONS, NULL);
       if (rc != MOSQ_ERR_SUCCESS)
         g_message ("cannot subscribe to “%s” on the MQTT broker: %s", sub,
                    mosquitto_strerror (rc));
@@ -1599,7 +1602,7 @@ elbus_mqtt_bridge_add_import (ElbusMqttBridge  *self,
   if (self->mqtt_connected)
     {
       mosquitto_subscribe_v5 (self->mosq, NULL, mqtt_topic (self, mask), self->qos,
-                              MQTT_SUB_OPT_NO_LOCAL, NULL);
+                              SUBSCRIBE_OPTIONS, NULL);
       mqtt_sync (self);
     }
 #endif

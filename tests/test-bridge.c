@@ -257,6 +257,16 @@ bridge_ready (gpointer data)
 }
 
 static gboolean
+bridge_exported_two (gpointer data)
+{
+  g_autoptr(GVariant) stats = g_variant_ref_sink (elbus_mqtt_bridge_get_stats (data));
+  guint64 exported = 0;
+
+  g_variant_lookup (stats, "exported", "t", &exported);
+  return exported >= 2;
+}
+
+static gboolean
 bridge_mqtt_down (gpointer data)
 {
   return !elbus_mqtt_bridge_is_mqtt_connected (data);
@@ -753,6 +763,45 @@ test_no_loops (void)
       bridge_free (bridges[i]);
       bus_free (buses[i]);
     }
+}
+
+/* --retain: a bridge that starts later still gets the last value. */
+static void
+test_retain (void)
+{
+  g_autoptr(Mosquitto) m = NULL;
+  g_autoptr(Bus) a = NULL;
+  g_autoptr(Bus) b = NULL;
+  g_autoptr(ElbusMqttBridge) bridge_a = NULL;
+  g_autoptr(ElbusMqttBridge) bridge_b = NULL;
+  g_autoptr(Sink) sink_b = NULL;
+  g_autoptr(ElbusClient) pub = NULL;
+  const char *both[] = { "last/#", NULL };
+
+  if (!have_mosquitto ())
+    return;
+  m = mosquitto_start (NULL);
+  a = bus_start ();
+  b = bus_start ();
+  bridge_a = bridge_new (a, "bridge.a", m, both, NULL);
+  g_object_set (bridge_a, "retain", TRUE, NULL);
+  bridge_start (bridge_a);
+  pub = client_new (a, "pub");
+  publish (pub, "last/value", "41", 2);
+  publish (pub, "last/value", "42", 2);
+  wait_for (bridge_exported_two, bridge_a, "two exports");
+  /* sent before the bridge's DISCONNECT: Mosquitto keeps the last */
+  g_clear_pointer (&bridge_a, bridge_free);
+
+  sink_b = sink_new (b, "sink.b", "last/#");
+  bridge_b = bridge_new (b, "bridge.b", m, NULL, both);
+  bridge_start (bridge_b);
+  sink_wait (sink_b, 1);
+  settle ();
+  g_assert_cmpuint (sink_count (sink_b, NULL), ==, 1);
+  g_assert_cmpmem (g_bytes_get_data (elbus_frame_get_payload (sink_nth (sink_b, 0)), NULL), 2,
+                   "42", 2);
+  g_clear_pointer (&bridge_b, bridge_free);
 }
 
 /* Mosquitto stops mid-stream and comes back: with QoS 1 what was published
@@ -1356,6 +1405,7 @@ main (int    argc,
   g_test_add_func ("/elbus/bridge/both-ways", test_both_ways);
   g_test_add_func ("/elbus/bridge/prefix-masks", test_prefix_masks);
   g_test_add_func ("/elbus/bridge/no-loops", test_no_loops);
+  g_test_add_func ("/elbus/bridge/retain", test_retain);
   g_test_add_func ("/elbus/bridge/mqtt-restart", test_mqtt_restart);
   g_test_add_func ("/elbus/bridge/local-restart", test_local_restart);
   g_test_add_func ("/elbus/bridge/stats-rpc", test_stats_rpc);
