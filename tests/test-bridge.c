@@ -86,18 +86,27 @@ mosquitto_run (Mosquitto *m)
     }
 }
 
-/* @extra: more lines of mosquitto.conf */
+/* @extra: more lines of mosquitto.conf; @DIR@ stands for its temporary
+ * directory */
 static Mosquitto *
 mosquitto_start (const char *extra)
 {
   Mosquitto *m = g_new0 (Mosquitto, 1);
   g_autoptr(GError) error = NULL;
   g_autofree char *text = NULL;
+  g_autofree char *owned_extra = NULL;
 
   m->dir = g_dir_make_tmp ("elbus-bridge-test-XXXXXX", &error);
   g_assert_no_error (error);
   m->conf = g_build_filename (m->dir, "mosquitto.conf", NULL);
   m->port = elbus_test_pick_free_port ();
+  if (extra != NULL && strstr (extra, "@DIR@") != NULL)
+    {
+      g_autoptr(GString) with_dir = g_string_new (extra);
+
+      g_string_replace (with_dir, "@DIR@", m->dir, 0);
+      extra = owned_extra = g_string_free (g_steal_pointer (&with_dir), FALSE);
+    }
   /* as root, mosquitto would become the user mosquitto, who cannot write
    * in our temporary directories */
   text = g_strdup_printf ("listener %u 127.0.0.1\n"
@@ -217,6 +226,36 @@ bus_free (Bus *bus)
 }
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Bus, bus_free)
+
+/* Most cases: a Mosquitto (its extra configuration is the case's data)
+ * and two buses, A and B. */
+typedef struct {
+  Mosquitto *m;             /* (owned) (nullable): NULL without Mosquitto */
+  Bus *a;                   /* (owned) (nullable) */
+  Bus *b;                   /* (owned) (nullable) */
+} Net;
+
+static gboolean have_mosquitto (void);
+
+static void
+net_setup (Net           *net,
+           gconstpointer  data)
+{
+  if (!have_mosquitto ())
+    return;
+  net->m = mosquitto_start (data);
+  net->a = bus_start ();
+  net->b = bus_start ();
+}
+
+static void
+net_teardown (Net           *net,
+              gconstpointer  data)
+{
+  g_clear_pointer (&net->a, bus_free);
+  g_clear_pointer (&net->b, bus_free);
+  g_clear_pointer (&net->m, mosquitto_free);
+}
 
 /* ---- waiting ---------------------------------------------------------- */
 
@@ -571,11 +610,9 @@ logged_once (gpointer pattern)
  * with its payload intact (text, binary with NULs, 1 MiB); nothing
  * returns to the bus it came from. */
 static void
-test_both_ways (void)
+test_both_ways (Net          *net,
+                gconstpointer  data)
 {
-  g_autoptr(Mosquitto) m = NULL;
-  g_autoptr(Bus) a = NULL;
-  g_autoptr(Bus) b = NULL;
   g_autoptr(ElbusMqttBridge) bridge_a = NULL;
   g_autoptr(ElbusMqttBridge) bridge_b = NULL;
   g_autoptr(Sink) sink_a = NULL;
@@ -587,19 +624,16 @@ test_both_ways (void)
   g_autofree guint8 *big = g_malloc (1024 * 1024);
   GBytes *payload;
 
-  if (!have_mosquitto ())
+  if (net->m == NULL)
     return;
-  m = mosquitto_start (NULL);
-  a = bus_start ();
-  b = bus_start ();
-  bridge_a = bridge_new (a, "bridge.a", m, both, both);
-  bridge_b = bridge_new (b, "bridge.b", m, both, both);
+  bridge_a = bridge_new (net->a, "bridge.a", net->m, both, both);
+  bridge_b = bridge_new (net->b, "bridge.b", net->m, both, both);
   bridge_start (bridge_a);
   bridge_start (bridge_b);
-  sink_a = sink_new (a, "sink.a", "plant/#");
-  sink_b = sink_new (b, "sink.b", "plant/#");
-  pub_a = client_new (a, "pub.a");
-  pub_b = client_new (b, "pub.b");
+  sink_a = sink_new (net->a, "sink.a", "plant/#");
+  sink_b = sink_new (net->b, "sink.b", "plant/#");
+  pub_a = client_new (net->a, "pub.a");
+  pub_b = client_new (net->b, "pub.b");
   warm_up (pub_a, "plant/warm", sink_b);
   warm_up (pub_b, "plant/warm", sink_a);
 
@@ -644,11 +678,9 @@ test_both_ways (void)
 /* Only what the masks name crosses, under the prefix both sides share;
  * an empty prefix works too. */
 static void
-test_prefix_masks (void)
+test_prefix_masks (Net          *net,
+                   gconstpointer  data)
 {
-  g_autoptr(Mosquitto) m = NULL;
-  g_autoptr(Bus) a = NULL;
-  g_autoptr(Bus) b = NULL;
   g_autoptr(ElbusMqttBridge) bridge_a = NULL;
   g_autoptr(ElbusMqttBridge) bridge_b = NULL;
   g_autoptr(ElbusMqttBridge) bridge_other = NULL;
@@ -658,23 +690,20 @@ test_prefix_masks (void)
   const char *imports[] = { "a/#", NULL };
   const char *c_imports[] = { "c/#", NULL };
 
-  if (!have_mosquitto ())
+  if (net->m == NULL)
     return;
-  m = mosquitto_start (NULL);
-  a = bus_start ();
-  b = bus_start ();
-  bridge_a = bridge_new (a, "bridge.a", m, exports, NULL);
+  bridge_a = bridge_new (net->a, "bridge.a", net->m, exports, NULL);
   g_object_set (bridge_a, "prefix", "site/one", NULL);
-  bridge_b = bridge_new (b, "bridge.b", m, NULL, imports);
+  bridge_b = bridge_new (net->b, "bridge.b", net->m, NULL, imports);
   g_object_set (bridge_b, "prefix", "site/one", NULL);
   /* on another prefix: gets nothing */
-  bridge_other = bridge_new (b, "bridge.other", m, NULL, c_imports);
+  bridge_other = bridge_new (net->b, "bridge.other", net->m, NULL, c_imports);
   g_object_set (bridge_other, "prefix", "", NULL);
   bridge_start (bridge_a);
   bridge_start (bridge_b);
   bridge_start (bridge_other);
-  sink_b = sink_new (b, "sink.b", "#");
-  pub_a = client_new (a, "pub.a");
+  sink_b = sink_new (net->b, "sink.b", "#");
+  pub_a = client_new (net->a, "pub.a");
   warm_up (pub_a, "a/warm/temp", sink_b);
 
   publish (pub_a, "a/x/temp", "1", 1);
@@ -691,7 +720,7 @@ test_prefix_masks (void)
 
   /* an empty prefix on both sides: c/# crosses as it is */
   g_clear_pointer (&bridge_a, bridge_free);
-  bridge_a = bridge_new (a, "bridge.a", m, exports, NULL);
+  bridge_a = bridge_new (net->a, "bridge.a", net->m, exports, NULL);
   g_object_set (bridge_a, "prefix", "", NULL);
   bridge_start (bridge_a);
   g_ptr_array_set_size (sink_b->frames, 0);
@@ -712,9 +741,9 @@ test_prefix_masks (void)
  * publication reaches the other two once each and never comes back; two
  * bridges of one bus (one exporting, one importing) do not echo either. */
 static void
-test_no_loops (void)
+test_no_loops (Net          *net,
+               gconstpointer  data)
 {
-  g_autoptr(Mosquitto) m = NULL;
   Bus *buses[3];
   ElbusMqttBridge *bridges[3];
   Sink *sinks[3];
@@ -722,16 +751,15 @@ test_no_loops (void)
   g_autoptr(ElbusMqttBridge) importer = NULL;
   const char *both[] = { "t/#", NULL };
 
-  if (!have_mosquitto ())
+  if (net->m == NULL)
     return;
-  m = mosquitto_start (NULL);
   for (guint i = 0; i < 3; i++)
     {
       g_autofree char *name = g_strdup_printf ("bridge.%u", i);
       g_autofree char *sink_name = g_strdup_printf ("sink.%u", i);
 
       buses[i] = bus_start ();
-      bridges[i] = bridge_new (buses[i], name, m, both, both);
+      bridges[i] = bridge_new (buses[i], name, net->m, both, both);
       bridge_start (bridges[i]);
       sinks[i] = sink_new (buses[i], sink_name, "t/#");
     }
@@ -752,7 +780,7 @@ test_no_loops (void)
 
   /* a second bridge on bus 0 importing t/#: it hears bridge.0's exports,
    * which carry this bus's origin, and drops them */
-  importer = bridge_new (buses[0], "bridge.0b", m, NULL, both);
+  importer = bridge_new (buses[0], "bridge.0b", net->m, NULL, both);
   bridge_start (importer);
   g_ptr_array_set_size (sinks[0]->frames, 0);
   g_ptr_array_set_size (sinks[1]->frames, 0);
@@ -775,34 +803,29 @@ test_no_loops (void)
 
 /* --retain: a bridge that starts later still gets the last value. */
 static void
-test_retain (void)
+test_retain (Net          *net,
+             gconstpointer  data)
 {
-  g_autoptr(Mosquitto) m = NULL;
-  g_autoptr(Bus) a = NULL;
-  g_autoptr(Bus) b = NULL;
   g_autoptr(ElbusMqttBridge) bridge_a = NULL;
   g_autoptr(ElbusMqttBridge) bridge_b = NULL;
   g_autoptr(Sink) sink_b = NULL;
   g_autoptr(ElbusClient) pub = NULL;
   const char *both[] = { "last/#", NULL };
 
-  if (!have_mosquitto ())
+  if (net->m == NULL)
     return;
-  m = mosquitto_start (NULL);
-  a = bus_start ();
-  b = bus_start ();
-  bridge_a = bridge_new (a, "bridge.a", m, both, NULL);
+  bridge_a = bridge_new (net->a, "bridge.a", net->m, both, NULL);
   g_object_set (bridge_a, "retain", TRUE, NULL);
   bridge_start (bridge_a);
-  pub = client_new (a, "pub");
+  pub = client_new (net->a, "pub");
   publish (pub, "last/value", "41", 2);
   publish (pub, "last/value", "42", 2);
   wait_for (bridge_exported_two, bridge_a, "two exports");
   /* sent before the bridge's DISCONNECT: Mosquitto keeps the last */
   g_clear_pointer (&bridge_a, bridge_free);
 
-  sink_b = sink_new (b, "sink.b", "last/#");
-  bridge_b = bridge_new (b, "bridge.b", m, NULL, both);
+  sink_b = sink_new (net->b, "sink.b", "last/#");
+  bridge_b = bridge_new (net->b, "bridge.b", net->m, NULL, both);
   bridge_start (bridge_b);
   sink_wait (sink_b, 1);
   settle ();
@@ -816,40 +839,32 @@ test_retain (void)
  * meanwhile (within the queue) arrives once, in order; past the queue the
  * oldest are dropped and counted. */
 static void
-test_mqtt_restart (void)
+test_mqtt_restart (Net          *net,
+                   gconstpointer  data)
 {
-  g_autoptr(Mosquitto) m = NULL;
-  g_autoptr(Bus) a = NULL;
-  g_autoptr(Bus) b = NULL;
   g_autoptr(ElbusMqttBridge) bridge_a = NULL;
   g_autoptr(ElbusMqttBridge) bridge_b = NULL;
   g_autoptr(Sink) sink_b = NULL;
   g_autoptr(ElbusClient) pub = NULL;
-  g_autofree char *extra = NULL;
   const char *both[] = { "q/#", NULL };
 
-  if (!have_mosquitto ())
+  if (net->m == NULL)
     return;
-  /* persistence: B's session (its subscription, what is queued for it)
-   * outlives the restart, as it would on a real broker */
-  a = bus_start ();
-  extra = g_strdup_printf ("persistence true\npersistence_location %s/\n", a->dir);
-  m = mosquitto_start (extra);
-  b = bus_start ();
-  bridge_a = bridge_new (a, "bridge.a", m, both, NULL);
-  bridge_b = bridge_new (b, "bridge.b", m, NULL, both);
+  /* Mosquitto runs with persistence (PERSISTENT) */
+  bridge_a = bridge_new (net->a, "bridge.a", net->m, both, NULL);
+  bridge_b = bridge_new (net->b, "bridge.b", net->m, NULL, both);
   g_object_set (bridge_a, "mqtt-qos", 1, "queue-size", 8, NULL);
   g_object_set (bridge_b, "mqtt-qos", 1, NULL);
   bridge_start (bridge_a);
   bridge_start (bridge_b);
-  sink_b = sink_new (b, "sink.b", "q/#");
-  pub = client_new (a, "pub");
+  sink_b = sink_new (net->b, "sink.b", "q/#");
+  pub = client_new (net->a, "pub");
   warm_up (pub, "q/warm", sink_b);
 
   publish (pub, "q/n", "0", 1);
   sink_wait (sink_b, 1);
 
-  mosquitto_stop (m);
+  mosquitto_stop (net->m);
   wait_for (bridge_mqtt_down, bridge_a, "bridge A saw MQTT go");
   wait_for (bridge_mqtt_down, bridge_b, "bridge B saw MQTT go");
   for (guint i = 1; i <= 10; i++)
@@ -863,7 +878,7 @@ test_mqtt_restart (void)
   g_assert_cmpuint (bridge_stat (bridge_a, "queued"), ==, 8);
   g_assert_cmpuint (bridge_stat (bridge_a, "dropped"), ==, 2);
 
-  mosquitto_run (m);
+  mosquitto_run (net->m);
   wait_for (bridge_ready, bridge_a, "bridge A back");
   wait_for (bridge_ready, bridge_b, "bridge B back");
   /* each bridge said it once, however many times it tried */
@@ -886,17 +901,15 @@ test_mqtt_restart (void)
 
   g_clear_pointer (&bridge_a, bridge_free);
   g_clear_pointer (&bridge_b, bridge_free);
-  mosquitto_stop (m);
+  mosquitto_stop (net->m);
 }
 
 /* elbusd restarts under a bridge: it registers again and subscribes
  * again, both ways. */
 static void
-test_local_restart (void)
+test_local_restart (Net          *net,
+                    gconstpointer  data)
 {
-  g_autoptr(Mosquitto) m = NULL;
-  g_autoptr(Bus) a = NULL;
-  g_autoptr(Bus) b = NULL;
   g_autoptr(ElbusMqttBridge) bridge_a = NULL;
   g_autoptr(ElbusMqttBridge) bridge_b = NULL;
   g_autoptr(Sink) sink_b = NULL;
@@ -905,29 +918,26 @@ test_local_restart (void)
   g_autoptr(ElbusClient) pub_b = NULL;
   const char *both[] = { "r/#", NULL };
 
-  if (!have_mosquitto ())
+  if (net->m == NULL)
     return;
-  m = mosquitto_start (NULL);
-  a = bus_start ();
-  b = bus_start ();
-  bridge_a = bridge_new (a, "bridge.a", m, both, both);
-  bridge_b = bridge_new (b, "bridge.b", m, both, both);
+  bridge_a = bridge_new (net->a, "bridge.a", net->m, both, both);
+  bridge_b = bridge_new (net->b, "bridge.b", net->m, both, both);
   bridge_start (bridge_a);
   bridge_start (bridge_b);
 
-  bus_stop (b);
+  bus_stop (net->b);
   wait_for (bridge_local_down, bridge_b, "bridge B saw elbusd go");
   elbus_test_spin_for (400);
-  bus_run (b);
+  bus_run (net->b);
   wait_for (bridge_ready, bridge_b, "bridge B registered again");
   g_assert_cmpuint (logged_count ("lost the local broker at *"), ==, 1);
   g_assert_cmpuint (logged_count ("reconnected to the local broker at *"), ==, 1);
   g_assert_cmpuint (bridge_stat (bridge_b, "local_reconnects"), ==, 1);
 
-  sink_b = sink_new (b, "sink.b", "r/#");
-  sink_a = sink_new (a, "sink.a", "r/#");
-  pub_a = client_new (a, "pub.a");
-  pub_b = client_new (b, "pub.b");
+  sink_b = sink_new (net->b, "sink.b", "r/#");
+  sink_a = sink_new (net->a, "sink.a", "r/#");
+  pub_a = client_new (net->a, "pub.a");
+  pub_b = client_new (net->b, "pub.b");
   warm_up (pub_a, "r/warm", sink_b);
   warm_up (pub_b, "r/warm", sink_a);
   publish (pub_a, "r/1", "to b", 4);
@@ -944,10 +954,9 @@ test_local_restart (void)
 
 /* bridge.stats over RPC, as `elbus PATH rpc call NAME bridge.stats` does */
 static void
-test_stats_rpc (void)
+test_stats_rpc (Net          *net,
+                gconstpointer  data)
 {
-  g_autoptr(Mosquitto) m = NULL;
-  g_autoptr(Bus) a = NULL;
   g_autoptr(ElbusMqttBridge) bridge = NULL;
   g_autoptr(ElbusClient) client = NULL;
   g_autoptr(ElbusRpcPeer) rpc = NULL;
@@ -958,13 +967,11 @@ test_stats_rpc (void)
   const char *exports[] = { "s/#", NULL };
   gint64 exported = -1;
 
-  if (!have_mosquitto ())
+  if (net->m == NULL)
     return;
-  m = mosquitto_start (NULL);
-  a = bus_start ();
-  bridge = bridge_new (a, "bridge.stats", m, exports, NULL);
+  bridge = bridge_new (net->a, "bridge.stats", net->m, exports, NULL);
   bridge_start (bridge);
-  client = client_new (a, "caller");
+  client = client_new (net->a, "caller");
   publish (client, "s/1", "x", 1);
   publish (client, "s/2", "yy", 2);
   rpc = elbus_rpc_peer_new (client);
@@ -1003,20 +1010,17 @@ have_error (gpointer data)
 }
 
 static void
-test_refused (void)
+test_refused (Net          *net,
+              gconstpointer  data)
 {
-  g_autoptr(Mosquitto) m = NULL;
-  g_autoptr(Bus) a = NULL;
   g_autoptr(ElbusMqttBridge) bridge = NULL;
   g_autoptr(GError) error = NULL;
   g_autoptr(GError) failed = NULL;
   const char *exports[] = { "f/#", NULL };
 
-  if (!have_mosquitto ())
+  if (net->m == NULL)
     return;
-  m = mosquitto_start ("allow_anonymous false\npersistence false\n");
-  a = bus_start ();
-  bridge = bridge_new (a, "bridge.refused", m, exports, NULL);
+  bridge = bridge_new (net->a, "bridge.refused", net->m, exports, NULL);
   elbus_mqtt_bridge_set_credentials (bridge, "someone", "wrong");
   g_signal_connect (bridge, "failed", G_CALLBACK (failed_cb), &failed);
   g_assert_true (elbus_mqtt_bridge_start (bridge, &error));
@@ -1032,20 +1036,17 @@ test_refused (void)
 /* Nothing listens: said once, the local side works, and once a broker
  * appears there the bridge connects. */
 static void
-test_unreachable (void)
+test_unreachable (Net          *net,
+                  gconstpointer  data)
 {
-  g_autoptr(Mosquitto) m = NULL;
-  g_autoptr(Bus) a = NULL;
   g_autoptr(ElbusMqttBridge) bridge = NULL;
   g_autoptr(GError) error = NULL;
   const char *exports[] = { "u/#", NULL };
 
-  if (!have_mosquitto ())
+  if (net->m == NULL)
     return;
-  m = mosquitto_start (NULL);
-  mosquitto_stop (m);
-  a = bus_start ();
-  bridge = bridge_new (a, "bridge.u", m, exports, NULL);
+  mosquitto_stop (net->m);
+  bridge = bridge_new (net->a, "bridge.u", net->m, exports, NULL);
   g_assert_true (elbus_mqtt_bridge_start (bridge, &error));
   g_assert_no_error (error);
   wait_for (logged_once, (gpointer) "cannot reach the MQTT broker at 127.0.0.1:*: *refused*",
@@ -1057,7 +1058,7 @@ test_unreachable (void)
   g_assert_false (elbus_mqtt_bridge_is_mqtt_connected (bridge));
   g_assert_true (elbus_mqtt_bridge_is_local_connected (bridge));
 
-  mosquitto_run (m);
+  mosquitto_run (net->m);
   wait_for (bridge_ready, bridge, "the bridge connected");
   g_assert_cmpuint (logged_count ("reconnected to the MQTT broker at 127.0.0.1:*"), ==, 1);
   g_clear_pointer (&bridge, bridge_free);
@@ -1324,11 +1325,9 @@ test_tool_options (void)
 /* The tool with a configuration file: A's side is elbus-bridge, B's the
  * class. SIGHUP reloads the rules; SIGTERM ends it with 0. */
 static void
-test_tool (void)
+test_tool (Net          *net,
+           gconstpointer  data)
 {
-  g_autoptr(Mosquitto) m = NULL;
-  g_autoptr(Bus) a = NULL;
-  g_autoptr(Bus) b = NULL;
   g_autoptr(ElbusMqttBridge) bridge_b = NULL;
   g_autoptr(Sink) sink_b = NULL;
   g_autoptr(ElbusClient) pub = NULL;
@@ -1338,25 +1337,22 @@ test_tool (void)
   g_autofree char *text = NULL;
   const char *imports[] = { "one/#", "two/#", NULL };
 
-  if (!have_mosquitto ())
+  if (net->m == NULL)
     return;
-  m = mosquitto_start (NULL);
-  a = bus_start ();
-  b = bus_start ();
-  conf = g_build_filename (a->dir, "bridge.conf", NULL);
+  conf = g_build_filename (net->a->dir, "bridge.conf", NULL);
   text = g_strdup_printf ("[bridge]\nmqtt=127.0.0.1:%u\nname=bridge.tool\nprefix=site\n"
-                          "[rule first]\nexport=one/#\n", m->port);
+                          "[rule first]\nexport=one/#\n", net->m->port);
   g_file_set_contents (conf, text, -1, &error);
   g_assert_no_error (error);
   tool = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE, &error, bridge_tool (),
-                           a->path, "--config", conf, NULL);
+                           net->a->path, "--config", conf, NULL);
   g_assert_no_error (error);
 
-  bridge_b = bridge_new (b, "bridge.b", m, NULL, imports);
+  bridge_b = bridge_new (net->b, "bridge.b", net->m, NULL, imports);
   g_object_set (bridge_b, "prefix", "site", NULL);
   bridge_start (bridge_b);
-  sink_b = sink_new (b, "sink.b", "#");
-  pub = client_new (a, "pub");
+  sink_b = sink_new (net->b, "sink.b", "#");
+  pub = client_new (net->a, "pub");
   warm_up (pub, "one/warm", sink_b);
   publish (pub, "one/1", "1", 1);
   publish (pub, "two/1", "2", 1);
@@ -1368,7 +1364,7 @@ test_tool (void)
   /* the rules change under SIGHUP */
   g_free (text);
   text = g_strdup_printf ("[bridge]\nmqtt=127.0.0.1:%u\nname=bridge.tool\nprefix=site\n"
-                          "[rule second]\nexport=two/#\n", m->port);
+                          "[rule second]\nexport=two/#\n", net->m->port);
   g_file_set_contents (conf, text, -1, &error);
   g_assert_no_error (error);
   g_subprocess_send_signal (tool, SIGHUP);
@@ -1392,19 +1388,16 @@ test_tool (void)
 
 /* The tool exits 1 when the broker refuses it. */
 static void
-test_tool_refused (void)
+test_tool_refused (Net          *net,
+                   gconstpointer  data)
 {
-  g_autoptr(Mosquitto) m = NULL;
-  g_autoptr(Bus) a = NULL;
   g_autofree char *address = NULL;
   g_autofree char *err = NULL;
 
-  if (!have_mosquitto ())
+  if (net->m == NULL)
     return;
-  m = mosquitto_start ("allow_anonymous false\npersistence false\n");
-  a = bus_start ();
-  address = mosquitto_address (m);
-  g_assert_cmpint (run_tool ((const char *[]) { a->path, "--mqtt", address, "--export", "a/#",
+  address = mosquitto_address (net->m);
+  g_assert_cmpint (run_tool ((const char *[]) { net->a->path, "--mqtt", address, "--export", "a/#",
                                                 NULL }, &err), ==, 1);
   g_assert_nonnull (strstr (err, "refused the connection"));
 }
@@ -1422,20 +1415,26 @@ main (int    argc,
   g_test_summary ("elbus buses joined through a real Mosquitto by ElbusMqttBridge "
                   "and elbus-bridge");
 
-  g_test_add_func ("/elbus/bridge/both-ways", test_both_ways);
-  g_test_add_func ("/elbus/bridge/prefix-masks", test_prefix_masks);
-  g_test_add_func ("/elbus/bridge/no-loops", test_no_loops);
-  g_test_add_func ("/elbus/bridge/retain", test_retain);
-  g_test_add_func ("/elbus/bridge/mqtt-restart", test_mqtt_restart);
-  g_test_add_func ("/elbus/bridge/local-restart", test_local_restart);
-  g_test_add_func ("/elbus/bridge/stats-rpc", test_stats_rpc);
-  g_test_add_func ("/elbus/bridge/refused", test_refused);
-  g_test_add_func ("/elbus/bridge/unreachable", test_unreachable);
+  /* persistence: B's session (its subscription, what is queued for it)
+   * outlives Mosquitto's restart, as it would on a real broker */
+#define PERSISTENT "persistence true\npersistence_location @DIR@/\n"
+#define NO_ANONYMOUS "allow_anonymous false\npersistence false\n"
+#define NET_CASE(path, func, extra) \
+  g_test_add ("/elbus/bridge/" path, Net, extra, net_setup, func, net_teardown)
+  NET_CASE ("both-ways", test_both_ways, NULL);
+  NET_CASE ("prefix-masks", test_prefix_masks, NULL);
+  NET_CASE ("no-loops", test_no_loops, NULL);
+  NET_CASE ("retain", test_retain, NULL);
+  NET_CASE ("mqtt-restart", test_mqtt_restart, PERSISTENT);
+  NET_CASE ("local-restart", test_local_restart, NULL);
+  NET_CASE ("stats-rpc", test_stats_rpc, NULL);
+  NET_CASE ("refused", test_refused, NO_ANONYMOUS);
+  NET_CASE ("unreachable", test_unreachable, NULL);
   g_test_add_func ("/elbus/bridge/bad-settings", test_bad_settings);
   g_test_add_func ("/elbus/bridge/tls", test_tls);
   g_test_add_func ("/elbus/bridge/tool-options", test_tool_options);
-  g_test_add_func ("/elbus/bridge/tool", test_tool);
-  g_test_add_func ("/elbus/bridge/tool-refused", test_tool_refused);
+  NET_CASE ("tool", test_tool, NULL);
+  NET_CASE ("tool-refused", test_tool_refused, NO_ANONYMOUS);
 
   status = g_test_run ();
   g_ptr_array_unref (logged);
