@@ -85,6 +85,10 @@
  * too when MQTT floods */
 #define MQTT_READS_PER_WAKEUP 256
 #define DEFAULT_SESSION_EXPIRY 300
+/* Exports handed to libmosquitto and not yet sent (QoS 0) or acknowledged
+ * (QoS 1, 2) at most; beyond, and while its socket is backed up, they
+ * wait in the bridge's own bounded queue. */
+#define MQTT_MAX_UNACKED 1000
 
 typedef struct {
   guint64 exported;
@@ -167,6 +171,7 @@ struct _ElbusMqttBridge
   int connack_rc;
   gboolean have_disconnect;
   int disconnect_rc;
+  int unacked;              /* exports libmosquitto has not finished */
 
   GQueue pending;           /* (owned) (element-type PendingExport) */
 };
@@ -464,9 +469,7 @@ mqtt_retry_later (ElbusMqttBridge *self)
 }
 
 static void
-mqtt_publish (ElbusMqttBridge *self,
-              const char      *topic,
-              GBytes          *payload);
+mqtt_flush_pending (ElbusMqttBridge *self);
 
 static void
 mqtt_on_connected (ElbusMqttBridge *self)
@@ -491,16 +494,10 @@ mqtt_on_connected (ElbusMqttBridge *self)
                    mosquitto_strerror (rc));
     }
 
+  /* what libmosquitto had unsent is gone, what it had unacknowledged
+   * it sends again and reports again */
+  self->unacked = 0;
   set_connected (self, &self->mqtt_connected, TRUE, PROP_MQTT_CONNECTED);
-
-  /* those that fail again go back to the queue's end */
-  for (guint n = self->pending.length; n > 0 && self->mqtt_connected; n--)
-    {
-      PendingExport *pending = g_queue_pop_head (&self->pending);
-
-      mqtt_publish (self, pending->topic, pending->payload);
-      pending_export_free (pending);
-    }
 }
 
 /* Acts on what libmosquitto's callbacks noted, and watches its socket for
@@ -568,6 +565,8 @@ mqtt_sync (ElbusMqttBridge *self)
         }
       mqtt_watch (self, fd);
     }
+
+  mqtt_flush_pending (self);
 
   if (self->mqtt_source != NULL)
     {
@@ -729,39 +728,86 @@ mqtt_enqueue (ElbusMqttBridge *self,
   g_queue_push_tail (&self->pending, pending);
 }
 
-static void
-mqtt_publish (ElbusMqttBridge *self,
-              const char      *topic,
-              GBytes          *payload)
+/* Whether an export may go to libmosquitto now: connected, its socket
+ * not backed up, not too many of its exports unfinished. */
+static gboolean
+mqtt_can_send (ElbusMqttBridge *self)
+{
+  return self->mqtt_connected && !mosquitto_want_write (self->mosq) &&
+         self->unacked < MQTT_MAX_UNACKED;
+}
+
+/* Hands one export to libmosquitto; FALSE when it is to wait and be
+ * tried again (the connection is going). */
+static gboolean
+mqtt_send (ElbusMqttBridge *self,
+           const char      *topic,
+           GBytes          *payload)
 {
   gsize len;
   const void *data = g_bytes_get_data (payload, &len);
   int rc;
 
-  if (!self->mqtt_connected)
-    {
-      mqtt_enqueue (self, topic, payload);
-      return;
-    }
-
+  /* counted first: a QoS 0 export may be reported sent from inside */
+  self->unacked++;
   rc = mosquitto_publish_v5 (self->mosq, NULL, topic, (int) len, data, self->qos,
                              self->retain, self->publish_props);
+  if (rc != MOSQ_ERR_SUCCESS)
+    self->unacked = MAX (self->unacked - 1, 0);
   switch (rc)
     {
     case MOSQ_ERR_SUCCESS:
       self->stats.exported++;
       self->stats.exported_bytes += len;
-      break;
+      return TRUE;
     case MOSQ_ERR_NO_CONN:
     case MOSQ_ERR_CONN_LOST:
     case MOSQ_ERR_ERRNO:
-      mqtt_enqueue (self, topic, payload);
-      break;
+      return FALSE;
     default:
       self->stats.failed++;
       g_debug ("cannot export to “%s”: %s", topic, mosquitto_strerror (rc));
-      break;
+      return TRUE;
     }
+}
+
+static void
+mqtt_publish (ElbusMqttBridge *self,
+              const char      *topic,
+              GBytes          *payload)
+{
+  if (self->pending.length > 0 || !mqtt_can_send (self) || !mqtt_send (self, topic, payload))
+    mqtt_enqueue (self, topic, payload);
+}
+
+/* The queue, in order, as far as libmosquitto takes it now. */
+static void
+mqtt_flush_pending (ElbusMqttBridge *self)
+{
+  while (self->pending.length > 0 && mqtt_can_send (self))
+    {
+      PendingExport *pending = g_queue_peek_head (&self->pending);
+
+      if (!mqtt_send (self, pending->topic, pending->payload))
+        break;
+      pending_export_free (g_queue_pop_head (&self->pending));
+    }
+}
+
+static void
+mqtt_publish_cb (struct mosquitto          *mosq,
+                 void                      *user_data,
+                 int                        mid,
+                 int                        rc,
+                 const mosquitto_property  *props)
+{
+  ElbusMqttBridge *self = user_data;
+
+  self->unacked = MAX (self->unacked - 1, 0);
+  /* reason codes below 128 (such as "no matching subscribers") are not
+   * failures */
+  if (rc >= 128)
+    self->stats.failed++;
 }
 
 static void
@@ -845,6 +891,7 @@ mqtt_setup (ElbusMqttBridge  *self,
   mosquitto_connect_v5_callback_set (self->mosq, mqtt_connect_cb);
   mosquitto_disconnect_v5_callback_set (self->mosq, mqtt_disconnect_cb);
   mosquitto_message_v5_callback_set (self->mosq, mqtt_message_cb);
+  mosquitto_publish_v5_callback_set (self->mosq, mqtt_publish_cb);
 
   if (self->username != NULL)
     {

@@ -904,6 +904,61 @@ test_mqtt_restart (Net          *net,
   mosquitto_stop (net->m);
 }
 
+static gboolean
+bridge_dropped_some (gpointer data)
+{
+  return bridge_stat (data, "dropped") > 0;
+}
+
+/* Mosquitto stops reading (SIGSTOP): the exporting bridge's socket backs
+ * up, its queue fills and drops the oldest, and the local bus does not
+ * notice; when Mosquitto goes on, so does the bridge. */
+static void
+test_slow_link (Net          *net,
+                gconstpointer  data)
+{
+  g_autoptr(ElbusMqttBridge) bridge_a = NULL;
+  g_autoptr(ElbusMqttBridge) bridge_b = NULL;
+  g_autoptr(Sink) sink_b = NULL;
+  g_autoptr(ElbusClient) pub = NULL;
+  g_autofree guint8 *chunk = g_malloc0 (16 * 1024);
+  const char *both[] = { "slow/#", NULL };
+  guint sent = 0;
+
+  if (net->m == NULL)
+    return;
+  bridge_a = bridge_new (net->a, "bridge.a", net->m, both, NULL);
+  g_object_set (bridge_a, "queue-size", 50, NULL);
+  bridge_b = bridge_new (net->b, "bridge.b", net->m, NULL, both);
+  bridge_start (bridge_a);
+  bridge_start (bridge_b);
+  sink_b = sink_new (net->b, "sink.b", "slow/#");
+  pub = client_new (net->a, "pub");
+  warm_up (pub, "slow/warm", sink_b);
+
+  g_assert_cmpint (kill (net->m->pid, SIGSTOP), ==, 0);
+  /* 16 KiB at a time until the socket buffers are full and the queue
+   * overflows; every local publication is acked all the while */
+  while (!bridge_dropped_some (bridge_a))
+    {
+      g_assert_cmpuint (sent, <, 4000);
+      publish (pub, "slow/data", chunk, 16 * 1024);
+      sent++;
+      g_main_context_iteration (NULL, FALSE);
+      g_main_context_iteration (NULL, FALSE);
+    }
+  g_assert_cmpuint (bridge_stat (bridge_a, "queued"), <=, 50);
+  g_assert_true (elbus_mqtt_bridge_is_local_connected (bridge_a));
+  g_assert_true (elbus_mqtt_bridge_is_mqtt_connected (bridge_a));
+
+  g_assert_cmpint (kill (net->m->pid, SIGCONT), ==, 0);
+  g_ptr_array_set_size (sink_b->frames, 0);
+  warm_up (pub, "slow/warm", sink_b);
+  g_assert_true (elbus_mqtt_bridge_is_local_connected (bridge_a));
+  g_clear_pointer (&bridge_a, bridge_free);
+  g_clear_pointer (&bridge_b, bridge_free);
+}
+
 /* elbusd restarts under a bridge: it registers again and subscribes
  * again, both ways. */
 static void
@@ -1426,6 +1481,7 @@ main (int    argc,
   NET_CASE ("no-loops", test_no_loops, NULL);
   NET_CASE ("retain", test_retain, NULL);
   NET_CASE ("mqtt-restart", test_mqtt_restart, PERSISTENT);
+  NET_CASE ("slow-link", test_slow_link, NULL);
   NET_CASE ("local-restart", test_local_restart, NULL);
   NET_CASE ("stats-rpc", test_stats_rpc, NULL);
   NET_CASE ("refused", test_refused, NO_ANONYMOUS);
