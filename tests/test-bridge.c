@@ -20,6 +20,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1119,6 +1120,157 @@ test_unreachable (Net          *net,
   g_clear_pointer (&bridge, bridge_free);
 }
 
+/* ---- a broken MQTT broker -------------------------------------------- */
+
+/* Just enough of an MQTT 5 broker, on its own thread, to send what
+ * Mosquitto never would: it accepts every CONNECT, and answers the first
+ * SUBSCRIBE of each connection with a SUBACK and a PUBLISH whose topic is
+ * not UTF-8. */
+typedef struct {
+  GSocket *listener;        /* (owned) */
+  guint16 port;
+  GThread *thread;          /* (owned) */
+  gint subscribes;          /* (atomic) */
+} FakeBroker;
+
+static gboolean
+fake_read_packet (GSocket    *socket,
+                  guint8     *type,
+                  GByteArray *body)
+{
+  guint8 byte;
+  gsize length = 0;
+  guint shift = 0;
+
+  if (g_socket_receive (socket, (char *) type, 1, NULL, NULL) != 1)
+    return FALSE;
+  do
+    {
+      if (g_socket_receive (socket, (char *) &byte, 1, NULL, NULL) != 1 || shift > 21)
+        return FALSE;
+      length |= (gsize) (byte & 0x7f) << shift;
+      shift += 7;
+    }
+  while (byte & 0x80);
+  g_byte_array_set_size (body, length);
+  for (gsize got = 0; got < length;)
+    {
+      gssize n = g_socket_receive (socket, (char *) body->data + got, length - got, NULL, NULL);
+
+      if (n <= 0)
+        return FALSE;
+      got += n;
+    }
+  return TRUE;
+}
+
+static gpointer
+fake_broker_thread (gpointer data)
+{
+  FakeBroker *fake = data;
+  static const guint8 connack[] = { 0x20, 0x03, 0x00, 0x00, 0x00 };
+  /* topic "elbus/\xff\xfe", no properties, payload "x" */
+  static const guint8 publish[] = { 0x30, 0x0c, 0x00, 0x08, 'e', 'l', 'b', 'u', 's', '/',
+                                    0xff, 0xfe, 0x00, 'x' };
+  GSocket *connection;
+
+  while ((connection = g_socket_accept (fake->listener, NULL, NULL)) != NULL)
+    {
+      g_autoptr(GByteArray) body = g_byte_array_new ();
+      guint8 type;
+
+      while (fake_read_packet (connection, &type, body))
+        {
+          if ((type & 0xf0) == 0x10)          /* CONNECT */
+            g_socket_send (connection, (const char *) connack, sizeof connack, NULL, NULL);
+          else if ((type & 0xf0) == 0x80 && body->len >= 2)      /* SUBSCRIBE */
+            {
+              guint8 suback[] = { 0x90, 0x04, body->data[0], body->data[1], 0x00, 0x00 };
+
+              g_socket_send (connection, (const char *) suback, sizeof suback, NULL, NULL);
+              g_socket_send (connection, (const char *) publish, sizeof publish, NULL, NULL);
+              g_atomic_int_inc (&fake->subscribes);
+            }
+        }
+      g_object_unref (connection);
+    }
+  return NULL;
+}
+
+static FakeBroker *
+fake_broker_start (void)
+{
+  FakeBroker *fake = g_new0 (FakeBroker, 1);
+  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) any = g_inet_socket_address_new (loopback, 0);
+  g_autoptr(GSocketAddress) bound = NULL;
+  g_autoptr(GError) error = NULL;
+
+  fake->listener = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+                                 G_SOCKET_PROTOCOL_TCP, &error);
+  g_assert_no_error (error);
+  g_socket_bind (fake->listener, any, TRUE, &error);
+  g_assert_no_error (error);
+  g_socket_listen (fake->listener, &error);
+  g_assert_no_error (error);
+  bound = g_socket_get_local_address (fake->listener, &error);
+  g_assert_no_error (error);
+  fake->port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+  fake->thread = g_thread_new ("fake-mqtt", fake_broker_thread, fake);
+  return fake;
+}
+
+static void
+fake_broker_free (FakeBroker *fake)
+{
+  /* wakes the blocking accept() up */
+  shutdown (g_socket_get_fd (fake->listener), SHUT_RDWR);
+  g_thread_join (fake->thread);
+  g_object_unref (fake->listener);
+  g_free (fake);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (FakeBroker, fake_broker_free)
+
+static gboolean
+logged_lost_utf8 (gpointer data)
+{
+  return logged_count ("lost the MQTT broker at 127.0.0.1:*UTF-8*") >= 1;
+}
+
+/* A topic that is not UTF-8 from MQTT: libmosquitto drops that
+ * connection, the bridge says so and connects again; nothing is
+ * published locally, the local side stays. */
+static void
+test_bad_topic (void)
+{
+  g_autoptr(FakeBroker) fake = NULL;
+  g_autoptr(Bus) a = NULL;
+  g_autoptr(ElbusMqttBridge) bridge = NULL;
+  g_autoptr(Sink) sink = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *address = NULL;
+
+  g_ptr_array_set_size (logged, 0);
+  fake = fake_broker_start ();
+  a = bus_start ();
+  sink = sink_new (a, "sink", "#");
+  address = g_strdup_printf ("127.0.0.1:%u", fake->port);
+  bridge = elbus_mqtt_bridge_new (a->path, "bridge.bad", address);
+  elbus_mqtt_bridge_add_import (bridge, "#", &error);
+  g_assert_no_error (error);
+  bridge_start (bridge);
+  wait_for (logged_lost_utf8, NULL, "the bad topic reported");
+  wait_for (bridge_ready, bridge, "the bridge connected again");
+  g_assert_cmpint (g_atomic_int_get (&fake->subscribes), >=, 2);
+  for (guint i = 0; i < sink->frames->len; i++)
+    g_assert_cmpstr (elbus_frame_get_sender (g_ptr_array_index (sink->frames, i)), !=,
+                     "bridge.bad");
+  g_assert_cmpuint (bridge_stat (bridge, "imported"), ==, 0);
+  g_assert_true (elbus_mqtt_bridge_is_local_connected (bridge));
+  g_clear_pointer (&bridge, bridge_free);
+}
+
 /* Settings the bridge refuses up front. */
 static void
 test_bad_settings (void)
@@ -1179,9 +1331,9 @@ make_certificates (const char *dir,
     return FALSE;
   script = g_strdup_printf (
     "set -e; cd '%s'\n"
-    "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=%s "
+    "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=%s "
     "  -keyout %s.key -out %s.pem\n"
-    "openssl req -newkey rsa:2048 -nodes -subj /CN=localhost "
+    "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=localhost "
     "  -keyout server.key -out server.csr\n"
     "printf 'subjectAltName=DNS:localhost\\n' > ext.cnf\n"
     "openssl x509 -req -in server.csr -CA %s.pem -CAkey %s.key -CAcreateserial "
@@ -1486,6 +1638,7 @@ main (int    argc,
   NET_CASE ("stats-rpc", test_stats_rpc, NULL);
   NET_CASE ("refused", test_refused, NO_ANONYMOUS);
   NET_CASE ("unreachable", test_unreachable, NULL);
+  g_test_add_func ("/elbus/bridge/bad-topic", test_bad_topic);
   g_test_add_func ("/elbus/bridge/bad-settings", test_bad_settings);
   g_test_add_func ("/elbus/bridge/tls", test_tls);
   g_test_add_func ("/elbus/bridge/tool-options", test_tool_options);
