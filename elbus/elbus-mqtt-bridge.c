@@ -205,7 +205,9 @@ enum {
 static guint signals[N_SIGNALS];
 
 static void local_connect (ElbusMqttBridge *self);
+#ifdef HAVE_LIBMOSQUITTO
 static void mqtt_connect (ElbusMqttBridge *self);
+#endif
 
 static void
 pending_export_free (PendingExport *pending)
@@ -285,6 +287,7 @@ check_mask (const char  *mask,
   return TRUE;
 }
 
+#ifdef HAVE_LIBMOSQUITTO
 /* PREFIX/REST, or REST when the prefix is empty, in topic_buf */
 static const char *
 mqtt_topic (ElbusMqttBridge *self,
@@ -299,6 +302,7 @@ mqtt_topic (ElbusMqttBridge *self,
   g_string_append (self->topic_buf, rest);
   return self->topic_buf->str;
 }
+#endif
 
 static const char *
 get_origin (ElbusMqttBridge *self)
