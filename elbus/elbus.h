@@ -13,6 +13,7 @@
 #include <elbus/elbus-client.h>
 #include <elbus/elbus-frame.h>
 #include <elbus/elbus-msgpack.h>
+#include <elbus/elbus-mqtt-bridge.h>
 #include <elbus/elbus-rpc-invocation.h>
 #include <elbus/elbus-rpc-peer.h>
 

@@ -204,9 +204,29 @@ run_cases()
     expect 'elbus-monitor --color a' auto always
     expect 'elbus-monitor --pcap d' d.txt
     expect 'elbus-monitor --sender '
+
+    # elbus-bridge (built with libmosquitto only): PATH, options, files
+    if [[ -n ${ELBUS_BRIDGE:-} ]]; then
+        expect_help_options 'elbus-bridge -' "$ELBUS_BRIDGE"
+        expect 'elbus-bridge ' a.sock b.socket c.ipc sub
+        compare "[$mode] 'elbus-bridge $sock ' offers its options" \
+            "$(complete_line "elbus-bridge $sock ")" "$(complete_line 'elbus-bridge -')"
+        expect 'elbus-bridge --mqtt h:1 --export a/# ' a.sock b.socket c.ipc sub
+        expect 'elbus-bridge --mqtt-qos ' 0 1 2
+        # shellcheck disable=SC2046 # one value a word
+        accepted "[$mode] elbus-bridge accepts the --mqtt-qos values offered" 2 \
+            $(complete_line 'elbus-bridge --mqtt-qos ') -- "$ELBUS_BRIDGE" --mqtt-qos {} \
+            --mqtt 127.0.0.1:1 --export a "$nowhere" --version
+        expect 'elbus-bridge --config d' d.txt
+        expect 'elbus-bridge --tls-ca=d' d.txt
+        expect 'elbus-bridge --mqtt '
+        expect 'elbus-bridge --export '
+    fi
 }
 
-for f in elbusd elbus elbus-monitor; do
+completions=(elbusd elbus elbus-monitor)
+[[ -n ${ELBUS_BRIDGE:-} ]] && completions+=(elbus-bridge)
+for f in "${completions[@]}"; do
     if error=$(bash -n "$compdir/$f" 2>&1); then
         ok "bash -n $f"
     else
@@ -217,7 +237,7 @@ done
 # sourced on their own, without bash-completion
 (
     mode=plain
-    for f in elbusd elbus elbus-monitor; do
+    for f in "${completions[@]}"; do
         # shellcheck source=/dev/null
         . "$compdir/$f"
     done

@@ -89,6 +89,10 @@ check()
 
 check elbusd "$mandir/elbusd.1" "$(help_options "$ELBUSD")"
 check elbus-monitor "$mandir/elbus-monitor.1" "$(help_options "$ELBUS_MONITOR")"
+# elbus-bridge is built with libmosquitto only
+if [[ -n ${ELBUS_BRIDGE:-} ]]; then
+    check elbus-bridge "$mandir/elbus-bridge.1" "$(help_options "$ELBUS_BRIDGE")"
+fi
 
 # elbus: the global options and those of each command ("elbus PATH COMMAND
 # --help-all"; PATH need not exist), the commands as "elbus --help" lists
