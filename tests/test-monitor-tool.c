@@ -1024,8 +1024,9 @@ test_access_denied (void)
   ElbusTestBroker *tb = elbus_test_broker_new (NULL);
   g_autofree char *err = NULL;
 
-  g_test_summary ("A policy that does not allow the client to monitor (-32121): exit "
-                  "status 3 and a message that says so");
+  g_test_summary ("A policy that does not allow the client to monitor (-32121), or does "
+                  "not know its name (0x79): exit status 3 and one message that says so "
+                  "and names the client, not the path");
 
   elbus_test_broker_enable_core_rpc (tb);
   elbus_test_broker_invoke (tb, set_policy_cb, NULL);
@@ -1034,6 +1035,15 @@ test_access_denied (void)
                                 &err), ==, 3);
   g_assert_nonnull (strstr (err, "access denied"));
   g_assert_nonnull (strstr (err, "watch.denied"));
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (run_monitor ((const char *[]) { elbus_test_broker_get_unix_path (tb),
+                                                   "--name", "watch.unknown", NULL },
+                                &err), ==, 3);
+  g_assert_nonnull (strstr (err, "access denied"));
+  g_assert_nonnull (strstr (err, "“watch.unknown”"));
+  g_assert_null (strstr (err, elbus_test_broker_get_unix_path (tb)));
+  g_assert_cmpint (strchr (err, '\n') - err, ==, strlen (err) - 1);
 
   elbus_test_broker_free (tb);
 }

@@ -1614,7 +1614,7 @@ stats_render (Stats      *stats,
 
 typedef struct {
   GMainLoop     *loop;             /* (owned) */
-  const char    *path;
+  char          *path;             /* (owned): checked by elbus_tool_check_address() */
   ElbusClient   *client;           /* (owned) */
   ElbusRpcPeer  *peer;             /* (owned) */
   GCancellable  *cancellable;      /* (owned): the monitor.start call */
@@ -1949,9 +1949,16 @@ monitor_run (Monitor *self)
                                               (int) getpid ());
   self->client = g_initable_new (ELBUS_TYPE_CLIENT, NULL, &error, "address", self->path,
                                  "name", name, "timeout", opts.timeout, NULL);
+  if (self->client == NULL && g_error_matches (error, ELBUS_ERROR, ELBUS_ERROR_ACCESS))
+    return elbus_tool_fail (EXIT_REFUSED,
+                            _("access denied: the broker's security policy refuses the name "
+                              "“%s” (-n NAME picks another)"), name);
   if (self->client == NULL)
-    return elbus_tool_fail (EXIT_ERROR, _("cannot connect to %s: %s"), self->path,
-                            error->message);
+    {
+      g_autofree char *message = elbus_tool_connect_error (self->path, error);
+
+      return elbus_tool_fail (EXIT_ERROR, "%s", message);
+    }
 
   g_signal_connect (self->client, "publication", G_CALLBACK (publication_cb), self);
   g_signal_connect (self->client, "disconnected", G_CALLBACK (disconnected_cb), self);
@@ -2024,6 +2031,7 @@ monitor_clear (Monitor *self)
   if (self->text != NULL)
     g_string_free (g_steal_pointer (&self->text), TRUE);
   g_clear_pointer (&self->loop, g_main_loop_unref);
+  g_clear_pointer (&self->path, g_free);
 }
 
 /* ---- main ------------------------------------------------------------- */
@@ -2089,10 +2097,16 @@ main (int    argc,
       goto out;
     }
 
+  monitor.path = elbus_tool_check_address (argv[1], FALSE, &error);
+  if (monitor.path == NULL)
+    {
+      status = elbus_tool_fail (EXIT_USAGE, "%s", error->message);
+      goto out;
+    }
+
   elbus_tool_log_init ("elbus-monitor", ELBUS_TOOL_LOG_AUTO, opts.verbose);
 
   monitor.loop = g_main_loop_new (NULL, FALSE);
-  monitor.path = argv[1];
   status = monitor_run (&monitor);
   monitor_clear (&monitor);
 
