@@ -152,32 +152,6 @@ test_bind_failure (void)
   }
 }
 
-/* Runs elbusd ARGS… to its end; returns its exit status and standard
- * error. */
-static int
-run_elbusd (const char * const  *args,
-            char               **err)
-{
-  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
-  g_autoptr(GSubprocess) proc = NULL;
-  g_autoptr(GBytes) err_bytes = NULL;
-  g_autoptr(GError) error = NULL;
-
-  g_ptr_array_add (argv, (char *) elbus_test_elbusd_path ());
-  for (guint i = 0; args[i] != NULL; i++)
-    g_ptr_array_add (argv, (char *) args[i]);
-  g_ptr_array_add (argv, NULL);
-  proc = g_subprocess_newv ((const char * const *) argv->pdata,
-                            G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
-                            &error);
-  g_assert_no_error (error);
-  g_subprocess_communicate (proc, NULL, NULL, NULL, &err_bytes, &error);
-  g_assert_no_error (error);
-  *err = g_strndup (g_bytes_get_data (err_bytes, NULL), g_bytes_get_size (err_bytes));
-  g_assert_true (g_subprocess_get_if_exited (proc));
-  return g_subprocess_get_exit_status (proc);
-}
-
 static void
 test_start_failure_alone (void)
 {
@@ -199,15 +173,18 @@ test_start_failure_alone (void)
       g_autofree char *err = NULL;
       g_autofree char *verbose_err = NULL;
 
-      g_assert_cmpint (run_elbusd ((const char *[]) { "-B", cases[i].address, NULL }, &err),
-                       ==, 1);
+      g_assert_cmpint (elbus_test_run_program (elbus_test_elbusd_path (),
+                                               (const char *[]) { "-B", cases[i].address, NULL },
+                                               NULL, NULL, &err), ==, 1);
       g_test_message ("%s", err);
       g_assert_nonnull (strstr (err, cases[i].message));
       g_assert_true (g_str_has_prefix (err, "elbusd: "));
       g_assert_cmpint (strchr (err, '\n') - err, ==, (int) strlen (err) - 1);
 
-      g_assert_cmpint (run_elbusd ((const char *[]) { "-v", "-B", cases[i].address, NULL },
-                                   &verbose_err), ==, 1);
+      g_assert_cmpint (elbus_test_run_program (elbus_test_elbusd_path (),
+                                               (const char *[]) { "-v", "-B", cases[i].address,
+                                                                  NULL },
+                                               NULL, NULL, &verbose_err), ==, 1);
       g_assert_nonnull (strstr (verbose_err, cases[i].message));
       g_assert_nonnull (strstr (verbose_err, ".broker: registered"));
     }

@@ -150,26 +150,7 @@ static int
 run_monitor (const char * const  *argv_tail,
              char               **err)
 {
-  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
-  g_autoptr(GSubprocess) proc = NULL;
-  g_autoptr(GBytes) stderr_bytes = NULL;
-  g_autoptr(GError) error = NULL;
-
-  g_ptr_array_add (argv, (char *) monitor_path ());
-  for (guint i = 0; argv_tail[i] != NULL; i++)
-    g_ptr_array_add (argv, (char *) argv_tail[i]);
-  g_ptr_array_add (argv, NULL);
-
-  proc = g_subprocess_newv ((const char * const *) argv->pdata,
-                            G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
-                            &error);
-  g_assert_no_error (error);
-  g_subprocess_communicate (proc, NULL, NULL, NULL, &stderr_bytes, &error);
-  g_assert_no_error (error);
-  *err = g_strndup (g_bytes_get_data (stderr_bytes, NULL), g_bytes_get_size (stderr_bytes));
-
-  g_assert_true (g_subprocess_get_if_exited (proc));
-  return g_subprocess_get_exit_status (proc);
+  return elbus_test_run_program (monitor_path (), argv_tail, NULL, NULL, err);
 }
 
 /* ---- checking lines ---------------------------------------------------- */
