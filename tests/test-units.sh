@@ -81,7 +81,7 @@ if [[ -z $user ]]; then
     not_ok "the service has a User=" "it would run as root"
 elif [[ -z $sysusers ]]; then
     not_ok "sysusers.d/elbus.conf is installed"
-elif ! grep -Eq "^u[[:space:]]+$user[[:space:]]" "$sysusers"; then
+elif ! grep -Eq "^u[[:space:]]+${user}[[:space:]]" "$sysusers"; then
     not_ok "sysusers.d/elbus.conf makes User=$user" "$(cat "$sysusers")"
 else
     ok "sysusers.d/elbus.conf makes User=$user"
