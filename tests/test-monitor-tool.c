@@ -263,7 +263,6 @@ handle_call_cb (ElbusRpcPeer       *peer,
 static void
 test_help (void)
 {
-  g_autofree char *err = NULL;
   g_autoptr(GSubprocess) proc = NULL;
   g_autoptr(GBytes) out = NULL;
   g_autoptr(GError) error = NULL;
