@@ -1,12 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The FIFO control channel (PROTOCOL.md section 6): a named pipe whose
- * lines `.broker` sends on.
- *
- *   TARGET TEXT             a message; a broadcast when TARGET has * or ?
- *   =TOPIC TEXT             a publication
- *   TARGET .TEXT            an RPC notification
- *   TARGET :method k=v ...  an RPC call wanting no answer; params typed
+ * lines `.broker` sends on. The lines themselves are read by the pure
+ * functions of elbus-fifo-line.c; this file reads the pipe and sends.
  */
 #include "config.h"
 
@@ -21,143 +17,121 @@
 
 #include "elbus-broker-private.h"
 #include "elbus-error.h"
-#include "elbus-msgpack.h"
+#include "elbus-fifo-line-private.h"
 #include "elbus-rpc-peer.h"
 
-/* a longer line is dropped, not buffered without end */
-#define FIFO_MAX_LINE (64 * 1024)
-
 struct _ElbusFifo {
-  ElbusBroker *broker;     /* (unowned) */
-  char        *path;       /* (owned) */
-  int          fd;         /* read end */
-  int          keep_fd;    /* a write end of our own, so that writers closing is no EOF */
-  GSource     *source;     /* (owned) (nullable) */
-  GString     *line;       /* (owned): the line being read */
-  gboolean     overlong;   /* dropping the rest of an overlong line */
+  ElbusBroker     *broker;  /* (unowned) */
+  char            *path;    /* (owned) */
+  int              fd;      /* read end */
+  int              keep_fd; /* a write end of our own, so that writers closing is no EOF */
+  GSource         *source;  /* (owned) (nullable) */
+  ElbusFifoReader  reader;  /* the line being read */
 };
+
+/* What a line asked for, for the log when the broker refuses it. */
+typedef struct {
+  ElbusFifoLineKind  kind;
+  char              *what; /* (owned): "fifo PATH: a message to TARGET" */
+} FifoSend;
+
+static void
+fifo_send_free (FifoSend *send)
+{
+  g_free (send->what);
+  g_free (send);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (FifoSend, fifo_send_free)
 
 static void
 sent_cb (GObject      *source,
          GAsyncResult *result,
          gpointer      user_data)
 {
+  g_autoptr(FifoSend) send = user_data;
   g_autoptr(GError) error = NULL;
+  gboolean ok = FALSE;
 
-  if (!elbus_client_send_finish (ELBUS_CLIENT (source), result, &error))
-    g_message ("fifo: %s", error->message);
+  switch (send->kind)
+    {
+    case ELBUS_FIFO_LINE_MESSAGE:
+      ok = elbus_client_send_finish (ELBUS_CLIENT (source), result, &error);
+      break;
+    case ELBUS_FIFO_LINE_BROADCAST:
+      ok = elbus_client_send_broadcast_finish (ELBUS_CLIENT (source), result, &error);
+      break;
+    case ELBUS_FIFO_LINE_PUBLISH:
+      ok = elbus_client_publish_finish (ELBUS_CLIENT (source), result, &error);
+      break;
+    case ELBUS_FIFO_LINE_NOTIFY:
+      ok = elbus_rpc_peer_notify_finish (ELBUS_RPC_PEER (source), result, &error);
+      break;
+    case ELBUS_FIFO_LINE_CALL0:
+      ok = elbus_rpc_peer_call0_finish (ELBUS_RPC_PEER (source), result, &error);
+      break;
+    case ELBUS_FIFO_LINE_EMPTY:
+    default:
+      g_assert_not_reached ();
+    }
+
+  if (!ok)
+    g_message ("%s failed: %s", send->what, error->message);
 }
 
 static void
-published_cb (GObject      *source,
-              GAsyncResult *result,
-              gpointer      user_data)
+line_cb (const ElbusFifoLine *line,
+         const GError        *line_error,
+         gpointer             user_data)
 {
-  g_autoptr(GError) error = NULL;
-
-  if (!elbus_client_publish_finish (ELBUS_CLIENT (source), result, &error))
-    g_message ("fifo: %s", error->message);
-}
-
-static void
-broadcast_cb (GObject      *source,
-              GAsyncResult *result,
-              gpointer      user_data)
-{
-  g_autoptr(GError) error = NULL;
-
-  if (!elbus_client_send_broadcast_finish (ELBUS_CLIENT (source), result, &error))
-    g_message ("fifo: %s", error->message);
-}
-
-static void
-notified_cb (GObject      *source,
-             GAsyncResult *result,
-             gpointer      user_data)
-{
-  g_autoptr(GError) error = NULL;
-
-  if (!elbus_rpc_peer_notify_finish (ELBUS_RPC_PEER (source), result, &error))
-    g_message ("fifo: %s", error->message);
-}
-
-static void
-called0_cb (GObject      *source,
-            GAsyncResult *result,
-            gpointer      user_data)
-{
-  g_autoptr(GError) error = NULL;
-
-  if (!elbus_rpc_peer_call0_finish (ELBUS_RPC_PEER (source), result, &error))
-    g_message ("fifo: %s", error->message);
-}
-
-static void
-handle_line (ElbusFifo  *fifo,
-             const char *line)
-{
+  ElbusFifo *fifo = user_data;
   ElbusClient *client = _elbus_core_rpc_get_client (fifo->broker->core);
   ElbusRpcPeer *peer = _elbus_core_rpc_get_peer (fifo->broker->core);
-  const char *space = strchr (line, ' ');
-  const char *text = space != NULL ? space + 1 : "";
-  g_autofree char *target = space != NULL ? g_strndup (line, space - line) : g_strdup (line);
-  g_autoptr(GBytes) payload = NULL;
+  FifoSend *send;
 
-  if (*line == '\0' || client == NULL)
-    return;
-
-  if (!g_utf8_validate (line, -1, NULL))
+  if (line_error != NULL)
     {
-      g_message ("fifo %s: a line that is not UTF-8, dropped", fifo->path);
+      g_message ("fifo %s: line dropped: %s", fifo->path, line_error->message);
       return;
     }
+  if (client == NULL || peer == NULL)
+    return;
 
-  if (target[0] == '=')
-    {
-      payload = g_bytes_new (text, strlen (text));
-      elbus_client_publish_async (client, target + 1, payload, ELBUS_QOS_PROCESSED, NULL,
-                                  published_cb, NULL);
-    }
-  else if (text[0] == '.')
-    {
-      /* an RPC notification */
-      payload = g_bytes_new (text + 1, strlen (text + 1));
-      elbus_rpc_peer_notify_async (peer, target, payload, ELBUS_QOS_PROCESSED, NULL,
-                                   notified_cb, NULL);
-    }
-  else if (text[0] == ':')
-    {
-      /* an RPC call that wants no answer, with typed params */
-      g_auto(GStrv) words = g_strsplit (text + 1, " ", -1);
-      g_autoptr(GPtrArray) pairs = g_ptr_array_new ();
-      g_autoptr(GError) error = NULL;
-      g_autoptr(GVariant) params = NULL;
+  send = g_new0 (FifoSend, 1);
+  send->kind = line->kind;
 
-      for (guint i = 1; words[i] != NULL; i++)
-        if (*words[i] != '\0')
-          g_ptr_array_add (pairs, words[i]);
-      g_ptr_array_add (pairs, NULL);
-
-      params = elbus_rpc_params_from_pairs ((const char * const *) pairs->pdata, &error);
-      if (params != NULL)
-        payload = elbus_msgpack_encode_variant (params, &error);
-      if (payload == NULL)
-        {
-          g_message ("fifo %s: %s", fifo->path, error->message);
-          return;
-        }
-      elbus_rpc_peer_call0_async (peer, target, words[0], payload, ELBUS_QOS_PROCESSED, NULL,
-                                  called0_cb, NULL);
-    }
-  else
+  switch (line->kind)
     {
-      payload = g_bytes_new (text, strlen (text));
-      if (strpbrk (target, "*?") != NULL)
-        elbus_client_send_broadcast_async (client, target, payload, ELBUS_QOS_PROCESSED, NULL,
-                                           broadcast_cb, NULL);
-      else
-        elbus_client_send_async (client, target, payload, ELBUS_QOS_PROCESSED, NULL, sent_cb,
-                                 NULL);
+    case ELBUS_FIFO_LINE_MESSAGE:
+      send->what = g_strdup_printf ("fifo %s: a message to %s", fifo->path, line->target);
+      elbus_client_send_async (client, line->target, line->payload, ELBUS_QOS_PROCESSED,
+                               NULL, sent_cb, send);
+      break;
+    case ELBUS_FIFO_LINE_BROADCAST:
+      send->what = g_strdup_printf ("fifo %s: a broadcast to %s", fifo->path, line->target);
+      elbus_client_send_broadcast_async (client, line->target, line->payload,
+                                         ELBUS_QOS_PROCESSED, NULL, sent_cb, send);
+      break;
+    case ELBUS_FIFO_LINE_PUBLISH:
+      send->what = g_strdup_printf ("fifo %s: a publication on %s", fifo->path, line->target);
+      elbus_client_publish_async (client, line->target, line->payload, ELBUS_QOS_PROCESSED,
+                                  NULL, sent_cb, send);
+      break;
+    case ELBUS_FIFO_LINE_NOTIFY:
+      send->what = g_strdup_printf ("fifo %s: an RPC notification to %s", fifo->path,
+                                    line->target);
+      elbus_rpc_peer_notify_async (peer, line->target, line->payload, ELBUS_QOS_PROCESSED,
+                                   NULL, sent_cb, send);
+      break;
+    case ELBUS_FIFO_LINE_CALL0:
+      send->what = g_strdup_printf ("fifo %s: the RPC call %s to %s", fifo->path,
+                                    line->method, line->target);
+      elbus_rpc_peer_call0_async (peer, line->target, line->method, line->payload,
+                                  ELBUS_QOS_PROCESSED, NULL, sent_cb, send);
+      break;
+    case ELBUS_FIFO_LINE_EMPTY:
+    default:
+      g_assert_not_reached ();
     }
 }
 
@@ -171,26 +145,7 @@ fifo_readable_cb (int          fd,
   ssize_t n;
 
   while ((n = read (fd, buf, sizeof buf)) > 0)
-    {
-      for (ssize_t i = 0; i < n; i++)
-        {
-          if (buf[i] == '\n')
-            {
-              if (!fifo->overlong)
-                handle_line (fifo, fifo->line->str);
-              g_string_truncate (fifo->line, 0);
-              fifo->overlong = FALSE;
-            }
-          else if (fifo->line->len >= FIFO_MAX_LINE)
-            {
-              if (!fifo->overlong)
-                g_message ("fifo %s: a line over %d bytes, dropped", fifo->path, FIFO_MAX_LINE);
-              fifo->overlong = TRUE;
-            }
-          else if (!fifo->overlong)
-            g_string_append_c (fifo->line, buf[i]);
-        }
-    }
+    _elbus_fifo_reader_feed (&fifo->reader, buf, n, line_cb, fifo);
 
   return G_SOURCE_CONTINUE;
 }
@@ -208,7 +163,7 @@ _elbus_fifo_free (ElbusFifo *fifo)
   if (fifo->keep_fd >= 0)
     close (fifo->keep_fd);
   g_unlink (fifo->path);
-  g_string_free (fifo->line, TRUE);
+  _elbus_fifo_reader_clear (&fifo->reader);
   g_free (fifo->path);
   g_free (fifo);
 }
@@ -223,8 +178,10 @@ _elbus_fifo_free (ElbusFifo *fifo)
  * `TARGET TEXT` a message (a broadcast when TARGET holds `*` or `?`),
  * `=TOPIC TEXT` a publication, `TARGET .TEXT` an RPC notification, and
  * `TARGET :method k=v ...` an RPC call that wants no answer, with params
- * typed as by [func@Elbus.rpc_params_from_pairs]. Starts `.broker` if it
- * does not run yet. The pipe is removed when the broker closes.
+ * typed as by [func@Elbus.rpc_params_from_pairs]. Empty lines are
+ * skipped; any other line that is none of these is logged, saying what is
+ * wrong, and sends nothing. Starts `.broker` if it does not run yet. The
+ * pipe is removed when the broker closes.
  *
  * Returns: %TRUE when listening
  *
@@ -263,7 +220,7 @@ elbus_broker_listen_fifo (ElbusBroker  *self,
   fifo = g_new0 (ElbusFifo, 1);
   fifo->broker = self;
   fifo->path = g_strdup (path);
-  fifo->line = g_string_new (NULL);
+  _elbus_fifo_reader_init (&fifo->reader, ELBUS_FIFO_MAX_LINE);
   fifo->keep_fd = -1;
   fifo->fd = open (path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fifo->fd >= 0)

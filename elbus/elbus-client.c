@@ -83,6 +83,7 @@ typedef struct {
   gboolean     *sync_done;     /* (nullable): a sync operation's flag */
   GError      **sync_error;
   char         *target;        /* (owned) (nullable): for error messages */
+  guint8        op;            /* ELBUS_OP_*: for error messages */
   gint64        deadline;      /* monotonic µs */
   GSource      *cancel_source; /* (owned) (nullable) */
 } PendingOp;
@@ -187,6 +188,7 @@ static gboolean pump_until (ElbusClient   *self,
 
 static GError *
 result_to_error (guint8      result,
+                 guint8      op,
                  const char *target)
 {
   switch (result)
@@ -198,7 +200,15 @@ result_to_error (guint8      result,
       return g_error_new (ELBUS_ERROR, result, "not delivered to “%s”: its queue is full",
                           target != NULL ? target : "");
     case ELBUS_ERROR_ACCESS:
-      return g_error_new (ELBUS_ERROR, result, "access denied by the broker's policy");
+      if (op == ELBUS_OP_SUBSCRIBE)
+        return g_error_new (ELBUS_ERROR, result, "the broker refuses (some of) the masks of "
+                            "this subscription: its policy or its subscription limit");
+      if (target == NULL || op == ELBUS_OP_NOP)
+        return g_error_new (ELBUS_ERROR, result, "access denied by the broker's policy");
+      return g_error_new (ELBUS_ERROR, result, "the broker's policy refuses %s “%s”",
+                          op == ELBUS_OP_PUBLISH ? "publishing on" :
+                          op == ELBUS_OP_BROADCAST ? "a broadcast to" : "a message to",
+                          target);
     case ELBUS_ERROR_DATA:
     case ELBUS_ERROR_IO:
     case ELBUS_ERROR_OTHER:
@@ -235,7 +245,7 @@ registration_error (guint8      result,
                           "the broker does not speak elbus protocol version %d",
                           ELBUS_WIRE_VERSION);
     default:
-      return result_to_error (result, name);
+      return result_to_error (result, ELBUS_OP_NOP, name);
     }
 }
 
@@ -399,7 +409,8 @@ handle_ack (ElbusClient *self,
                                     (gpointer *) &op))
     return;
 
-  pending_op_complete (op, result == ELBUS_RESULT_OK ? NULL : result_to_error (result, op->target));
+  pending_op_complete (op, result == ELBUS_RESULT_OK ? NULL
+                                                     : result_to_error (result, op->op, op->target));
 }
 
 /* Reads once and handles every complete frame. */
@@ -838,6 +849,7 @@ start_op (ElbusClient   *self,
   pending->client = self;
   pending->op_id = op_id;
   pending->target = g_strdup (target);
+  pending->op = op;
   pending->deadline = g_get_monotonic_time () + (gint64) (self->timeout * G_USEC_PER_SEC);
   g_hash_table_insert (self->pending, GUINT_TO_POINTER (op_id), pending);
 

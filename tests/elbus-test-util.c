@@ -1344,6 +1344,45 @@ elbus_test_elbusd_path (void)
   return path;
 }
 
+int
+elbus_test_run_program (const char         *program,
+                        const char * const *args,
+                        GBytes             *input,
+                        char              **out,
+                        char              **err)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr(GSubprocess) proc = NULL;
+  g_autoptr(GBytes) out_bytes = NULL;
+  g_autoptr(GBytes) err_bytes = NULL;
+  g_autoptr(GBytes) no_input = g_bytes_new_static ("", 0);
+  g_autoptr(GError) error = NULL;
+  GSubprocessFlags flags = G_SUBPROCESS_FLAGS_STDIN_PIPE;
+
+  g_ptr_array_add (argv, (char *) program);
+  for (guint i = 0; args[i] != NULL; i++)
+    g_ptr_array_add (argv, (char *) args[i]);
+  g_ptr_array_add (argv, NULL);
+
+  flags |= out != NULL ? G_SUBPROCESS_FLAGS_STDOUT_PIPE : G_SUBPROCESS_FLAGS_STDOUT_SILENCE;
+  flags |= err != NULL ? G_SUBPROCESS_FLAGS_STDERR_PIPE : G_SUBPROCESS_FLAGS_STDERR_SILENCE;
+  proc = g_subprocess_newv ((const char * const *) argv->pdata, flags, &error);
+  g_assert_no_error (error);
+  g_subprocess_communicate (proc, input != NULL ? input : no_input, NULL,
+                            out != NULL ? &out_bytes : NULL,
+                            err != NULL ? &err_bytes : NULL, &error);
+  g_assert_no_error (error);
+
+  if (out != NULL)
+    *out = g_strndup (g_bytes_get_data (out_bytes, NULL), g_bytes_get_size (out_bytes));
+  if (err != NULL)
+    *err = g_strndup (g_bytes_get_data (err_bytes, NULL), g_bytes_get_size (err_bytes));
+
+  if (!g_subprocess_get_if_exited (proc))
+    g_error ("%s was killed by signal %d", program, g_subprocess_get_term_sig (proc));
+  return g_subprocess_get_exit_status (proc);
+}
+
 gboolean
 elbus_test_daemon_wait (ElbusTestDaemon *daemon,
                         guint            timeout_ms)

@@ -286,6 +286,14 @@ typedef struct {
 } ElbusTestDaemon;
 
 const char      *elbus_test_elbusd_path     (void);
+/* Runs @program with @args (NULL-terminated) to its end, @input (nullable)
+ * on standard input; returns its exit status (fails the test when a
+ * signal ends it), and its standard output and error when asked for. */
+int              elbus_test_run_program     (const char         *program,
+                                             const char * const *args,
+                                             GBytes             *input,
+                                             char              **out,
+                                             char              **err);
 /* The command that runs elbusd: $ELBUS_TEST_DAEMON_WRAPPER's words, if
  * any, then $ELBUSD. */
 GStrv            elbus_test_daemon_command  (void);

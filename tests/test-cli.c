@@ -32,34 +32,9 @@ run_cli (const char * const  *args,
          char               **out,
          char               **err)
 {
-  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
-  g_autoptr(GSubprocess) proc = NULL;
-  g_autoptr(GBytes) stdin_bytes = NULL;
-  g_autoptr(GBytes) stdout_bytes = NULL;
-  g_autoptr(GBytes) stderr_bytes = NULL;
-  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) stdin_bytes = input != NULL ? g_bytes_new (input, input_len) : NULL;
 
-  g_ptr_array_add (argv, (char *) cli_path ());
-  for (guint i = 0; args[i] != NULL; i++)
-    g_ptr_array_add (argv, (char *) args[i]);
-  g_ptr_array_add (argv, NULL);
-
-  proc = g_subprocess_newv ((const char * const *) argv->pdata,
-                            G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE |
-                            G_SUBPROCESS_FLAGS_STDERR_PIPE, &error);
-  g_assert_no_error (error);
-
-  stdin_bytes = g_bytes_new (input != NULL ? input : "", input != NULL ? input_len : 0);
-  g_subprocess_communicate (proc, stdin_bytes, NULL, &stdout_bytes, &stderr_bytes, &error);
-  g_assert_no_error (error);
-
-  if (out != NULL)
-    *out = g_strndup (g_bytes_get_data (stdout_bytes, NULL), g_bytes_get_size (stdout_bytes));
-  if (err != NULL)
-    *err = g_strndup (g_bytes_get_data (stderr_bytes, NULL), g_bytes_get_size (stderr_bytes));
-
-  g_assert_true (g_subprocess_get_if_exited (proc));
-  return g_subprocess_get_exit_status (proc);
+  return elbus_test_run_program (cli_path (), args, stdin_bytes, out, err);
 }
 
 typedef struct {
@@ -369,6 +344,83 @@ test_errors (void)
   elbus_test_broker_free (tb);
 }
 
+static guint
+count_substrings (const char *haystack,
+                  const char *needle)
+{
+  guint n = 0;
+
+  for (const char *p = strstr (haystack, needle); p != NULL; p = strstr (p + 1, needle))
+    n++;
+  return n;
+}
+
+static void
+test_addresses (void)
+{
+  ElbusTestBroker *tb = elbus_test_broker_new (NULL);
+  const char *address = elbus_test_broker_get_unix_path (tb);
+  g_autofree char *missing = g_build_filename (g_get_tmp_dir (), "elbus-cli-missing.sock", NULL);
+
+  g_test_summary ("Address mistakes are said once, on one line: a socket that is not there "
+                  "is named (status 1); a word taken for a host name suggests ./, a bad "
+                  "port is said once, PATH without a command says so (status 2); ./PATH "
+                  "is a socket path");
+
+  {
+    g_autofree char *err = NULL;
+    g_autofree char *expected = g_strdup_printf ("elbus: cannot connect to %s: there is no "
+                                                 "such socket (is elbusd running?)\n", missing);
+
+    g_assert_cmpint (run_cli ((const char *[]) { missing, "send", "a", "x", NULL },
+                              NULL, 0, NULL, &err), ==, 1);
+    g_assert_cmpstr (err, ==, expected);
+  }
+  {
+    g_autofree char *err = NULL;
+
+    g_assert_cmpint (run_cli ((const char *[]) { "relative", "publish", "a", "b", NULL },
+                              NULL, 0, NULL, &err), ==, 2);
+    g_assert_cmpuint (count_substrings (err, "\n"), ==, 1);
+    g_assert_nonnull (strstr (err, "neither a UNIX socket path nor HOST:PORT"));
+    g_assert_nonnull (strstr (err, "“./relative”"));
+  }
+  {
+    g_autofree char *err = NULL;
+
+    g_assert_cmpint (run_cli ((const char *[]) { "127.0.0.1:99999", "publish", "a", "b", NULL },
+                              NULL, 0, NULL, &err), ==, 2);
+    g_assert_cmpuint (count_substrings (err, "\n"), ==, 1);
+    g_assert_cmpuint (count_substrings (err, "99999"), ==, 1);
+    g_assert_nonnull (strstr (err, "the port must be a number from 1 to 65535"));
+  }
+  {
+    g_autofree char *err = NULL;
+
+    g_assert_cmpint (run_cli ((const char *[]) { address, NULL }, NULL, 0, NULL, &err), ==, 2);
+    g_assert_true (g_str_has_prefix (err, "elbus: missing command"));
+    g_assert_nonnull (strstr (err, "PATH COMMAND"));
+  }
+  {
+    g_autoptr(GSubprocessLauncher) launcher =
+      g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE);
+    g_autofree char *dir = g_path_get_dirname (address);
+    g_autofree char *base = g_path_get_basename (address);
+    g_autofree char *relative = g_strconcat ("./", base, NULL);
+    g_autoptr(GSubprocess) proc = NULL;
+    g_autoptr(GError) error = NULL;
+
+    g_subprocess_launcher_set_cwd (launcher, dir);
+    proc = g_subprocess_launcher_spawn (launcher, &error, cli_path (), relative, "publish",
+                                        "t", "x", NULL);
+    g_assert_no_error (error);
+    g_assert_true (g_subprocess_wait_check (proc, NULL, &error));
+    g_assert_no_error (error);
+  }
+
+  elbus_test_broker_free (tb);
+}
+
 static void
 test_broker_commands (void)
 {
@@ -654,6 +706,7 @@ main (int    argc,
   g_test_add_data_func ("/elbus/cli/send-publish-listen/tcp",
                         GINT_TO_POINTER (ELBUS_TEST_TRANSPORT_TCP), test_send_publish_listen);
   g_test_add_func ("/elbus/cli/errors", test_errors);
+  g_test_add_func ("/elbus/cli/addresses", test_addresses);
   g_test_add_func ("/elbus/cli/broker", test_broker_commands);
   g_test_add_func ("/elbus/cli/rpc", test_rpc_commands);
   g_test_add_func ("/elbus/cli/benchmark-failure", test_benchmark_failure);

@@ -153,6 +153,44 @@ test_bind_failure (void)
 }
 
 static void
+test_start_failure_alone (void)
+{
+  static const struct {
+    const char *address;
+    const char *message;
+  } cases[] = {
+    { "/nonexistent-elbus-dir/x/elbusd.sock", "elbusd: cannot listen on /nonexistent-elbus-dir" },
+    { "127.0.0.1:99999", "elbusd: “127.0.0.1:99999”: the port must be a number from 0 to 65535" },
+    { "relative", "“./relative”" },
+    { ":7777", "has no host before the port" },
+  };
+
+  g_test_summary ("An elbusd that cannot start prints its error alone, on one line, and "
+                  "exits 1: no info lines of .broker starting and closing (-v shows them)");
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autofree char *err = NULL;
+      g_autofree char *verbose_err = NULL;
+
+      g_assert_cmpint (elbus_test_run_program (elbus_test_elbusd_path (),
+                                               (const char *[]) { "-B", cases[i].address, NULL },
+                                               NULL, NULL, &err), ==, 1);
+      g_test_message ("%s", err);
+      g_assert_nonnull (strstr (err, cases[i].message));
+      g_assert_true (g_str_has_prefix (err, "elbusd: "));
+      g_assert_cmpint (strchr (err, '\n') - err, ==, (int) strlen (err) - 1);
+
+      g_assert_cmpint (elbus_test_run_program (elbus_test_elbusd_path (),
+                                               (const char *[]) { "-v", "-B", cases[i].address,
+                                                                  NULL },
+                                               NULL, NULL, &verbose_err), ==, 1);
+      g_assert_nonnull (strstr (verbose_err, cases[i].message));
+      g_assert_nonnull (strstr (verbose_err, ".broker: registered"));
+    }
+}
+
+static void
 test_tcp (void)
 {
   g_autoptr(ElbusTestDaemon) d = NULL;
@@ -304,6 +342,7 @@ main (int   argc,
   g_test_add_func ("/elbus/elbusd/handshake-message", test_handshake_message);
   g_test_add_func ("/elbus/elbusd/sigterm-cleanup", test_sigterm_cleanup);
   g_test_add_func ("/elbus/elbusd/bind-failure", test_bind_failure);
+  g_test_add_func ("/elbus/elbusd/start-failure-alone", test_start_failure_alone);
   g_test_add_func ("/elbus/elbusd/tcp", test_tcp);
   g_test_add_func ("/elbus/elbusd/options", test_options);
   g_test_add_func ("/elbus/elbusd/handshake-follows-timeout", test_handshake_follows_timeout);

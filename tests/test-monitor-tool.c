@@ -9,11 +9,19 @@
  * answered monitor.start; the tests wait for that line before they send
  * anything, and otherwise wait for lines and exits, never for time.
  */
+/* posix_openpt() and its friends */
+#define _GNU_SOURCE
+
 #include "config.h"
 
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
@@ -142,26 +150,7 @@ static int
 run_monitor (const char * const  *argv_tail,
              char               **err)
 {
-  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
-  g_autoptr(GSubprocess) proc = NULL;
-  g_autoptr(GBytes) stderr_bytes = NULL;
-  g_autoptr(GError) error = NULL;
-
-  g_ptr_array_add (argv, (char *) monitor_path ());
-  for (guint i = 0; argv_tail[i] != NULL; i++)
-    g_ptr_array_add (argv, (char *) argv_tail[i]);
-  g_ptr_array_add (argv, NULL);
-
-  proc = g_subprocess_newv ((const char * const *) argv->pdata,
-                            G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
-                            &error);
-  g_assert_no_error (error);
-  g_subprocess_communicate (proc, NULL, NULL, NULL, &stderr_bytes, &error);
-  g_assert_no_error (error);
-  *err = g_strndup (g_bytes_get_data (stderr_bytes, NULL), g_bytes_get_size (stderr_bytes));
-
-  g_assert_true (g_subprocess_get_if_exited (proc));
-  return g_subprocess_get_exit_status (proc);
+  return elbus_test_run_program (monitor_path (), argv_tail, NULL, NULL, err);
 }
 
 /* ---- checking lines ---------------------------------------------------- */
@@ -274,7 +263,6 @@ handle_call_cb (ElbusRpcPeer       *peer,
 static void
 test_help (void)
 {
-  g_autofree char *err = NULL;
   g_autoptr(GSubprocess) proc = NULL;
   g_autoptr(GBytes) out = NULL;
   g_autoptr(GError) error = NULL;
@@ -575,6 +563,87 @@ test_lines (void)
   elbus_test_broker_free (tb);
 }
 
+/* The next line without its time, for lines whose end varies. */
+static char *
+next_line_text (Monitor *m)
+{
+  g_autofree char *line = elbus_test_read_line (m->out);
+  const char *space;
+
+  g_assert_nonnull (line);
+  space = strchr (line, ' ');
+  g_assert_nonnull (space);
+  return g_strdup (space + 1);
+}
+
+static void
+test_announcements (void)
+{
+  ElbusTestBroker *tb = elbus_test_broker_new (NULL);
+  const char *address = elbus_test_broker_get_unix_path (tb);
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary (".broker's announcements of clients (.broker/info) are left out unless "
+                  "--announcements asks for them or a --topic mask names .broker; --count "
+                  "counts only what is shown");
+
+  elbus_test_broker_enable_core_rpc (tb);
+
+  /* by default: reg, the publication, unreg; no announcement counted */
+  {
+    g_autoptr(Monitor) m = monitor_spawn (address, "watch.quiet",
+                                          (const char *[]) { "--count", "3", NULL }, TRUE);
+    g_autoptr(ElbusClient) c = connect_client (address, "mon.c");
+    g_autoptr(GBytes) payload = g_bytes_new_static ("hi", 2);
+
+    g_assert_true (elbus_client_publish_sync (c, "c/t", payload, ELBUS_QOS_PROCESSED, NULL,
+                                              &error));
+    g_assert_no_error (error);
+    elbus_client_close (c);
+
+    expect_line (m, "reg         mon.c");
+    expect_line (m, "publish     mon.c → c/t q1 ×0 2 B hi");
+    expect_line (m, "unreg       mon.c");
+    g_assert_cmpint (monitor_wait (m), ==, 0);
+    {
+      g_autofree char *rest = read_rest (m->out);
+
+      g_assert_cmpstr (rest, ==, "");
+    }
+  }
+
+  /* asked for: the reg event and its announcement */
+  {
+    g_autoptr(Monitor) m = monitor_spawn (address, "watch.all",
+                                          (const char *[]) { "--announcements", "--count", "2",
+                                                             NULL }, TRUE);
+    g_autoptr(ElbusClient) c = connect_client (address, "mon.d");
+    g_autofree char *announcement = NULL;
+
+    expect_line (m, "reg         mon.d");
+    announcement = next_line_text (m);
+    g_assert_true (g_str_has_prefix (announcement, "publish     .broker → .broker/info q0 "));
+    g_assert_nonnull (strstr (announcement, "\"s\":\"reg\",\"d\":\"mon.d\""));
+    g_assert_cmpint (monitor_wait (m), ==, 0);
+    elbus_client_close (c);
+  }
+
+  /* a --topic mask that names .broker shows them without being asked */
+  {
+    g_autoptr(Monitor) m = monitor_spawn (address, "watch.topic",
+                                          (const char *[]) { "--topic", ".broker/#", "--count",
+                                                             "1", NULL }, TRUE);
+    g_autoptr(ElbusClient) c = connect_client (address, "mon.e");
+    g_autofree char *announcement = next_line_text (m);
+
+    g_assert_true (g_str_has_prefix (announcement, "publish     .broker → .broker/info q0 "));
+    g_assert_cmpint (monitor_wait (m), ==, 0);
+    elbus_client_close (c);
+  }
+
+  elbus_test_broker_free (tb);
+}
+
 static void
 test_filters (void)
 {
@@ -865,6 +934,23 @@ test_wireshark (void)
   (void) g_remove (path);
 }
 
+/* Every line of @text (escape sequences aside) fits @columns. */
+static void
+assert_columns (const char *text,
+                glong       columns)
+{
+  g_auto(GStrv) lines = g_strsplit (text, "\n", -1);
+
+  for (guint i = 0; lines[i] != NULL; i++)
+    {
+      g_autoptr(GRegex) escapes = g_regex_new ("\033\\[[0-9;]*[A-Za-z]|\r", 0, 0, NULL);
+      g_autofree char *plain = g_regex_replace_literal (escapes, lines[i], -1, 0, "", 0, NULL);
+
+      if (g_utf8_strlen (plain, -1) > columns)
+        g_error ("a line wider than %ld columns: “%s”", columns, plain);
+    }
+}
+
 static void
 test_stats (void)
 {
@@ -876,12 +962,14 @@ test_stats (void)
   g_autofree char *out = NULL;
 
   g_test_summary ("--stats with standard output not a terminal: a summary at the end, "
-                  "per sender and per topic");
+                  "averaged over the run, traffic per sender (registrations counted per "
+                  "kind only) and publications per topic, in 80 columns");
 
   elbus_test_broker_enable_core_rpc (tb);
-  m = monitor_spawn (address, "watch.stats", (const char *[]) { "--stats", "--kind", "publish",
-                                                                "--sender", "mon.s", "--count",
-                                                                "3", NULL }, TRUE);
+  m = monitor_spawn (address, "watch.stats", (const char *[]) { "--stats", "--kind",
+                                                                "publish,reg", "--sender",
+                                                                "mon.s", "--count", "4", NULL },
+                     TRUE);
   s = connect_client (address, "mon.s");
   for (guint i = 0; i < 3; i++)
     {
@@ -895,9 +983,14 @@ test_stats (void)
   out = read_rest (m->out);
   g_test_message ("%s", out);
 
-  g_assert_nonnull (strstr (out, "events 3 "));
+  g_assert_nonnull (strstr (out, "events 4 "));
   g_assert_nonnull (strstr (out, "publish 3"));
-  g_assert_nonnull (strstr (out, "senders"));
+  g_assert_nonnull (strstr (out, "reg 1"));
+  g_assert_nonnull (strstr (out, "/s on average), payload 15 B ("));
+  g_assert_null (strstr (out, "Ctrl+C"));
+  g_assert_nonnull (strstr (out, "\ntraffic by sender "));
+  g_assert_nonnull (strstr (out, "\npublications by topic "));
+  assert_columns (out, 80);
   g_assert_true (g_regex_match_simple ("\\n  mon\\.s +[0-9.]+ +[0-9.]+ [a-zA-Z]+ +3 +15 B\\n",
                                        out, 0, 0));
   g_assert_true (g_regex_match_simple ("\\n  s/one +[0-9.]+ +[0-9.]+ [a-zA-Z]+ +2 +10 B\\n",
@@ -909,6 +1002,114 @@ test_stats (void)
 
   elbus_client_close (s);
   g_clear_object (&s);
+  elbus_test_broker_free (tb);
+}
+
+/* Appends what the tool writes to the terminal @master until @needle
+ * comes after @from, or, with no @needle, until the tool has closed it. */
+static void
+pty_read_until (int         master,
+                GString    *text,
+                gsize       from,
+                const char *needle)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) elbus_test_scale_ms (10000) * 1000;
+
+  while (needle == NULL || strstr (text->str + from, needle) == NULL)
+    {
+      struct pollfd pfd = { .fd = master, .events = POLLIN };
+      int left = (int) ((deadline - g_get_monotonic_time ()) / 1000);
+      char buf[4096];
+      ssize_t n;
+
+      if (left <= 0)
+        g_error ("no “%s” on the terminal; it has: “%s”", needle != NULL ? needle : "end",
+                 text->str + from);
+      if (poll (&pfd, 1, left) <= 0)
+        continue;
+      n = read (master, buf, sizeof buf);
+      if (n <= 0 && needle == NULL)
+        return;   /* EIO: the last writer closed it */
+      g_assert_cmpint (n, >, 0);
+      g_string_append_len (text, buf, n);
+    }
+}
+
+static void
+test_stats_live (void)
+{
+  ElbusTestBroker *tb = elbus_test_broker_new (NULL);
+  const char *address = elbus_test_broker_get_unix_path (tb);
+  g_autoptr(GSubprocessLauncher) launcher =
+    g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDERR_PIPE);
+  g_autoptr(GSubprocess) proc = NULL;
+  g_autoptr(GDataInputStream) err = NULL;
+  g_autoptr(ElbusClient) c = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GString) text = g_string_new (NULL);
+  g_autofree char *ready = NULL;
+  struct winsize size = { .ws_row = 40, .ws_col = 80 };
+  const char *final;
+  gsize from;
+  int master, slave;
+
+  g_test_summary ("--stats on an 80-column terminal: a screen redrawn every second that "
+                  "says Ctrl+C stops; after Ctrl+C a last screen with the run's averages, "
+                  "without that hint, every line within 80 columns");
+
+  elbus_test_broker_enable_core_rpc (tb);
+
+  master = posix_openpt (O_RDWR | O_NOCTTY | O_CLOEXEC);
+  g_assert_cmpint (master, >=, 0);
+  g_assert_cmpint (grantpt (master), ==, 0);
+  g_assert_cmpint (unlockpt (master), ==, 0);
+  slave = open (ptsname (master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+  g_assert_cmpint (slave, >=, 0);
+  g_assert_cmpint (ioctl (slave, TIOCSWINSZ, &size), ==, 0);
+
+  g_subprocess_launcher_take_stdout_fd (launcher, slave);
+  proc = g_subprocess_launcher_spawn (launcher, &error, monitor_path (), address, "--name",
+                                      "watch.live", "--stats", "--sender", "mon.l", NULL);
+  g_assert_no_error (error);
+  /* the launcher holds the terminal's other end until it goes */
+  g_clear_object (&launcher);
+  err = g_data_input_stream_new (g_subprocess_get_stderr_pipe (proc));
+  ready = elbus_test_read_line (err);
+  g_assert_nonnull (ready);
+  g_assert_true (g_str_has_prefix (ready, "elbus-monitor: monitoring "));
+
+  c = connect_client (address, "mon.l");
+  for (guint i = 0; i < 3; i++)
+    {
+      g_autoptr(GBytes) payload = g_bytes_new_static ("1234", 4);
+
+      g_assert_true (elbus_client_publish_sync (c, "l/t", payload, ELBUS_QOS_PROCESSED, NULL,
+                                                &error));
+      g_assert_no_error (error);
+    }
+
+  /* a redrawn screen that has the publications */
+  pty_read_until (master, text, 0, "  l/t ");
+  g_assert_nonnull (strstr (text->str, "Ctrl+C stops"));
+
+  from = text->len;
+  g_subprocess_send_signal (proc, SIGINT);
+  pty_read_until (master, text, from, NULL);
+  g_assert_true (g_subprocess_wait_check (proc, NULL, &error));
+  g_assert_no_error (error);
+  close (master);
+
+  final = g_strrstr (text->str, "\033[H");
+  g_assert_nonnull (final);
+  g_test_message ("%s", final);
+  g_assert_null (strstr (final, "Ctrl+C"));
+  g_assert_nonnull (strstr (final, "events 4 ("));
+  g_assert_nonnull (strstr (final, "/s on average), payload 12 B ("));
+  g_assert_nonnull (strstr (final, "\n  mon.l "));
+  g_assert_nonnull (strstr (final, "\n  l/t "));
+  assert_columns (text->str, 80);
+
+  elbus_client_close (c);
   elbus_test_broker_free (tb);
 }
 
@@ -1024,8 +1225,9 @@ test_access_denied (void)
   ElbusTestBroker *tb = elbus_test_broker_new (NULL);
   g_autofree char *err = NULL;
 
-  g_test_summary ("A policy that does not allow the client to monitor (-32121): exit "
-                  "status 3 and a message that says so");
+  g_test_summary ("A policy that does not allow the client to monitor (-32121), or does "
+                  "not know its name (0x79): exit status 3 and one message that says so "
+                  "and names the client, not the path");
 
   elbus_test_broker_enable_core_rpc (tb);
   elbus_test_broker_invoke (tb, set_policy_cb, NULL);
@@ -1034,6 +1236,15 @@ test_access_denied (void)
                                 &err), ==, 3);
   g_assert_nonnull (strstr (err, "access denied"));
   g_assert_nonnull (strstr (err, "watch.denied"));
+  g_clear_pointer (&err, g_free);
+
+  g_assert_cmpint (run_monitor ((const char *[]) { elbus_test_broker_get_unix_path (tb),
+                                                   "--name", "watch.unknown", NULL },
+                                &err), ==, 3);
+  g_assert_nonnull (strstr (err, "access denied"));
+  g_assert_nonnull (strstr (err, "“watch.unknown”"));
+  g_assert_null (strstr (err, elbus_test_broker_get_unix_path (tb)));
+  g_assert_cmpint (strchr (err, '\n') - err, ==, strlen (err) - 1);
 
   elbus_test_broker_free (tb);
 }
@@ -1097,9 +1308,11 @@ main (int    argc,
   g_test_add_func ("/elbus/monitor-tool/json", test_json);
   g_test_add_func ("/elbus/monitor-tool/lines", test_lines);
   g_test_add_func ("/elbus/monitor-tool/filters", test_filters);
+  g_test_add_func ("/elbus/monitor-tool/announcements", test_announcements);
   g_test_add_func ("/elbus/monitor-tool/pcap", test_pcap);
   g_test_add_func ("/elbus/monitor-tool/wireshark", test_wireshark);
   g_test_add_func ("/elbus/monitor-tool/stats", test_stats);
+  g_test_add_func ("/elbus/monitor-tool/stats-live", test_stats_live);
   g_test_add_func ("/elbus/monitor-tool/usage", test_usage);
   g_test_add_func ("/elbus/monitor-tool/unreachable", test_unreachable);
   g_test_add_func ("/elbus/monitor-tool/not-supported", test_not_supported);

@@ -886,7 +886,14 @@ test_fifo (void)
   g_autofree char *dir = g_dir_make_tmp ("elbus-fifo-XXXXXX", NULL);
   g_autofree char *path = g_build_filename (dir, "control.fifo", NULL);
   g_autoptr(ElbusTestConn) conn = elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_UNIX, "fifo.t");
+  /* the lines that make no sense are logged and send nothing */
   static const char lines[] = "fifo.t hello text\n"
+                              "fifo.t :\n"
+                              " no target\n"
+                              "fifo.t\n"
+                              "= no topic\n"
+                              "fifo.t :do key\n"
+                              "fifo.t \xff\n"
                               "=a/b pubtext\n"
                               "fifo.* bc\n"
                               "fifo.t .note\n"
@@ -900,8 +907,8 @@ test_fifo (void)
   int fd;
 
   g_test_summary ("Each line written to a fifo: listener is sent by .broker: a message, a "
-                  "publication, a broadcast, a notification and a typed call0; the pipe "
-                  "goes with the broker");
+                  "publication, a broadcast, a notification and a typed call0; lines "
+                  "that make no sense send nothing; the pipe goes with the broker");
 
   elbus_test_conn_subscribe (conn, "a/#", NULL);
   elbus_test_broker_invoke (tb, listen_fifo_cb, path);

@@ -175,6 +175,46 @@ check_restricted (ElbusTestConn *c,
   elbus_test_conn_expect_nothing (watcher, ELBUS_TEST_QUIET_MS);
 }
 
+/* An ElbusClient's refused operations name the operation and where it
+ * went. */
+static void
+check_refusal_messages (ElbusTestBroker *tb)
+{
+  const char *masks[] = { "ctl/a", "data/#", NULL };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) payload = g_bytes_new_static ("x", 1);
+  g_autoptr(ElbusClient) client = elbus_client_new_sync (elbus_test_broker_get_unix_path (tb),
+                                                         "app.c", NULL, &error);
+
+  g_assert_no_error (error);
+
+  g_assert_false (elbus_client_publish_sync (client, "ctl/t", payload, ELBUS_QOS_PROCESSED,
+                                             NULL, &error));
+  g_assert_error (error, ELBUS_ERROR, ELBUS_ERROR_ACCESS);
+  g_assert_cmpstr (error->message, ==, "the broker's policy refuses publishing on “ctl/t”");
+  g_clear_error (&error);
+
+  g_assert_false (elbus_client_send_sync (client, "watcher", payload, ELBUS_QOS_PROCESSED,
+                                          NULL, &error));
+  g_assert_error (error, ELBUS_ERROR, ELBUS_ERROR_ACCESS);
+  g_assert_cmpstr (error->message, ==, "the broker's policy refuses a message to “watcher”");
+  g_clear_error (&error);
+
+  g_assert_false (elbus_client_send_broadcast_sync (client, "svc.*", payload,
+                                                    ELBUS_QOS_PROCESSED, NULL, &error));
+  g_assert_error (error, ELBUS_ERROR, ELBUS_ERROR_ACCESS);
+  g_assert_cmpstr (error->message, ==, "the broker's policy refuses a broadcast to “svc.*”");
+  g_clear_error (&error);
+
+  g_assert_false (elbus_client_subscribe_sync (client, masks, ELBUS_QOS_PROCESSED, NULL,
+                                               &error));
+  g_assert_error (error, ELBUS_ERROR, ELBUS_ERROR_ACCESS);
+  g_assert_nonnull (strstr (error->message, "masks of this subscription"));
+  g_clear_error (&error);
+
+  elbus_client_close (client);
+}
+
 static void
 test_restricted_ops (void)
 {
@@ -184,7 +224,8 @@ test_restricted_ops (void)
   ElbusTestBroker *tb;
 
   g_test_summary ("each restriction allows what it should and refuses the rest with 0x79, "
-                  "for primaries and their secondaries, over UNIX and TCP");
+                  "for primaries and their secondaries, over UNIX and TCP; an ElbusClient's "
+                  "error names the refused operation and its target");
 
   elbus_client_policy_allow (entry, ELBUS_POLICY_OP_MESSAGE, "svc.*");
   elbus_client_policy_deny (entry, ELBUS_POLICY_OP_BROADCAST);
@@ -220,6 +261,7 @@ test_restricted_ops (void)
       elbus_test_broker_wait_client (tb, "watcher", FALSE);
     }
 
+  check_refusal_messages (tb);
   elbus_test_broker_free (tb);
 }
 

@@ -321,6 +321,15 @@ event_parse (GBytes  *bytes,
   return ok;
 }
 
+/* `.broker` announcing clients (PROTOCOL.md section 6): the reg and unreg
+ * events say the same, so these are left out unless asked for. */
+static gboolean
+event_is_announcement (const Event *ev)
+{
+  return ev->kind == KIND_PUBLISH && g_str_equal (ev->sender, BROKER_NAME) &&
+         ev->dest != NULL && g_str_has_prefix (ev->dest, BROKER_NAME "/");
+}
+
 static gboolean
 event_is_truncated (const Event *ev)
 {
@@ -490,6 +499,7 @@ typedef struct {
   gboolean   json;          /* --json */
   char      *pcap;          /* (owned) (nullable): --pcap FILE, "-" for stdout */
   gboolean   stats;         /* --stats */
+  gboolean   announcements; /* --announcements */
   int        top;           /* --top */
   char      *color;         /* (owned) (nullable): --color */
   char      *name;          /* (owned) (nullable): --name */
@@ -520,6 +530,10 @@ static const GOptionEntry filter_entries[] = {
        "(repeatable, or separated by commas)"), N_("KIND") },
   { "max-payload", 0, 0, G_OPTION_ARG_INT64, &opts.max_payload,
     N_("Ask the broker for at most BYTES of each payload"), N_("BYTES") },
+  { "announcements", 0, 0, G_OPTION_ARG_NONE, &opts.announcements,
+    N_("Also show .broker's announcements (its publications on .broker/info and "
+       ".broker/warn, which repeat the reg and unreg events); on when a --sender or --topic "
+       "mask starts with .broker"), NULL },
   { NULL }
 };
 
@@ -534,7 +548,7 @@ static const GOptionEntry main_entries[] = {
   { "top", 0, 0, G_OPTION_ARG_INT, &opts.top,
     N_("Rows per table in --stats (default 10)"), N_("N") },
   { "count", 'c', 0, G_OPTION_ARG_INT64, &opts.count,
-    N_("Exit after N events"), N_("N") },
+    N_("Exit after N events that pass the filters"), N_("N") },
   { "duration", 'd', 0, G_OPTION_ARG_DOUBLE, &opts.duration,
     N_("Exit after SECONDS of monitoring"), N_("SECONDS") },
   { "color", 0, 0, G_OPTION_ARG_STRING, &opts.color,
@@ -699,6 +713,16 @@ check_options (GError **error)
       return FALSE;
     }
   return TRUE;
+}
+
+/* Whether one of @masks asks for `.broker`'s own events by name. */
+static gboolean
+masks_name_broker (char **masks)
+{
+  for (guint i = 0; masks != NULL && masks[i] != NULL; i++)
+    if (g_str_has_prefix (masks[i], BROKER_NAME))
+      return TRUE;
+  return FALSE;
 }
 
 static GVariant *
@@ -1365,8 +1389,8 @@ typedef struct {
 } StatsEntry;
 
 typedef struct {
-  GHashTable *senders;      /* (owned): name → (owned) StatsEntry */
-  GHashTable *topics;       /* (owned): topic → (owned) StatsEntry */
+  GHashTable *senders;      /* (owned): name → (owned) StatsEntry; traffic only */
+  GHashTable *topics;       /* (owned): topic → (owned) StatsEntry; publications */
   StatsEntry  total;
   guint64     by_kind[N_KINDS];
   gint64      started;      /* monotonic µs */
@@ -1427,7 +1451,10 @@ stats_add (Stats       *stats,
   stats->total.frames++;
   stats->total.bytes += ev->size;
   stats->by_kind[ev->kind]++;
-  stats_count (stats->senders, ev->sender, ev->size);
+  /* who sends: messages, broadcasts and publications, not who comes,
+   * goes or subscribes */
+  if (kind_has_payload (ev->kind))
+    stats_count (stats->senders, ev->sender, ev->size);
   if (ev->kind == KIND_PUBLISH)
     stats_count (stats->topics, ev->dest, ev->size);
 }
@@ -1571,36 +1598,63 @@ stats_table (GString    *out,
     stats_line (out, stats->live, "  %s", _("(none)"));
 }
 
-/* The whole view: live (home, redraw, clear below) or a plain summary. */
+/* The events per kind, on as many lines as @columns need. */
+static void
+stats_kinds (GString *out,
+             Stats   *stats,
+             int      columns)
+{
+  g_autoptr(GString) line = g_string_new ("  ");
+
+  for (guint i = 0; i < N_KINDS; i++)
+    {
+      g_autofree char *item = g_strdup_printf ("%s %" G_GUINT64_FORMAT, kind_names[i],
+                                               stats->by_kind[i]);
+
+      if (line->len > 2 && (int) (line->len + 2 + strlen (item)) > columns - 1)
+        {
+          stats_line (out, stats->live, "%s", line->str);
+          g_string_truncate (line, 2);
+        }
+      g_string_append_printf (line, "%s%s", line->len > 2 ? "  " : "", item);
+    }
+  stats_line (out, stats->live, "%s", line->str);
+}
+
+/* The whole view: live (home, redraw, clear below) or a plain summary;
+ * the @final one (at the end, live or not) has the rates averaged over
+ * the whole run. */
 static GString *
 stats_render (Stats      *stats,
-              const char *path)
+              const char *path,
+              gboolean    final)
 {
   g_autoptr(GString) out = g_string_new (NULL);
-  int name_width = MAX (16, (stats->live ? terminal_columns () : 80) - 53);
+  int columns = stats->live ? terminal_columns () : 80;
+  int name_width = MAX (16, columns - 53);
   gint64 elapsed = (g_get_monotonic_time () - stats->started) / G_USEC_PER_SEC;
   g_autofree char *bytes = format_bytes (stats->total.bytes);
   g_autofree char *rate = format_bytes (stats->total.bytes_rate);
   g_autofree char *frames = g_strdup_printf ("%" G_GUINT64_FORMAT, stats->total.frames);
-  g_autoptr(GString) kinds = g_string_new (NULL);
 
   if (stats->live)
     g_string_append (out, "\033[H");
   stats_line (out, stats->live, _("elbus-monitor %s — %02d:%02d:%02d%s"), path,
               (int) (elapsed / 3600), (int) (elapsed / 60 % 60), (int) (elapsed % 60),
-              stats->live ? _(" — Ctrl+C stops") : "");
+              final ? "" : _(" — Ctrl+C stops"));
   stats_line (out, stats->live, "%s", "");
   /* the count as text: a G_GUINT64_FORMAT would cut the string for xgettext */
-  stats_line (out, stats->live, _("events %s (%.1f/s), payload %s (%s/s)"), frames,
-              stats->total.frames_rate, bytes, rate);
-  for (guint i = 0; i < N_KINDS; i++)
-    g_string_append_printf (kinds, "%s%s %" G_GUINT64_FORMAT, i > 0 ? "  " : "",
-                            kind_names[i], stats->by_kind[i]);
-  stats_line (out, stats->live, "  %s", kinds->str);
+  if (final)
+    stats_line (out, stats->live, _("events %s (%.1f/s on average), payload %s (%s/s on average)"),
+                frames, stats->total.frames_rate, bytes, rate);
+  else
+    stats_line (out, stats->live, _("events %s (%.1f/s), payload %s (%s/s)"), frames,
+                stats->total.frames_rate, bytes, rate);
+  stats_kinds (out, stats, columns);
   stats_line (out, stats->live, "%s", "");
-  stats_table (out, stats, stats->senders, _("senders"), name_width);
+  stats_table (out, stats, stats->senders, _("traffic by sender"), name_width);
   stats_line (out, stats->live, "%s", "");
-  stats_table (out, stats, stats->topics, _("topics"), name_width);
+  stats_table (out, stats, stats->topics, _("publications by topic"), name_width);
   if (stats->live)
     g_string_append (out, "\033[J");
 
@@ -1614,7 +1668,7 @@ stats_render (Stats      *stats,
 
 typedef struct {
   GMainLoop     *loop;             /* (owned) */
-  const char    *path;
+  char          *path;             /* (owned): checked by elbus_tool_check_address() */
   ElbusClient   *client;           /* (owned) */
   ElbusRpcPeer  *peer;             /* (owned) */
   GCancellable  *cancellable;      /* (owned): the monitor.start call */
@@ -1729,6 +1783,8 @@ monitor_event (Monitor *self,
       g_warning ("ignoring a malformed monitor event: %s", error->message);
       return;
     }
+  if (!opts.announcements && event_is_announcement (&ev))
+    return;
 
   if (self->stats != NULL)
     stats_add (self->stats, &ev);
@@ -1839,7 +1895,7 @@ stats_cb (gpointer user_data)
   g_autoptr(GString) view = NULL;
 
   stats_update (self->stats, FALSE);
-  view = stats_render (self->stats, self->path);
+  view = stats_render (self->stats, self->path, FALSE);
   monitor_write (self, stdout, view->str, view->len);
   return G_SOURCE_CONTINUE;
 }
@@ -1949,9 +2005,16 @@ monitor_run (Monitor *self)
                                               (int) getpid ());
   self->client = g_initable_new (ELBUS_TYPE_CLIENT, NULL, &error, "address", self->path,
                                  "name", name, "timeout", opts.timeout, NULL);
+  if (self->client == NULL && g_error_matches (error, ELBUS_ERROR, ELBUS_ERROR_ACCESS))
+    return elbus_tool_fail (EXIT_REFUSED,
+                            _("access denied: the broker's security policy refuses the name "
+                              "“%s” (-n NAME picks another)"), name);
   if (self->client == NULL)
-    return elbus_tool_fail (EXIT_ERROR, _("cannot connect to %s: %s"), self->path,
-                            error->message);
+    {
+      g_autofree char *message = elbus_tool_connect_error (self->path, error);
+
+      return elbus_tool_fail (EXIT_ERROR, "%s", message);
+    }
 
   g_signal_connect (self->client, "publication", G_CALLBACK (publication_cb), self);
   g_signal_connect (self->client, "disconnected", G_CALLBACK (disconnected_cb), self);
@@ -1991,8 +2054,8 @@ monitor_run (Monitor *self)
     {
       g_autoptr(GString) view = NULL;
 
-      stats_update (self->stats, !self->stats->live);
-      view = stats_render (self->stats, self->path);
+      stats_update (self->stats, TRUE);
+      view = stats_render (self->stats, self->path, TRUE);
       if (fwrite (view->str, 1, view->len, stdout) != view->len)
         self->status = output_error (self, stdout, errno);
     }
@@ -2024,6 +2087,7 @@ monitor_clear (Monitor *self)
   if (self->text != NULL)
     g_string_free (g_steal_pointer (&self->text), TRUE);
   g_clear_pointer (&self->loop, g_main_loop_unref);
+  g_clear_pointer (&self->path, g_free);
 }
 
 /* ---- main ------------------------------------------------------------- */
@@ -2047,7 +2111,10 @@ main (int    argc,
     _("Shows every message, broadcast, publication, subscription and client registration the "
       "broker at PATH (a UNIX socket path or HOST:PORT) routes, one line each. The broker must "
       "support monitoring (elbusd of elbus-glib does). Filters of different options must all "
-      "match; the masks of one option are alternatives."));
+      "match; the masks of one option are alternatives; --count counts the events they let "
+      "through. .broker's announcements of clients are left out (the reg and unreg events "
+      "say the same) unless --announcements asks for them; --kind message,broadcast,publish "
+      "shows only traffic."));
   g_option_context_set_description (context,
     _("Exit status: 0 when stopped by Ctrl+C, SIGTERM, --count or --duration; 1 when the "
       "broker cannot be reached, goes away or output fails; 2 for a bad command line or "
@@ -2056,6 +2123,7 @@ main (int    argc,
       "\n"
       "Examples:\n"
       "  elbus-monitor /tmp/elbus.sock\n"
+      "  elbus-monitor /tmp/elbus.sock -k message,broadcast,publish -c 20   (only traffic)\n"
       "  elbus-monitor /tmp/elbus.sock --kind publish --topic 'sensors/#' --json\n"
       "  elbus-monitor /tmp/elbus.sock --sender 'plant.*' --max-payload 64 --count 100\n"
       "  elbus-monitor /tmp/elbus.sock --pcap bus.pcap   (open it in Wireshark with "
@@ -2088,11 +2156,19 @@ main (int    argc,
       status = elbus_tool_fail (EXIT_USAGE, "%s", error->message);
       goto out;
     }
+  if (masks_name_broker (opts.senders) || masks_name_broker (opts.topics))
+    opts.announcements = TRUE;
+
+  monitor.path = elbus_tool_check_address (argv[1], FALSE, &error);
+  if (monitor.path == NULL)
+    {
+      status = elbus_tool_fail (EXIT_USAGE, "%s", error->message);
+      goto out;
+    }
 
   elbus_tool_log_init ("elbus-monitor", ELBUS_TOOL_LOG_AUTO, opts.verbose);
 
   monitor.loop = g_main_loop_new (NULL, FALSE);
-  monitor.path = argv[1];
   status = monitor_run (&monitor);
   monitor_clear (&monitor);
 

@@ -48,7 +48,14 @@ typedef struct {
   LogSink sink;
   gboolean verbose;     /* debug messages of our own domains too */
   gboolean use_color;   /* standard error is a terminal that takes colour */
+  GPtrArray *held;      /* (owned) (nullable) (element-type HeldMessage):
+                         * info messages held by elbus_tool_log_hold() */
 } LogState;
+
+typedef struct {
+  char *domain;         /* (owned) (nullable) */
+  char *message;        /* (owned) */
+} HeldMessage;
 
 static LogState log_state;
 
@@ -220,6 +227,16 @@ log_writer_cb (GLogLevelFlags   level,
       message_length = strlen (message);
     }
 
+  if (log_state.held != NULL && (level & G_LOG_LEVEL_INFO))
+    {
+      HeldMessage *held = g_new (HeldMessage, 1);
+
+      held->domain = g_steal_pointer (&domain_copy);
+      held->message = g_strndup (message, message_length);
+      g_ptr_array_add (log_state.held, held);
+      return G_LOG_WRITER_HANDLED;
+    }
+
   switch (log_state.sink)
     {
     case LOG_SINK_JOURNALD:
@@ -272,6 +289,60 @@ elbus_tool_log_init (const char         *ident,
     }
 
   g_log_set_writer_func (log_writer_cb, NULL, NULL);
+}
+
+static void
+held_message_free (HeldMessage *held)
+{
+  g_free (held->domain);
+  g_free (held->message);
+  g_free (held);
+}
+
+/**
+ * elbus_tool_log_hold:
+ *
+ * Holds back info messages (not debug ones, not messages or warnings)
+ * until elbus_tool_log_release(), so that a program that cannot start
+ * prints its error alone. Does nothing when the log is verbose: then
+ * everything is written as it comes.
+ */
+void
+elbus_tool_log_hold (void)
+{
+  g_return_if_fail (log_state.ident != NULL);
+
+  if (!log_state.verbose && log_state.held == NULL)
+    log_state.held = g_ptr_array_new_with_free_func ((GDestroyNotify) held_message_free);
+}
+
+/**
+ * elbus_tool_log_release:
+ * @write: write the held messages (the program started), or drop them
+ *
+ * Ends elbus_tool_log_hold(): writes the info messages held since, in
+ * their order, or drops them. Does nothing when nothing is held.
+ */
+void
+elbus_tool_log_release (gboolean write)
+{
+  g_autoptr(GPtrArray) held = g_steal_pointer (&log_state.held);
+
+  if (held == NULL || !write)
+    return;
+
+  for (guint i = 0; i < held->len; i++)
+    {
+      HeldMessage *m = g_ptr_array_index (held, i);
+      const GLogField fields[] = {
+        { "MESSAGE", m->message, -1 },
+        { "PRIORITY", "6", -1 },
+        { "GLIB_DOMAIN", m->domain, -1 },
+      };
+
+      g_log_structured_array (G_LOG_LEVEL_INFO, fields,
+                              m->domain != NULL ? G_N_ELEMENTS (fields) : G_N_ELEMENTS (fields) - 1);
+    }
 }
 
 /**
@@ -329,6 +400,112 @@ elbus_tool_check_timeout (double   seconds,
 }
 
 /* ---- addresses -------------------------------------------------------- */
+
+/**
+ * elbus_tool_check_address:
+ * @address: a broker address from the command line
+ * @listening: %TRUE for an address to listen on (port 0 is allowed:
+ *   any free port)
+ * @error: return location for a %G_OPTION_ERROR_BAD_VALUE
+ *
+ * Checks @address before the library sees it, so that a mistake is said
+ * once and plainly: a UNIX socket path (starting with `/`, `./` or `../`,
+ * or ending in `.sock`, `.socket` or `.ipc`) or `HOST:PORT` with a port
+ * from 1 to 65535. A word with no `:` is taken for a file name that
+ * needs `./`.
+ *
+ * Returns: (transfer full) (nullable): the address to give the library (a
+ *   path starting with `./` or `../` made absolute), or %NULL
+ */
+char *
+elbus_tool_check_address (const char  *address,
+                          gboolean     listening,
+                          GError     **error)
+{
+  const char *colon;
+  const char *port;
+  guint64 number;
+
+  g_return_val_if_fail (address != NULL, NULL);
+
+  if (address[0] == '\0')
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   _("an empty broker address"));
+      return NULL;
+    }
+  if (g_str_has_prefix (address, "./") || g_str_has_prefix (address, "../"))
+    return g_canonicalize_filename (address, NULL);
+  if (elbus_address_is_unix (address))
+    return g_strdup (address);
+
+  colon = strrchr (address, ':');
+  if (colon == NULL)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   _("“%s” is neither a UNIX socket path nor HOST:PORT; a socket in the "
+                     "current directory is “./%s”"), address, address);
+      return NULL;
+    }
+
+  if (colon == address)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   _("“%s” has no host before the port (HOST:PORT)"), address);
+      return NULL;
+    }
+  /* host:port and [::1]:7777 are checked; a bare IPv6 address is GIO's */
+  if (strchr (address, ':') != colon && colon[-1] != ']')
+    return g_strdup (address);
+
+  port = colon + 1;
+  if (!g_ascii_string_to_unsigned (port, 10, listening ? 0 : 1, 65535, &number, NULL))
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   _("“%s”: the port must be a number from %d to 65535"), address,
+                   listening ? 0 : 1);
+      return NULL;
+    }
+
+  return g_strdup (address);
+}
+
+/**
+ * elbus_tool_connect_error:
+ * @address: the address the client tried
+ * @error: why connecting or registering failed
+ *
+ * Says why a client could not reach the broker at @address, naming it
+ * once: the common system errors in words, others as GIO has them.
+ *
+ * Returns: (transfer full): the message
+ */
+char *
+elbus_tool_connect_error (const char   *address,
+                          const GError *error)
+{
+  gboolean unix_path = elbus_address_is_unix (address);
+
+  g_return_val_if_fail (address != NULL && error != NULL, NULL);
+
+  /* the library names it in its handshake errors already */
+  if (strstr (error->message, address) != NULL)
+    return g_strdup (error->message);
+
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND) && unix_path)
+    return g_strdup_printf (_("cannot connect to %s: there is no such socket (is elbusd "
+                              "running?)"), address);
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED))
+    return g_strdup_printf (unix_path
+                            ? _("cannot connect to %s: no broker listens on it (elbusd "
+                                "stopped?)")
+                            : _("cannot connect to %s: connection refused (is elbusd "
+                                "listening there?)"), address);
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED))
+    return g_strdup_printf (_("cannot connect to %s: permission denied"), address);
+
+  return g_strdup_printf (_("cannot connect to %s: %s"), address, error->message);
+}
 
 /**
  * elbus_tool_socket_address_to_string:

@@ -24,6 +24,8 @@ void      elbus_tool_init_i18n                (void);
 void      elbus_tool_log_init                 (const char          *ident,
                                                ElbusToolLogTarget   target,
                                                gboolean             verbose);
+void      elbus_tool_log_hold                 (void);
+void      elbus_tool_log_release              (gboolean             write);
 
 /* The exit statuses the tools share (each man page lists its own):
  * any error, and a command line that makes no sense. */
@@ -37,6 +39,11 @@ int       elbus_tool_fail                     (int                  status,
 gboolean  elbus_tool_check_timeout            (double               seconds,
                                                GError             **error);
 
+char     *elbus_tool_check_address            (const char          *address,
+                                               gboolean             listening,
+                                               GError             **error);
+char     *elbus_tool_connect_error            (const char          *address,
+                                               const GError        *error);
 char     *elbus_tool_socket_address_to_string (GSocketAddress      *address);
 
 /*

@@ -23,7 +23,7 @@
 #include "elbus-tool-util.h"
 
 typedef struct {
-  const char  *path;
+  char        *path;      /* (owned): checked by elbus_tool_check_address() */
   char        *name;
   double       timeout;
   int          buf_size;
@@ -42,11 +42,21 @@ static ElbusClient *
 connect_client (const char  *name,
                 GError     **error)
 {
+  g_autoptr(GError) local_error = NULL;
+  ElbusClient *client;
+
   /* the timeout bounds connecting too */
-  return g_initable_new (ELBUS_TYPE_CLIENT, NULL, error,
-                         "address", globals.path, "name", name, "timeout", globals.timeout,
-                         "buf-size", (guint) globals.buf_size,
-                         "queue-size", (guint) globals.queue_size, NULL);
+  client = g_initable_new (ELBUS_TYPE_CLIENT, NULL, &local_error,
+                           "address", globals.path, "name", name, "timeout", globals.timeout,
+                           "buf-size", (guint) globals.buf_size,
+                           "queue-size", (guint) globals.queue_size, NULL);
+  if (client == NULL)
+    {
+      g_autofree char *message = elbus_tool_connect_error (globals.path, local_error);
+
+      g_set_error_literal (error, local_error->domain, local_error->code, message);
+    }
+  return client;
 }
 
 /* payloads */
@@ -1148,8 +1158,8 @@ main (int    argc,
   context = g_option_context_new (_("PATH COMMAND [ARGS…] — talk to an elbus broker"));
   g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   g_option_context_set_summary (context,
-    _("PATH is the broker: a UNIX socket path (starts with / or ends in .sock, .socket or "
-      ".ipc) or HOST:PORT."));
+    _("PATH is the broker: a UNIX socket path (starts with /, ./ or ../, or ends in .sock, "
+      ".socket or .ipc) or HOST:PORT."));
   g_option_context_set_description (context,
     _("Commands:\n"
       "  listen [-t TOPIC]…          print incoming frames\n"
@@ -1186,10 +1196,14 @@ main (int    argc,
     {
       g_autofree char *help = g_option_context_get_help (context, TRUE, NULL);
 
+      if (global_argc >= 2)
+        g_printerr (_("elbus: missing command after %s\n\n"), global_argv[1]);
       g_printerr ("%s", help);
       return EXIT_USAGE;
     }
-  globals.path = global_argv[1];
+  globals.path = elbus_tool_check_address (global_argv[1], FALSE, &error);
+  if (globals.path == NULL)
+    return elbus_tool_fail (EXIT_USAGE, "%s", error->message);
   command = argv[split];
 
   if (globals.timeout <= 0 || globals.buf_size < 1 || globals.queue_size < 1)
@@ -1219,5 +1233,6 @@ main (int    argc,
     status = elbus_tool_fail (EXIT_USAGE, _("unknown command “%s”; see elbus --help"), command);
 
   g_free (globals.name);
+  g_free (globals.path);
   return status;
 }

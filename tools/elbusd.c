@@ -307,6 +307,19 @@ listen_on_address (ElbusBroker *broker,
 {
   g_autoptr(GError) error = NULL;
   g_autofree char *bind_string = NULL;
+  g_autofree char *checked = NULL;
+
+  /* a mistake in the address said once, before the library sees it */
+  if (!g_str_has_prefix (address, "fifo:"))
+    {
+      checked = elbus_tool_check_address (address, TRUE, &error);
+      if (checked == NULL)
+        {
+          g_printerr ("elbusd: %s\n", error->message);
+          return FALSE;
+        }
+      address = checked;
+    }
 
   /* Daemonizing changes the working directory to /: a relative socket path
    * is made absolute first, so that shutdown removes the right file. */
@@ -835,6 +848,10 @@ run (Daemon *daemon)
       return EXIT_FAILURE;
     }
 
+  /* started: what was said meanwhile goes out now, while standard error
+   * is still the terminal */
+  elbus_tool_log_release (TRUE);
+
   if (opts.daemonize)
     daemonize_finish (ready_fd);
 
@@ -910,7 +927,12 @@ main (int    argc,
   /* A peer that goes away mid-write must cost an EPIPE, not the process. */
   signal (SIGPIPE, SIG_IGN);
 
+  /* An elbusd that cannot start prints its error alone: the info lines
+   * of starting (and of closing again) are written once it has started,
+   * or with -v as they come. */
+  elbus_tool_log_hold ();
   status = run (&daemon);
+  elbus_tool_log_release (FALSE);
   daemon_clear (&daemon);
   options_clear ();
 

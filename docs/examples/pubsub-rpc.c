@@ -5,7 +5,7 @@
  * Two clients on one broker: "server" subscribes to demo/# and answers the
  * RPC method "greet"; "caller" publishes on demo/hello and calls greet.
  *
- *   cc pubsub-rpc.c $(pkg-config --cflags --libs elbus-1) -o pubsub-rpc
+ *   cc -Wall -Wextra pubsub-rpc.c $(pkg-config --cflags --libs elbus-1) -o pubsub-rpc
  *   elbusd -B /tmp/elbus.sock &
  *   ./pubsub-rpc [ADDRESS]    # default /tmp/elbus.sock
  */
@@ -18,7 +18,7 @@ static int status = 1;
 static gboolean received;
 
 static void
-on_publication (ElbusClient *client, ElbusFrame *frame, gpointer user_data)
+on_publication (ElbusClient *client, ElbusFrame *frame, G_GNUC_UNUSED gpointer user_data)
 {
   gsize len;
   const char *data = g_bytes_get_data (elbus_frame_get_payload (frame), &len);
@@ -30,7 +30,8 @@ on_publication (ElbusClient *client, ElbusFrame *frame, gpointer user_data)
 }
 
 static gboolean
-on_greet (ElbusRpcPeer *peer, ElbusRpcInvocation *invocation, gpointer user_data)
+on_greet (G_GNUC_UNUSED ElbusRpcPeer *peer, ElbusRpcInvocation *invocation,
+          G_GNUC_UNUSED gpointer user_data)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GVariant) params = elbus_rpc_invocation_get_params_variant (invocation, &error);
@@ -47,7 +48,7 @@ on_greet (ElbusRpcPeer *peer, ElbusRpcInvocation *invocation, gpointer user_data
 }
 
 static void
-on_reply (GObject *source, GAsyncResult *result, gpointer user_data)
+on_reply (GObject *source, GAsyncResult *result, G_GNUC_UNUSED gpointer user_data)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GVariant) reply = elbus_rpc_peer_call_variant_finish (ELBUS_RPC_PEER (source),

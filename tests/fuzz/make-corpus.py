@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """Write the fuzzers' seed corpora: small hand-made inputs in
-tests/fuzz/corpus/codec/ (wire frames, docs/protocol.md sections 1-3) and
-tests/fuzz/corpus/msgpack/ (MessagePack values). Run it from anywhere;
-it rewrites the files next to it. The outputs are committed."""
+tests/fuzz/corpus/codec/ (wire frames, docs/protocol.md sections 1-3),
+tests/fuzz/corpus/msgpack/ (MessagePack values) and tests/fuzz/corpus/fifo/
+(lines of the FIFO control channel, section 6; the first byte also picks
+the fuzzer's chunk size). Run it from anywhere; it rewrites the files next
+to it. The outputs are committed."""
 
 import os
 import struct
@@ -78,6 +80,25 @@ MSGPACK = {
     'ext': b'\xd4\x01\x00',
 }
 
+FIFO = {
+    'message': b'sensors.a hello text\n',
+    'message-empty': b'sensors.a \n',
+    'broadcast': b'sensors.* all of you\n',
+    'publish': b'=plant/1/temp 21.5\n',
+    'notify': b'ui.main .refresh\n',
+    'call0': b'plant.ctl :set on=true level=3 ratio=0.5 name=x\n',
+    'call0-bare': b'plant.ctl :stop\n',
+    'several': b'a one\n\n=t/x two\nb .three\nc :m k=v\n',
+    'no-method': b'plant.ctl :\n',
+    'no-key': b'plant.ctl :set on\n',
+    'no-topic': b'= text\n',
+    'no-target': b' text\n',
+    'no-text': b'sensors.a\n',
+    'not-utf8': b'sensors.a \xff\xfe\n',
+    'nul': b'sensors.a a\x00b\n',
+    'overlong': b'\x00' + b'x' * 300 + b'\nsensors.a after\n',
+}
+
 
 def write(kind, seeds):
     d = os.path.join(HERE, 'corpus', kind)
@@ -90,3 +111,4 @@ def write(kind, seeds):
 if __name__ == '__main__':
     write('codec', CODEC)
     write('msgpack', MSGPACK)
+    write('fifo', FIFO)
