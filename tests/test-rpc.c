@@ -798,6 +798,160 @@ test_core_methods (void)
   elbus_test_broker_free (tb);
 }
 
+/* "81 a1 61" -> bytes; blanks are ignored. */
+static GBytes *
+hex_to_bytes (const char *hex)
+{
+  GByteArray *bytes = g_byte_array_new ();
+
+  for (const char *p = hex; *p != '\0'; p++)
+    {
+      guint8 byte;
+
+      if (*p == ' ')
+        continue;
+      g_assert_true (g_ascii_isxdigit (p[0]) && g_ascii_isxdigit (p[1]));
+      byte = (guint8) (g_ascii_xdigit_value (p[0]) << 4 | g_ascii_xdigit_value (p[1]));
+      g_byte_array_append (bytes, &byte, 1);
+      p++;
+    }
+  return g_byte_array_free_to_bytes (bytes);
+}
+
+/* The error data of an RPC error answer, as text. */
+static char *
+rpc_error_text (GBytes *answer)
+{
+  gsize len;
+  const guint8 *data = g_bytes_get_data (answer, &len);
+
+  g_assert_cmpuint (len, >=, 7);
+  return g_strndup ((const char *) data + 7, len - 7);
+}
+
+static void
+test_core_params (void)
+{
+  ElbusTestBroker *tb = core_broker_new ();
+  g_autoptr(ElbusTestConn) conn = elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_UNIX, "core.raw");
+  static const struct {
+    const char *method;
+    const char *params;     /* hex */
+    int         code;
+    const char *text;       /* (nullable): in the error data */
+  } cases[] = {
+    { "test", "92 01 02", -32700, "not an array" },
+    { "test", "c0", -32700, "not nil" },
+    { "info", "a1 61", -32700, "not a string" },
+    { "stats", "07", -32700, "not an integer" },
+    { "client.list", "81 01 02", -32700, "keys are not strings" },
+    { "test", "80 00", -32700, "followed by more bytes" },
+    { "test", "de 00", -32700, "truncated map" },
+    { "test", "c1", -32700, "0xc1" },
+    { "nosuch", "92 01 02", -32700, "not an array" },
+    { "monitor.stop", "90", -32700, NULL },
+    { "monitor.start", "c0", -32700, NULL },
+    { "test", "81 a1 61 01", -32602, "takes no parameters" },
+    { "stats", "de 00 01 a1 61 01", -32602, NULL },
+    { "monitor.stop", "81 a1 61 01", -32602, NULL },
+    { "nosuch", "81 a1 61 01", -32601, NULL },
+    { "nosuch", "80", -32601, NULL },
+    { "nosuch", "de 00 00", -32601, NULL },
+    { "nosuch", "", -32601, NULL },
+  };
+  gsize huge = 16 * 1024 * 1024;
+  g_autofree guint8 *array = g_malloc0 (5 + huge);
+  g_autofree guint8 *map = g_malloc (5 + huge);
+  guint32 call_id = 1;
+
+  g_test_summary ("`.broker` tells params apart by their first bytes, as the original "
+                  "orders its errors: not a map with string keys -32700 for any method "
+                  "(benchmark.test aside), a non-empty map -32602 for methods that take "
+                  "none, an unknown method -32601; 16 MiB of params are answered so too, "
+                  "and monitor.start's filters have limits");
+
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr(GBytes) params = hex_to_bytes (cases[i].params);
+      g_autoptr(GBytes) answer = elbus_test_conn_core_call (conn, call_id++, cases[i].method,
+                                                            g_bytes_get_data (params, NULL),
+                                                            g_bytes_get_size (params));
+      g_autofree char *text = NULL;
+
+      g_test_message ("%s %s", cases[i].method, cases[i].params);
+      elbus_test_assert_rpc_error (answer, cases[i].code);
+      text = rpc_error_text (answer);
+      if (cases[i].text != NULL && strstr (text, cases[i].text) == NULL)
+        g_assert_cmpstr (text, ==, cases[i].text);
+    }
+
+  /* an array32 of 16 Mi zeros: an array, whatever it holds */
+  array[0] = 0xdd;
+  array[1] = huge >> 24, array[2] = huge >> 16, array[3] = huge >> 8, array[4] = huge;
+  {
+    g_autoptr(GBytes) answer = elbus_test_conn_core_call (conn, call_id++, "test", array,
+                                                          5 + huge);
+
+    elbus_test_assert_rpc_error (answer, -32700);
+  }
+  /* a map32 of 8 Mi entries "" => 0: a map with string keys */
+  map[0] = 0xdf;
+  map[1] = (huge / 2) >> 24, map[2] = (huge / 2) >> 16, map[3] = (huge / 2) >> 8,
+  map[4] = (huge / 2) & 0xff;
+  for (gsize i = 0; i < huge; i += 2)
+    map[5 + i] = 0xa0, map[6 + i] = 0x00;
+  {
+    g_autoptr(GBytes) answer = elbus_test_conn_core_call (conn, call_id++, "test", map,
+                                                          5 + huge);
+
+    elbus_test_assert_rpc_error (answer, -32602);
+  }
+  /* monitor.start checks its filters against small limits before
+   * decoding them: too long, too many values, too deep */
+  {
+    g_autoptr(GBytes) answer = elbus_test_conn_core_call (conn, call_id++, "monitor.start", map,
+                                                          5 + huge);
+    g_autofree char *text = NULL;
+
+    elbus_test_assert_rpc_error (answer, -32602);
+    text = rpc_error_text (answer);
+    g_assert_nonnull (strstr (text, "more than the limit of 1048576"));
+  }
+  {
+    g_autoptr(GBytes) answer = NULL;
+    g_autofree char *text = NULL;
+
+    /* the same map, cut to 5000 entries */
+    map[1] = 0, map[2] = 0, map[3] = 5000 >> 8, map[4] = 5000 & 0xff;
+    answer = elbus_test_conn_core_call (conn, call_id++, "monitor.start", map, 5 + 2 * 5000);
+    elbus_test_assert_rpc_error (answer, -32602);
+    text = rpc_error_text (answer);
+    g_assert_nonnull (strstr (text, "values (the limit)"));
+  }
+  {
+    g_autoptr(GBytes) deep = hex_to_bytes ("81 a1 61 91 91 91 91 00");
+    g_autoptr(GBytes) answer = elbus_test_conn_core_call (conn, call_id++, "monitor.start",
+                                                          g_bytes_get_data (deep, NULL),
+                                                          g_bytes_get_size (deep));
+    g_autofree char *text = NULL;
+
+    elbus_test_assert_rpc_error (answer, -32602);
+    text = rpc_error_text (answer);
+    g_assert_nonnull (strstr (text, "deeper than 4 levels"));
+  }
+
+  /* still served */
+  {
+    static const guint8 ok_true[] = { 0x81, 0xa2, 'o', 'k', 0xc3 };
+    g_autoptr(GBytes) answer = elbus_test_conn_core_call (conn, call_id, "test", NULL, 0);
+
+    elbus_test_assert_rpc_reply (answer, call_id, ok_true, sizeof ok_true);
+  }
+
+  g_clear_pointer (&conn, elbus_test_conn_free);
+  elbus_test_broker_free (tb);
+}
+
 static void
 test_core_announcements (void)
 {
@@ -944,6 +1098,7 @@ main (int    argc,
 #undef ADD
   g_test_add_func ("/elbus/rpc/handler-calls-out", test_handler_calls_out);
   g_test_add_func ("/elbus/rpc/core/methods", test_core_methods);
+  g_test_add_func ("/elbus/rpc/core/params", test_core_params);
   g_test_add_func ("/elbus/rpc/core/announcements", test_core_announcements);
   g_test_add_func ("/elbus/rpc/core/fifo", test_fifo);
 
