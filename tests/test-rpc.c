@@ -29,6 +29,26 @@ assert_bytes (GBytes     *b,
   g_assert_cmpmem (g_bytes_get_data (b, NULL), g_bytes_get_size (b), expected, strlen (expected));
 }
 
+/* "81 a1 61" -> bytes; blanks are ignored. */
+static GBytes *
+hex_to_bytes (const char *hex)
+{
+  GByteArray *bytes = g_byte_array_new ();
+
+  for (const char *p = hex; *p != '\0'; p++)
+    {
+      guint8 byte;
+
+      if (*p == ' ')
+        continue;
+      g_assert_true (g_ascii_isxdigit (p[0]) && g_ascii_isxdigit (p[1]));
+      byte = (guint8) (g_ascii_xdigit_value (p[0]) << 4 | g_ascii_xdigit_value (p[1]));
+      g_byte_array_append (bytes, &byte, 1);
+      p++;
+    }
+  return g_byte_array_free_to_bytes (bytes);
+}
+
 /* the server side: a handful of methods */
 
 typedef struct {
@@ -673,6 +693,113 @@ test_variant_forms (Fixture       *f,
   assert_bytes (f->s.notified, "n");
 }
 
+typedef struct {
+  gboolean  done;
+  GVariant *reply;
+  GError   *error;
+} VariantCall;
+
+static void
+variant_call_cb (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  VariantCall *call = user_data;
+
+  call->reply = elbus_rpc_peer_call_variant_finish (ELBUS_RPC_PEER (source), result,
+                                                    &call->error);
+  call->done = TRUE;
+}
+
+/* A variant call to rpc.server, served by this thread's context. */
+static GVariant *
+call_variant_and_wait (ElbusRpcPeer  *caller,
+                       const char    *method,
+                       GVariant      *params,
+                       GError       **error)
+{
+  VariantCall call = { 0 };
+  gint64 deadline = g_get_monotonic_time () + elbus_test_scale_ms (5000) * 1000;
+
+  elbus_rpc_peer_call_variant_async (caller, "rpc.server", method, params, ELBUS_QOS_PROCESSED,
+                                     0, NULL, variant_call_cb, &call);
+  while (!call.done)
+    {
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_main_context_iteration (NULL, TRUE);
+    }
+  if (call.error != NULL)
+    g_propagate_error (error, call.error);
+  return call.reply;
+}
+
+static void
+test_decode_limits (Fixture       *f,
+                    gconstpointer  data)
+{
+  /* {'a': 2, 'b': 40, 'c': [1, 2, 3]}: 1 + 6 + 3 values */
+  g_autoptr(GBytes) params = hex_to_bytes ("83 a1 61 02 a1 62 28 a1 63 93 01 02 03");
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GError) error = NULL;
+  ElbusTestCall call = { 0 };
+  guint max_depth;
+  gsize max_values, max_size;
+
+  g_test_summary ("A peer decodes params and replies within its limits: over them the "
+                  "caller gets -32602 from get_params_variant(), a variant call a parse "
+                  "error; 0 means the defaults");
+
+  elbus_rpc_peer_get_decode_limits (f->server, &max_depth, &max_values, &max_size);
+  g_assert_cmpuint (max_depth, ==, ELBUS_MSGPACK_MAX_DEPTH);
+  g_assert_cmpuint (max_values, ==, ELBUS_MSGPACK_DEFAULT_MAX_VALUES);
+  g_assert_cmpuint (max_size, ==, ELBUS_MSGPACK_DEFAULT_MAX_SIZE);
+
+  elbus_test_call_and_wait (f->caller, "rpc.server", "sum", params, ELBUS_QOS_PROCESSED, 0,
+                            &call);
+  g_assert_no_error (call.error);
+  elbus_test_call_clear (&call);
+
+  elbus_rpc_peer_set_decode_limits (f->server, 0, 9, 0);
+  elbus_test_call_and_wait (f->caller, "rpc.server", "sum", params, ELBUS_QOS_PROCESSED, 0,
+                            &call);
+  g_assert_error (call.error, ELBUS_RPC_ERROR, ELBUS_RPC_ERROR_INVALID_PARAMS);
+  g_assert_nonnull (strstr (call.error->message, "more than 9 values"));
+  elbus_test_call_clear (&call);
+
+  elbus_rpc_peer_set_decode_limits (f->server, 1, 0, 0);
+  elbus_test_call_and_wait (f->caller, "rpc.server", "sum", params, ELBUS_QOS_PROCESSED, 0,
+                            &call);
+  g_assert_error (call.error, ELBUS_RPC_ERROR, ELBUS_RPC_ERROR_INVALID_PARAMS);
+  g_assert_nonnull (strstr (call.error->message, "deeper than 1 levels"));
+  elbus_test_call_clear (&call);
+
+  elbus_rpc_peer_set_decode_limits (f->server, 0, 0, 12);
+  elbus_test_call_and_wait (f->caller, "rpc.server", "sum", params, ELBUS_QOS_PROCESSED, 0,
+                            &call);
+  g_assert_error (call.error, ELBUS_RPC_ERROR, ELBUS_RPC_ERROR_INVALID_PARAMS);
+  g_assert_nonnull (strstr (call.error->message, "more than the limit of 12"));
+  elbus_test_call_clear (&call);
+
+  elbus_rpc_peer_set_decode_limits (f->server, 0, 0, 0);
+  elbus_rpc_peer_get_decode_limits (f->server, NULL, &max_values, NULL);
+  g_assert_cmpuint (max_values, ==, ELBUS_MSGPACK_DEFAULT_MAX_VALUES);
+
+  /* the echo comes back as it went; the caller's limits refuse it */
+  elbus_rpc_peer_set_decode_limits (f->caller, 0, 5, 0);
+  reply = call_variant_and_wait (f->caller, "echo", g_variant_new_parsed ("[1, 2, 3, 4, 5]"),
+                                 &error);
+  g_assert_null (reply);
+  g_assert_error (error, ELBUS_RPC_ERROR, ELBUS_RPC_ERROR_PARSE);
+  g_assert_nonnull (strstr (error->message, "more than 5 values"));
+  g_clear_error (&error);
+
+  elbus_rpc_peer_set_decode_limits (f->caller, 0, 6, 0);
+  reply = call_variant_and_wait (f->caller, "echo", g_variant_new_parsed ("[1, 2, 3, 4, 5]"),
+                                 &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_variant_n_children (reply), ==, 5);
+}
+
 /* The broker's own .broker client, spoken to on the raw wire so that the
  * exact reply bytes are checked. */
 
@@ -796,26 +923,6 @@ test_core_methods (void)
   g_clear_pointer (&tcp, elbus_test_conn_free);
   g_clear_pointer (&conn, elbus_test_conn_free);
   elbus_test_broker_free (tb);
-}
-
-/* "81 a1 61" -> bytes; blanks are ignored. */
-static GBytes *
-hex_to_bytes (const char *hex)
-{
-  GByteArray *bytes = g_byte_array_new ();
-
-  for (const char *p = hex; *p != '\0'; p++)
-    {
-      guint8 byte;
-
-      if (*p == ' ')
-        continue;
-      g_assert_true (g_ascii_isxdigit (p[0]) && g_ascii_isxdigit (p[1]));
-      byte = (guint8) (g_ascii_xdigit_value (p[0]) << 4 | g_ascii_xdigit_value (p[1]));
-      g_byte_array_append (bytes, &byte, 1);
-      p++;
-    }
-  return g_byte_array_free_to_bytes (bytes);
 }
 
 /* The error data of an RPC error answer, as text. */
@@ -1095,6 +1202,7 @@ main (int    argc,
   ADD ("/elbus/rpc/timeout-cancel-disconnect", test_timeout_cancel_disconnect);
   ADD ("/elbus/rpc/malformed", test_malformed);
   ADD ("/elbus/rpc/variant", test_variant_forms);
+  ADD ("/elbus/rpc/decode-limits", test_decode_limits);
 #undef ADD
   g_test_add_func ("/elbus/rpc/handler-calls-out", test_handler_calls_out);
   g_test_add_func ("/elbus/rpc/core/methods", test_core_methods);
