@@ -17,6 +17,18 @@ typedef struct {
   gsize max_size;     /* bytes of MessagePack */
 } ElbusMsgpackLimits;
 
+/* What pass 1 learns for pass 2: one byte of key flags per map (data is
+ * g_malloc()ed; not a GByteArray, whose struct GLib before 2.76 takes
+ * from the slice allocator), the number of values and the bytes of str
+ * and bin contents, which bound the size of the result. */
+typedef struct {
+  guint8 *data;
+  gsize   len;
+  gsize   cap;
+  gsize   values;
+  gsize   content_bytes;
+} ElbusMsgpackMapKeys;
+
 /* What the keys of one map are, as flags (_elbus_msgpack_check_full()
  * records one byte per map, in the order the maps begin). */
 enum {
@@ -43,7 +55,7 @@ enum {
 gboolean _elbus_msgpack_check_full (const guint8              *data,
                                     gsize                      len,
                                     const ElbusMsgpackLimits  *limits,
-                                    GByteArray                *map_keys,
+                                    ElbusMsgpackMapKeys       *map_keys,
                                     gboolean                  *over_limit,
                                     GError                   **error);
 

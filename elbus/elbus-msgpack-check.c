@@ -105,7 +105,7 @@ gboolean
 _elbus_msgpack_check_full (const guint8              *data,
                            gsize                      len,
                            const ElbusMsgpackLimits  *limits,
-                           GByteArray                *map_keys,
+                           ElbusMsgpackMapKeys       *map_keys,
                            gboolean                  *over_limit,
                            GError                   **error)
 {
@@ -231,6 +231,8 @@ _elbus_msgpack_check_full (const guint8              *data,
           if (is_str && !check_string (data + pos, n, start, error))
             return FALSE;
           pos += n;
+          if (map_keys != NULL)
+            map_keys->content_bytes += n;
         }
       else if (is_array || is_map)
         {
@@ -257,9 +259,12 @@ _elbus_msgpack_check_full (const guint8              *data,
                                      limits->max_values, start);
           if (is_map && map_keys != NULL)
             {
-              guint8 none = 0;
-
-              g_byte_array_append (map_keys, &none, 1);
+              if (map_keys->len == map_keys->cap)
+                {
+                  map_keys->cap = MAX (2 * map_keys->cap, 16);
+                  map_keys->data = g_realloc (map_keys->data, map_keys->cap);
+                }
+              map_keys->data[map_keys->len++] = 0;
             }
           if (n > 0)
             {
@@ -275,6 +280,9 @@ _elbus_msgpack_check_full (const guint8              *data,
         depth--;
     }
   while (depth > 0);
+
+  if (map_keys != NULL)
+    map_keys->values = values;
 
   if (pos < len)
     {

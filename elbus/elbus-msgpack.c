@@ -20,9 +20,9 @@
  *  2. decode_value() writes the GVariant's serialized form straight into
  *     one buffer, which becomes one GVariant. (Building it from a GVariant
  *     per value, as g_variant_builder_*() does, costs some 200 bytes per
- *     value, which GLib before 2.76 keeps in its slice allocator for good:
- *     a 1 MiB array of zeros held 200 MiB of a broker that malloc_trim()
- *     could not give back.)
+ *     value, which GLib before 2.76 keeps in its slice allocator, spread
+ *     over the heap: a 1 MiB array of zeros left 200 MiB in a broker that
+ *     malloc_trim() could not give back.)
  */
 #include "config.h"
 
@@ -690,17 +690,28 @@ _elbus_msgpack_decode_limited (const guint8              *data,
                                gboolean                  *over_limit,
                                GError                   **error)
 {
-  g_autoptr(GByteArray) map_keys = g_byte_array_new ();
+  ElbusMsgpackMapKeys map_keys = { NULL, 0, 0, 0, 0 };
   Decoder d = { data, 0, };
   const char *type;
   GBytes *bytes;
 
-  if (!_elbus_msgpack_check_full (data, len, limits, map_keys, over_limit, error))
-    return NULL;
+  if (!_elbus_msgpack_check_full (data, len, limits, &map_keys, over_limit, error))
+    {
+      g_free (map_keys.data);
+      return NULL;
+    }
 
-  d.map_keys = map_keys->data;
+  /* Room for the whole result at once, so that it never moves: per value
+   * at most 7 bytes of padding, 8 of data, 1 + 5 of variant type, 8 of
+   * framing offset (its own and, for a map key, its entry's), plus the
+   * contents of str and bin values and their NULs. Pages that are not
+   * written are not resident; the rest is given back at the end. */
+  d.out_cap = map_keys.values * 40 + map_keys.content_bytes;
+  d.out = g_malloc (d.out_cap);
+  d.map_keys = map_keys.data;
   type = decode_value (&d);
   g_free (d.offsets);
+  g_free (map_keys.data);
 
   if (d.out_len == 0)
     {
@@ -785,9 +796,10 @@ elbus_msgpack_decode (GBytes  *data,
  * or that declares more elements than there are bytes left (each takes
  * at least one), is refused at its header, before anything is built.
  * What passes is converted in one pass into one buffer. Memory and time
- * are therefore linear in the size of @data, and the memory at most about
- * 24 bytes per value (an array of one-byte integers, each a `x` in a `v`,
- * is the worst case), plus the bytes of strings and binaries.
+ * are therefore linear in the size of @data: the result takes at most 20
+ * bytes per value (an array of one-byte integers, each an `x` in a `v`,
+ * is the worst case) plus the bytes of strings and binaries, and the
+ * decoder at most 8 bytes more per value while it builds it.
  *
  * Fails with %ELBUS_ERROR_DATA, whose message names the limit, when
  * @data passes a limit, and as [func@Elbus.msgpack_decode_data] does when

@@ -58,7 +58,6 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
       g_variant_new_from_bytes (g_variant_get_type (v1), serialized, FALSE));
 
     CHECK (g_variant_is_normal_form (untrusted));
-    CHECK (g_variant_equal (untrusted, v1));
     g_variant_unref (untrusted);
     g_bytes_unref (serialized);
   }
