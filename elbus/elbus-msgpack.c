@@ -701,12 +701,16 @@ _elbus_msgpack_decode_limited (const guint8              *data,
       return NULL;
     }
 
-  /* Room for the whole result at once, so that it never moves: per value
-   * at most 7 bytes of padding, 8 of data, 1 + 5 of variant type, 8 of
-   * framing offset (its own and, for a map key, its entry's), plus the
-   * contents of str and bin values and their NULs. Pages that are not
-   * written are not resident; the rest is given back at the end. */
+  /* A large result gets room for all of it at once, so that it never
+   * moves (copying it at each doubling costs more than writing it): per
+   * value at most 7 bytes of padding, 8 of data, 1 + 5 of variant type,
+   * 8 of framing offset (its own and, for a map key, its entry's), plus
+   * the contents of str and bin values and their NULs. Pages that are
+   * not written are not resident; the rest is given back at the end. A
+   * small one grows from a little: a big block costs an mmap(). */
   d.out_cap = map_keys.values * 40 + map_keys.content_bytes;
+  if (d.out_cap < 1024 * 1024)
+    d.out_cap = MIN (d.out_cap, 1024);
   d.out = g_malloc (d.out_cap);
   d.map_keys = map_keys.data;
   type = decode_value (&d);
