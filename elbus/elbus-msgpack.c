@@ -694,6 +694,7 @@ _elbus_msgpack_decode_limited (const guint8              *data,
   Decoder d = { data, 0, };
   const char *type;
   GBytes *bytes;
+  GVariant *value;
 
   if (!_elbus_msgpack_check_full (data, len, limits, &map_keys, over_limit, error))
     {
@@ -727,8 +728,9 @@ _elbus_msgpack_decode_limited (const guint8              *data,
       bytes = g_bytes_new_take (g_realloc (d.out, d.out_len), d.out_len);
     }
 
-  return g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE (type),
-                                                       g_steal_pointer (&bytes), TRUE));
+  value = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE (type), bytes, TRUE));
+  g_bytes_unref (bytes);
+  return value;
 }
 
 /* ------------------------------------------------------------------ */
@@ -768,14 +770,7 @@ GVariant *
 elbus_msgpack_decode (GBytes  *data,
                       GError **error)
 {
-  const guint8 *bytes;
-  gsize len;
-
-  g_return_val_if_fail (data != NULL, NULL);
-  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
-
-  bytes = g_bytes_get_data (data, &len);
-  return decode_full (bytes, len, 0, 0, 0, error);
+  return elbus_msgpack_decode_full (data, 0, 0, 0, error);
 }
 
 /**
