@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The first pass of MessagePack decoding: validation and limits, without
- * recursion or allocation (see elbus-msgpack.c). Its own file, so that elbus-monitor,
- * which reads events with msgpack-c directly, builds it in too and takes
- * exactly what elbus_msgpack_decode() takes.
+ * recursion or allocation (see elbus-msgpack.c). Its own file, so that
+ * elbus-monitor, which reads events with msgpack-c directly, builds it in
+ * too and takes exactly what elbus_msgpack_decode() takes.
  */
 #include "config.h"
 
@@ -76,11 +76,12 @@ check_string (const guint8  *str,
   return TRUE;
 }
 
-static gboolean
-over_limit_error (gboolean  *over_limit,
-                  GError   **error,
-                  const char *format,
-                  ...) G_GNUC_PRINTF (3, 4);
+static gboolean over_limit_error (gboolean    *over_limit,
+                                  GError     **error,
+                                  const char  *format,
+                                  ...) G_GNUC_PRINTF (3, 4);
+
+/* Sets @error and *@over_limit: a limit is what failed. */
 
 static gboolean
 over_limit_error (gboolean    *over_limit,
@@ -206,9 +207,9 @@ _elbus_msgpack_check_full (const guint8              *data,
         return truncated (start, error);
       if (marker >= 0xcc && marker <= 0xd3)
         {
-          /* uint 8-64 and int 8-64: the sign of the value is in the
-           * first byte of a signed one, G_MAXINT64 is passed when the
-           * first byte of a uint 64 has its top bit */
+          /* uint 8-64 and int 8-64: a signed one is negative, and a
+           * uint 64 above G_MAXINT64, when its first byte has the top
+           * bit set */
           key_class = ELBUS_MSGPACK_KEY_INT;
           if (marker >= 0xd0 && (data[pos] & 0x80) != 0)
             key_class |= ELBUS_MSGPACK_KEY_NEGATIVE;
