@@ -15,6 +15,7 @@
 #include "elbus-client-private.h"
 #include "elbus-error.h"
 #include "elbus-msgpack.h"
+#include "elbus-msgpack-check-private.h"
 #include "elbus-rpc-private.h"
 #include "elbus-version.h"
 
@@ -43,32 +44,91 @@ return_variant (ElbusRpcInvocation *invocation,
     elbus_rpc_invocation_return_value (invocation, bytes);
 }
 
-/* Parameters must be empty or an empty map. */
-static gboolean
-check_no_params (ElbusRpcInvocation *invocation)
+typedef enum {
+  PARAMS_NONE,      /* empty, or an empty map */
+  PARAMS_MAP,       /* a map of entries whose first key is a string */
+  PARAMS_OTHER,     /* anything else */
+} ParamsKind;
+
+/* What @params are, from their first bytes alone: `.broker` answers
+ * without decoding them (a 16 MiB array costs what reading it costs).
+ * For PARAMS_OTHER, *@what says what they are. */
+static ParamsKind
+classify_params (GBytes      *params,
+                 const char **what)
 {
-  GBytes *params = elbus_rpc_invocation_get_params (invocation);
-  g_autoptr(GVariant) value = NULL;
-  g_autoptr(GError) error = NULL;
+  gsize len;
+  const guint8 *data = g_bytes_get_data (params, &len);
+  guint8 marker;
+  gsize header;
+  guint32 n;
 
-  if (g_bytes_get_size (params) == 0)
-    return TRUE;
+  if (len == 0)
+    return PARAMS_NONE;
 
-  value = elbus_msgpack_decode (params, &error);
-  if (value == NULL)
+  marker = data[0];
+  if (marker >= 0x80 && marker <= 0x8f)
+    header = 1, n = marker & 0x0f;
+  else if (marker == 0xde && len >= 3)
+    header = 3, n = (guint32) data[1] << 8 | data[2];
+  else if (marker == 0xdf && len >= 5)
+    header = 5, n = (guint32) data[1] << 24 | (guint32) data[2] << 16 |
+                    (guint32) data[3] << 8 | data[4];
+  else
     {
-      elbus_rpc_invocation_return_error (invocation, ELBUS_RPC_ERROR_PARSE, error->message);
-      return FALSE;
-    }
-  if (!g_variant_is_of_type (value, G_VARIANT_TYPE_DICTIONARY) || g_variant_n_children (value) > 0)
-    {
-      elbus_rpc_invocation_return_error (invocation, ELBUS_RPC_ERROR_INVALID_PARAMS,
-                                         "this method takes no parameters");
-      return FALSE;
+      if (marker == 0xde || marker == 0xdf)
+        *what = "a truncated map";
+      else if (marker == 0xc0)
+        *what = "nil";
+      else if (marker == 0xc2 || marker == 0xc3)
+        *what = "a boolean";
+      else if ((marker >= 0x90 && marker <= 0x9f) || marker == 0xdc || marker == 0xdd)
+        *what = "an array";
+      else if ((marker >= 0xa0 && marker <= 0xbf) || (marker >= 0xd9 && marker <= 0xdb))
+        *what = "a string";
+      else if (marker >= 0xc4 && marker <= 0xc6)
+        *what = "binary data";
+      else if (marker == 0xca || marker == 0xcb)
+        *what = "a float";
+      else if (marker <= 0x7f || marker >= 0xe0 || (marker >= 0xcc && marker <= 0xd3))
+        *what = "an integer";
+      else if (marker == 0xc1)
+        *what = "the byte 0xc1, which MessagePack never uses";
+      else
+        *what = "an extension value";
+      return PARAMS_OTHER;
     }
 
-  return TRUE;
+  if (n == 0)
+    {
+      if (len == header)
+        return PARAMS_NONE;
+      *what = "an empty map followed by more bytes";
+      return PARAMS_OTHER;
+    }
+  if (len > header)
+    {
+      marker = data[header];
+      if ((marker >= 0xa0 && marker <= 0xbf) || (marker >= 0xd9 && marker <= 0xdb))
+        return PARAMS_MAP;
+      *what = "a map whose keys are not strings";
+    }
+  else
+    *what = "a truncated map";
+  return PARAMS_OTHER;
 }
+
+/* A method that takes no parameters was given some. */
+static void
+return_takes_no_params (ElbusRpcInvocation *invocation)
+{
+  elbus_rpc_invocation_return_error (invocation, ELBUS_RPC_ERROR_INVALID_PARAMS,
+                                     "this method takes no parameters");
+}
+
+/* monitor.start's filters: a few lists of masks, within small limits
+ * that are checked before they are decoded. */
+static const ElbusMsgpackLimits monitor_limits = { 4, 4096, 1024 * 1024 };
 
 static GVariant *
 nil (void)
@@ -136,12 +196,31 @@ client_list (ElbusBroker *broker)
   return g_variant_builder_end (&reply);
 }
 
+/* Refuses filters beyond monitor_limits before they are decoded. */
+static gboolean
+check_monitor_filters (ElbusRpcInvocation *invocation)
+{
+  gsize len;
+  const guint8 *data = g_bytes_get_data (elbus_rpc_invocation_get_params (invocation), &len);
+  g_autoptr(GError) error = NULL;
+  gboolean over_limit;
+
+  if (_elbus_msgpack_check_full (data, len, &monitor_limits, NULL, &over_limit, &error))
+    return TRUE;
+  elbus_rpc_invocation_return_error (invocation,
+                                     over_limit ? ELBUS_RPC_ERROR_INVALID_PARAMS
+                                                : ELBUS_RPC_ERROR_PARSE,
+                                     error->message);
+  return FALSE;
+}
+
 /* monitor.start and monitor.stop (PROTOCOL.md 9): the caller's own
  * connection becomes, or stops being, a monitor. */
 static void
 monitor_call (ElbusBroker        *broker,
               ElbusRpcInvocation *invocation,
-              gboolean            start)
+              gboolean            start,
+              ParamsKind          kind)
 {
   ElbusPeer *peer = g_hash_table_lookup (broker->clients,
                                          elbus_rpc_invocation_get_sender (invocation));
@@ -168,10 +247,15 @@ monitor_call (ElbusBroker        *broker,
 
   if (!start)
     {
-      if (!check_no_params (invocation))
-        return;
+      if (kind != PARAMS_NONE)
+        {
+          return_takes_no_params (invocation);
+          return;
+        }
       _elbus_broker_monitor_stop (broker, peer);
     }
+  else if (kind == PARAMS_MAP && !check_monitor_filters (invocation))
+    return;
   else if (!_elbus_broker_monitor_start (broker, peer,
                                          elbus_rpc_invocation_get_params (invocation), &error))
     {
@@ -191,6 +275,9 @@ handle_call_cb (ElbusRpcPeer       *peer,
   ElbusBroker *broker = core->broker;
   const char *method = elbus_rpc_invocation_get_method (invocation);
 
+  ParamsKind kind;
+  const char *what = NULL;
+
   /* the only method that takes anything: its params come back unchanged */
   if (g_str_equal (method, "benchmark.test"))
     {
@@ -198,9 +285,24 @@ handle_call_cb (ElbusRpcPeer       *peer,
       return TRUE;
     }
 
+  /* As the original: params that are not a map with string keys are
+   * refused -32700 whatever the method, before the method is looked at;
+   * a map given to a method that takes none gets -32602; an unknown
+   * method -32601. Told apart by the first bytes, nothing is decoded. */
+  kind = classify_params (elbus_rpc_invocation_get_params (invocation), &what);
+  if (kind == PARAMS_OTHER)
+    {
+      g_autofree char *message =
+        g_strdup_printf ("the parameters must be a MessagePack map with string keys, not %s",
+                         what);
+
+      elbus_rpc_invocation_return_error (invocation, ELBUS_RPC_ERROR_PARSE, message);
+      return TRUE;
+    }
+
   if (g_str_equal (method, "monitor.start") || g_str_equal (method, "monitor.stop"))
     {
-      monitor_call (broker, invocation, g_str_equal (method, "monitor.start"));
+      monitor_call (broker, invocation, g_str_equal (method, "monitor.start"), kind);
       return TRUE;
     }
 
@@ -208,8 +310,11 @@ handle_call_cb (ElbusRpcPeer       *peer,
       !g_str_equal (method, "stats") && !g_str_equal (method, "client.list"))
     return FALSE;   /* -32601 */
 
-  if (!check_no_params (invocation))
-    return TRUE;
+  if (kind == PARAMS_MAP)
+    {
+      return_takes_no_params (invocation);
+      return TRUE;
+    }
 
   if (g_str_equal (method, "test"))
     return_variant (invocation, g_variant_new_parsed ("{'ok': <true>}"));

@@ -137,9 +137,20 @@ _elbus_read_buf_prepare (ElbusReadBuf *rb,
       if (want > size)
         size = MIN (want, MAX (2 * unparsed, (gsize) ELBUS_READ_CHUNK_SIZE) + ELBUS_READ_CHUNK_SIZE);
 
-      chunk = _elbus_chunk_new (size);
-      memcpy (chunk->data, old->data + rb->start, unparsed);
-      _elbus_chunk_unref (old);
+      if (g_atomic_ref_count_compare (&old->ref, 1))
+        {
+          /* ours alone: grown in place; realloc() moves a large buffer
+           * by remapping its pages, without copying or touching them */
+          memmove (old->data, old->data + rb->start, unparsed);
+          chunk = g_realloc (old, sizeof (ElbusChunk) + size);
+          chunk->size = size;
+        }
+      else
+        {
+          chunk = _elbus_chunk_new (size);
+          memcpy (chunk->data, old->data + rb->start, unparsed);
+          _elbus_chunk_unref (old);
+        }
       rb->chunk = chunk;
       rb->start = 0;
       rb->end = unparsed;

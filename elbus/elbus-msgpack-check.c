@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The first pass of MessagePack decoding: validation without recursion or
- * allocation (see elbus-msgpack.c). Its own file, so that elbus-monitor,
- * which reads events with msgpack-c directly, builds it in too and takes
- * exactly what elbus_msgpack_decode() takes.
+ * The first pass of MessagePack decoding: validation and limits, without
+ * recursion or allocation (see elbus-msgpack.c). Its own file, so that
+ * elbus-monitor, which reads events with msgpack-c directly, builds it in
+ * too and takes exactly what elbus_msgpack_decode() takes.
  */
 #include "config.h"
 
+#include <stdarg.h>
 #include <string.h>
 
 /* the whole public API: elbus-monitor builds this file too */
@@ -75,16 +76,51 @@ check_string (const guint8  *str,
   return TRUE;
 }
 
+static gboolean over_limit_error (gboolean    *over_limit,
+                                  GError     **error,
+                                  const char  *format,
+                                  ...) G_GNUC_PRINTF (3, 4);
+
+/* Sets @error and *@over_limit: a limit is what failed. */
+
+static gboolean
+over_limit_error (gboolean    *over_limit,
+                  GError     **error,
+                  const char  *format,
+                  ...)
+{
+  va_list args;
+
+  if (over_limit != NULL)
+    *over_limit = TRUE;
+  if (error != NULL)
+    {
+      va_start (args, format);
+      *error = g_error_new_valist (ELBUS_ERROR, ELBUS_ERROR_DATA, format, args);
+      va_end (args);
+    }
+  return FALSE;
+}
+
 gboolean
-_elbus_msgpack_check (const guint8  *data,
-                      gsize          len,
-                      GError       **error)
+_elbus_msgpack_check_full (const guint8              *data,
+                           gsize                      len,
+                           const ElbusMsgpackLimits  *limits,
+                           ElbusMsgpackMapKeys       *map_keys,
+                           gboolean                  *over_limit,
+                           GError                   **error)
 {
   /* Values still to read in each open container (twice the entries for
-   * a map). */
+   * a map), and for maps their index in @map_keys (else G_MAXUINT). */
   guint64 pending[ELBUS_MSGPACK_MAX_DEPTH];
+  guint map_index[ELBUS_MSGPACK_MAX_DEPTH];
+  guint max_depth = MIN (limits->max_depth, ELBUS_MSGPACK_MAX_DEPTH);
+  guint64 values = 1;             /* declared so far, the outermost one included */
   guint depth = 0;
   gsize pos = 0;
+
+  if (over_limit != NULL)
+    *over_limit = FALSE;
 
   if (len == 0)
     {
@@ -92,6 +128,11 @@ _elbus_msgpack_check (const guint8  *data,
                            "the MessagePack data is empty");
       return FALSE;
     }
+  if (len > limits->max_size)
+    return over_limit_error (over_limit, error,
+                             "the MessagePack data is %" G_GSIZE_FORMAT " bytes long, "
+                             "more than the limit of %" G_GSIZE_FORMAT,
+                             len, limits->max_size);
 
   do
     {
@@ -101,14 +142,17 @@ _elbus_msgpack_check (const guint8  *data,
       guint skip = 0;             /* fixed payload size */
       gboolean is_str = FALSE, is_bin = FALSE;
       gboolean is_array = FALSE, is_map = FALSE;
+      guint8 key_class = ELBUS_MSGPACK_KEY_OTHER;
       guint64 n = 0;
 
       if (pos >= len)
         return truncated (start, error);
       marker = data[pos++];
 
-      if (marker <= 0x7f || marker >= 0xe0)
-        ;                           /* positive or negative fixint */
+      if (marker <= 0x7f)
+        key_class = ELBUS_MSGPACK_KEY_INT;
+      else if (marker >= 0xe0)
+        key_class = ELBUS_MSGPACK_KEY_INT | ELBUS_MSGPACK_KEY_NEGATIVE;
       else if (marker <= 0x8f)
         is_map = TRUE, n = marker & 0x0f;
       else if (marker <= 0x9f)
@@ -119,7 +163,10 @@ _elbus_msgpack_check (const guint8  *data,
         {
           switch (marker)
             {
-            case 0xc0: case 0xc2: case 0xc3:
+            case 0xc0:
+              break;
+            case 0xc2: case 0xc3:
+              key_class = ELBUS_MSGPACK_KEY_BOOL;
               break;
             case 0xc1:
             default:
@@ -137,8 +184,8 @@ _elbus_msgpack_check (const guint8  *data,
                            G_GSIZE_FORMAT " cannot be converted to a GVariant",
                            start);
               return FALSE;
-            case 0xca: skip = 4; break;
-            case 0xcb: skip = 8; break;
+            case 0xca: skip = 4, key_class = ELBUS_MSGPACK_KEY_FLOAT; break;
+            case 0xcb: skip = 8, key_class = ELBUS_MSGPACK_KEY_FLOAT; break;
             case 0xcc: case 0xd0: skip = 1; break;
             case 0xcd: case 0xd1: skip = 2; break;
             case 0xce: case 0xd2: skip = 4; break;
@@ -158,7 +205,25 @@ _elbus_msgpack_check (const guint8  *data,
 
       if (skip > len - pos)
         return truncated (start, error);
+      if (marker >= 0xcc && marker <= 0xd3)
+        {
+          /* uint 8-64 and int 8-64: a signed one is negative, and a
+           * uint 64 above G_MAXINT64, when its first byte has the top
+           * bit set */
+          key_class = ELBUS_MSGPACK_KEY_INT;
+          if (marker >= 0xd0 && (data[pos] & 0x80) != 0)
+            key_class |= ELBUS_MSGPACK_KEY_NEGATIVE;
+          else if (marker == 0xcf && (data[pos] & 0x80) != 0)
+            key_class |= ELBUS_MSGPACK_KEY_ABOVE_INT64;
+        }
       pos += skip;
+
+      if (is_str)
+        key_class = ELBUS_MSGPACK_KEY_STR;
+      /* a key: the next value of a map whose count of values left is even */
+      if (map_keys != NULL && depth > 0 && map_index[depth - 1] != G_MAXUINT &&
+          pending[depth - 1] % 2 == 0)
+        map_keys->data[map_index[depth - 1]] |= key_class;
 
       if (is_str || is_bin)
         {
@@ -167,15 +232,19 @@ _elbus_msgpack_check (const guint8  *data,
           if (is_str && !check_string (data + pos, n, start, error))
             return FALSE;
           pos += n;
+          if (map_keys != NULL)
+            map_keys->content_bytes += n;
         }
       else if (is_array || is_map)
         {
-          if (depth >= ELBUS_MSGPACK_MAX_DEPTH)
+          if (depth >= max_depth)
             {
+              if (depth < ELBUS_MSGPACK_MAX_DEPTH && over_limit != NULL)
+                *over_limit = TRUE;
               g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
                            "the MessagePack data nests deeper than %u levels "
                            "at offset %" G_GSIZE_FORMAT,
-                           ELBUS_MSGPACK_MAX_DEPTH, start);
+                           max_depth, start);
               return FALSE;
             }
           if (is_map)
@@ -183,8 +252,24 @@ _elbus_msgpack_check (const guint8  *data,
           /* Every value takes at least one byte. */
           if (n > len - pos)
             return truncated (start, error);
+          values += n;
+          if (values > limits->max_values)
+            return over_limit_error (over_limit, error,
+                                     "the MessagePack data holds more than %" G_GSIZE_FORMAT
+                                     " values (the limit), at offset %" G_GSIZE_FORMAT,
+                                     limits->max_values, start);
+          if (is_map && map_keys != NULL)
+            {
+              if (map_keys->len == map_keys->cap)
+                {
+                  map_keys->cap = MAX (2 * map_keys->cap, 16);
+                  map_keys->data = g_realloc (map_keys->data, map_keys->cap);
+                }
+              map_keys->data[map_keys->len++] = 0;
+            }
           if (n > 0)
             {
+              map_index[depth] = is_map && map_keys != NULL ? map_keys->len - 1 : G_MAXUINT;
               pending[depth++] = n;
               continue;
             }
@@ -197,6 +282,9 @@ _elbus_msgpack_check (const guint8  *data,
     }
   while (depth > 0);
 
+  if (map_keys != NULL)
+    map_keys->values = values;
+
   if (pos < len)
     {
       g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
@@ -207,6 +295,18 @@ _elbus_msgpack_check (const guint8  *data,
     }
 
   return TRUE;
+}
+
+gboolean
+_elbus_msgpack_check (const guint8  *data,
+                      gsize          len,
+                      GError       **error)
+{
+  const ElbusMsgpackLimits limits = {
+    ELBUS_MSGPACK_MAX_DEPTH, ELBUS_MSGPACK_DEFAULT_MAX_VALUES, ELBUS_MSGPACK_DEFAULT_MAX_SIZE
+  };
+
+  return _elbus_msgpack_check_full (data, len, &limits, NULL, NULL, error);
 }
 
 gboolean

@@ -5,19 +5,24 @@
  * Encoding walks the GVariant and feeds a msgpack_packer, which picks the
  * smallest encoding of every integer and length.
  *
- * Decoding is for bytes from peers and is fuzzed. It runs in two passes:
+ * Decoding is for bytes from peers and is fuzzed. It runs in two passes,
+ * neither of which builds a MessagePack object or a GVariant per value:
  *
- *  1. _elbus_msgpack_check() (elbus-msgpack-check.c) walks the bytes once,
- *     without recursion or allocation, and rejects everything the conversion cannot take: truncation,
- *     trailing bytes, the unused marker 0xc1, extension types, strings that
- *     are not UTF-8 (or hold a NUL), nesting deeper than
- *     ELBUS_MSGPACK_MAX_DEPTH, and containers that declare more elements
- *     than there are bytes left. The last one matters: msgpack-c allocates
- *     room for every declared element before reading any, so five bytes
- *     `dd 0f ff ff ff` would otherwise cost it gigabytes.
- *  2. msgpack_unpack_next() builds the object tree, which
- *     object_to_variant() turns into a GVariant. After pass 1 the tree is
- *     at most ELBUS_MSGPACK_MAX_DEPTH deep and its size linear in the input.
+ *  1. _elbus_msgpack_check_full() (elbus-msgpack-check.c) walks the bytes
+ *     once, without recursion or allocation, and rejects everything the
+ *     conversion cannot take: truncation, trailing bytes, the unused
+ *     marker 0xc1, extension types, strings that are not UTF-8 (or hold a
+ *     NUL), and data beyond the limits (depth, number of values, size).
+ *     A container that declares more elements than there are bytes left,
+ *     or than the limit of values allows, is refused at its header, so
+ *     five bytes `dd 0f ff ff ff` cost nothing. It also notes what the
+ *     keys of each map are, which decides the map's GVariant type.
+ *  2. decode_value() writes the GVariant's serialized form straight into
+ *     one buffer, which becomes one GVariant. (Building it from a GVariant
+ *     per value, as g_variant_builder_*() does, costs some 200 bytes per
+ *     value, which GLib before 2.76 keeps in its slice allocator, spread
+ *     over the heap: a 1 MiB array of zeros left 200 MiB in a broker that
+ *     malloc_trim() could not give back.)
  */
 #include "config.h"
 
@@ -28,6 +33,7 @@
 #include "elbus-error.h"
 #include "elbus-msgpack.h"
 #include "elbus-msgpack-check-private.h"
+#include "elbus-msgpack-private.h"
 
 /* ELBUS_MSGPACK_MAX_DEPTH is msgpack-c's MSGPACK_EMBED_STACK_SIZE, the
  * fixed stack of its parser, compiled into libmsgpackc (and not in the
@@ -314,194 +320,438 @@ elbus_msgpack_encode_variant (GVariant  *value,
 /* ------------------------------------------------------------------ */
 /* Decoding, pass 2: conversion */
 
-static GVariant *object_to_variant (const msgpack_object  *obj,
-                                    GError               **error);
+/* The serialized GVariant is written straight into one growing buffer,
+ * in GVariant's own format (normal form), and wrapped once at the end:
+ * no GVariant, builder or MessagePack object per value. Every container
+ * and every variant is 8-aligned in the types the decoder makes (`av`,
+ * `a{?v}`, `a(vv)`, `v`, `mv`), and the buffer starts 8-aligned, so
+ * alignment within a container is alignment of the buffer position.
+ * Pass 1 validated the bytes, so reading trusts them. */
+typedef struct {
+  const guint8 *data;
+  gsize         pos;
+  guint8       *out;           /* (owned) */
+  gsize         out_len;
+  gsize         out_cap;
+  gsize        *offsets;       /* (owned): framing offsets of the open containers */
+  gsize         n_offsets;
+  gsize         offsets_cap;
+  const guint8 *map_keys;      /* pass 1's key flags, one per map */
+  gsize         next_map;
+} Decoder;
 
-/* _elbus_msgpack_check() validated @str as UTF-8 without NUL bytes.
- * msgpack-c leaves the pointer of an empty str %NULL. */
-static GVariant *
-new_string (const msgpack_object_str *str)
+static guint8 *
+out_reserve (Decoder *d,
+             gsize    n)
 {
-  if (str->size == 0)
-    return g_variant_new_string ("");
-  return g_variant_new_take_string (g_strndup (str->ptr, str->size));
-}
+  guint8 *p;
 
-/* The key type of the dictionary a map becomes, or %NULL when its keys
- * have no common basic GVariant type. */
-static const GVariantType *
-map_key_type (const msgpack_object_map *map)
-{
-  gboolean all_str = TRUE, all_int = TRUE, all_bool = TRUE, all_float = TRUE;
-  gboolean any_negative = FALSE, any_above_int64 = FALSE;
-
-  for (guint32 i = 0; i < map->size; i++)
+  if (n > d->out_cap - d->out_len)
     {
-      const msgpack_object *key = &map->ptr[i].key;
-
-      all_str = all_str && key->type == MSGPACK_OBJECT_STR;
-      all_int = all_int && (key->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
-                            key->type == MSGPACK_OBJECT_NEGATIVE_INTEGER);
-      all_bool = all_bool && key->type == MSGPACK_OBJECT_BOOLEAN;
-      all_float = all_float && (key->type == MSGPACK_OBJECT_FLOAT32 ||
-                                key->type == MSGPACK_OBJECT_FLOAT64);
-      if (key->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-        any_negative = TRUE;
-      else if (key->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
-               key->via.u64 > G_MAXINT64)
-        any_above_int64 = TRUE;
+      d->out_cap = MAX (MAX (d->out_cap * 2, d->out_len + n), 256);
+      d->out = g_realloc (d->out, d->out_cap);
     }
-
-  /* An empty map has only string keys. */
-  if (all_str)
-    return G_VARIANT_TYPE_STRING;
-  if (all_int && !any_above_int64)
-    return G_VARIANT_TYPE_INT64;
-  if (all_int && !any_negative)
-    return G_VARIANT_TYPE_UINT64;
-  if (all_bool)
-    return G_VARIANT_TYPE_BOOLEAN;
-  if (all_float)
-    return G_VARIANT_TYPE_DOUBLE;
-  return NULL;
+  p = d->out + d->out_len;
+  d->out_len += n;
+  return p;
 }
 
-static GVariant *
-key_to_variant (const msgpack_object *key,
-                const GVariantType   *type)
+static void
+out_append (Decoder    *d,
+            const void *bytes,
+            gsize       n)
 {
-  if (g_variant_type_equal (type, G_VARIANT_TYPE_STRING))
-    return new_string (&key->via.str);
-  if (g_variant_type_equal (type, G_VARIANT_TYPE_INT64))
-    return g_variant_new_int64 (key->type == MSGPACK_OBJECT_POSITIVE_INTEGER
-                                ? (gint64) key->via.u64 : key->via.i64);
-  if (g_variant_type_equal (type, G_VARIANT_TYPE_UINT64))
-    return g_variant_new_uint64 (key->via.u64);
-  if (g_variant_type_equal (type, G_VARIANT_TYPE_BOOLEAN))
-    return g_variant_new_boolean (key->via.boolean);
-  return g_variant_new_double (key->via.f64);
+  if (n > 0)
+    memcpy (out_reserve (d, n), bytes, n);
 }
 
-static GVariant *
-map_to_variant (const msgpack_object_map  *map,
-                GError                   **error)
+static void
+out_align8 (Decoder *d)
 {
-  const GVariantType *key_type = map_key_type (map);
-  g_autoptr(GVariantType) type = NULL;
-  GVariantBuilder builder;
+  gsize pad = (8 - (d->out_len & 7)) & 7;
 
-  if (key_type != NULL)
+  if (pad > 0)
+    memset (out_reserve (d, pad), 0, pad);
+}
+
+static void
+offsets_push (Decoder *d,
+              gsize    offset)
+{
+  if (d->n_offsets == d->offsets_cap)
     {
-      g_autoptr(GVariantType) entry = g_variant_type_new_dict_entry (key_type,
-                                                                      G_VARIANT_TYPE_VARIANT);
-      type = g_variant_type_new_array (entry);
+      d->offsets_cap = MAX (d->offsets_cap * 2, 64);
+      d->offsets = g_renew (gsize, d->offsets, d->offsets_cap);
+    }
+  d->offsets[d->n_offsets++] = offset;
+}
+
+/* The size of the framing offsets of a container of @body_size bytes
+ * with @n offsets: the smallest that can address the whole container. */
+static guint
+offset_size (gsize body_size,
+             gsize n)
+{
+  if (body_size + n <= G_MAXUINT8)
+    return 1;
+  if (body_size + 2 * n <= G_MAXUINT16)
+    return 2;
+  if (body_size + 4 * n <= G_MAXUINT32)
+    return 4;
+  return 8;
+}
+
+/* Appends the framing offsets pushed since @base, little-endian, for the
+ * container that began at @start, and pops them. */
+static void
+offsets_finish (Decoder *d,
+                gsize    start,
+                gsize    base)
+{
+  gsize n = d->n_offsets - base;
+  guint size;
+  guint8 *p;
+
+  if (n == 0)
+    return;
+  size = offset_size (d->out_len - start, n);
+  p = out_reserve (d, n * size);
+  for (gsize i = base; i < d->n_offsets; i++)
+    {
+      guint64 v = d->offsets[i];
+
+      for (guint b = 0; b < size; b++, v >>= 8)
+        *p++ = v & 0xff;
+    }
+  d->n_offsets = base;
+}
+
+static guint64
+read_be (Decoder *d,
+         guint    size)
+{
+  guint64 v = 0;
+
+  for (guint i = 0; i < size; i++)
+    v = (v << 8) | d->data[d->pos++];
+  return v;
+}
+
+/* Reads an integer of marker @marker: its two's-complement bits, and
+ * whether it is negative. */
+static guint64
+read_int (Decoder  *d,
+          guint8    marker,
+          gboolean *negative)
+{
+  guint64 v;
+
+  *negative = FALSE;
+  if (marker <= 0x7f)
+    return marker;
+  if (marker >= 0xe0)
+    {
+      *negative = TRUE;
+      return (guint64) (gint64) (gint8) marker;
+    }
+  if (marker >= 0xcc && marker <= 0xcf)
+    return read_be (d, 1u << (marker - 0xcc));
+
+  /* int 8-64: sign-extend */
+  {
+    guint size = 1u << (marker - 0xd0);
+
+    v = read_be (d, size);
+    if (size < 8 && (v & (G_GUINT64_CONSTANT (1) << (size * 8 - 1))) != 0)
+      v |= G_MAXUINT64 << (size * 8);
+    *negative = (gint64) v < 0;
+    return v;
+  }
+}
+
+static double
+read_float (Decoder *d,
+            guint8   marker)
+{
+  if (marker == 0xca)
+    {
+      guint32 bits = (guint32) read_be (d, 4);
+      float f;
+
+      memcpy (&f, &bits, sizeof f);
+      return f;
     }
   else
     {
-      type = g_variant_type_new ("a(vv)");
+      guint64 bits = read_be (d, 8);
+      double f;
+
+      memcpy (&f, &bits, sizeof f);
+      return f;
     }
-
-  g_variant_builder_init (&builder, type);
-  for (guint32 i = 0; i < map->size; i++)
-    {
-      const msgpack_object_kv *kv = &map->ptr[i];
-      GVariant *key, *val;
-
-      if (key_type != NULL)
-        key = key_to_variant (&kv->key, key_type);
-      else if ((key = object_to_variant (&kv->key, error)) != NULL)
-        key = g_variant_new_variant (key);
-      if (key == NULL)
-        {
-          g_variant_builder_clear (&builder);
-          return NULL;
-        }
-
-      val = object_to_variant (&kv->val, error);
-      if (val == NULL)
-        {
-          g_variant_unref (g_variant_ref_sink (key));
-          g_variant_builder_clear (&builder);
-          return NULL;
-        }
-
-      val = g_variant_new_variant (val);
-      if (key_type != NULL)
-        g_variant_builder_add_value (&builder, g_variant_new_dict_entry (key, val));
-      else
-        g_variant_builder_add_value (&builder, g_variant_new_tuple ((GVariant *[2]) { key, val }, 2));
-    }
-
-  return g_variant_builder_end (&builder);
 }
 
-/* Returns a floating reference. Recursion is bounded by
- * ELBUS_MSGPACK_MAX_DEPTH, which _elbus_msgpack_check() enforced. */
-static GVariant *
-object_to_variant (const msgpack_object  *obj,
-                   GError               **error)
+/* The length of a str, bin, array or map of marker @marker. */
+static gsize
+read_length (Decoder *d,
+             guint8   marker)
 {
-  GVariantBuilder builder;
-
-  switch (obj->type)
+  if (marker >= 0x80 && marker <= 0x8f)
+    return marker & 0x0f;
+  if (marker >= 0x90 && marker <= 0x9f)
+    return marker & 0x0f;
+  if (marker >= 0xa0 && marker <= 0xbf)
+    return marker & 0x1f;
+  switch (marker)
     {
-    case MSGPACK_OBJECT_NIL:
-      return g_variant_new_maybe (G_VARIANT_TYPE_VARIANT, NULL);
+    case 0xc4: case 0xd9: return read_be (d, 1);
+    case 0xc5: case 0xda: case 0xdc: case 0xde: return read_be (d, 2);
+    default: return read_be (d, 4);
+    }
+}
 
-    case MSGPACK_OBJECT_BOOLEAN:
-      return g_variant_new_boolean (obj->via.boolean);
+static const char *decode_value (Decoder *d);
 
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-      if (obj->via.u64 > G_MAXINT64)
-        return g_variant_new_uint64 (obj->via.u64);
-      return g_variant_new_int64 ((gint64) obj->via.u64);
+/* A value wrapped in a variant: its data, 00, its type string. */
+static void
+decode_variant (Decoder *d)
+{
+  const char *type;
 
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-      return g_variant_new_int64 (obj->via.i64);
+  out_align8 (d);
+  type = decode_value (d);
+  out_append (d, "", 1);
+  out_append (d, type, strlen (type));
+}
 
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64:
-      return g_variant_new_double (obj->via.f64);
+static void
+write_int64 (Decoder *d,
+             guint64  v)
+{
+  out_align8 (d);
+  out_append (d, &v, sizeof v);   /* gint64 and guint64 alike, host order */
+}
 
-    case MSGPACK_OBJECT_STR:
-      return new_string (&obj->via.str);
+static const char *
+decode_map (Decoder *d,
+            gsize    n)
+{
+  guint8 keys = d->map_keys[d->next_map++];
+  gsize start = d->out_len;
+  gsize base = d->n_offsets;
+  const char *type;
+  char key_type;
 
-    case MSGPACK_OBJECT_BIN:
-      {
-        g_autoptr(GBytes) bytes = g_bytes_new (obj->via.bin.ptr, obj->via.bin.size);
+  /* an empty map has only string keys */
+  if ((keys & ~ELBUS_MSGPACK_KEY_STR) == 0)
+    key_type = 's', type = "a{sv}";
+  else if (keys == ELBUS_MSGPACK_KEY_INT ||
+           keys == (ELBUS_MSGPACK_KEY_INT | ELBUS_MSGPACK_KEY_NEGATIVE))
+    key_type = 'x', type = "a{xv}";
+  else if (keys == (ELBUS_MSGPACK_KEY_INT | ELBUS_MSGPACK_KEY_ABOVE_INT64))
+    key_type = 't', type = "a{tv}";
+  else if (keys == ELBUS_MSGPACK_KEY_BOOL)
+    key_type = 'b', type = "a{bv}";
+  else if (keys == ELBUS_MSGPACK_KEY_FLOAT)
+    key_type = 'd', type = "a{dv}";
+  else
+    key_type = 'v', type = "a(vv)";
 
-        return g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING, bytes, TRUE);
-      }
+  for (gsize i = 0; i < n; i++)
+    {
+      gsize entry, key_end;
+      gboolean negative;
+      guint8 marker;
 
-    case MSGPACK_OBJECT_ARRAY:
-      g_variant_builder_init (&builder, G_VARIANT_TYPE ("av"));
-      for (guint32 i = 0; i < obj->via.array.size; i++)
+      out_align8 (d);
+      entry = d->out_len;
+      if (key_type == 'v')
+        decode_variant (d);
+      else
         {
-          GVariant *element = object_to_variant (&obj->via.array.ptr[i], error);
-
-          if (element == NULL)
+          marker = d->data[d->pos++];
+          switch (key_type)
             {
-              g_variant_builder_clear (&builder);
-              return NULL;
+            case 's':
+              {
+                gsize len = read_length (d, marker);
+
+                out_append (d, d->data + d->pos, len);
+                out_append (d, "", 1);
+                d->pos += len;
+              }
+              break;
+            case 'x': case 't':
+              write_int64 (d, read_int (d, marker, &negative));
+              break;
+            case 'b':
+              out_append (d, (guint8[]) { marker == 0xc3 }, 1);
+              break;
+            default:
+              {
+                double f = read_float (d, marker);
+
+                out_append (d, &f, sizeof f);
+              }
+              break;
             }
-          g_variant_builder_add_value (&builder, g_variant_new_variant (element));
         }
-      return g_variant_builder_end (&builder);
+      key_end = d->out_len - entry;
 
-    case MSGPACK_OBJECT_MAP:
-      return map_to_variant (&obj->via.map, error);
+      decode_variant (d);
+      /* a key of variable size gets its end as the entry's framing offset */
+      if (key_type == 's' || key_type == 'v')
+        {
+          offsets_push (d, key_end);
+          offsets_finish (d, entry, d->n_offsets - 1);
+        }
+      offsets_push (d, d->out_len - start);
+    }
 
-    case MSGPACK_OBJECT_EXT:
+  offsets_finish (d, start, base);
+  return type;
+}
+
+/* Writes the next value in the type it maps to, at the end of the
+ * output (8-aligned there for containers), and returns that type. */
+static const char *
+decode_value (Decoder *d)
+{
+  guint8 marker = d->data[d->pos++];
+  gboolean negative;
+  guint64 v;
+  gsize n;
+
+  if (marker <= 0x7f || marker >= 0xe0 || (marker >= 0xcc && marker <= 0xd3))
+    {
+      v = read_int (d, marker, &negative);
+      write_int64 (d, v);
+      return !negative && v > G_MAXINT64 ? "t" : "x";
+    }
+
+  switch (marker)
+    {
+    case 0xc0:
+      return "mv";              /* nothing: no bytes */
+    case 0xc2:
+    case 0xc3:
+      out_append (d, (guint8[]) { marker == 0xc3 }, 1);
+      return "b";
+    case 0xca:
+    case 0xcb:
+      {
+        double f = read_float (d, marker);
+
+        out_align8 (d);
+        out_append (d, &f, sizeof f);
+      }
+      return "d";
     default:
-      g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
-                   "MessagePack values of kind %d cannot be converted to a GVariant",
-                   (int) obj->type);
+      break;
+    }
+
+  n = read_length (d, marker);
+  if ((marker >= 0xa0 && marker <= 0xbf) || (marker >= 0xd9 && marker <= 0xdb))
+    {
+      out_append (d, d->data + d->pos, n);
+      out_append (d, "", 1);
+      d->pos += n;
+      return "s";
+    }
+  if (marker >= 0xc4 && marker <= 0xc6)
+    {
+      out_append (d, d->data + d->pos, n);
+      d->pos += n;
+      return "ay";
+    }
+  if ((marker >= 0x90 && marker <= 0x9f) || marker == 0xdc || marker == 0xdd)
+    {
+      gsize start = d->out_len;
+      gsize base = d->n_offsets;
+
+      for (gsize i = 0; i < n; i++)
+        {
+          decode_variant (d);
+          offsets_push (d, d->out_len - start);
+        }
+      offsets_finish (d, start, base);
+      return "av";
+    }
+
+  /* pass 1 left nothing else but maps */
+  return decode_map (d, n);
+}
+
+/* Both passes. *@over_limit tells whether a limit was what failed. */
+GVariant *
+_elbus_msgpack_decode_limited (const guint8              *data,
+                               gsize                      len,
+                               const ElbusMsgpackLimits  *limits,
+                               gboolean                  *over_limit,
+                               GError                   **error)
+{
+  ElbusMsgpackMapKeys map_keys = { NULL, 0, 0, 0, 0 };
+  Decoder d = { data, 0, };
+  const char *type;
+  GBytes *bytes;
+  GVariant *value;
+
+  if (!_elbus_msgpack_check_full (data, len, limits, &map_keys, over_limit, error))
+    {
+      g_free (map_keys.data);
       return NULL;
     }
+
+  /* A large result gets room for all of it at once, so that it never
+   * moves (copying it at each doubling costs more than writing it): per
+   * value at most 7 bytes of padding, 8 of data, 1 + 5 of variant type,
+   * 8 of framing offset (its own and, for a map key, its entry's), plus
+   * the contents of str and bin values and their NULs. Pages that are
+   * not written are not resident; the rest is given back at the end. A
+   * small one grows from a little: a big block costs an mmap(). */
+  d.out_cap = map_keys.values * 40 + map_keys.content_bytes;
+  if (d.out_cap < 1024 * 1024)
+    d.out_cap = MIN (d.out_cap, 1024);
+  d.out = g_malloc (d.out_cap);
+  d.map_keys = map_keys.data;
+  type = decode_value (&d);
+  g_free (d.offsets);
+  g_free (map_keys.data);
+
+  if (d.out_len == 0)
+    {
+      g_free (d.out);
+      bytes = g_bytes_new_static ("", 0);
+    }
+  else
+    {
+      bytes = g_bytes_new_take (g_realloc (d.out, d.out_len), d.out_len);
+    }
+
+  value = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE (type), bytes, TRUE));
+  g_bytes_unref (bytes);
+  return value;
 }
 
 /* ------------------------------------------------------------------ */
 /* Decoding, public API */
+
+static GVariant *
+decode_full (const guint8  *data,
+             gsize          len,
+             guint          max_depth,
+             gsize          max_values,
+             gsize          max_size,
+             GError       **error)
+{
+  ElbusMsgpackLimits limits = {
+    max_depth > 0 ? MIN (max_depth, ELBUS_MSGPACK_MAX_DEPTH) : ELBUS_MSGPACK_MAX_DEPTH,
+    max_values > 0 ? max_values : ELBUS_MSGPACK_DEFAULT_MAX_VALUES,
+    max_size > 0 ? max_size : ELBUS_MSGPACK_DEFAULT_MAX_SIZE,
+  };
+
+  return _elbus_msgpack_decode_limited (data, len, &limits, NULL, error);
+}
 
 /**
  * elbus_msgpack_decode:
@@ -509,7 +759,8 @@ object_to_variant (const msgpack_object  *obj,
  * @error: return location for a #GError
  *
  * Decodes @data, which must hold one MessagePack value and nothing after
- * it. See [func@Elbus.msgpack_decode_data] for the mapping.
+ * it, within the default limits. See [func@Elbus.msgpack_decode_data] for
+ * the mapping and [func@Elbus.msgpack_decode_full] for the limits.
  *
  * Returns: (transfer full): the value, never floating, or %NULL on error
  *
@@ -519,6 +770,51 @@ GVariant *
 elbus_msgpack_decode (GBytes  *data,
                       GError **error)
 {
+  return elbus_msgpack_decode_full (data, 0, 0, 0, error);
+}
+
+/**
+ * elbus_msgpack_decode_full:
+ * @data: exactly one MessagePack value
+ * @max_depth: how deeply arrays and maps may nest, the outermost one
+ *   counting as the first level; 0 for %ELBUS_MSGPACK_MAX_DEPTH, which
+ *   is also the most
+ * @max_values: how many values @data may hold (the outermost value,
+ *   every array element, every map key and every map value count one);
+ *   0 for %ELBUS_MSGPACK_DEFAULT_MAX_VALUES
+ * @max_size: how many bytes @data may have; 0 for
+ *   %ELBUS_MSGPACK_DEFAULT_MAX_SIZE
+ * @error: return location for a #GError
+ *
+ * [func@Elbus.msgpack_decode] with limits of the caller's choice, for
+ * data from peers that must cost less (or may cost more) than the
+ * defaults allow.
+ *
+ * The limits are checked in a first pass over @data that allocates
+ * nothing: a container whose declared count passes the limit of values,
+ * or that declares more elements than there are bytes left (each takes
+ * at least one), is refused at its header, before anything is built.
+ * What passes is converted in one pass into one buffer. Memory and time
+ * are therefore linear in the size of @data: the result takes at most 20
+ * bytes per value (an array of one-byte integers, each an `x` in a `v`,
+ * is the worst case) plus the bytes of strings and binaries, and the
+ * decoder at most 8 bytes more per value while it builds it.
+ *
+ * Fails with %ELBUS_ERROR_DATA, whose message names the limit, when
+ * @data passes a limit, and as [func@Elbus.msgpack_decode_data] does when
+ * it is not what that takes.
+ *
+ * Returns: (transfer full): the value, never floating, or %NULL on error
+ *
+ * Since: 1.0
+ */
+GVariant *
+elbus_msgpack_decode_full (GBytes  *data,
+                           guint    max_depth,
+                           gsize    max_values,
+                           gsize    max_size,
+                           GError **error)
+{
   const guint8 *bytes;
   gsize len;
 
@@ -526,7 +822,7 @@ elbus_msgpack_decode (GBytes  *data,
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
   bytes = g_bytes_get_data (data, &len);
-  return elbus_msgpack_decode_data (bytes, len, error);
+  return decode_full (bytes, len, max_depth, max_values, max_size, error);
 }
 
 /**
@@ -558,8 +854,11 @@ elbus_msgpack_decode (GBytes  *data,
  * Fails with %ELBUS_ERROR_DATA when @data is empty or truncated, has
  * bytes after the value, is not MessagePack, holds an extension value
  * (timestamps included) or a str that is not UTF-8 or contains a NUL byte,
- * or nests arrays and maps deeper than %ELBUS_MSGPACK_MAX_DEPTH. The
- * decoder is made for untrusted input: its memory use is linear in @len.
+ * or passes the default limits: nesting deeper than
+ * %ELBUS_MSGPACK_MAX_DEPTH, more than %ELBUS_MSGPACK_DEFAULT_MAX_VALUES
+ * values, more than %ELBUS_MSGPACK_DEFAULT_MAX_SIZE bytes. The decoder is
+ * made for untrusted input: its time and memory are linear in @len (see
+ * [func@Elbus.msgpack_decode_full]).
  *
  * Returns: (transfer full): the value, never floating, or %NULL on error
  *
@@ -570,15 +869,8 @@ elbus_msgpack_decode_data (const guint8  *data,
                            gsize          len,
                            GError       **error)
 {
-  msgpack_unpacked unpacked;
-  GVariant *value = NULL;
-
   g_return_val_if_fail (data != NULL || len == 0, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  if (_elbus_msgpack_unpack (data, len, &unpacked, error))
-    value = object_to_variant (&unpacked.data, error);
-  msgpack_unpacked_destroy (&unpacked);
-
-  return value != NULL ? g_variant_ref_sink (value) : NULL;
+  return decode_full (data, len, 0, 0, 0, error);
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "elbus-msgpack.h"
+#include "elbus-msgpack-private.h"
 #include "elbus-rpc-private.h"
 
 /**
@@ -33,6 +34,7 @@ struct _ElbusRpcInvocation {
   guint32       call_id;
   gboolean      realtime;
   gboolean      answered;
+  ElbusMsgpackLimits limits;     /* for get_params_variant() */
 };
 
 /**
@@ -141,8 +143,18 @@ _elbus_rpc_invocation_new (ElbusClient *client,
   self->params = g_bytes_ref (params);
   self->call_id = call_id;
   self->realtime = realtime;
+  self->limits = (ElbusMsgpackLimits) {
+    ELBUS_MSGPACK_MAX_DEPTH, ELBUS_MSGPACK_DEFAULT_MAX_VALUES, ELBUS_MSGPACK_DEFAULT_MAX_SIZE
+  };
 
   return self;
+}
+
+void
+_elbus_rpc_invocation_set_limits (ElbusRpcInvocation       *self,
+                                  const ElbusMsgpackLimits *limits)
+{
+  self->limits = *limits;
 }
 
 /**
@@ -223,12 +235,15 @@ elbus_rpc_invocation_get_params (ElbusRpcInvocation *self)
  * @self: an invocation
  * @error: return location for an error
  *
- * Decodes the params from MessagePack (see [func@Elbus.msgpack_decode]).
- * Empty params decode to an empty `a{sv}`. On failure, answering with
+ * Decodes the params from MessagePack (see [func@Elbus.msgpack_decode])
+ * within the limits of the peer that offered the call
+ * ([method@Elbus.RpcPeer.set_decode_limits]). Empty params decode to an
+ * empty `a{sv}`. On failure, answering with
  * [method@Elbus.RpcInvocation.return_gerror] tells the caller why.
  *
  * Returns: (transfer full): the params, or %NULL with an
- *   %ELBUS_RPC_ERROR_PARSE error
+ *   %ELBUS_RPC_ERROR_PARSE error when they are not MessagePack, or an
+ *   %ELBUS_RPC_ERROR_INVALID_PARAMS error when they pass the limits
  *
  * Since: 1.0
  */
@@ -238,15 +253,21 @@ elbus_rpc_invocation_get_params_variant (ElbusRpcInvocation  *self,
 {
   g_autoptr(GError) local_error = NULL;
   GVariant *value;
+  gboolean over_limit;
+  gsize len;
+  const guint8 *data;
 
   g_return_val_if_fail (ELBUS_IS_RPC_INVOCATION (self), NULL);
 
-  if (g_bytes_get_size (self->params) == 0)
+  data = g_bytes_get_data (self->params, &len);
+  if (len == 0)
     return g_variant_ref_sink (g_variant_new ("a{sv}", NULL));
 
-  value = elbus_msgpack_decode (self->params, &local_error);
+  value = _elbus_msgpack_decode_limited (data, len, &self->limits, &over_limit, &local_error);
   if (value == NULL)
-    g_set_error_literal (error, ELBUS_RPC_ERROR, ELBUS_RPC_ERROR_PARSE, local_error->message);
+    g_set_error_literal (error, ELBUS_RPC_ERROR,
+                         over_limit ? ELBUS_RPC_ERROR_INVALID_PARAMS : ELBUS_RPC_ERROR_PARSE,
+                         local_error->message);
 
   return value;
 }

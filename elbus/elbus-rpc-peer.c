@@ -7,6 +7,7 @@
 #include "elbus-client-private.h"
 #include "elbus-error.h"
 #include "elbus-msgpack.h"
+#include "elbus-msgpack-private.h"
 #include "elbus-rpc-private.h"
 
 /**
@@ -74,6 +75,7 @@ struct _ElbusRpcPeer {
   ElbusClient  *client;          /* (owned) */
   RpcHub       *hub;             /* (unowned): the client's */
   double        call_timeout;
+  ElbusMsgpackLimits limits;     /* for replies and incoming params */
   gulong        message_id;
   gulong        disconnected_id;
 };
@@ -376,8 +378,14 @@ message_cb (ElbusClient *client,
           }
 
         for (guint i = 0; i < n_peers && !handled; i++)
-          g_signal_emit (peer_at (self, peers, i), signals[SIGNAL_HANDLE_CALL],
-                         g_quark_try_string (method), invocation, &handled);
+          {
+            ElbusRpcPeer *peer = peer_at (self, peers, i);
+
+            /* params decode within the limits of the peer that offers the call */
+            _elbus_rpc_invocation_set_limits (invocation, &peer->limits);
+            g_signal_emit (peer, signals[SIGNAL_HANDLE_CALL], g_quark_try_string (method),
+                           invocation, &handled);
+          }
         if (!handled)
           {
             g_autofree char *text = g_strdup_printf ("method “%s” not found", method);
@@ -664,6 +672,7 @@ static void
 elbus_rpc_peer_init (ElbusRpcPeer *self)
 {
   self->context = g_main_context_ref_thread_default ();
+  elbus_rpc_peer_set_decode_limits (self, 0, 0, 0);
 }
 
 /**
@@ -746,6 +755,77 @@ elbus_rpc_peer_set_call_timeout (ElbusRpcPeer *self,
 
   self->call_timeout = timeout;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_CALL_TIMEOUT]);
+}
+
+/**
+ * elbus_rpc_peer_set_decode_limits:
+ * @self: a peer
+ * @max_depth: how deeply arrays and maps may nest; 0 for
+ *   %ELBUS_MSGPACK_MAX_DEPTH, which is also the most
+ * @max_values: how many MessagePack values may be decoded at once; 0 for
+ *   %ELBUS_MSGPACK_DEFAULT_MAX_VALUES
+ * @max_size: how many bytes of MessagePack may be decoded at once; 0 for
+ *   %ELBUS_MSGPACK_DEFAULT_MAX_SIZE
+ *
+ * Sets the limits (see [func@Elbus.msgpack_decode_full]) within which
+ * this peer decodes MessagePack from other clients: the replies of
+ * [method@Elbus.RpcPeer.call_variant_async] and
+ * [method@Elbus.RpcPeer.call_variant_sync], and the params of the calls it
+ * offers to its [signal@Elbus.RpcPeer::handle-call] handlers when they
+ * ask for [method@Elbus.RpcInvocation.get_params_variant]. The defaults
+ * fit any sane call and keep a hostile one from costing more than a few
+ * times its size; a peer that expects nothing big may set lower ones.
+ * Raw bytes ([method@Elbus.RpcPeer.call_async],
+ * [method@Elbus.RpcInvocation.get_params]) are never decoded.
+ *
+ * A reply beyond the limits fails the call with %ELBUS_RPC_ERROR_PARSE;
+ * params beyond them make
+ * [method@Elbus.RpcInvocation.get_params_variant] fail with
+ * %ELBUS_RPC_ERROR_INVALID_PARAMS, which
+ * [method@Elbus.RpcInvocation.return_gerror] passes on to the caller.
+ *
+ * Since: 1.0
+ */
+void
+elbus_rpc_peer_set_decode_limits (ElbusRpcPeer *self,
+                                  guint         max_depth,
+                                  gsize         max_values,
+                                  gsize         max_size)
+{
+  g_return_if_fail (ELBUS_IS_RPC_PEER (self));
+
+  self->limits.max_depth = max_depth > 0 ? MIN (max_depth, ELBUS_MSGPACK_MAX_DEPTH)
+                                         : ELBUS_MSGPACK_MAX_DEPTH;
+  self->limits.max_values = max_values > 0 ? max_values : ELBUS_MSGPACK_DEFAULT_MAX_VALUES;
+  self->limits.max_size = max_size > 0 ? max_size : ELBUS_MSGPACK_DEFAULT_MAX_SIZE;
+}
+
+/**
+ * elbus_rpc_peer_get_decode_limits:
+ * @self: a peer
+ * @max_depth: (out) (optional): the nesting limit
+ * @max_values: (out) (optional): the limit of values
+ * @max_size: (out) (optional): the limit of bytes
+ *
+ * Gets the limits set with [method@Elbus.RpcPeer.set_decode_limits], with
+ * the defaults in place of 0.
+ *
+ * Since: 1.0
+ */
+void
+elbus_rpc_peer_get_decode_limits (ElbusRpcPeer *self,
+                                  guint        *max_depth,
+                                  gsize        *max_values,
+                                  gsize        *max_size)
+{
+  g_return_if_fail (ELBUS_IS_RPC_PEER (self));
+
+  if (max_depth != NULL)
+    *max_depth = self->limits.max_depth;
+  if (max_values != NULL)
+    *max_values = self->limits.max_values;
+  if (max_size != NULL)
+    *max_size = self->limits.max_size;
 }
 
 /**
@@ -1082,17 +1162,20 @@ encode_params (GVariant  *params,
 }
 
 static GVariant *
-decode_reply (GBytes  *reply,
-              GError **error)
+decode_reply (ElbusRpcPeer  *self,
+              GBytes        *reply,
+              GError       **error)
 {
   g_autoptr(GError) local_error = NULL;
   GVariant *value;
+  gsize len;
+  const guint8 *data = g_bytes_get_data (reply, &len);
 
   /* an empty result is nothing: an empty maybe */
-  if (g_bytes_get_size (reply) == 0)
+  if (len == 0)
     return g_variant_ref_sink (g_variant_new_maybe (G_VARIANT_TYPE_VARIANT, NULL));
 
-  value = elbus_msgpack_decode (reply, &local_error);
+  value = _elbus_msgpack_decode_limited (data, len, &self->limits, NULL, &local_error);
   if (value == NULL)
     g_set_error (error, ELBUS_RPC_ERROR, ELBUS_RPC_ERROR_PARSE,
                  "the reply is not MessagePack: %s", local_error->message);
@@ -1114,7 +1197,7 @@ call_variant_cb (GObject      *source,
       g_task_return_error (task, error);
       return;
     }
-  value = decode_reply (reply, &error);
+  value = decode_reply (ELBUS_RPC_PEER (source), reply, &error);
   if (value == NULL)
     g_task_return_error (task, error);
   else
@@ -1238,7 +1321,7 @@ elbus_rpc_peer_call_variant_sync (ElbusRpcPeer  *self,
   reply = elbus_rpc_peer_call_sync (self, target, method, bytes, qos, timeout, cancellable, error);
   if (reply == NULL)
     return NULL;
-  return decode_reply (reply, error);
+  return decode_reply (self, reply, error);
 }
 
 /* call0 and notify, async: one-way sends whose bus errors map to RPC codes */

@@ -29,6 +29,17 @@ void          elbus_rpc_peer_set_call_timeout (ElbusRpcPeer     *self,
                                                double            timeout);
 
 ELBUS_AVAILABLE_IN_1_0
+void          elbus_rpc_peer_set_decode_limits (ElbusRpcPeer    *self,
+                                                guint            max_depth,
+                                                gsize            max_values,
+                                                gsize            max_size);
+ELBUS_AVAILABLE_IN_1_0
+void          elbus_rpc_peer_get_decode_limits (ElbusRpcPeer    *self,
+                                                guint           *max_depth,
+                                                gsize           *max_values,
+                                                gsize           *max_size);
+
+ELBUS_AVAILABLE_IN_1_0
 void          elbus_rpc_peer_call_async    (ElbusRpcPeer        *self,
                                             const char          *target,
                                             const char          *method,

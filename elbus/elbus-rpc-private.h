@@ -7,6 +7,7 @@
 
 #include "elbus-client.h"
 #include "elbus-codec-private.h"
+#include "elbus-msgpack-check-private.h"
 #include "elbus-rpc-invocation.h"
 #include "elbus-rpc-peer.h"
 
@@ -23,5 +24,10 @@ ElbusRpcInvocation *_elbus_rpc_invocation_new (ElbusClient *client,
                                                GBytes      *params,
                                                guint32      call_id,
                                                gboolean     realtime);
+
+/* The limits within which elbus_rpc_invocation_get_params_variant()
+ * decodes: those of the peer that offers the call. */
+void _elbus_rpc_invocation_set_limits (ElbusRpcInvocation       *self,
+                                       const ElbusMsgpackLimits *limits);
 
 G_END_DECLS

@@ -88,6 +88,19 @@ encode_ok (GVariant *value)
   return bytes;
 }
 
+/* What the decoder builds is in normal form, checked on a copy that
+ * GLib does not trust (it trusts the decoder's own result). */
+static void
+assert_normal_form (GVariant *value)
+{
+  g_autoptr(GBytes) data = g_variant_get_data_as_bytes (value);
+  g_autoptr(GVariant) untrusted = g_variant_ref_sink (
+    g_variant_new_from_bytes (g_variant_get_type (value), data, FALSE));
+
+  g_assert_true (g_variant_is_normal_form (untrusted));
+  g_assert_true (g_variant_equal (untrusted, value));
+}
+
 static GVariant *
 decode_ok (GBytes *bytes)
 {
@@ -98,6 +111,7 @@ decode_ok (GBytes *bytes)
   g_assert_no_error (error);
   g_assert_nonnull (value);
   g_assert_false (g_variant_is_floating (value));
+  assert_normal_form (value);
   return value;
 }
 
@@ -957,6 +971,7 @@ test_decode_mutations (void)
 
           g_assert_no_error (error);
           g_assert_false (g_variant_is_floating (value));
+          assert_normal_form (value);
           again = encode_ok (value);
           value_again = decode_ok (again);
           assert_variant_equal (value_again, value);
@@ -969,6 +984,130 @@ test_decode_mutations (void)
     }
 
   g_test_message ("%u of %u mutations decoded", accepted, iterations);
+}
+
+
+/* dd N, then N zeros: an array of N+1 values in all. */
+static GBytes *
+zeros_array (gsize n)
+{
+  guint8 *data = g_malloc0 (5 + n);
+
+  data[0] = 0xdd;
+  data[1] = n >> 24, data[2] = n >> 16, data[3] = n >> 8, data[4] = n;
+  return g_bytes_new_take (data, 5 + n);
+}
+
+static void
+assert_limited (GBytes     *bytes,
+                guint       max_depth,
+                gsize       max_values,
+                gsize       max_size,
+                const char *needle)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) value = elbus_msgpack_decode_full (bytes, max_depth, max_values,
+                                                         max_size, &error);
+
+  g_assert_null (value);
+  g_assert_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA);
+  if (strstr (error->message, needle) == NULL)
+    g_assert_cmpstr (error->message, ==, needle);
+}
+
+static GVariant *
+decode_full_ok (GBytes *bytes,
+                guint   max_depth,
+                gsize   max_values,
+                gsize   max_size)
+{
+  g_autoptr(GError) error = NULL;
+  GVariant *value = elbus_msgpack_decode_full (bytes, max_depth, max_values, max_size, &error);
+
+  g_assert_no_error (error);
+  g_assert_nonnull (value);
+  assert_normal_form (value);
+  return value;
+}
+
+static void
+test_limits_values (void)
+{
+  g_autoptr(GBytes) array = zeros_array (1000);
+  g_autoptr(GBytes) map = hex_to_bytes ("83 a1 61 01 a1 62 92 02 03 a1 63 c0");
+  g_autoptr(GVariant) value = NULL;
+
+  g_test_summary ("elbus_msgpack_decode_full() counts every value (the outermost, "
+                  "elements, keys, values) and refuses more than max_values");
+
+  value = decode_full_ok (array, 0, 1001, 0);
+  g_assert_cmpuint (g_variant_n_children (value), ==, 1000);
+  assert_limited (array, 0, 1000, 0, "more than 1000 values (the limit), at offset 0");
+
+  /* 1 map + 3 keys + 3 values + 2 elements */
+  g_clear_pointer (&value, g_variant_unref);
+  value = decode_full_ok (map, 0, 9, 0);
+  g_assert_cmpuint (g_variant_n_children (value), ==, 3);
+  assert_limited (map, 0, 8, 0, "more than 8 values (the limit), at offset 6");
+}
+
+static void
+test_limits_default_values (void)
+{
+  g_autoptr(GBytes) most = zeros_array (ELBUS_MSGPACK_DEFAULT_MAX_VALUES - 1);
+  g_autoptr(GBytes) too_many = zeros_array (ELBUS_MSGPACK_DEFAULT_MAX_VALUES);
+  g_autoptr(GBytes) huge = zeros_array (16 * 1024 * 1024);
+  g_autoptr(GVariant) value = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("By default a million values decode and one more does not; a 16 MiB "
+                  "array of zeros is refused at its header");
+
+  value = elbus_msgpack_decode (most, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_variant_n_children (value), ==, ELBUS_MSGPACK_DEFAULT_MAX_VALUES - 1);
+  g_clear_pointer (&value, g_variant_unref);
+
+  value = elbus_msgpack_decode (too_many, &error);
+  g_assert_null (value);
+  g_assert_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA);
+  g_assert_nonnull (strstr (error->message, "values (the limit)"));
+  g_clear_error (&error);
+
+  assert_limited (huge, 0, 0, 0, "values (the limit), at offset 0");
+}
+
+static void
+test_limits_depth (void)
+{
+  g_autoptr(GBytes) four = hex_to_bytes ("91 81 a1 6b 91 90");
+  g_autoptr(GVariant) value = NULL;
+
+  g_test_summary ("max_depth counts arrays and maps, the outermost as the first level; "
+                  "a limit above ELBUS_MSGPACK_MAX_DEPTH is that");
+
+  value = decode_full_ok (four, 4, 0, 0);
+  assert_limited (four, 3, 0, 0, "deeper than 3 levels at offset 5");
+  g_clear_pointer (&value, g_variant_unref);
+
+  {
+    g_autoptr(GBytes) deep = nested_arrays_bytes (ELBUS_MSGPACK_MAX_DEPTH + 1);
+
+    assert_limited (deep, ELBUS_MSGPACK_MAX_DEPTH + 10, 0, 0, "deeper than 32 levels");
+  }
+}
+
+static void
+test_limits_size (void)
+{
+  g_autoptr(GBytes) text = hex_to_bytes ("a9 65 6c 62 75 73 2d 67 6c 69");  /* 10 bytes */
+  g_autoptr(GVariant) value = NULL;
+
+  g_test_summary ("max_size refuses MessagePack longer than it, whatever it holds");
+
+  value = decode_full_ok (text, 0, 0, 10);
+  g_assert_cmpstr (g_variant_get_string (value, NULL), ==, "elbus-gli");
+  assert_limited (text, 0, 0, 9, "is 10 bytes long, more than the limit of 9");
 }
 
 static void
@@ -1044,6 +1183,10 @@ main (int   argc,
   g_test_add_func ("/elbus/msgpack/error/invalid", test_error_invalid);
   g_test_add_func ("/elbus/msgpack/error/huge-counts", test_error_huge_counts);
   g_test_add_func ("/elbus/msgpack/error/empty", test_error_empty);
+  g_test_add_func ("/elbus/msgpack/limits/values", test_limits_values);
+  g_test_add_func ("/elbus/msgpack/limits/default-values", test_limits_default_values);
+  g_test_add_func ("/elbus/msgpack/limits/depth", test_limits_depth);
+  g_test_add_func ("/elbus/msgpack/limits/size", test_limits_size);
   g_test_add_func ("/elbus/msgpack/params-from-pairs", test_params_from_pairs);
 
   return g_test_run ();

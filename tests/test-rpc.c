@@ -29,6 +29,26 @@ assert_bytes (GBytes     *b,
   g_assert_cmpmem (g_bytes_get_data (b, NULL), g_bytes_get_size (b), expected, strlen (expected));
 }
 
+/* "81 a1 61" -> bytes; blanks are ignored. */
+static GBytes *
+hex_to_bytes (const char *hex)
+{
+  GByteArray *bytes = g_byte_array_new ();
+
+  for (const char *p = hex; *p != '\0'; p++)
+    {
+      guint8 byte;
+
+      if (*p == ' ')
+        continue;
+      g_assert_true (g_ascii_isxdigit (p[0]) && g_ascii_isxdigit (p[1]));
+      byte = (guint8) (g_ascii_xdigit_value (p[0]) << 4 | g_ascii_xdigit_value (p[1]));
+      g_byte_array_append (bytes, &byte, 1);
+      p++;
+    }
+  return g_byte_array_free_to_bytes (bytes);
+}
+
 /* the server side: a handful of methods */
 
 typedef struct {
@@ -673,6 +693,114 @@ test_variant_forms (Fixture       *f,
   assert_bytes (f->s.notified, "n");
 }
 
+typedef struct {
+  gboolean  done;
+  GVariant *reply;
+  GError   *error;
+} VariantCall;
+
+static void
+variant_call_cb (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  VariantCall *call = user_data;
+
+  call->reply = elbus_rpc_peer_call_variant_finish (ELBUS_RPC_PEER (source), result,
+                                                    &call->error);
+  call->done = TRUE;
+}
+
+/* A variant call to rpc.server, served by this thread's context. */
+static GVariant *
+call_variant_and_wait (ElbusRpcPeer  *caller,
+                       const char    *method,
+                       GVariant      *params,
+                       GError       **error)
+{
+  VariantCall call = { 0 };
+  gint64 deadline = g_get_monotonic_time () + elbus_test_scale_ms (5000) * 1000;
+
+  elbus_rpc_peer_call_variant_async (caller, "rpc.server", method, params, ELBUS_QOS_PROCESSED,
+                                     0, NULL, variant_call_cb, &call);
+  while (!call.done)
+    {
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_main_context_iteration (NULL, TRUE);
+    }
+  if (call.error != NULL)
+    g_propagate_error (error, call.error);
+  return call.reply;
+}
+
+static void
+test_decode_limits (Fixture       *f,
+                    gconstpointer  data)
+{
+  /* {'a': 2, 'b': 40, 'c': [1, 2, 3]}: 1 + 6 + 3 values */
+  g_autoptr(GBytes) params = hex_to_bytes ("83 a1 61 02 a1 62 28 a1 63 93 01 02 03");
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GError) error = NULL;
+  ElbusTestCall call = { 0 };
+  guint max_depth;
+  gsize max_values, max_size;
+  static const struct {
+    guint       max_depth;
+    gsize       max_values;
+    gsize       max_size;
+    const char *text;
+  } over[] = {
+    { 0, 9, 0, "more than 9 values" },
+    { 1, 0, 0, "deeper than 1 levels" },
+    { 0, 0, 12, "more than the limit of 12" },
+  };
+
+  g_test_summary ("A peer decodes params and replies within its limits: over them the "
+                  "caller gets -32602 from get_params_variant(), a variant call a parse "
+                  "error; 0 means the defaults");
+
+  elbus_rpc_peer_get_decode_limits (f->server, &max_depth, &max_values, &max_size);
+  g_assert_cmpuint (max_depth, ==, ELBUS_MSGPACK_MAX_DEPTH);
+  g_assert_cmpuint (max_values, ==, ELBUS_MSGPACK_DEFAULT_MAX_VALUES);
+  g_assert_cmpuint (max_size, ==, ELBUS_MSGPACK_DEFAULT_MAX_SIZE);
+
+  elbus_test_call_and_wait (f->caller, "rpc.server", "sum", params, ELBUS_QOS_PROCESSED, 0,
+                            &call);
+  g_assert_no_error (call.error);
+  elbus_test_call_clear (&call);
+
+  for (gsize i = 0; i < G_N_ELEMENTS (over); i++)
+    {
+      elbus_rpc_peer_set_decode_limits (f->server, over[i].max_depth, over[i].max_values,
+                                        over[i].max_size);
+      elbus_test_call_and_wait (f->caller, "rpc.server", "sum", params, ELBUS_QOS_PROCESSED, 0,
+                                &call);
+      g_assert_error (call.error, ELBUS_RPC_ERROR, ELBUS_RPC_ERROR_INVALID_PARAMS);
+      if (strstr (call.error->message, over[i].text) == NULL)
+        g_assert_cmpstr (call.error->message, ==, over[i].text);
+      elbus_test_call_clear (&call);
+    }
+
+  elbus_rpc_peer_set_decode_limits (f->server, 0, 0, 0);
+  elbus_rpc_peer_get_decode_limits (f->server, NULL, &max_values, NULL);
+  g_assert_cmpuint (max_values, ==, ELBUS_MSGPACK_DEFAULT_MAX_VALUES);
+
+  /* the echo comes back as it went; the caller's limits refuse it */
+  elbus_rpc_peer_set_decode_limits (f->caller, 0, 5, 0);
+  reply = call_variant_and_wait (f->caller, "echo", g_variant_new_parsed ("[1, 2, 3, 4, 5]"),
+                                 &error);
+  g_assert_null (reply);
+  g_assert_error (error, ELBUS_RPC_ERROR, ELBUS_RPC_ERROR_PARSE);
+  g_assert_nonnull (strstr (error->message, "more than 5 values"));
+  g_clear_error (&error);
+
+  elbus_rpc_peer_set_decode_limits (f->caller, 0, 6, 0);
+  reply = call_variant_and_wait (f->caller, "echo", g_variant_new_parsed ("[1, 2, 3, 4, 5]"),
+                                 &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_variant_n_children (reply), ==, 5);
+}
+
 /* The broker's own .broker client, spoken to on the raw wire so that the
  * exact reply bytes are checked. */
 
@@ -794,6 +922,140 @@ test_core_methods (void)
 
   g_clear_pointer (&sec, elbus_test_conn_free);
   g_clear_pointer (&tcp, elbus_test_conn_free);
+  g_clear_pointer (&conn, elbus_test_conn_free);
+  elbus_test_broker_free (tb);
+}
+
+/* The error data of an RPC error answer, as text. */
+static char *
+rpc_error_text (GBytes *answer)
+{
+  gsize len;
+  const guint8 *data = g_bytes_get_data (answer, &len);
+
+  g_assert_cmpuint (len, >=, 7);
+  return g_strndup ((const char *) data + 7, len - 7);
+}
+
+static void
+test_core_params (void)
+{
+  ElbusTestBroker *tb = core_broker_new ();
+  g_autoptr(ElbusTestConn) conn = elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_UNIX, "core.raw");
+  static const struct {
+    const char *method;
+    const char *params;     /* hex */
+    int         code;
+    const char *text;       /* (nullable): in the error data */
+  } cases[] = {
+    { "test", "92 01 02", -32700, "not an array" },
+    { "test", "c0", -32700, "not nil" },
+    { "info", "a1 61", -32700, "not a string" },
+    { "stats", "07", -32700, "not an integer" },
+    { "client.list", "81 01 02", -32700, "keys are not strings" },
+    { "test", "80 00", -32700, "followed by more bytes" },
+    { "test", "de 00", -32700, "truncated map" },
+    { "test", "c1", -32700, "0xc1" },
+    { "nosuch", "92 01 02", -32700, "not an array" },
+    { "monitor.stop", "90", -32700, NULL },
+    { "monitor.start", "c0", -32700, NULL },
+    { "test", "81 a1 61 01", -32602, "takes no parameters" },
+    { "stats", "de 00 01 a1 61 01", -32602, NULL },
+    { "monitor.stop", "81 a1 61 01", -32602, NULL },
+    { "nosuch", "81 a1 61 01", -32601, NULL },
+    { "nosuch", "80", -32601, NULL },
+    { "nosuch", "de 00 00", -32601, NULL },
+    { "nosuch", "", -32601, NULL },
+  };
+  gsize huge = 16 * 1024 * 1024;
+  g_autofree guint8 *array = g_malloc0 (5 + huge);
+  g_autofree guint8 *map = g_malloc (5 + huge);
+  guint32 call_id = 1;
+
+  g_test_summary ("`.broker` tells params apart by their first bytes, as the original "
+                  "orders its errors: not a map with string keys -32700 for any method "
+                  "(benchmark.test aside), a non-empty map -32602 for methods that take "
+                  "none, an unknown method -32601; 16 MiB of params are answered so too, "
+                  "and monitor.start's filters have limits");
+
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr(GBytes) params = hex_to_bytes (cases[i].params);
+      g_autoptr(GBytes) answer = elbus_test_conn_core_call (conn, call_id++, cases[i].method,
+                                                            g_bytes_get_data (params, NULL),
+                                                            g_bytes_get_size (params));
+      g_autofree char *text = NULL;
+
+      g_test_message ("%s %s", cases[i].method, cases[i].params);
+      elbus_test_assert_rpc_error (answer, cases[i].code);
+      text = rpc_error_text (answer);
+      if (cases[i].text != NULL && strstr (text, cases[i].text) == NULL)
+        g_assert_cmpstr (text, ==, cases[i].text);
+    }
+
+  /* an array32 of 16 Mi zeros: an array, whatever it holds */
+  array[0] = 0xdd;
+  array[1] = huge >> 24, array[2] = huge >> 16, array[3] = huge >> 8, array[4] = huge;
+  {
+    g_autoptr(GBytes) answer = elbus_test_conn_core_call (conn, call_id++, "test", array,
+                                                          5 + huge);
+
+    elbus_test_assert_rpc_error (answer, -32700);
+  }
+  /* a map32 of 8 Mi entries "" => 0: a map with string keys */
+  map[0] = 0xdf;
+  map[1] = (huge / 2) >> 24, map[2] = (huge / 2) >> 16, map[3] = (huge / 2) >> 8,
+  map[4] = (huge / 2) & 0xff;
+  for (gsize i = 0; i < huge; i += 2)
+    map[5 + i] = 0xa0, map[6 + i] = 0x00;
+  {
+    g_autoptr(GBytes) answer = elbus_test_conn_core_call (conn, call_id++, "test", map,
+                                                          5 + huge);
+
+    elbus_test_assert_rpc_error (answer, -32602);
+  }
+  /* monitor.start checks its filters against small limits before
+   * decoding them: too long, too many values, too deep */
+  {
+    g_autoptr(GBytes) answer = elbus_test_conn_core_call (conn, call_id++, "monitor.start", map,
+                                                          5 + huge);
+    g_autofree char *text = NULL;
+
+    elbus_test_assert_rpc_error (answer, -32602);
+    text = rpc_error_text (answer);
+    g_assert_nonnull (strstr (text, "more than the limit of 1048576"));
+  }
+  {
+    g_autoptr(GBytes) answer = NULL;
+    g_autofree char *text = NULL;
+
+    /* the same map, cut to 5000 entries */
+    map[1] = 0, map[2] = 0, map[3] = 5000 >> 8, map[4] = 5000 & 0xff;
+    answer = elbus_test_conn_core_call (conn, call_id++, "monitor.start", map, 5 + 2 * 5000);
+    elbus_test_assert_rpc_error (answer, -32602);
+    text = rpc_error_text (answer);
+    g_assert_nonnull (strstr (text, "values (the limit)"));
+  }
+  {
+    g_autoptr(GBytes) deep = hex_to_bytes ("81 a1 61 91 91 91 91 00");
+    g_autoptr(GBytes) answer = elbus_test_conn_core_call (conn, call_id++, "monitor.start",
+                                                          g_bytes_get_data (deep, NULL),
+                                                          g_bytes_get_size (deep));
+    g_autofree char *text = NULL;
+
+    elbus_test_assert_rpc_error (answer, -32602);
+    text = rpc_error_text (answer);
+    g_assert_nonnull (strstr (text, "deeper than 4 levels"));
+  }
+
+  /* still served */
+  {
+    static const guint8 ok_true[] = { 0x81, 0xa2, 'o', 'k', 0xc3 };
+    g_autoptr(GBytes) answer = elbus_test_conn_core_call (conn, call_id, "test", NULL, 0);
+
+    elbus_test_assert_rpc_reply (answer, call_id, ok_true, sizeof ok_true);
+  }
+
   g_clear_pointer (&conn, elbus_test_conn_free);
   elbus_test_broker_free (tb);
 }
@@ -948,9 +1210,11 @@ main (int    argc,
   ADD ("/elbus/rpc/timeout-cancel-disconnect", test_timeout_cancel_disconnect);
   ADD ("/elbus/rpc/malformed", test_malformed);
   ADD ("/elbus/rpc/variant", test_variant_forms);
+  ADD ("/elbus/rpc/decode-limits", test_decode_limits);
 #undef ADD
   g_test_add_func ("/elbus/rpc/handler-calls-out", test_handler_calls_out);
   g_test_add_func ("/elbus/rpc/core/methods", test_core_methods);
+  g_test_add_func ("/elbus/rpc/core/params", test_core_params);
   g_test_add_func ("/elbus/rpc/core/announcements", test_core_announcements);
   g_test_add_func ("/elbus/rpc/core/fifo", test_fifo);
 

@@ -206,12 +206,37 @@ static char *
 payload_to_hex (const guint8 *data,
                 gsize         len)
 {
-  GString *hex = g_string_sized_new (len * 2 + 1);
+  static const char digits[] = "0123456789abcdef";
+  char *hex = g_malloc (len * 2 + 1);
 
   for (gsize i = 0; i < len; i++)
-    g_string_append_printf (hex, "%02x", data[i]);
+    {
+      hex[2 * i] = digits[data[i] >> 4];
+      hex[2 * i + 1] = digits[data[i] & 0x0f];
+    }
+  hex[len * 2] = '\0';
+  return hex;
+}
 
-  return g_string_free (hex, FALSE);
+/* Payloads of more values than this are shown as text or hex, not as
+ * JSON: JSON-GLib spends some hundred bytes per value, and a hostile
+ * payload (16 MiB of MessagePack zeros, or of "[0,0,...]") must not
+ * make `elbus listen` balloon. Well above what anyone reads. */
+#define DISPLAY_MAX_VALUES 65536
+
+/* Whether JSON text @data holds at most DISPLAY_MAX_VALUES values: every
+ * value but the first follows a `,`, `:`, `[` or `{`. */
+static gboolean
+json_within_display_limit (const guint8 *data,
+                           gsize         len)
+{
+  gsize n = 0;
+
+  for (gsize i = 0; i < len; i++)
+    if (data[i] == ',' || data[i] == ':' || data[i] == '[' || data[i] == '{')
+      if (++n >= DISPLAY_MAX_VALUES)
+        return FALSE;
+  return TRUE;
 }
 
 /* Whether JSON-GLib could take printable @data: not when it starts, after
@@ -238,7 +263,8 @@ might_be_json (const guint8 *data,
  * Decodes a payload the way the tools show it. Printable text is JSON
  * when it parses as JSON, else text; anything else is MessagePack when it
  * decodes as MessagePack, else shown in hex. (Text goes first: a printable
- * byte such as `5` is also a MessagePack integer.)
+ * byte such as `5` is also a MessagePack integer.) JSON or MessagePack of
+ * more than DISPLAY_MAX_VALUES values is shown as text or hex.
  *
  * Returns: (transfer full): the decoded value for JSON and MessagePack
  *   (a MessagePack unsigned integer above %G_MAXINT64 as a string of its
@@ -267,7 +293,7 @@ elbus_tool_payload_decode (const guint8           *data,
     {
       g_autofree char *text = NULL;
 
-      if (might_be_json (data, len))
+      if (might_be_json (data, len) && json_within_display_limit (data, len))
         {
           g_autoptr(JsonParser) parser = json_parser_new_immutable ();
 
@@ -283,7 +309,11 @@ elbus_tool_payload_decode (const guint8           *data,
       return json_node_init_string (json_node_alloc (), text);
     }
 
-  value = elbus_msgpack_decode_data (data, len, NULL);
+  {
+    g_autoptr(GBytes) bytes = g_bytes_new_static (data, len);
+
+    value = elbus_msgpack_decode_full (bytes, 0, DISPLAY_MAX_VALUES, 0, NULL);
+  }
   if (value != NULL)
     {
       *format = ELBUS_TOOL_PAYLOAD_MSGPACK;
