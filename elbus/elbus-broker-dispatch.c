@@ -212,7 +212,8 @@ _elbus_dispatch_file_set_interest (ElbusDispatchFile *file,
   /* fails only for a closed fd, which is never left registered */
   (void) epoll_ctl (file->broker->epoll_fd, EPOLL_CTL_MOD, file->fd, &ev);
   file->interest = interest;
-  file->events &= interest | EPOLLHUP | EPOLLERR;
+  /* an event no longer wanted is forgotten */
+  _elbus_dispatch_file_clear (file, ~(interest | EPOLLHUP | EPOLLERR));
 }
 
 /* The handler has drained @events: the file leaves the ready list when
