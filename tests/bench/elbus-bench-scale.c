@@ -40,6 +40,7 @@
 
 #include <glib-unix.h>
 
+#include "elbus-bench-util.h"
 #include "elbus-test-util.h"
 
 static char    *opt_elbusd = NULL;
@@ -83,21 +84,11 @@ static gboolean
 read_cpu (GPid    pid,
           double *cpu)
 {
-  g_autofree char *path = g_strdup_printf ("/proc/%d/stat", (int) pid);
-  g_autofree char *contents = NULL;
-  g_auto(GStrv) fields = NULL;
-  const char *p;
-  double tick = sysconf (_SC_CLK_TCK);
+  double utime, stime;
 
-  if (pid <= 0 || !g_file_get_contents (path, &contents, NULL, NULL))
+  if (!elbus_bench_read_cpu (pid, &utime, &stime))
     return FALSE;
-  p = strrchr (contents, ')');
-  if (p == NULL)
-    return FALSE;
-  fields = g_strsplit (p + 2, " ", -1);
-  if (g_strv_length (fields) < 13)
-    return FALSE;
-  *cpu = (g_ascii_strtoull (fields[11], NULL, 10) + g_ascii_strtoull (fields[12], NULL, 10)) / tick;
+  *cpu = utime + stime;
   return TRUE;
 }
 
@@ -364,20 +355,6 @@ raise_nofile (rlim_t wanted)
     }
 }
 
-static char *
-default_elbusd (void)
-{
-  g_autofree char *self = g_file_read_link ("/proc/self/exe", NULL);
-  g_autofree char *dir = NULL;
-
-  if (g_getenv ("ELBUSD") != NULL)
-    return g_strdup (g_getenv ("ELBUSD"));
-  if (self == NULL)
-    return g_strdup ("elbusd");
-  dir = g_path_get_dirname (self);
-  return g_build_filename (dir, "..", "..", "tools", "elbusd", NULL);
-}
-
 int
 main (int   argc,
       char *argv[])
@@ -422,7 +399,7 @@ main (int   argc,
     }
   else
     {
-      g_autofree char *elbusd = opt_elbusd ? g_strdup (opt_elbusd) : default_elbusd ();
+      g_autofree char *elbusd = opt_elbusd ? g_strdup (opt_elbusd) : elbus_bench_default_elbusd ();
       const char *args[] = { "--max-clients", "0", "-t", "600", NULL };
 
       g_setenv ("ELBUSD", elbusd, TRUE);
