@@ -70,7 +70,7 @@ dispatch_check (GSource *source)
   ElbusDispatchSource *ds = (ElbusDispatchSource *) source;
 
   return ds->broker->ready.length > 0 ||
-         (g_source_query_unix_fd (source, ds->tag) & G_IO_IN) != 0;
+         (ds->tag != NULL && (g_source_query_unix_fd (source, ds->tag) & G_IO_IN) != 0);
 }
 
 static void
@@ -107,7 +107,7 @@ dispatch_dispatch (GSource     *source,
 
   /* the kernel has news only when poll() said so; files already on the
    * list are served either way */
-  if (g_source_query_unix_fd (source, ds->tag) & G_IO_IN)
+  if (ds->tag != NULL && (g_source_query_unix_fd (source, ds->tag) & G_IO_IN))
     take_events (broker);
 
   budget = MIN (broker->ready.length, DISPATCH_BUDGET);
@@ -143,14 +143,16 @@ _elbus_dispatch_init (ElbusBroker *broker)
 
   broker->epoll_fd = epoll_create1 (EPOLL_CLOEXEC);
   if (broker->epoll_fd < 0)
-    g_error ("epoll_create1() failed: %s", g_strerror (errno));
+    /* listening fails then, with this reason */
+    g_warning ("epoll_create1() failed: %s", g_strerror (errno));
   g_queue_init (&broker->ready);
   for (guint i = 0; i < ELBUS_N_DEADLINES; i++)
     g_queue_init (&broker->deadlines[i]);
 
   ds = (ElbusDispatchSource *) g_source_new (&dispatch_source_funcs, sizeof *ds);
   ds->broker = broker;
-  ds->tag = g_source_add_unix_fd ((GSource *) ds, broker->epoll_fd, G_IO_IN);
+  if (broker->epoll_fd >= 0)
+    ds->tag = g_source_add_unix_fd ((GSource *) ds, broker->epoll_fd, G_IO_IN);
   broker->dispatch_source = (GSource *) ds;
   g_source_set_static_name (broker->dispatch_source, "[elbus] broker dispatch");
   g_source_attach (broker->dispatch_source, broker->context);

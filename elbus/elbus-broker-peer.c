@@ -398,14 +398,21 @@ _elbus_peer_flush (ElbusPeer *peer)
 /* the handshake */
 
 static void
-send_byte_now (ElbusPeer *peer,
-               guint8     byte)
+queue_byte (ElbusPeer *peer,
+            guint8     byte)
 {
   ElbusOutEntry entry = { 0 };
 
   entry.hdr[0] = byte;
   entry.hdr_len = 1;
   _elbus_peer_enqueue (peer, &entry, TRUE);
+}
+
+static void
+send_byte_now (ElbusPeer *peer,
+               guint8     byte)
+{
+  queue_byte (peer, byte);
   _elbus_peer_flush (peer);
 }
 
@@ -444,9 +451,8 @@ handshake (ElbusPeer *peer)
       buf += ELBUS_GREETING_LEN;
       len -= ELBUS_GREETING_LEN;
       peer->state = ELBUS_PEER_NAME;
-      send_byte_now (peer, ELBUS_RESULT_OK);
-      if (peer->closed)
-        return FALSE;
+      /* a client that sent its name along gets both answers in one write */
+      queue_byte (peer, ELBUS_RESULT_OK);
     }
 
   if (peer->state == ELBUS_PEER_NAME)
