@@ -34,6 +34,8 @@
  * for drained input: it stays set until a read returns the end. */
 #define PEER_EVENTS (EPOLLIN | EPOLLRDHUP)
 #define PEER_READ_EVENTS (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)
+/* reads of a full buffer's worth in one turn on the ready list */
+#define PEER_READS_PER_TURN 4
 
 static void peer_dispatch (ElbusDispatchFile *file);
 
@@ -598,7 +600,10 @@ peer_dispatch (ElbusDispatchFile *file)
 
   peer->ref++;
 
-  if (events & PEER_READ_EVENTS)
+  /* a client with more waiting gets a few reads in its turn: fewer
+   * wake-ups for a stream, and still a bounded turn */
+  for (guint i = 0; i < PEER_READS_PER_TURN && !peer->closed &&
+                    (file->events & PEER_READ_EVENTS); i++)
     peer_read (peer);
 
   if (!peer->closed && (events & EPOLLOUT))
