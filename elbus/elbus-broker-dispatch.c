@@ -11,8 +11,8 @@
  *  - Files are registered edge-triggered (EPOLLET). epoll_wait() with a
  *    timeout of 0 takes at most DISPATCH_EVENTS events a dispatch and ORs
  *    them into each file's @events; a file with events is on the ready
- *    list. A handler serves a file once (one read(), one accept() loop of
- *    a bounded length, one flush) and clears an event only when it has
+ *    list. A handler serves a file once (a read() or a few, a bounded
+ *    accept() loop, one flush) and clears an event only when it has
  *    drained it: a read that did not fill the buffer, EAGAIN. A file with
  *    events left stays on the list, behind the others, so a client that
  *    keeps sending gets one turn a round and cannot starve the rest, and

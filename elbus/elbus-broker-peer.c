@@ -3,10 +3,11 @@
  * One broker connection: its read buffer, the handshake, the frame loop and
  * the outgoing queue.
  *
- * Reading: one read() per turn on the broker's ready list
- * (elbus-broker-dispatch.c) into a refcounted chunk (elbus-io.c); every
- * complete frame in it is routed in place, and recipients keep a reference
- * to the chunk instead of a copy of the payload.
+ * Reading: a read() per turn on the broker's ready list
+ * (elbus-broker-dispatch.c), a few while they fill the buffer, into a
+ * refcounted chunk (elbus-io.c); every complete frame in it is routed in
+ * place, and recipients keep a reference to the chunk instead of a copy
+ * of the payload.
  *
  * Writing: a recipient's queue (elbus-io.c) is written in one sendmsg() of
  * many iovecs. A socket that takes no more makes the peer wait for
