@@ -11,8 +11,8 @@
  *  - Files are registered edge-triggered (EPOLLET). epoll_wait() with a
  *    timeout of 0 takes at most DISPATCH_EVENTS events a dispatch and ORs
  *    them into each file's @events; a file with events is on the ready
- *    list. A handler serves a file once (a read() or a few, a bounded
- *    accept() loop, one flush) and clears an event only when it has
+ *    list. A handler serves a file once (one read(), a bounded accept()
+ *    loop, one flush) and clears an event only when it has
  *    drained it: a read that did not fill the buffer, EAGAIN. A file with
  *    events left stays on the list, behind the others, so a client that
  *    keeps sending gets one turn a round and cannot starve the rest, and
@@ -84,16 +84,7 @@ take_events (ElbusBroker *broker)
   while (n < 0 && errno == EINTR);
 
   for (int i = 0; i < n; i++)
-    {
-      ElbusDispatchFile *file = events[i].data.ptr;
-
-      file->events |= events[i].events;
-      if (!file->ready)
-        {
-          file->ready = TRUE;
-          g_queue_push_tail_link (&broker->ready, &file->ready_link);
-        }
-    }
+    _elbus_dispatch_file_wake (events[i].data.ptr, events[i].events);
 }
 
 static gboolean
@@ -216,6 +207,21 @@ _elbus_dispatch_file_set_interest (ElbusDispatchFile *file,
   file->interest = interest;
   /* an event no longer wanted is forgotten */
   _elbus_dispatch_file_clear (file, ~(interest | EPOLLHUP | EPOLLERR));
+}
+
+/* @events are pending for @file: it joins the ready list, at the tail. */
+void
+_elbus_dispatch_file_wake (ElbusDispatchFile *file,
+                           guint32            events)
+{
+  if (file->fd < 0)
+    return;
+  file->events |= events;
+  if (!file->ready)
+    {
+      file->ready = TRUE;
+      g_queue_push_tail_link (&file->broker->ready, &file->ready_link);
+    }
 }
 
 /* The handler has drained @events: the file leaves the ready list when

@@ -3,11 +3,10 @@
  * One broker connection: its read buffer, the handshake, the frame loop and
  * the outgoing queue.
  *
- * Reading: a read() per turn on the broker's ready list
- * (elbus-broker-dispatch.c), a few while they fill the buffer, into a
- * refcounted chunk (elbus-io.c); every complete frame in it is routed in
- * place, and recipients keep a reference to the chunk instead of a copy
- * of the payload.
+ * Reading: one read() per turn on the broker's ready list
+ * (elbus-broker-dispatch.c) into a refcounted chunk (elbus-io.c); every
+ * complete frame in it is routed in place, and recipients keep a reference
+ * to the chunk instead of a copy of the payload.
  *
  * Writing: a recipient's queue (elbus-io.c) is written in one sendmsg() of
  * many iovecs. A socket that takes no more makes the peer wait for
@@ -35,8 +34,6 @@
  * for drained input: it stays set until a read returns the end. */
 #define PEER_EVENTS (EPOLLIN | EPOLLRDHUP)
 #define PEER_READ_EVENTS (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)
-/* reads of a full buffer's worth in one turn on the ready list */
-#define PEER_READS_PER_TURN 4
 
 static void peer_dispatch (ElbusDispatchFile *file);
 
@@ -601,10 +598,11 @@ peer_dispatch (ElbusDispatchFile *file)
 
   peer->ref++;
 
-  /* a client with more waiting gets a few reads in its turn: fewer
-   * wake-ups for a stream, and still a bounded turn */
-  for (guint i = 0; i < PEER_READS_PER_TURN && !peer->closed &&
-                    (file->events & PEER_READ_EVENTS); i++)
+  /* one read a turn, as one read a wake-up before: reading more at
+   * once would move frames from the kernel's buffers into the queues of
+   * their recipients, and a client that paces itself by a window just
+   * below the queue size would find its queue full */
+  if (events & PEER_READ_EVENTS)
     peer_read (peer);
 
   if (!peer->closed && (events & EPOLLOUT))

@@ -202,6 +202,8 @@ gboolean    _elbus_dispatch_file_add  (ElbusDispatchFile *file,
                                        ElbusDispatchFunc func);
 void        _elbus_dispatch_file_set_interest (ElbusDispatchFile *file,
                                                guint32        interest);
+void        _elbus_dispatch_file_wake (ElbusDispatchFile *file,
+                                       guint32        events);
 void        _elbus_dispatch_file_clear (ElbusDispatchFile *file,
                                         guint32        events);
 void        _elbus_dispatch_file_remove (ElbusDispatchFile *file);

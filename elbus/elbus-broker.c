@@ -916,12 +916,7 @@ _elbus_broker_resume_accept (ElbusBroker *self)
     {
       ElbusListener *listener = g_ptr_array_index (self->listeners, i);
 
-      listener->file.events |= EPOLLIN;
-      if (!listener->file.ready && listener->file.fd >= 0)
-        {
-          listener->file.ready = TRUE;
-          g_queue_push_tail_link (&self->ready, &listener->file.ready_link);
-        }
+      _elbus_dispatch_file_wake (&listener->file, EPOLLIN);
     }
 }
 
