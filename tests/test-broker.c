@@ -2027,6 +2027,25 @@ scaled_count (guint n)
   return elbus_test_under_valgrind () ? n / 5 : n;
 }
 
+/* @n registered connections named PREFIX, then a number of @digits. */
+static GPtrArray *
+connect_many (ElbusTestBroker    *tb,
+              ElbusTestTransport  transport,
+              const char         *prefix,
+              guint               digits,
+              guint               n)
+{
+  GPtrArray *conns = g_ptr_array_new_with_free_func ((GDestroyNotify) elbus_test_conn_free);
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_autofree char *name = g_strdup_printf ("%s%0*u", prefix, (int) digits, i);
+
+      g_ptr_array_add (conns, elbus_test_conn_new (tb, transport, name));
+    }
+  return conns;
+}
+
 static void
 test_dispatch_many_ready (gconstpointer data)
 {
@@ -2034,7 +2053,7 @@ test_dispatch_many_ready (gconstpointer data)
   ElbusTestBroker *tb = new_broker ();
   /* more than one epoll_wait() and one dispatch take */
   guint n = 300;
-  g_autoptr(GPtrArray) conns = g_ptr_array_new_with_free_func ((GDestroyNotify) elbus_test_conn_free);
+  g_autoptr(GPtrArray) conns = connect_many (tb, transport, "ready.", 3, n);
   g_autoptr(ElbusTestConn) sink = elbus_test_conn_new (tb, transport, "sink");
   g_autofree guint *seen = g_new0 (guint, n);
   Gate gate;
@@ -2042,13 +2061,6 @@ test_dispatch_many_ready (gconstpointer data)
   g_test_summary ("Hundreds of connections that become ready in the same "
                   "wake-up, more than one dispatch serves, are all served: "
                   "both frames of each arrive and every sender gets its acks");
-
-  for (guint i = 0; i < n; i++)
-    {
-      g_autofree char *name = g_strdup_printf ("ready.%03u", i);
-
-      g_ptr_array_add (conns, elbus_test_conn_new (tb, transport, name));
-    }
 
   gate_close (tb, &gate);
   for (guint i = 0; i < n; i++)
@@ -2100,9 +2112,9 @@ test_dispatch_close_in_batch (gconstpointer data)
   ElbusTestTransport transport = TRANSPORT (data);
   ElbusTestBroker *tb = new_broker ();
   guint n = 50;
-  g_autoptr(GPtrArray) secondaries = g_ptr_array_new_with_free_func ((GDestroyNotify) elbus_test_conn_free);
-  g_autoptr(GPtrArray) others = g_ptr_array_new_with_free_func ((GDestroyNotify) elbus_test_conn_free);
   g_autoptr(ElbusTestConn) primary = elbus_test_conn_new (tb, transport, "prim");
+  g_autoptr(GPtrArray) secondaries = connect_many (tb, transport, "prim%%s", 2, n);
+  g_autoptr(GPtrArray) others = connect_many (tb, transport, "other.", 2, n);
   g_autoptr(ElbusTestConn) sink = elbus_test_conn_new (tb, transport, "sink");
   static const guint8 bad_op[] = { 1, 0, 0, 0, 0x05, 0, 0, 0, 0 };
   guint from_others = 0;
@@ -2112,15 +2124,6 @@ test_dispatch_close_in_batch (gconstpointer data)
                   "wait to be served (a primary's protocol error takes its "
                   "secondaries, ready behind it, along) is skipped; the rest "
                   "of the batch is served");
-
-  for (guint i = 0; i < n; i++)
-    {
-      g_autofree char *sec = g_strdup_printf ("prim%%%%s%02u", i);
-      g_autofree char *other = g_strdup_printf ("other.%02u", i);
-
-      g_ptr_array_add (secondaries, elbus_test_conn_new (tb, transport, sec));
-      g_ptr_array_add (others, elbus_test_conn_new (tb, transport, other));
-    }
 
   gate_close (tb, &gate);
   /* the primary's bad frame is the first event of the batch */
@@ -2364,7 +2367,7 @@ test_dispatch_in_process (gconstpointer data)
   ElbusTestTransport transport = TRANSPORT (data);
   ElbusTestBroker *tb = new_broker ();
   guint n = 40;
-  g_autoptr(GPtrArray) conns = g_ptr_array_new_with_free_func ((GDestroyNotify) elbus_test_conn_free);
+  g_autoptr(GPtrArray) conns = NULL;
   InProcess ip = { 0 };
   g_autofree guint32 *op_ids = g_new0 (guint32, n);
   Gate gate;
@@ -2374,14 +2377,9 @@ test_dispatch_in_process (gconstpointer data)
                   "publication reaches every subscribed socket client");
 
   elbus_test_broker_invoke (tb, register_in_process_func, &ip);
+  conns = connect_many (tb, transport, "sock.", 2, n);
   for (guint i = 0; i < n; i++)
-    {
-      g_autofree char *name = g_strdup_printf ("sock.%02u", i);
-      ElbusTestConn *c = elbus_test_conn_new (tb, transport, name);
-
-      elbus_test_conn_subscribe (c, "dispatch/#", NULL);
-      g_ptr_array_add (conns, c);
-    }
+    elbus_test_conn_subscribe (g_ptr_array_index (conns, i), "dispatch/#", NULL);
 
   gate_close (tb, &gate);
   for (guint i = 0; i < n; i++)
