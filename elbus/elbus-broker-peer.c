@@ -3,13 +3,14 @@
  * One broker connection: its read buffer, the handshake, the frame loop and
  * the outgoing queue.
  *
- * Reading: one read() per wake-up into a refcounted chunk (elbus-io.c);
- * every complete frame in it is routed in place, and recipients keep a
- * reference to the chunk instead of a copy of the payload.
+ * Reading: one read() per turn on the broker's ready list
+ * (elbus-broker-dispatch.c) into a refcounted chunk (elbus-io.c); every
+ * complete frame in it is routed in place, and recipients keep a reference
+ * to the chunk instead of a copy of the payload.
  *
  * Writing: a recipient's queue (elbus-io.c) is written in one sendmsg() of
  * many iovecs. A socket that takes no more makes the peer wait for
- * G_IO_OUT; it never makes anyone else wait.
+ * EPOLLOUT; it never makes anyone else wait.
  */
 #define _GNU_SOURCE   /* struct ucred */
 #include "config.h"
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -27,21 +29,13 @@
 
 /* peers */
 
-typedef struct {
-  GSource    source;
-  ElbusPeer *peer;       /* (unowned): the peer owns the source */
-} ElbusPeerSource;
+/* What a connection always waits for; EPOLLOUT is added while it is full.
+ * EPOLLRDHUP keeps a hang-up that came with the last bytes from passing
+ * for drained input: it stays set until a read returns the end. */
+#define PEER_EVENTS (EPOLLIN | EPOLLRDHUP)
+#define PEER_READ_EVENTS (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)
 
-static gboolean peer_dispatch (GSource     *source,
-                               GSourceFunc  callback,
-                               gpointer     user_data);
-
-static GSourceFuncs peer_source_funcs = {
-  .dispatch = peer_dispatch,
-};
-
-static void handshake_timeout_cb_destroy (gpointer data);
-static gboolean handshake_timeout_cb (gpointer data);
+static void peer_dispatch (ElbusDispatchFile *file);
 
 const char *
 _elbus_peer_describe (ElbusPeer *peer)
@@ -65,29 +59,31 @@ set_nodelay (int fd)
 static void
 read_credentials (ElbusPeer *peer)
 {
-  g_autoptr(GCredentials) credentials = g_socket_get_credentials (peer->socket, NULL);
-  const struct ucred *ucred;
+  struct ucred ucred;
+  socklen_t len = sizeof ucred;
 
-  if (credentials == NULL)
+  if (getsockopt (peer->fd, SOL_SOCKET, SO_PEERCRED, &ucred, &len) != 0 || len != sizeof ucred)
     return;
-  ucred = g_credentials_get_native (credentials, G_CREDENTIALS_TYPE_LINUX_UCRED);
-  if (ucred == NULL)
-    return;
-  peer->uid = ucred->uid;
-  peer->gid = ucred->gid;
-  peer->pid = ucred->pid;
+  peer->uid = ucred.uid;
+  peer->gid = ucred.gid;
+  peer->pid = ucred.pid;
 }
 
-/* "ip:port" of a TCP socket's remote end, and its address if @address is
- * not NULL; NULL when it is not an inet socket. */
+/* "ip:port" of a TCP peer's address as accept() gave it, and the address
+ * if @address is not NULL; NULL when it is not an inet address. */
 char *
-_elbus_socket_describe_remote (GSocket       *socket,
-                               GInetAddress **address)
+_elbus_sockaddr_describe (const struct sockaddr  *addr,
+                          gsize                   addr_len,
+                          GInetAddress          **address)
 {
-  g_autoptr(GSocketAddress) remote = g_socket_get_remote_address (socket, NULL);
+  g_autoptr(GSocketAddress) remote = NULL;
   GInetSocketAddress *isa;
   g_autofree char *ip = NULL;
 
+  if (addr == NULL || addr_len == 0 ||
+      (addr->sa_family != AF_INET && addr->sa_family != AF_INET6))
+    return NULL;
+  remote = g_socket_address_new_from_native ((gpointer) addr, addr_len);
   if (!G_IS_INET_SOCKET_ADDRESS (remote))
     return NULL;
 
@@ -98,52 +94,45 @@ _elbus_socket_describe_remote (GSocket       *socket,
   return g_strdup_printf ("%s:%u", ip, g_inet_socket_address_get_port (isa));
 }
 
+/* Takes over @fd, a non-blocking accepted socket; @addr is its remote
+ * address as accept() gave it. */
 ElbusPeer *
-_elbus_peer_new (ElbusBroker     *broker,
-                 GSocket         *socket,
-                 ElbusClientKind  kind,
-                 const char      *port)
+_elbus_peer_new (ElbusBroker           *broker,
+                 int                    fd,
+                 ElbusClientKind        kind,
+                 const char            *port,
+                 const struct sockaddr *addr,
+                 gsize                  addr_len)
 {
   ElbusPeer *peer = g_new0 (ElbusPeer, 1);
-  ElbusPeerSource *ps;
   guint8 greeting[ELBUS_GREETING_LEN];
   ElbusOutEntry entry = { 0 };
 
   peer->broker = broker;
   peer->ref = 1;
-  peer->socket = g_object_ref (socket);
-  peer->fd = g_socket_get_fd (socket);
+  peer->fd = fd;
   peer->uid = peer->gid = peer->pid = -1;
   peer->kind = kind;
   peer->port = g_strdup (port);
   peer->state = ELBUS_PEER_GREETING;
   peer->dirty_link.data = peer;
   _elbus_out_queue_init (&peer->out);
-  peer->last_ping = g_get_monotonic_time ();
-
-  g_socket_set_blocking (socket, FALSE);
 
   if (kind == ELBUS_CLIENT_KIND_TCP)
     {
       set_nodelay (peer->fd);
-      peer->source_addr = _elbus_socket_describe_remote (socket, &peer->address);
+      peer->source_addr = _elbus_sockaddr_describe (addr, addr_len, &peer->address);
     }
   else
     read_credentials (peer);
 
-  ps = (ElbusPeerSource *) g_source_new (&peer_source_funcs, sizeof (ElbusPeerSource));
-  ps->peer = peer;
-  peer->source = (GSource *) ps;
-  g_source_set_static_name (peer->source, "[elbus] broker peer");
-  peer->fd_tag = g_source_add_unix_fd (peer->source, peer->fd, G_IO_IN | G_IO_HUP | G_IO_ERR);
-  g_source_attach (peer->source, broker->context);
-
-  peer->handshake_timeout = g_timeout_source_new ((guint) (broker->handshake_timeout * 1000));
-  g_source_set_static_name (peer->handshake_timeout, "[elbus] handshake timeout");
-  g_source_set_callback (peer->handshake_timeout, handshake_timeout_cb, peer,
-                         handshake_timeout_cb_destroy);
-  peer->ref++;
-  g_source_attach (peer->handshake_timeout, broker->context);
+  if (!_elbus_dispatch_file_add (&peer->file, broker, fd, PEER_EVENTS, peer_dispatch))
+    {
+      _elbus_peer_close (peer, G_LOG_LEVEL_WARNING, "cannot watch the connection: %s",
+                         g_strerror (errno));
+      return peer;
+    }
+  _elbus_deadline_start (peer, ELBUS_DEADLINE_HANDSHAKE, g_get_monotonic_time ());
 
   _elbus_codec_encode_greeting (greeting);
   memcpy (entry.hdr, greeting, sizeof greeting);
@@ -172,7 +161,6 @@ _elbus_peer_new_internal (ElbusBroker *broker,
   peer->state = ELBUS_PEER_NAME;
   peer->dirty_link.data = peer;
   _elbus_out_queue_init (&peer->out);
-  peer->last_ping = g_get_monotonic_time ();
 
   return peer;
 }
@@ -186,8 +174,6 @@ _elbus_peer_unref (ElbusPeer *peer)
   g_assert (peer->closed);
   _elbus_out_queue_clear (&peer->out);
   _elbus_read_buf_clear (&peer->rb);
-  g_clear_pointer (&peer->source, g_source_unref);
-  g_clear_object (&peer->socket);
   g_clear_pointer (&peer->name, g_ref_string_release);
   g_clear_pointer (&peer->secondaries, g_ptr_array_unref);
   g_clear_object (&peer->address);
@@ -230,11 +216,8 @@ _elbus_peer_close (ElbusPeer      *peer,
   if (peer->state == ELBUS_PEER_REGISTERED || _elbus_broker_log_unregistered (broker))
     g_log (G_LOG_DOMAIN, level, "client %s: %s", _elbus_peer_describe (peer), reason);
 
-  if (peer->handshake_timeout != NULL)
-    {
-      g_source_destroy (peer->handshake_timeout);
-      g_clear_pointer (&peer->handshake_timeout, g_source_unref);
-    }
+  for (guint kind = 0; kind < ELBUS_N_DEADLINES; kind++)
+    _elbus_deadline_stop (peer, kind);
 
   if (peer->dirty)
     {
@@ -242,16 +225,19 @@ _elbus_peer_close (ElbusPeer      *peer,
       peer->dirty = FALSE;
     }
 
-  if (peer->source != NULL)
-    g_source_destroy (peer->source);
-  if (peer->abort && peer->kind == ELBUS_CLIENT_KIND_TCP)
+  if (peer->fd >= 0)
     {
-      struct linger reset = { .l_onoff = 1, .l_linger = 0 };
+      _elbus_dispatch_file_remove (&peer->file);
+      if (peer->abort && peer->kind == ELBUS_CLIENT_KIND_TCP)
+        {
+          struct linger reset = { .l_onoff = 1, .l_linger = 0 };
 
-      (void) setsockopt (peer->fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+          (void) setsockopt (peer->fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+        }
+      close (peer->fd);
+      peer->fd = -1;
+      _elbus_broker_resume_accept (broker);
     }
-  if (peer->socket != NULL)
-    g_socket_close (peer->socket, NULL);
   _elbus_out_queue_clear (&peer->out);
   _elbus_read_buf_clear (&peer->rb);
 
@@ -334,9 +320,11 @@ _elbus_peer_enqueue_ping (ElbusPeer *peer)
 {
   ElbusOutEntry entry = { 0 };
 
+  if (peer->closed)
+    return;
   _elbus_codec_encode_broker_header (entry.hdr, ELBUS_KIND_PING, 0, FALSE);
   entry.hdr_len = ELBUS_BROKER_HEADER_LEN;
-  peer->last_ping = g_get_monotonic_time ();
+  _elbus_deadline_start (peer, ELBUS_DEADLINE_PING, g_get_monotonic_time ());
   _elbus_peer_enqueue (peer, &entry, TRUE);
 }
 
@@ -348,12 +336,11 @@ set_want_write (ElbusPeer *peer,
     return;
 
   peer->want_write = want;
-  g_source_modify_unix_fd (peer->source, peer->fd_tag,
-                           G_IO_IN | G_IO_HUP | G_IO_ERR | (want ? G_IO_OUT : 0));
+  _elbus_dispatch_file_set_interest (&peer->file, PEER_EVENTS | (want ? EPOLLOUT : 0));
 }
 
 /* Writes as much of the queue as the socket takes; the rest waits for
- * G_IO_OUT, and a write that stays stuck for the timeout drops the peer. */
+ * EPOLLOUT, and a write that stays stuck for the timeout drops the peer. */
 void
 _elbus_peer_flush (ElbusPeer *peer)
 {
@@ -390,14 +377,14 @@ _elbus_peer_flush (ElbusPeer *peer)
   switch (status)
     {
     case ELBUS_WRITE_DONE:
-      peer->stall_since = 0;
+      _elbus_deadline_stop (peer, ELBUS_DEADLINE_STALL);
       set_want_write (peer, FALSE);
       break;
 
     case ELBUS_WRITE_BLOCKED:
       /* the stall clock runs from the last write that made progress */
-      if (peer->out.bytes != waiting || peer->stall_since == 0)
-        peer->stall_since = g_get_monotonic_time ();
+      if (peer->out.bytes != waiting || !peer->deadline_on[ELBUS_DEADLINE_STALL])
+        _elbus_deadline_start (peer, ELBUS_DEADLINE_STALL, g_get_monotonic_time ());
       set_want_write (peer, TRUE);
       break;
 
@@ -410,32 +397,22 @@ _elbus_peer_flush (ElbusPeer *peer)
 
 /* the handshake */
 
-static gboolean
-handshake_timeout_cb (gpointer data)
-{
-  ElbusPeer *peer = data;
-
-  g_clear_pointer (&peer->handshake_timeout, g_source_unref);
-  _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE, "handshake timed out");
-
-  return G_SOURCE_REMOVE;
-}
-
 static void
-handshake_timeout_cb_destroy (gpointer data)
-{
-  _elbus_peer_unref (data);
-}
-
-static void
-send_byte_now (ElbusPeer *peer,
-               guint8     byte)
+queue_byte (ElbusPeer *peer,
+            guint8     byte)
 {
   ElbusOutEntry entry = { 0 };
 
   entry.hdr[0] = byte;
   entry.hdr_len = 1;
   _elbus_peer_enqueue (peer, &entry, TRUE);
+}
+
+static void
+send_byte_now (ElbusPeer *peer,
+               guint8     byte)
+{
+  queue_byte (peer, byte);
   _elbus_peer_flush (peer);
 }
 
@@ -474,9 +451,8 @@ handshake (ElbusPeer *peer)
       buf += ELBUS_GREETING_LEN;
       len -= ELBUS_GREETING_LEN;
       peer->state = ELBUS_PEER_NAME;
-      send_byte_now (peer, ELBUS_RESULT_OK);
-      if (peer->closed)
-        return FALSE;
+      /* a client that sent its name along gets both answers in one write */
+      queue_byte (peer, ELBUS_RESULT_OK);
     }
 
   if (peer->state == ELBUS_PEER_NAME)
@@ -508,11 +484,7 @@ handshake (ElbusPeer *peer)
 
       peer->rb.start += consumed;
       peer->rb.needed = 0;
-      if (peer->handshake_timeout != NULL)
-        {
-          g_source_destroy (peer->handshake_timeout);
-          g_clear_pointer (&peer->handshake_timeout, g_source_unref);
-        }
+      _elbus_deadline_stop (peer, ELBUS_DEADLINE_HANDSHAKE);
       send_byte_now (peer, ELBUS_RESULT_OK);
       return !peer->closed;
     }
@@ -522,14 +494,13 @@ handshake (ElbusPeer *peer)
 
 /* reading */
 
-/* reading */
-
 static void
 process_frames (ElbusPeer *peer)
 {
   ElbusBroker *broker = peer->broker;
   ElbusReadBuf *rb = &peer->rb;
   ElbusChunk *chunk = rb->chunk;
+  gboolean completed = FALSE;
 
   while (!peer->closed)
     {
@@ -546,7 +517,7 @@ process_frames (ElbusPeer *peer)
           rb->start += frame.frame_len;
           /* the clock of an incomplete frame runs from the last complete
            * one: a client streaming steadily may never stop mid-frame */
-          peer->partial_since = 0;
+          completed = TRUE;
           peer->stats.r_frames++;
           peer->stats.r_bytes += frame.frame_len;
           broker->stats.r_frames++;
@@ -557,9 +528,9 @@ process_frames (ElbusPeer *peer)
         case ELBUS_DECODE_INCOMPLETE:
           rb->needed = needed;
           if (rb->start == rb->end)
-            peer->partial_since = 0;
-          else if (peer->partial_since == 0)
-            peer->partial_since = g_get_monotonic_time ();
+            _elbus_deadline_stop (peer, ELBUS_DEADLINE_PARTIAL);
+          else if (completed || !peer->deadline_on[ELBUS_DEADLINE_PARTIAL])
+            _elbus_deadline_start (peer, ELBUS_DEADLINE_PARTIAL, g_get_monotonic_time ());
           return;
 
         case ELBUS_DECODE_ERROR:
@@ -570,6 +541,9 @@ process_frames (ElbusPeer *peer)
     }
 }
 
+/* One read(). Under edge-triggered epoll the event is drained only when a
+ * read comes back short or with EAGAIN: a full buffer may have left bytes
+ * in the socket, and the peer stays on the ready list for another turn. */
 static void
 peer_read (ElbusPeer *peer)
 {
@@ -579,7 +553,10 @@ peer_read (ElbusPeer *peer)
   if (n < 0)
     {
       if (errno == EAGAIN || errno == EWOULDBLOCK)
-        return;
+        {
+          _elbus_dispatch_file_clear (&peer->file, PEER_READ_EVENTS);
+          return;
+        }
       _elbus_peer_close (peer, G_LOG_LEVEL_INFO, "read failed: %s", g_strerror (errno));
       return;
     }
@@ -597,6 +574,11 @@ peer_read (ElbusPeer *peer)
       return;
     }
 
+  /* a short read took all there was; a hang-up or an error still waits
+   * for the read that reports it */
+  if (rb->end < rb->chunk->size)
+    _elbus_dispatch_file_clear (&peer->file, EPOLLIN);
+
   if (peer->state == ELBUS_PEER_REGISTERED || handshake (peer))
     process_frames (peer);
 
@@ -606,25 +588,28 @@ peer_read (ElbusPeer *peer)
     _elbus_read_buf_clear (&peer->rb);
 }
 
-static gboolean
-peer_dispatch (GSource     *source,
-               GSourceFunc  callback,
-               gpointer     user_data)
+/* One turn on the broker's ready list: input first, so that what it
+ * produces for this peer leaves with the flush. */
+static void
+peer_dispatch (ElbusDispatchFile *file)
 {
-  ElbusPeer *peer = ((ElbusPeerSource *) source)->peer;
-  ElbusBroker *broker = peer->broker;
-  GIOCondition cond = g_source_query_unix_fd (source, peer->fd_tag);
+  ElbusPeer *peer = (ElbusPeer *) ((guint8 *) file - G_STRUCT_OFFSET (ElbusPeer, file));
+  guint32 events = file->events;
 
   peer->ref++;
 
-  if (cond & (G_IO_IN | G_IO_HUP | G_IO_ERR))
+  /* one read a turn, as one read a wake-up before: reading more at
+   * once would move frames from the kernel's buffers into the queues of
+   * their recipients, and a client that paces itself by a window just
+   * below the queue size would find its queue full */
+  if (events & PEER_READ_EVENTS)
     peer_read (peer);
 
-  if (!peer->closed && (cond & G_IO_OUT))
-    _elbus_peer_flush (peer);
+  if (!peer->closed && (events & EPOLLOUT))
+    {
+      _elbus_dispatch_file_clear (file, EPOLLOUT);
+      _elbus_peer_flush (peer);
+    }
 
-  _elbus_broker_end_dispatch (broker);
   _elbus_peer_unref (peer);
-
-  return G_SOURCE_CONTINUE;
 }

@@ -5,10 +5,15 @@
  *  elbus-broker.c       the GObject, listeners, registry, routing, timers
  *  elbus-broker-peer.c  one connection: read buffer, handshake, frame loop,
  *                       outgoing queue and batched writes
+ *  elbus-broker-dispatch.c  the one fd on the GMainContext: an epoll instance
+ *                       with a ready list, and the deadline lists behind
+ *                       the one timer
  *
  * Everything here runs on the broker's GMainContext; nothing is locked.
  */
 #pragma once
+
+#include <sys/socket.h>
 
 #include "elbus-broker.h"
 #include "elbus-client.h"
@@ -27,6 +32,7 @@ typedef enum {
 } ElbusPeerState;
 
 typedef struct _ElbusPeer ElbusPeer;
+typedef struct _ElbusDispatchFile ElbusDispatchFile;
 typedef struct _ElbusCoreRpc ElbusCoreRpc;
 typedef struct _ElbusFifo ElbusFifo;
 typedef struct _ElbusMonitor ElbusMonitor;
@@ -43,6 +49,34 @@ typedef enum {
   ELBUS_MONITOR_UNREG,
 } ElbusMonitorKind;
 
+typedef void (*ElbusDispatchFunc) (ElbusDispatchFile *file);
+
+/* An fd on the broker's epoll instance (a listener or a connection).
+ * Registered edge-triggered: @events collects what epoll reported, and the
+ * handler clears a bit only once it has drained it (a short read, EAGAIN);
+ * while any bit of @interest is left in @events the file stays on the
+ * broker's ready list and is served again in a later dispatch. */
+struct _ElbusDispatchFile {
+  ElbusBroker      *broker;        /* (unowned) */
+  ElbusDispatchFunc func;
+  int               fd;            /* -1 when not registered */
+  guint32           interest;      /* EPOLL* bits registered */
+  guint32           events;        /* reported and not yet drained */
+  gboolean          ready;         /* ready_link is in broker->ready */
+  GList             ready_link;
+};
+
+/* The deadlines of one kind: every entry has the same duration, so the
+ * list is ordered by its start time (append at the tail, expire from the
+ * head). */
+typedef enum {
+  ELBUS_DEADLINE_HANDSHAKE,        /* since accept(): handshake-timeout */
+  ELBUS_DEADLINE_PARTIAL,          /* since the last complete frame: timeout */
+  ELBUS_DEADLINE_STALL,            /* since the last write that progressed: timeout */
+  ELBUS_DEADLINE_PING,             /* since the last ping: timeout */
+  ELBUS_N_DEADLINES
+} ElbusDeadlineKind;
+
 struct _ElbusPeer {
   ElbusBroker     *broker;         /* (unowned): outlives every peer */
   int              ref;            /* broker thread only */
@@ -51,10 +85,8 @@ struct _ElbusPeer {
                                     * bytes must not linger in the kernel */
 
   /* transport */
-  GSocket         *socket;         /* (owned) */
-  int              fd;             /* of socket */
-  GSource         *source;         /* (owned): one fd source, IN and OUT */
-  gpointer         fd_tag;
+  int              fd;             /* (owned): the socket; -1 in process */
+  ElbusDispatchFile file;          /* on the broker's epoll: IN, OUT while full */
   ElbusClientKind  kind;
   ElbusClient     *internal;       /* (unowned) (nullable): an in-process client */
   char            *source_addr;    /* (owned) (nullable): "ip:port" for TCP */
@@ -69,17 +101,16 @@ struct _ElbusPeer {
   ElbusPeer       *primary;        /* (unowned) (nullable): set on secondaries */
   gboolean         is_secondary;   /* stays set when primary is cleared */
   GPtrArray       *secondaries;    /* (owned) (nullable) (element-type ElbusPeer) (unowned elements) */
-  GSource         *handshake_timeout; /* (owned) (nullable) */
+  gint64           since[ELBUS_N_DEADLINES]; /* monotonic µs a deadline runs from */
+  GList            deadline_link[ELBUS_N_DEADLINES]; /* in broker->deadlines[kind] when linked */
+  gboolean         deadline_on[ELBUS_N_DEADLINES];
 
   /* reading */
   ElbusReadBuf     rb;
-  gint64           partial_since;  /* monotonic µs; 0 when no frame is half-read */
 
   /* writing */
   ElbusOutQueue    out;
-  gboolean         want_write;     /* socket full: waiting for G_IO_OUT */
-  gint64           stall_since;    /* monotonic µs; 0 when not stalled */
-  gint64           last_ping;      /* monotonic µs */
+  gboolean         want_write;     /* socket full: waiting for EPOLLOUT */
   GList            dirty_link;     /* in broker->dirty while queued && !want_write */
   gboolean         dirty;          /* dirty_link is linked */
 
@@ -119,7 +150,16 @@ struct _ElbusBroker {
   gint64           dirty_since;
   gboolean         flush_now;
   GSource         *flush_source;   /* (owned) */
-  GSource         *sweep_source;   /* (owned) (nullable): pings and timeouts */
+  /* the one fd on the context: an epoll instance (elbus-broker-dispatch.c) */
+  int              epoll_fd;       /* (owned) */
+  GSource         *dispatch_source; /* (owned) */
+  GQueue           ready;          /* ElbusDispatchFile with undrained events */
+
+  /* the one timer: pings and timeouts over ordered lists, O(expired) */
+  GSource         *timer_source;   /* (owned) (nullable) */
+  GQueue           deadlines[ELBUS_N_DEADLINES]; /* of ElbusPeer, oldest first */
+  gint64           next_sweep;     /* monotonic µs of the next periodic sweep */
+  gboolean         accept_paused;  /* out of fds: listeners wait for a close */
 
   double           timeout;
   guint            queue_size;
@@ -152,11 +192,43 @@ struct _ElbusBroker {
   guint            monitor_kinds;  /* union of the monitors' kinds */
 };
 
+/* elbus-broker-dispatch.c */
+void        _elbus_dispatch_init      (ElbusBroker   *broker);
+void        _elbus_dispatch_clear     (ElbusBroker   *broker);
+gboolean    _elbus_dispatch_file_add  (ElbusDispatchFile *file,
+                                       ElbusBroker   *broker,
+                                       int            fd,
+                                       guint32        interest,
+                                       ElbusDispatchFunc func);
+void        _elbus_dispatch_file_set_interest (ElbusDispatchFile *file,
+                                               guint32        interest);
+void        _elbus_dispatch_file_wake (ElbusDispatchFile *file,
+                                       guint32        events);
+void        _elbus_dispatch_file_clear (ElbusDispatchFile *file,
+                                        guint32        events);
+void        _elbus_dispatch_file_remove (ElbusDispatchFile *file);
+void        _elbus_deadline_start     (ElbusPeer     *peer,
+                                       ElbusDeadlineKind kind,
+                                       gint64         now);
+void        _elbus_deadline_stop      (ElbusPeer     *peer,
+                                       ElbusDeadlineKind kind);
+gint64      _elbus_deadline_duration  (ElbusBroker   *broker,
+                                       ElbusDeadlineKind kind);
+ElbusPeer  *_elbus_deadline_first_due (ElbusBroker   *broker,
+                                       ElbusDeadlineKind kind,
+                                       gint64         now);
+void        _elbus_dispatch_timer_start (ElbusBroker *broker,
+                                         GSourceFunc  func);
+void        _elbus_dispatch_timer_wake (ElbusBroker  *broker,
+                                        gint64        when);
+
 /* elbus-broker-peer.c */
 ElbusPeer  *_elbus_peer_new           (ElbusBroker   *broker,
-                                       GSocket       *socket,
+                                       int            fd,
                                        ElbusClientKind kind,
-                                       const char    *port);
+                                       const char    *port,
+                                       const struct sockaddr *addr,
+                                       gsize          addr_len);
 ElbusPeer  *_elbus_peer_new_internal  (ElbusBroker   *broker,
                                        ElbusClient   *client);
 void        _elbus_peer_unref         (ElbusPeer     *peer);
@@ -174,8 +246,9 @@ void        _elbus_peer_enqueue_ping  (ElbusPeer     *peer);
 void        _elbus_peer_drop_slow     (ElbusPeer     *peer);
 void        _elbus_peer_flush         (ElbusPeer     *peer);
 const char *_elbus_peer_describe      (ElbusPeer     *peer);
-char       *_elbus_socket_describe_remote (GSocket      *socket,
-                                           GInetAddress **address);
+char       *_elbus_sockaddr_describe  (const struct sockaddr *addr,
+                                       gsize          addr_len,
+                                       GInetAddress **address);
 
 /* elbus-broker.c */
 const char *_elbus_client_kind_name   (ElbusClientKind kind);
@@ -195,6 +268,7 @@ void        _elbus_broker_end_dispatch (ElbusBroker  *broker);
 gboolean    _elbus_broker_log_unregistered (ElbusBroker *broker);
 void        _elbus_broker_forget_peer (ElbusBroker   *broker,
                                        ElbusPeer     *peer);
+void        _elbus_broker_resume_accept (ElbusBroker *broker);
 
 /* elbus-broker-rpc.c */
 ElbusCoreRpc *_elbus_core_rpc_new               (ElbusBroker   *broker,

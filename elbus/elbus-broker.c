@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE   /* accept4() */
 #include "config.h"
 
 #include <errno.h>
@@ -6,6 +7,7 @@
 #include <malloc.h>
 #endif
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -49,7 +51,7 @@
 typedef struct {
   ElbusBroker     *broker;       /* (unowned) */
   GSocket         *socket;       /* (owned) */
-  GSource         *source;       /* (owned) */
+  ElbusDispatchFile file;        /* on the broker's epoll */
   char            *bind_string;  /* (owned): as configured */
   char            *unix_path;    /* (owned) (nullable): removed on close */
   ElbusClientKind  kind;
@@ -350,6 +352,8 @@ _elbus_broker_register (ElbusBroker *self,
   g_hash_table_insert (self->clients, peer->name, peer);
   _elbus_name_tree_insert (self->names, peer->name, name_len, peer);
   _elbus_topic_tree_subscribe (self->topics, ".broker/warn", strlen (".broker/warn"), peer);
+  if (peer->internal == NULL)
+    _elbus_deadline_start (peer, ELBUS_DEADLINE_PING, g_get_monotonic_time ());
 
   /* monitors hear of it before .broker's announcement, which the client
    * hears of before its 01 */
@@ -662,6 +666,13 @@ timeout_us (ElbusBroker *self)
   return (gint64) (self->timeout * G_USEC_PER_SEC);
 }
 
+/* a quarter of the timeout: pings and expiries land within 25% of it */
+static gint64
+sweep_interval (ElbusBroker *self)
+{
+  return MAX (timeout_us (self) / 4, 1000);
+}
+
 /* Connections that fail before registering (bad greetings, refused
  * names, hang-ups) are logged at most LOG_BURST a second: a flood of them
  * must not become a flood of log lines. What was left out is summed up
@@ -719,40 +730,52 @@ trim_memory (ElbusBroker *self,
 #endif
 }
 
+/* The broker's one timer (elbus-broker-dispatch.c) runs this at every
+ * sweep, a quarter of the timeout apart, and when a handshake deadline is
+ * due. Each kind of deadline is a list ordered by its start: expiring
+ * takes from the head and stops at the first peer not yet due, so a sweep
+ * costs what has expired, not the number of connections. */
 static gboolean
 sweep_cb (gpointer user_data)
 {
   ElbusBroker *self = user_data;
   gint64 now = g_get_monotonic_time ();
-  gint64 limit = timeout_us (self);
-  g_autoptr(GPtrArray) expired = g_ptr_array_new ();
-  GHashTableIter iter;
   ElbusPeer *peer;
+  GList *link;
 
-  g_hash_table_iter_init (&iter, self->clients);
-  while (g_hash_table_iter_next (&iter, NULL, (gpointer *) &peer))
+  while ((peer = _elbus_deadline_first_due (self, ELBUS_DEADLINE_HANDSHAKE, now)) != NULL)
+    _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE, "handshake timed out");
+
+  if (now < self->next_sweep)
+    return G_SOURCE_CONTINUE;
+  self->next_sweep = now + sweep_interval (self);
+
+  while ((peer = _elbus_deadline_first_due (self, ELBUS_DEADLINE_STALL, now)) != NULL)
     {
-      if ((peer->stall_since != 0 && now - peer->stall_since >= limit) ||
-          (peer->partial_since != 0 && now - peer->partial_since >= limit))
-        g_ptr_array_add (expired, peer);
-      else if (peer->internal == NULL && peer->out.len == 0 && now - peer->last_ping >= limit)
-        _elbus_peer_enqueue_ping (peer);
+      peer->abort = TRUE;
+      _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE, "write timed out after %.3g s",
+                         self->timeout);
     }
 
-  for (guint i = 0; i < expired->len; i++)
+  while ((peer = _elbus_deadline_first_due (self, ELBUS_DEADLINE_PARTIAL, now)) != NULL)
+    _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE,
+                       "incomplete frame timed out after %.3g s (%" G_GSIZE_FORMAT
+                       " of %" G_GSIZE_FORMAT " bytes)",
+                       self->timeout, peer->rb.end - peer->rb.start, peer->rb.needed);
+
+  /* keep-alive: a ping to each client a timeout after its last one; one
+   * with output waiting keeps its place and is pinged at a later sweep
+   * (pinging moves a peer to the tail, behind the peers not yet due) */
+  link = self->deadlines[ELBUS_DEADLINE_PING].head;
+  while (link != NULL &&
+         now - ((ElbusPeer *) link->data)->since[ELBUS_DEADLINE_PING] >= timeout_us (self))
     {
-      peer = g_ptr_array_index (expired, i);
-      if (peer->stall_since != 0 && now - peer->stall_since >= limit)
-        {
-          peer->abort = TRUE;
-          _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE, "write timed out after %.3g s",
-                             self->timeout);
-        }
-      else
-        _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE,
-                           "incomplete frame timed out after %.3g s (%" G_GSIZE_FORMAT
-                           " of %" G_GSIZE_FORMAT " bytes)",
-                           self->timeout, peer->rb.end - peer->rb.start, peer->rb.needed);
+      GList *next = link->next;
+
+      peer = link->data;
+      if (peer->out.len == 0)
+        _elbus_peer_enqueue_ping (peer);
+      link = next;
     }
 
   _elbus_broker_flush_dirty (self);
@@ -765,22 +788,10 @@ sweep_cb (gpointer user_data)
 static void
 restart_sweep (ElbusBroker *self)
 {
-  guint interval_ms;
-
-  if (self->sweep_source != NULL)
-    {
-      g_source_destroy (self->sweep_source);
-      g_clear_pointer (&self->sweep_source, g_source_unref);
-    }
   if (self->closed)
     return;
-
-  /* a quarter of the timeout: pings and expiries land within 25% of it */
-  interval_ms = (guint) CLAMP (self->timeout * 1000 / 4, 1, G_MAXUINT / 2);
-  self->sweep_source = g_timeout_source_new (interval_ms);
-  g_source_set_static_name (self->sweep_source, "[elbus] broker sweep");
-  g_source_set_callback (self->sweep_source, sweep_cb, self, NULL);
-  g_source_attach (self->sweep_source, self->context);
+  self->next_sweep = g_get_monotonic_time () + sweep_interval (self);
+  _elbus_dispatch_timer_start (self, sweep_cb);
 }
 
 /* listeners */
@@ -788,11 +799,7 @@ restart_sweep (ElbusBroker *self)
 static void
 listener_free (ElbusListener *listener)
 {
-  if (listener->source != NULL)
-    {
-      g_source_destroy (listener->source);
-      g_source_unref (listener->source);
-    }
+  _elbus_dispatch_file_remove (&listener->file);
   g_socket_close (listener->socket, NULL);
   g_object_unref (listener->socket);
   if (listener->unix_path != NULL)
@@ -805,13 +812,15 @@ listener_free (ElbusListener *listener)
 /* Beyond max-clients a connection is closed at once; that is logged once
  * each time the limit is reached, not once per connection. */
 static void
-refuse_over_limit (ElbusBroker   *self,
-                   ElbusListener *listener,
-                   GSocket       *client)
+refuse_over_limit (ElbusBroker           *self,
+                   ElbusListener         *listener,
+                   int                    fd,
+                   const struct sockaddr *addr,
+                   socklen_t              addr_len)
 {
   if (!self->max_clients_logged)
     {
-      g_autofree char *source = _elbus_socket_describe_remote (client, NULL);
+      g_autofree char *source = _elbus_sockaddr_describe (addr, addr_len, NULL);
 
       g_message ("client limit of %u reached: refusing a connection on %s%s%s "
                  "(and any more until the count drops)",
@@ -819,45 +828,96 @@ refuse_over_limit (ElbusBroker   *self,
                  source != NULL ? " from " : "", source != NULL ? source : "");
       self->max_clients_logged = TRUE;
     }
-  g_socket_close (client, NULL);
+  close (fd);
 }
 
-static gboolean
-accept_cb (GSocket      *socket,
-           GIOCondition  condition,
-           gpointer      user_data)
+/* connections accepted per turn of a listener on the ready list */
+#define ACCEPT_BUDGET 64
+
+static void
+accept_dispatch (ElbusDispatchFile *file)
 {
-  ElbusListener *listener = user_data;
+  ElbusListener *listener = (ElbusListener *) ((guint8 *) file -
+                                               G_STRUCT_OFFSET (ElbusListener, file));
   ElbusBroker *self = listener->broker;
 
-  for (guint i = 0; i < 64; i++)
+  for (guint i = 0; i < ACCEPT_BUDGET; i++)
     {
-      g_autoptr(GError) error = NULL;
-      g_autoptr(GSocket) client = g_socket_accept (socket, NULL, &error);
+      struct sockaddr_storage addr;
+      socklen_t addr_len = sizeof addr;
       ElbusPeer *peer;
+      int fd;
 
-      if (client == NULL)
+      fd = accept4 (file->fd, (struct sockaddr *) &addr, &addr_len,
+                    SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0)
         {
-          if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-            g_message ("accepting on %s failed: %s", listener->bind_string, error->message);
-          break;
+          switch (errno)
+            {
+            case EAGAIN:
+#if EAGAIN != EWOULDBLOCK
+            case EWOULDBLOCK:
+#endif
+              _elbus_dispatch_file_clear (file, EPOLLIN);
+              return;
+
+            case EINTR:
+            case ECONNABORTED:
+            case EPROTO:
+            case EPERM:
+              /* this connection is gone, not the listener */
+              continue;
+
+            case EMFILE:
+            case ENFILE:
+            case ENOBUFS:
+            case ENOMEM:
+              /* the backlog waits until a connection closes: a listener
+               * left on the ready list would spin */
+              if (!self->accept_paused)
+                g_message ("accepting on %s failed: %s", listener->bind_string,
+                           g_strerror (errno));
+              self->accept_paused = TRUE;
+              _elbus_dispatch_file_clear (file, EPOLLIN);
+              return;
+
+            default:
+              g_message ("accepting on %s failed: %s", listener->bind_string, g_strerror (errno));
+              _elbus_dispatch_file_clear (file, EPOLLIN);
+              return;
+            }
         }
 
       if (G_UNLIKELY (self->max_clients > 0 && connection_count (self) >= self->max_clients))
         {
-          refuse_over_limit (self, listener, client);
+          refuse_over_limit (self, listener, fd, (struct sockaddr *) &addr, addr_len);
           continue;
         }
       self->max_clients_logged = FALSE;
 
-      peer = _elbus_peer_new (self, client, listener->kind, listener->bind_string);
+      peer = _elbus_peer_new (self, fd, listener->kind, listener->bind_string,
+                              (struct sockaddr *) &addr, addr_len);
       if (peer->closed)
         g_ptr_array_add (self->graveyard, peer);
       else
         g_hash_table_add (self->pending, peer);
     }
+  /* the budget is spent: the listener stays ready for another turn */
+}
 
-  return G_SOURCE_CONTINUE;
+/* A connection has closed: listeners paused for want of fds try again. */
+void
+_elbus_broker_resume_accept (ElbusBroker *self)
+{
+  if (G_LIKELY (!self->accept_paused))
+    return;
+  self->accept_paused = FALSE;
+  for (guint i = 0; i < self->listeners->len; i++)
+    {
+      ElbusListener *listener = g_ptr_array_index (self->listeners, i);
+
+      _elbus_dispatch_file_wake (&listener->file, EPOLLIN);
+    }
 }
 
 static gboolean
@@ -890,10 +950,21 @@ add_listener (ElbusBroker  *self,
   listener->unix_path = g_strdup (unix_path);
   listener->kind = g_socket_get_family (socket) == G_SOCKET_FAMILY_UNIX
                    ? ELBUS_CLIENT_KIND_LOCAL_IPC : ELBUS_CLIENT_KIND_TCP;
-  listener->source = g_socket_create_source (socket, G_IO_IN, NULL);
-  g_source_set_static_name (listener->source, "[elbus] broker listener");
-  g_source_set_callback (listener->source, G_SOURCE_FUNC (accept_cb), listener, NULL);
-  g_source_attach (listener->source, self->context);
+  if (!_elbus_dispatch_file_add (&listener->file, self, g_socket_get_fd (socket), EPOLLIN,
+                                 accept_dispatch))
+    {
+      int saved_errno = errno;
+
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
+                   "cannot watch %s: %s", bind_string, g_strerror (saved_errno));
+      g_object_unref (listener->socket);
+      g_free (listener->bind_string);
+      g_free (listener->unix_path);
+      g_free (listener);
+      return FALSE;
+    }
+  /* connections waiting already (an adopted socket) are reported by
+   * EPOLL_CTL_ADD itself */
   g_ptr_array_add (self->listeners, listener);
 
   g_info ("listening on %s", bind_string);
@@ -1199,9 +1270,9 @@ elbus_broker_close (ElbusBroker *self)
   for (guint i = 0; i < peers->len; i++)
     _elbus_peer_close (g_ptr_array_index (peers, i), G_LOG_LEVEL_INFO, "broker closing");
 
-  restart_sweep (self);
   g_clear_pointer (&self->core, _elbus_core_rpc_free);
   empty_graveyard (self);
+  _elbus_dispatch_clear (self);
 }
 
 /* GObject */
@@ -1519,6 +1590,7 @@ elbus_broker_init (ElbusBroker *self)
   self->fifos = g_ptr_array_new_with_free_func ((GDestroyNotify) _elbus_fifo_free);
   self->monitors = g_ptr_array_new_with_free_func ((GDestroyNotify) _elbus_monitor_free);
   g_queue_init (&self->dirty);
+  _elbus_dispatch_init (self);
 
   self->timeout = ELBUS_BROKER_DEFAULT_TIMEOUT;
   self->queue_size = ELBUS_BROKER_DEFAULT_QUEUE_SIZE;
@@ -1909,8 +1981,8 @@ elbus_broker_get_handshake_timeout (ElbusBroker *self)
  * @self: a broker
  * @handshake_timeout: seconds, at least 0.001
  *
- * Sets [property@Elbus.Broker:handshake-timeout], for connections accepted
- * from now on.
+ * Sets [property@Elbus.Broker:handshake-timeout]. It applies to the
+ * connections still in their handshake too (counted from their accept()).
  *
  * Since: 1.0
  */
@@ -1925,6 +1997,8 @@ elbus_broker_set_handshake_timeout (ElbusBroker *self,
     return;
 
   self->handshake_timeout = handshake_timeout;
+  /* the timer re-arms for the new first deadline */
+  _elbus_dispatch_timer_wake (self, g_get_monotonic_time ());
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_HANDSHAKE_TIMEOUT]);
 }
 

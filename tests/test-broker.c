@@ -1955,6 +1955,463 @@ test_many_clients (gconstpointer data)
 }
 
 /* ------------------------------------------------------------------ */
+/* The dispatcher: one epoll fd, a ready list, deadline lists */
+
+/* Holds the broker's thread still, so that what the test writes meanwhile
+ * is all ready in the broker's next wake-up. */
+typedef struct {
+  GMutex   mutex;
+  GCond    cond;
+  gboolean entered;
+  gboolean released;
+} Gate;
+
+static gboolean
+gate_block_cb (gpointer data)
+{
+  Gate *gate = data;
+
+  g_mutex_lock (&gate->mutex);
+  gate->entered = TRUE;
+  g_cond_broadcast (&gate->cond);
+  while (!gate->released)
+    g_cond_wait (&gate->cond, &gate->mutex);
+  g_mutex_unlock (&gate->mutex);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+gate_attach_func (ElbusBroker *broker,
+                  gpointer     data)
+{
+  GSource *source = g_idle_source_new ();
+
+  g_source_set_callback (source, gate_block_cb, data, NULL);
+  g_source_attach (source, g_main_context_get_thread_default ());
+  g_source_unref (source);
+}
+
+static void
+gate_close (ElbusTestBroker *tb,
+            Gate            *gate)
+{
+  g_mutex_init (&gate->mutex);
+  g_cond_init (&gate->cond);
+  gate->entered = gate->released = FALSE;
+  elbus_test_broker_invoke (tb, gate_attach_func, gate);
+  g_mutex_lock (&gate->mutex);
+  while (!gate->entered)
+    g_cond_wait (&gate->cond, &gate->mutex);
+  g_mutex_unlock (&gate->mutex);
+}
+
+static void
+gate_open (Gate *gate)
+{
+  g_mutex_lock (&gate->mutex);
+  gate->released = TRUE;
+  g_cond_broadcast (&gate->cond);
+  g_mutex_unlock (&gate->mutex);
+}
+
+static void
+gate_clear (Gate *gate)
+{
+  g_mutex_clear (&gate->mutex);
+  g_cond_clear (&gate->cond);
+}
+
+static guint
+scaled_count (guint n)
+{
+  return elbus_test_under_valgrind () ? n / 5 : n;
+}
+
+/* @n registered connections named PREFIX, then a number of @digits. */
+static GPtrArray *
+connect_many (ElbusTestBroker    *tb,
+              ElbusTestTransport  transport,
+              const char         *prefix,
+              guint               digits,
+              guint               n)
+{
+  GPtrArray *conns = g_ptr_array_new_with_free_func ((GDestroyNotify) elbus_test_conn_free);
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_autofree char *name = g_strdup_printf ("%s%0*u", prefix, (int) digits, i);
+
+      g_ptr_array_add (conns, elbus_test_conn_new (tb, transport, name));
+    }
+  return conns;
+}
+
+static void
+test_dispatch_many_ready (gconstpointer data)
+{
+  ElbusTestTransport transport = TRANSPORT (data);
+  ElbusTestBroker *tb = new_broker ();
+  /* more than one epoll_wait() and one dispatch take */
+  guint n = 300;
+  g_autoptr(GPtrArray) conns = connect_many (tb, transport, "ready.", 3, n);
+  g_autoptr(ElbusTestConn) sink = elbus_test_conn_new (tb, transport, "sink");
+  g_autofree guint *seen = g_new0 (guint, n);
+  Gate gate;
+
+  g_test_summary ("Hundreds of connections that become ready in the same "
+                  "wake-up, more than one dispatch serves, are all served: "
+                  "both frames of each arrive and every sender gets its acks");
+
+  gate_close (tb, &gate);
+  for (guint i = 0; i < n; i++)
+    {
+      ElbusTestConn *c = g_ptr_array_index (conns, i);
+      g_autofree char *payload = g_strdup_printf ("%03u", i);
+      /* two frames in one write: both are routed in the same turn */
+      g_autoptr(GBytes) f1 = elbus_test_build_op (1, OP_MESSAGE, ELBUS_QOS_PROCESSED, "sink",
+                                                  payload, 3);
+      g_autoptr(GBytes) f2 = elbus_test_build_op (2, OP_MESSAGE, ELBUS_QOS_PROCESSED, "sink",
+                                                  payload, 3);
+      g_autoptr(GByteArray) both = g_byte_array_new ();
+
+      g_byte_array_append (both, g_bytes_get_data (f1, NULL), g_bytes_get_size (f1));
+      g_byte_array_append (both, g_bytes_get_data (f2, NULL), g_bytes_get_size (f2));
+      elbus_test_conn_send (c, both->data, both->len);
+    }
+  gate_open (&gate);
+
+  for (guint i = 0; i < 2 * n; i++)
+    {
+      g_autoptr(ElbusTestFrame) frame = elbus_test_conn_read_frame (sink);
+      guint index;
+
+      g_assert_cmpuint (frame->kind, ==, KIND_MESSAGE);
+      g_assert_true (g_str_has_prefix (frame->sender, "ready."));
+      index = g_ascii_strtoull (frame->sender + 6, NULL, 10);
+      g_assert_cmpuint (index, <, n);
+      g_assert_cmpuint (seen[index], <, 2);
+      seen[index]++;
+      g_assert_cmpmem (g_bytes_get_data (frame->payload, NULL),
+                       g_bytes_get_size (frame->payload), frame->sender + 6, 3);
+    }
+  for (guint i = 0; i < n; i++)
+    {
+      elbus_test_conn_expect_ack (g_ptr_array_index (conns, i), 1, RES_OK);
+      elbus_test_conn_expect_ack (g_ptr_array_index (conns, i), 2, RES_OK);
+    }
+  elbus_test_conn_expect_nothing (sink, 50);
+
+  gate_clear (&gate);
+  check_broker_works (tb, transport);
+  elbus_test_broker_free (tb);
+}
+
+static void
+test_dispatch_close_in_batch (gconstpointer data)
+{
+  ElbusTestTransport transport = TRANSPORT (data);
+  ElbusTestBroker *tb = new_broker ();
+  guint n = 50;
+  g_autoptr(ElbusTestConn) primary = elbus_test_conn_new (tb, transport, "prim");
+  g_autoptr(GPtrArray) secondaries = connect_many (tb, transport, "prim%%s", 2, n);
+  g_autoptr(GPtrArray) others = connect_many (tb, transport, "other.", 2, n);
+  g_autoptr(ElbusTestConn) sink = elbus_test_conn_new (tb, transport, "sink");
+  static const guint8 bad_op[] = { 1, 0, 0, 0, 0x05, 0, 0, 0, 0 };
+  guint from_others = 0;
+  Gate gate;
+
+  g_test_summary ("A connection closed while others of the same epoll batch "
+                  "wait to be served (a primary's protocol error takes its "
+                  "secondaries, ready behind it, along) is skipped; the rest "
+                  "of the batch is served");
+
+  gate_close (tb, &gate);
+  /* the primary's bad frame is the first event of the batch */
+  elbus_test_conn_send (primary, bad_op, sizeof bad_op);
+  for (guint i = 0; i < n; i++)
+    {
+      elbus_test_conn_send_op (g_ptr_array_index (secondaries, i), OP_MESSAGE,
+                               ELBUS_QOS_PROCESSED, "sink", "sec", 3);
+      elbus_test_conn_send_op (g_ptr_array_index (others, i), OP_MESSAGE,
+                               ELBUS_QOS_PROCESSED, "sink", "other", 5);
+    }
+  gate_open (&gate);
+
+  elbus_test_conn_drain_until_eof (primary, ELBUS_TEST_DEADLINE_MS);
+  for (guint i = 0; i < n; i++)
+    {
+      ElbusTestConn *sec = g_ptr_array_index (secondaries, i);
+
+      /* closed before its turn came: no ack, no delivery */
+      elbus_test_conn_expect_eof (sec);
+    }
+  while (from_others < n)
+    {
+      g_autoptr(ElbusTestFrame) frame = elbus_test_conn_read_frame (sink);
+
+      g_assert_cmpuint (frame->kind, ==, KIND_MESSAGE);
+      g_assert_true (g_str_has_prefix (frame->sender, "other."));
+      from_others++;
+    }
+  for (guint i = 0; i < n; i++)
+    elbus_test_conn_expect_ack (g_ptr_array_index (others, i), 1, RES_OK);
+  elbus_test_conn_expect_nothing (sink, 50);
+  elbus_test_broker_wait_client (tb, "prim", FALSE);
+  g_assert_false (elbus_test_broker_has_client (tb, "prim%%s00"));
+
+  gate_clear (&gate);
+  check_broker_works (tb, transport);
+  elbus_test_broker_free (tb);
+}
+
+static guint
+client_queue_len (ElbusTestBroker *tb,
+                  const char      *name)
+{
+  ElbusStats stats;
+  guint len = 0;
+
+  g_assert_true (elbus_test_broker_get_client_stats (tb, name, &stats, &len));
+  return len;
+}
+
+static void
+test_dispatch_fill_and_drain (gconstpointer data)
+{
+  ElbusTestTransport transport = TRANSPORT (data);
+  ElbusTestBroker *tb = new_broker ();
+  g_autoptr(ElbusTestConn) reader = elbus_test_conn_new (tb, transport, "reader");
+  g_autoptr(ElbusTestConn) sender = elbus_test_conn_new (tb, transport, "sender");
+  /* 8 MiB: more than a TCP socket's send buffer grows to */
+  guint n = 512;
+  gsize size = 16 * 1024;
+  g_autofree char *payload = g_malloc (size);
+
+  g_test_summary ("A socket that fills (the broker waits for it to take "
+                  "more) and drains, twice: every frame arrives in order, "
+                  "and afterwards a frame goes out at once again");
+
+  /* small, but not below an MSS: a TCP window that small waits for the
+   * sender's zero-window probes, seconds apart */
+  elbus_test_conn_set_rcvbuf (reader, 64 * 1024);
+  for (guint round = 0; round < 2; round++)
+    {
+      gint64 deadline;
+
+      for (guint i = 0; i < n; i++)
+        {
+          memset (payload, 'a' + (i % 26), size);
+          g_snprintf (payload, 16, "%u.%03u", round, i);
+          elbus_test_conn_send_op (sender, OP_MESSAGE, ELBUS_QOS_NO, "reader", payload, size);
+        }
+
+      /* that does not fit into the sockets' buffers: part of it waits in
+       * the broker's queue until the reader reads */
+      deadline = g_get_monotonic_time () + ELBUS_TEST_DEADLINE_MS * 1000;
+      while (client_queue_len (tb, "reader") == 0)
+        {
+          g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+          g_usleep (1000);
+        }
+
+      for (guint i = 0; i < n; i++)
+        {
+          g_autoptr(ElbusTestFrame) frame = elbus_test_conn_read_frame (reader);
+          g_autofree char *head = g_strdup_printf ("%u.%03u", round, i);
+          const char *got = g_bytes_get_data (frame->payload, NULL);
+
+          g_assert_cmpuint (frame->kind, ==, KIND_MESSAGE);
+          g_assert_cmpuint (g_bytes_get_size (frame->payload), ==, size);
+          g_assert_cmpstr (got, ==, head);
+          g_assert_cmpint (got[size - 1], ==, 'a' + (i % 26));
+        }
+      g_assert_cmpuint (client_queue_len (tb, "reader"), ==, 0);
+
+      /* drained: the next frame is not left waiting for EPOLLOUT */
+      elbus_test_conn_op_acked (sender, OP_MESSAGE, "reader", "after", RES_OK);
+      elbus_test_conn_expect_message (reader, KIND_MESSAGE, "sender", NULL, "after");
+    }
+
+  check_broker_works (tb, transport);
+  elbus_test_broker_free (tb);
+}
+
+static void
+set_short_handshake_func (ElbusBroker *broker,
+                          gpointer     data)
+{
+  elbus_broker_set_handshake_timeout (broker, 0.3);
+}
+
+static void
+test_dispatch_timeouts_among_many (void)
+{
+  ElbusTestBrokerOptions options = { .timeout = 0.5 };
+  ElbusTestBroker *tb = elbus_test_broker_new (&options);
+  guint n = scaled_count (1500);
+  g_autoptr(GPtrArray) idle = g_ptr_array_new_with_free_func ((GDestroyNotify) elbus_test_conn_free);
+  g_autoptr(GPtrArray) silent = g_ptr_array_new_with_free_func ((GDestroyNotify) elbus_test_conn_free);
+  g_autoptr(GPtrArray) halves = g_ptr_array_new_with_free_func ((GDestroyNotify) elbus_test_conn_free);
+  static const guint8 half_frame[] = { 1, 0, 0, 0, OP_MESSAGE, 20, 0, 0, 0, 'x' };
+  g_auto(GStrv) names = NULL;
+  guint present = 0;
+  gint64 start;
+
+  g_test_summary ("Among 1,500 idle clients, the few that never greet and "
+                  "the few that stop in the middle of a frame are dropped by "
+                  "their deadlines; the idle ones, pinged meanwhile, stay");
+
+  elbus_test_broker_invoke (tb, set_short_handshake_func, NULL);
+  for (guint i = 0; i < n; i++)
+    {
+      g_autofree char *name = g_strdup_printf ("idle.%04u", i);
+
+      g_ptr_array_add (idle, elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_UNIX, name));
+      if (i % (n / 3) == 0)
+        {
+          g_autofree char *half = g_strdup_printf ("half.%04u", i);
+          ElbusTestConn *h = elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_UNIX, half);
+
+          elbus_test_conn_send (h, half_frame, sizeof half_frame);
+          g_ptr_array_add (halves, h);
+          g_ptr_array_add (silent, elbus_test_conn_connect (tb, ELBUS_TEST_TRANSPORT_UNIX));
+        }
+    }
+  start = g_get_monotonic_time ();
+
+  for (guint i = 0; i < silent->len; i++)
+    elbus_test_conn_drain_until_eof (g_ptr_array_index (silent, i), ELBUS_TEST_DEADLINE_MS);
+  for (guint i = 0; i < halves->len; i++)
+    {
+      ElbusTestConn *h = g_ptr_array_index (halves, i);
+
+      elbus_test_conn_drain_until_eof (h, ELBUS_TEST_DEADLINE_MS);
+      g_assert_false (elbus_test_broker_has_client (tb, h->name));
+    }
+  g_test_message ("%u + %u dropped within %" G_GINT64_FORMAT " ms", silent->len, halves->len,
+                  (g_get_monotonic_time () - start) / 1000);
+
+  /* two more timeouts: pings went out, nobody idle was dropped */
+  g_usleep (elbus_test_scale_ms (1000) * 1000);
+  names = elbus_test_broker_list_clients (tb);
+  for (guint i = 0; names[i] != NULL; i++)
+    if (g_str_has_prefix (names[i], "idle."))
+      present++;
+  g_assert_cmpuint (present, ==, n);
+  {
+    g_autoptr(ElbusTestFrame) ping = elbus_test_conn_try_read_frame (g_ptr_array_index (idle, 0),
+                                                                     ELBUS_TEST_DEADLINE_MS,
+                                                                     FALSE, NULL);
+
+    g_assert_nonnull (ping);
+    g_assert_cmpuint (ping->kind, ==, 0x00);
+  }
+
+  check_broker_works (tb, ELBUS_TEST_TRANSPORT_UNIX);
+  elbus_test_broker_free (tb);
+}
+
+typedef struct {
+  ElbusClient *client;      /* (owned): in process, on the broker thread */
+  guint        echoed;      /* broker thread only */
+} InProcess;
+
+static void
+echo_message_cb (ElbusClient *client,
+                 ElbusFrame  *frame,
+                 gpointer     data)
+{
+  InProcess *ip = data;
+
+  ip->echoed++;
+  elbus_client_send_async (client, elbus_frame_get_sender (frame),
+                           elbus_frame_get_payload (frame), ELBUS_QOS_NO, NULL, NULL, NULL);
+}
+
+static void
+register_in_process_func (ElbusBroker *broker,
+                          gpointer     data)
+{
+  InProcess *ip = data;
+  g_autoptr(GError) error = NULL;
+
+  ip->client = elbus_broker_register_client (broker, "inproc", &error);
+  g_assert_no_error (error);
+  g_signal_connect (ip->client, "message", G_CALLBACK (echo_message_cb), ip);
+}
+
+static void
+publish_in_process_func (ElbusBroker *broker,
+                         gpointer     data)
+{
+  InProcess *ip = data;
+  g_autoptr(GBytes) payload = g_bytes_new_static ("from inside", 11);
+
+  elbus_client_publish_async (ip->client, "dispatch/inproc", payload, ELBUS_QOS_NO,
+                              NULL, NULL, NULL);
+}
+
+static void
+free_in_process_func (ElbusBroker *broker,
+                      gpointer     data)
+{
+  InProcess *ip = data;
+
+  elbus_client_close (ip->client);
+  g_clear_object (&ip->client);
+}
+
+static void
+test_dispatch_in_process (gconstpointer data)
+{
+  ElbusTestTransport transport = TRANSPORT (data);
+  ElbusTestBroker *tb = new_broker ();
+  guint n = 40;
+  g_autoptr(GPtrArray) conns = NULL;
+  InProcess ip = { 0 };
+  g_autofree guint32 *op_ids = g_new0 (guint32, n);
+  Gate gate;
+
+  g_test_summary ("An in-process client beside socket clients ready in the "
+                  "same wake-up: it answers each of them, and its "
+                  "publication reaches every subscribed socket client");
+
+  elbus_test_broker_invoke (tb, register_in_process_func, &ip);
+  conns = connect_many (tb, transport, "sock.", 2, n);
+  for (guint i = 0; i < n; i++)
+    elbus_test_conn_subscribe (g_ptr_array_index (conns, i), "dispatch/#", NULL);
+
+  gate_close (tb, &gate);
+  for (guint i = 0; i < n; i++)
+    {
+      ElbusTestConn *c = g_ptr_array_index (conns, i);
+
+      op_ids[i] = elbus_test_conn_send_op (c, OP_MESSAGE, ELBUS_QOS_PROCESSED, "inproc",
+                                           c->name, strlen (c->name));
+    }
+  gate_open (&gate);
+
+  for (guint i = 0; i < n; i++)
+    {
+      ElbusTestConn *c = g_ptr_array_index (conns, i);
+
+      elbus_test_conn_expect_ack (c, op_ids[i], RES_OK);
+      elbus_test_conn_expect_message (c, KIND_MESSAGE, "inproc", NULL, c->name);
+    }
+
+  elbus_test_broker_invoke (tb, publish_in_process_func, &ip);
+  for (guint i = 0; i < n; i++)
+    elbus_test_conn_expect_message (g_ptr_array_index (conns, i), KIND_PUBLISH, "inproc",
+                                    "dispatch/inproc", "from inside");
+
+  elbus_test_broker_invoke (tb, free_in_process_func, &ip);
+  g_assert_cmpuint (ip.echoed, ==, n);
+  gate_clear (&gate);
+  check_broker_works (tb, transport);
+  elbus_test_broker_free (tb);
+}
+
+/* ------------------------------------------------------------------ */
 
 /* Raw bytes on the wire, as the original broker reads them: only a flags
  * byte of 0 is a ping; op 0 with QoS bits has a TARGET 00 PAYLOAD body
@@ -2014,8 +2471,8 @@ main (int   argc,
       char *argv[])
 {
   elbus_test_init (&argc, &argv);
-  /* 500 clients and their broker ends live in this process */
-  elbus_test_raise_nofile (4 * MANY_CLIENTS);
+  /* 1,500 and more clients and their broker ends live in this process */
+  elbus_test_raise_nofile (4 * 1600);
 
   add_both ("handshake/ok", test_handshake_ok);
   add_both ("handshake/bad-greeting", test_handshake_bad_greeting);
@@ -2065,6 +2522,13 @@ main (int   argc,
   add_both ("api/list-clients", test_api_list_clients);
   add_both ("api/add-socket-listening", test_api_add_socket_listening);
   g_test_add_func ("/elbus/broker/api/properties", test_api_properties);
+
+  add_both ("dispatch/many-ready", test_dispatch_many_ready);
+  add_both ("dispatch/close-in-batch", test_dispatch_close_in_batch);
+  add_both ("dispatch/fill-and-drain", test_dispatch_fill_and_drain);
+  add_both ("dispatch/in-process", test_dispatch_in_process);
+  g_test_add_func ("/elbus/broker/dispatch/timeouts-among-many/unix",
+                   test_dispatch_timeouts_among_many);
 
   return g_test_run ();
 }

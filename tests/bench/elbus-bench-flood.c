@@ -25,6 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "elbus-bench-util.h"
 #include "elbus-test-util.h"
 
 #define SENDER_NAME   "bench.sender"
@@ -272,45 +273,6 @@ sender_thread (gpointer data)
   return NULL;
 }
 
-static gboolean
-read_cpu (GPid     pid,
-          double  *utime,
-          double  *stime)
-{
-  g_autofree char *path = g_strdup_printf ("/proc/%d/stat", pid);
-  g_autofree char *contents = NULL;
-  g_auto(GStrv) fields = NULL;
-  const char *p;
-  double tick = sysconf (_SC_CLK_TCK);
-
-  if (!g_file_get_contents (path, &contents, NULL, NULL))
-    return FALSE;
-  p = strrchr (contents, ')');
-  if (p == NULL)
-    return FALSE;
-  /* after "pid (comm)", fields start at 3 (state); utime is 14, stime 15 */
-  fields = g_strsplit (p + 2, " ", -1);
-  if (g_strv_length (fields) < 13)
-    return FALSE;
-  *utime = g_ascii_strtoull (fields[11], NULL, 10) / tick;
-  *stime = g_ascii_strtoull (fields[12], NULL, 10) / tick;
-  return TRUE;
-}
-
-static char *
-default_elbusd (void)
-{
-  g_autofree char *self = g_file_read_link ("/proc/self/exe", NULL);
-  g_autofree char *dir = NULL;
-
-  if (g_getenv ("ELBUSD") != NULL)
-    return g_strdup (g_getenv ("ELBUSD"));
-  if (self == NULL)
-    return g_strdup ("elbusd");
-  dir = g_path_get_dirname (self);
-  return g_build_filename (dir, "..", "..", "tools", "elbusd", NULL);
-}
-
 int
 main (int   argc,
       char *argv[])
@@ -355,7 +317,7 @@ main (int   argc,
     }
   else
     {
-      g_autofree char *elbusd = opt_elbusd ? g_strdup (opt_elbusd) : default_elbusd ();
+      g_autofree char *elbusd = opt_elbusd ? g_strdup (opt_elbusd) : elbus_bench_default_elbusd ();
       const char *args[4] = { NULL };
 
       g_setenv ("ELBUSD", elbusd, TRUE);
@@ -382,7 +344,7 @@ main (int   argc,
            daemon ? " (spawned elbusd)" : "", opt_window);
 
   if (pid > 0)
-    have_cpu = read_cpu (pid, &u0, &s0);
+    have_cpu = elbus_bench_read_cpu (pid, &u0, &s0);
 
   rt = g_thread_new ("receiver", receiver_thread, &r);
   st = g_thread_new ("sender", sender_thread, &s);
@@ -390,7 +352,7 @@ main (int   argc,
   g_thread_join (rt);
 
   if (have_cpu)
-    have_cpu = read_cpu (pid, &u1, &s1);
+    have_cpu = elbus_bench_read_cpu (pid, &u1, &s1);
 
   if (r.failed || r.received != opt_count)
     {
