@@ -836,6 +836,41 @@ test_retain (Net          *net,
   g_clear_pointer (&bridge_b, bridge_free);
 }
 
+/* The payloads a sink received, in order, an immediate repetition of the
+ * one before (a QoS 1 redelivery) counted once; space-separated. */
+static char *
+sink_payloads_once (Sink *sink)
+{
+  GBytes *last = NULL;
+  GString *s = g_string_new (NULL);
+
+  for (guint i = 0; i < sink_count (sink, NULL); i++)
+    {
+      GBytes *payload = elbus_frame_get_payload (sink_nth (sink, i));
+
+      if (last != NULL && g_bytes_equal (last, payload))
+        continue;
+      if (s->len > 0)
+        g_string_append_c (s, ' ');
+      g_string_append_len (s, g_bytes_get_data (payload, NULL), g_bytes_get_size (payload));
+      last = payload;
+    }
+  return g_string_free (s, FALSE);
+}
+
+static gboolean
+sink_last_is_ten (gpointer data)
+{
+  Sink *sink = data;
+  guint n = sink_count (sink, NULL);
+  GBytes *payload;
+
+  if (n == 0)
+    return FALSE;
+  payload = elbus_frame_get_payload (sink_nth (sink, n - 1));
+  return g_bytes_get_size (payload) == 2 && memcmp (g_bytes_get_data (payload, NULL), "10", 2) == 0;
+}
+
 /* Mosquitto stops mid-stream and comes back: with QoS 1 what was published
  * meanwhile (within the queue) arrives once, in order; past the queue the
  * oldest are dropped and counted. */
@@ -847,6 +882,7 @@ test_mqtt_restart (Net          *net,
   g_autoptr(ElbusMqttBridge) bridge_b = NULL;
   g_autoptr(Sink) sink_b = NULL;
   g_autoptr(ElbusClient) pub = NULL;
+  g_autofree char *payloads = NULL;
   const char *both[] = { "q/#", NULL };
 
   if (net->m == NULL)
@@ -885,18 +921,13 @@ test_mqtt_restart (Net          *net,
   /* each bridge said it once, however many times it tried */
   g_assert_cmpuint (logged_count ("lost the MQTT broker at 127.0.0.1:*"), ==, 2);
   g_assert_cmpuint (logged_count ("reconnected to the MQTT broker at 127.0.0.1:*"), ==, 2);
-  sink_wait (sink_b, 9);
+  /* QoS 1 is at least once: a message whose PUBACK was lost with
+   * Mosquitto ("0", on either hop) may come again; nothing may be lost,
+   * reordered or duplicated beyond such a redelivery */
+  wait_for (sink_last_is_ten, sink_b, "the last publication through the bridges");
   settle ();
-  g_assert_cmpuint (sink_count (sink_b, NULL), ==, 9);
-  for (guint i = 1; i < 9; i++)
-    {
-      GBytes *payload = elbus_frame_get_payload (sink_nth (sink_b, i));
-      char digit[3];
-
-      g_snprintf (digit, sizeof digit, "%u", i + 2);
-      g_assert_cmpmem (g_bytes_get_data (payload, NULL), g_bytes_get_size (payload),
-                       digit, strlen (digit));
-    }
+  payloads = sink_payloads_once (sink_b);
+  g_assert_cmpstr (payloads, ==, "0 3 4 5 6 7 8 9 10");
   g_assert_cmpuint (bridge_stat (bridge_a, "mqtt_reconnects"), ==, 1);
   g_assert_cmpuint (bridge_stat (bridge_a, "queued"), ==, 0);
 
