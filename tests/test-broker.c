@@ -1415,7 +1415,10 @@ static void
 test_bad_stuck_writer (gconstpointer data)
 {
   ElbusTestTransport transport = TRANSPORT (data);
-  ElbusTestBrokerOptions options = { .timeout = scaled_timeout (0.5) };
+  /* the timeout also bounds the sender's 8 MiB frame as it arrives
+   * (a half-read frame), which under ASan on a busy machine took more
+   * than 0.5 s: long enough for that, short enough for a quick test */
+  ElbusTestBrokerOptions options = { .timeout = scaled_timeout (2.0) };
   ElbusTestBroker *tb = elbus_test_broker_new (&options);
   g_autoptr(ElbusTestConn) stuck = elbus_test_conn_new (tb, transport, "stuck");
   g_autoptr(ElbusTestConn) sender = elbus_test_conn_new (tb, transport, "sender");
