@@ -705,7 +705,8 @@ client_enqueue (ElbusClient    *self,
   if (!self->connected)
     {
       _elbus_out_entry_clear (entry);
-      g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED, _("the client is not connected"));
+      g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED,
+                           _("the client is not connected"));
       return FALSE;
     }
   if (self->out.len >= self->queue_size)
@@ -764,7 +765,8 @@ queue_frame (ElbusClient  *self,
 
   if (body_len > G_MAXUINT32)
     {
-      g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA, _("a frame of %lu bytes is too large"), (unsigned long) body_len);
+      g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA, _("a frame of %lu bytes is too large"),
+                   (unsigned long) body_len);
       return 0;
     }
 
@@ -1141,7 +1143,8 @@ tick_cb (gpointer user_data)
   if (self->stall_since != 0 && now - self->stall_since >= limit)
     {
       client_disconnect (self, g_error_new (ELBUS_ERROR, ELBUS_ERROR_TIMEOUT,
-                                            _("the broker took no data for %.3g s"), self->timeout));
+                                            _("the broker took no data for %.3g s"),
+                                            self->timeout));
       g_object_unref (self);
       return G_SOURCE_REMOVE;
     }
@@ -1153,7 +1156,8 @@ tick_cb (gpointer user_data)
   for (guint i = 0; i < expired->len; i++)
     fail_pending_op (self, g_array_index (expired, guint32, i),
                      g_error_new (ELBUS_ERROR, ELBUS_ERROR_TIMEOUT,
-                                  _("the broker did not acknowledge within %.3g s"), self->timeout));
+                                  _("the broker did not acknowledge within %.3g s"),
+                                  self->timeout));
 
   /* a ping when nothing else went out for a timeout */
   if (self->connected && self->out.len == 0 && now - self->last_write >= limit)
@@ -1694,8 +1698,9 @@ check_new_args (const char  *address,
   if (result != ELBUS_RESULT_OK)
     {
       g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
-                   _("“%s” is not a valid client name: it must be non-empty UTF-8 of at most %d "
-                     "bytes, not starting with “.”"), name, ELBUS_CODEC_MAX_NAME_LENGTH);
+                   _("“%s” is not a valid client name: it must be non-empty UTF-8 of at "
+                     "most %d bytes, not starting with “.”"),
+                   name, ELBUS_CODEC_MAX_NAME_LENGTH);
       return FALSE;
     }
   if (*address == '\0')
@@ -3019,7 +3024,8 @@ elbus_client_flush_sync (ElbusClient   *self,
 
   if (!self->connected)
     {
-      g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED, _("the client is not connected"));
+      g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED,
+                           _("the client is not connected"));
       return FALSE;
     }
 
@@ -3102,7 +3108,8 @@ _elbus_client_new_internal (ElbusBroker  *broker,
                                     name[0] == '.' ? name_len - 1 : name_len);
   if (result != ELBUS_RESULT_OK)
     {
-      g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA, _("“%s” is not a valid client name"), name);
+      g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA, _("“%s” is not a valid client name"),
+                   name);
       return NULL;
     }
 
