@@ -18,6 +18,7 @@
 #include "elbus-broker-private.h"
 #include "elbus-error.h"
 #include "elbus-fifo-line-private.h"
+#include "elbus-i18n-private.h"
 #include "elbus-rpc-peer.h"
 
 struct _ElbusFifo {
@@ -76,7 +77,7 @@ sent_cb (GObject      *source,
     }
 
   if (!ok)
-    g_message ("%s failed: %s", send->what, error->message);
+    g_message (_("%s failed: %s"), send->what, error->message);
 }
 
 static void
@@ -91,7 +92,7 @@ line_cb (const ElbusFifoLine *line,
 
   if (line_error != NULL)
     {
-      g_message ("fifo %s: line dropped: %s", fifo->path, line_error->message);
+      g_message (_("fifo %s: line dropped: %s"), fifo->path, line_error->message);
       return;
     }
   if (client == NULL || peer == NULL)
@@ -103,28 +104,28 @@ line_cb (const ElbusFifoLine *line,
   switch (line->kind)
     {
     case ELBUS_FIFO_LINE_MESSAGE:
-      send->what = g_strdup_printf ("fifo %s: a message to %s", fifo->path, line->target);
+      send->what = g_strdup_printf (_("fifo %s: a message to %s"), fifo->path, line->target);
       elbus_client_send_async (client, line->target, line->payload, ELBUS_QOS_PROCESSED,
                                NULL, sent_cb, send);
       break;
     case ELBUS_FIFO_LINE_BROADCAST:
-      send->what = g_strdup_printf ("fifo %s: a broadcast to %s", fifo->path, line->target);
+      send->what = g_strdup_printf (_("fifo %s: a broadcast to %s"), fifo->path, line->target);
       elbus_client_send_broadcast_async (client, line->target, line->payload,
                                          ELBUS_QOS_PROCESSED, NULL, sent_cb, send);
       break;
     case ELBUS_FIFO_LINE_PUBLISH:
-      send->what = g_strdup_printf ("fifo %s: a publication on %s", fifo->path, line->target);
+      send->what = g_strdup_printf (_("fifo %s: a publication on %s"), fifo->path, line->target);
       elbus_client_publish_async (client, line->target, line->payload, ELBUS_QOS_PROCESSED,
                                   NULL, sent_cb, send);
       break;
     case ELBUS_FIFO_LINE_NOTIFY:
-      send->what = g_strdup_printf ("fifo %s: an RPC notification to %s", fifo->path,
+      send->what = g_strdup_printf (_("fifo %s: an RPC notification to %s"), fifo->path,
                                     line->target);
       elbus_rpc_peer_notify_async (peer, line->target, line->payload, ELBUS_QOS_PROCESSED,
                                    NULL, sent_cb, send);
       break;
     case ELBUS_FIFO_LINE_CALL0:
-      send->what = g_strdup_printf ("fifo %s: the RPC call %s to %s", fifo->path,
+      send->what = g_strdup_printf (_("fifo %s: the RPC call %s to %s"), fifo->path,
                                     line->method, line->target);
       elbus_rpc_peer_call0_async (peer, line->target, line->method, line->payload,
                                   ELBUS_QOS_PROCESSED, NULL, sent_cb, send);
@@ -205,7 +206,7 @@ elbus_broker_listen_fifo (ElbusBroker  *self,
   /* a pipe left behind is reused; anything else in the way is an error */
   if (lstat (path, &st) == 0 && !S_ISFIFO (st.st_mode))
     {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_EXISTS, "%s exists and is not a FIFO", path);
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_EXISTS, _("%s exists and is not a FIFO"), path);
       return FALSE;
     }
   if (mkfifo (path, 0600) != 0 && errno != EEXIST)
@@ -213,7 +214,7 @@ elbus_broker_listen_fifo (ElbusBroker  *self,
       int saved_errno = errno;
 
       g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
-                   "cannot create the FIFO %s: %s", path, g_strerror (saved_errno));
+                   _("cannot create the FIFO %s: %s"), path, g_strerror (saved_errno));
       return FALSE;
     }
 
@@ -230,7 +231,7 @@ elbus_broker_listen_fifo (ElbusBroker  *self,
       int saved_errno = errno;
 
       g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
-                   "cannot open the FIFO %s: %s", path, g_strerror (saved_errno));
+                   _("cannot open the FIFO %s: %s"), path, g_strerror (saved_errno));
       _elbus_fifo_free (fifo);
       return FALSE;
     }
@@ -241,7 +242,7 @@ elbus_broker_listen_fifo (ElbusBroker  *self,
   g_source_attach (fifo->source, self->context);
 
   g_ptr_array_add (self->fifos, fifo);
-  g_info ("listening on fifo:%s", path);
+  g_info (_("listening on fifo:%s"), path);
 
   return TRUE;
 }

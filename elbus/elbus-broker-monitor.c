@@ -24,6 +24,7 @@
 
 #include "elbus-broker-private.h"
 #include "elbus-error.h"
+#include "elbus-i18n-private.h"
 #include "elbus-msgpack.h"
 #include "elbus-rpc-invocation.h"
 
@@ -596,7 +597,7 @@ _elbus_broker_monitor_start (ElbusBroker  *self,
   monitor->peer = peer;
   g_ptr_array_add (self->monitors, g_steal_pointer (&monitor));
   monitors_changed (self);
-  g_info ("client %s: monitoring", peer->name);
+  g_info (_("client %s: monitoring"), peer->name);
 
   return TRUE;
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "elbus-client-policy-private.h"
+#include "elbus-i18n-private.h"
 #include "elbus-mask-private.h"
 
 /**
@@ -383,8 +384,8 @@ elbus_client_policy_add_network (ElbusClientPolicy  *self,
       !g_ascii_string_to_unsigned (slash + 1, 10, 0, 128, NULL, NULL))
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                   "invalid network ‘%s’: the prefix length is not a number "
-                   "from 0 to 128", cidr);
+                   _("invalid network ‘%s’: the prefix length is not a number "
+                     "from 0 to 128"), cidr);
       return FALSE;
     }
 
@@ -392,7 +393,7 @@ elbus_client_policy_add_network (ElbusClientPolicy  *self,
   if (mask == NULL)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                   "invalid network ‘%s’: %s", cidr, local_error->message);
+                   _("invalid network ‘%s’: %s"), cidr, local_error->message);
       return FALSE;
     }
 

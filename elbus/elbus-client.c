@@ -12,6 +12,7 @@
 #include <gio/gunixsocketaddress.h>
 
 #include "elbus-broker-private.h"
+#include "elbus-i18n-private.h"
 #include "elbus-client.h"
 #include "elbus-client-private.h"
 #include "elbus-codec-private.h"
@@ -194,32 +195,36 @@ result_to_error (guint8      result,
   switch (result)
     {
     case ELBUS_ERROR_NOT_REGISTERED:
-      return g_error_new (ELBUS_ERROR, result, "client “%s” is not registered",
+      return g_error_new (ELBUS_ERROR, result, _("client “%s” is not registered"),
                           target != NULL ? target : "");
     case ELBUS_ERROR_NOT_DELIVERED:
-      return g_error_new (ELBUS_ERROR, result, "not delivered to “%s”: its queue is full",
+      return g_error_new (ELBUS_ERROR, result, _("not delivered to “%s”: its queue is full"),
                           target != NULL ? target : "");
     case ELBUS_ERROR_ACCESS:
       if (op == ELBUS_OP_SUBSCRIBE)
-        return g_error_new (ELBUS_ERROR, result, "the broker refuses (some of) the masks of "
-                            "this subscription: its policy or its subscription limit");
+        return g_error_new (ELBUS_ERROR, result, _("the broker refuses (some of) the masks of "
+                              "this subscription: its policy or its subscription limit"));
       if (target == NULL || op == ELBUS_OP_NOP)
-        return g_error_new (ELBUS_ERROR, result, "access denied by the broker's policy");
-      return g_error_new (ELBUS_ERROR, result, "the broker's policy refuses %s “%s”",
-                          op == ELBUS_OP_PUBLISH ? "publishing on" :
-                          op == ELBUS_OP_BROADCAST ? "a broadcast to" : "a message to",
-                          target);
+        return g_error_new (ELBUS_ERROR, result, _("access denied by the broker's policy"));
+      if (op == ELBUS_OP_PUBLISH)
+        return g_error_new (ELBUS_ERROR, result,
+                            _("the broker's policy refuses publishing on “%s”"), target);
+      if (op == ELBUS_OP_BROADCAST)
+        return g_error_new (ELBUS_ERROR, result,
+                            _("the broker's policy refuses a broadcast to “%s”"), target);
+      return g_error_new (ELBUS_ERROR, result,
+                          _("the broker's policy refuses a message to “%s”"), target);
     case ELBUS_ERROR_DATA:
     case ELBUS_ERROR_IO:
     case ELBUS_ERROR_OTHER:
     case ELBUS_ERROR_NOT_SUPPORTED:
     case ELBUS_ERROR_BUSY:
     case ELBUS_ERROR_TIMEOUT:
-      return g_error_new (ELBUS_ERROR, result, "the broker answered: %s",
+      return g_error_new (ELBUS_ERROR, result, _("the broker answered: %s"),
                           elbus_error_code_to_string (result));
     default:
       return g_error_new (ELBUS_ERROR, ELBUS_ERROR_OTHER,
-                          "the broker answered with unknown result 0x%02x", result);
+                          _("the broker answered with unknown result 0x%02x"), result);
     }
 }
 
@@ -230,19 +235,19 @@ registration_error (guint8      result,
   switch (result)
     {
     case ELBUS_ERROR_BUSY:
-      return g_error_new (ELBUS_ERROR, result, "the name “%s” is already taken", name);
+      return g_error_new (ELBUS_ERROR, result, _("the name “%s” is already taken"), name);
     case ELBUS_ERROR_DATA:
-      return g_error_new (ELBUS_ERROR, result, "the broker refused the name “%s” as invalid",
+      return g_error_new (ELBUS_ERROR, result, _("the broker refused the name “%s” as invalid"),
                           name);
     case ELBUS_ERROR_NOT_REGISTERED:
       return g_error_new (ELBUS_ERROR, result,
-                          "the primary client of secondary “%s” is not connected", name);
+                          _("the primary client of secondary “%s” is not connected"), name);
     case ELBUS_ERROR_ACCESS:
-      return g_error_new (ELBUS_ERROR, result, "the broker's policy refuses the name “%s”",
+      return g_error_new (ELBUS_ERROR, result, _("the broker's policy refuses the name “%s”"),
                           name);
     case ELBUS_ERROR_NOT_SUPPORTED:
       return g_error_new (ELBUS_ERROR, result,
-                          "the broker does not speak elbus protocol version %d",
+                          _("the broker does not speak elbus protocol version %d"),
                           ELBUS_WIRE_VERSION);
     default:
       return result_to_error (result, ELBUS_OP_NOP, name);
@@ -307,7 +312,7 @@ op_cancelled_cb (GCancellable *cancellable,
 
   fail_pending_op (op->client, op->op_id,
                    g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
-                                        "Operation was cancelled"));
+                                        _("Operation was cancelled")));
   return G_SOURCE_REMOVE;
 }
 
@@ -424,14 +429,14 @@ client_read (ElbusClient *self)
     {
       if (errno != EAGAIN && errno != EWOULDBLOCK)
         client_disconnect (self, g_error_new (ELBUS_ERROR, ELBUS_ERROR_IO,
-                                              "reading from the broker failed: %s",
+                                              _("reading from the broker failed: %s"),
                                               g_strerror (errno)));
       return;
     }
   if (n == 0)
     {
       client_disconnect (self, g_error_new_literal (ELBUS_ERROR, ELBUS_ERROR_CLOSED,
-                                                    "the broker closed the connection"));
+                                                    _("the broker closed the connection")));
       return;
     }
 
@@ -450,7 +455,7 @@ client_read (ElbusClient *self)
 
         case ELBUS_DECODE_ERROR:
           client_disconnect (self, g_error_new (ELBUS_ERROR, ELBUS_ERROR_DATA,
-                                                "the broker sent a malformed frame: %s",
+                                                _("the broker sent a malformed frame: %s"),
                                                 error->message));
           return;
 
@@ -512,7 +517,7 @@ client_flush (ElbusClient *self)
     case ELBUS_WRITE_FAILED:
     default:
       client_disconnect (self, g_error_new (ELBUS_ERROR, ELBUS_ERROR_IO,
-                                            "writing to the broker failed: %s",
+                                            _("writing to the broker failed: %s"),
                                             g_strerror (errno)));
       break;
     }
@@ -606,8 +611,8 @@ internal_send (ElbusClient    *self,
                                         &needed, &decode_error) != ELBUS_DECODE_OK)
     {
       _elbus_chunk_unref (chunk);
-      g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA, "the broker refuses the frame: %s",
-                   decode_error != NULL ? decode_error->message : "incomplete");
+      g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA, _("the broker refuses the frame: %s"),
+                   decode_error != NULL ? decode_error->message : _("incomplete"));
       return FALSE;
     }
 
@@ -686,7 +691,7 @@ _elbus_client_internal_closed (ElbusClient *self,
   self->peer = NULL;
   self->broker = NULL;
   client_disconnect (self, g_error_new (ELBUS_ERROR, ELBUS_ERROR_CLOSED,
-                                        "the broker dropped this client: %s", reason));
+                                        _("the broker dropped this client: %s"), reason));
 }
 
 /* Queues one frame. Real-time frames, and any frame once buf-size bytes
@@ -700,14 +705,15 @@ client_enqueue (ElbusClient    *self,
   if (!self->connected)
     {
       _elbus_out_entry_clear (entry);
-      g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED, "the client is not connected");
+      g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED,
+                           _("the client is not connected"));
       return FALSE;
     }
   if (self->out.len >= self->queue_size)
     {
       _elbus_out_entry_clear (entry);
       g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_BUSY,
-                   "%u frames are already waiting to be written to the broker",
+                   _("%u frames are already waiting to be written to the broker"),
                    self->out.len);
       return FALSE;
     }
@@ -759,8 +765,8 @@ queue_frame (ElbusClient  *self,
 
   if (body_len > G_MAXUINT32)
     {
-      g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA, "a frame of %" G_GSIZE_FORMAT
-                   " bytes is too large", body_len);
+      g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA, _("a frame of %lu bytes is too large"),
+                   (unsigned long) body_len);
       return 0;
     }
 
@@ -809,14 +815,24 @@ join_masks (const char * const *masks)
   return g_byte_array_free_to_bytes (body);
 }
 
+typedef enum {
+  NAME_TOPIC,
+  NAME_TARGET,
+  NAME_MASK,
+} NameKind;
+
 static gboolean
-check_name (const char  *what,
+check_name (NameKind     kind,
             const char  *value,
             GError     **error)
 {
   if (!g_utf8_validate (value, -1, NULL))
     {
-      g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA, "the %s is not valid UTF-8", what);
+      /* full sentences, each translated as a whole */
+      g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
+                           kind == NAME_TOPIC ? _("the topic is not valid UTF-8") :
+                           kind == NAME_TARGET ? _("the target is not valid UTF-8") :
+                           _("the topic mask is not valid UTF-8"));
       return FALSE;
     }
   return TRUE;
@@ -835,7 +851,8 @@ start_op (ElbusClient   *self,
   PendingOp *pending;
   guint32 op_id;
 
-  if (target != NULL && !check_name (op == ELBUS_OP_PUBLISH ? "topic" : "target", target, error))
+  if (target != NULL && !check_name (op == ELBUS_OP_PUBLISH ? NAME_TOPIC : NAME_TARGET,
+                                     target, error))
     return NULL;
 
   op_id = queue_frame (self, op, qos, target, body, error);
@@ -879,7 +896,7 @@ op_async (ElbusClient         *self,
       /* nobody to tell: say it in the log rather than lose it quietly */
       if (error != NULL)
         {
-          g_message ("client %s: frame dropped: %s", self->name, error->message);
+          g_message (_("client %s: frame dropped: %s"), self->name, error->message);
           g_error_free (error);
         }
       return;
@@ -989,8 +1006,8 @@ pump_until (ElbusClient   *self,
         {
           g_set_error_literal (error, ELBUS_ERROR, self->connected ? ELBUS_ERROR_OTHER
                                                                    : ELBUS_ERROR_CLOSED,
-                               self->connected ? "the broker did not answer"
-                                               : "the connection to the broker is closed");
+                               self->connected ? _("the broker did not answer")
+                                               : _("the connection to the broker is closed"));
           ok = FALSE;
         }
     }
@@ -1008,7 +1025,7 @@ pump_until (ElbusClient   *self,
       if (!self->connected)
         {
           g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED,
-                               "the connection to the broker is closed");
+                               _("the connection to the broker is closed"));
           ok = FALSE;
           break;
         }
@@ -1022,7 +1039,7 @@ pump_until (ElbusClient   *self,
       if (now >= deadline)
         {
           g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_TIMEOUT,
-                       "the broker did not answer within %.3g s", self->timeout);
+                       _("the broker did not answer within %.3g s"), self->timeout);
           ok = FALSE;
           break;
         }
@@ -1039,7 +1056,7 @@ pump_until (ElbusClient   *self,
         g_cancellable_release_fd (cancellable);
       if (r < 0 && errno != EINTR)
         {
-          client_disconnect (self, g_error_new (ELBUS_ERROR, ELBUS_ERROR_IO, "poll failed: %s",
+          client_disconnect (self, g_error_new (ELBUS_ERROR, ELBUS_ERROR_IO, _("poll failed: %s"),
                                                 g_strerror (errno)));
           continue;
         }
@@ -1126,7 +1143,8 @@ tick_cb (gpointer user_data)
   if (self->stall_since != 0 && now - self->stall_since >= limit)
     {
       client_disconnect (self, g_error_new (ELBUS_ERROR, ELBUS_ERROR_TIMEOUT,
-                                            "the broker took no data for %.3g s", self->timeout));
+                                            _("the broker took no data for %.3g s"),
+                                            self->timeout));
       g_object_unref (self);
       return G_SOURCE_REMOVE;
     }
@@ -1138,7 +1156,8 @@ tick_cb (gpointer user_data)
   for (guint i = 0; i < expired->len; i++)
     fail_pending_op (self, g_array_index (expired, guint32, i),
                      g_error_new (ELBUS_ERROR, ELBUS_ERROR_TIMEOUT,
-                                  "the broker did not acknowledge within %.3g s", self->timeout));
+                                  _("the broker did not acknowledge within %.3g s"),
+                                  self->timeout));
 
   /* a ping when nothing else went out for a timeout */
   if (self->connected && self->out.len == 0 && now - self->last_write >= limit)
@@ -1231,7 +1250,7 @@ client_disconnect (ElbusClient *self,
   for (guint i = 0; i < ops->len; i++)
     pending_op_complete (g_ptr_array_index (ops, i),
                          g_error_new_literal (ELBUS_ERROR, ELBUS_ERROR_CLOSED,
-                                              "the connection to the broker closed"));
+                                              _("the connection to the broker closed")));
 
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_CONNECTED]);
   if (self->pumping > 0 || self->deferred.length > 0)
@@ -1324,7 +1343,7 @@ handshake_check (ElbusClient  *self,
   if (got < hs->len)
     {
       g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED,
-                   "%s closed the connection during the handshake", self->address);
+                   _("%s closed the connection during the handshake"), self->address);
       return FALSE;
     }
 
@@ -1334,7 +1353,7 @@ handshake_check (ElbusClient  *self,
       if (hs->buf[0] != ELBUS_GREETING || hs->buf[1] != ELBUS_WIRE_VERSION || hs->buf[2] != 0)
         {
           g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_NOT_SUPPORTED,
-                       "%s does not greet as an elbus broker of protocol version %d",
+                       _("%s does not greet as an elbus broker of protocol version %d"),
                        self->address, ELBUS_WIRE_VERSION);
           return FALSE;
         }
@@ -1386,7 +1405,7 @@ set_connect_timeout_error (ElbusClient  *self,
                            GError      **error)
 {
   g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-               "cannot register with the broker at %s: no complete handshake within %g s",
+               _("cannot register with the broker at %s: no complete handshake within %g s"),
                self->address, self->timeout);
 }
 
@@ -1438,7 +1457,7 @@ handshake_io_sync (ElbusClient   *self,
               continue;
             }
           g_propagate_prefixed_error (error, local_error,
-                                      "cannot register with the broker at %s: ", self->address);
+                                      _("cannot register with the broker at %s: "), self->address);
           return FALSE;
         }
       if (n == 0 && input)
@@ -1482,7 +1501,7 @@ connect_sync (ElbusClient   *self,
         return FALSE;
       if (input && !handshake_check (self, &hs, got, error))
         {
-          g_prefix_error (error, "cannot register with the broker at %s: ", self->address);
+          g_prefix_error (error, _("cannot register with the broker at %s: "), self->address);
           return FALSE;
         }
     }
@@ -1555,7 +1574,7 @@ init_result (ElbusClient  *self,
   if (self->init_state == INIT_RUNNING)
     {
       g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_PENDING,
-                           "the client is already connecting");
+                           _("the client is already connecting"));
       return FALSE;
     }
   if (self->init_error != NULL)
@@ -1607,7 +1626,7 @@ handshake_io_cb (GObject      *source,
   if (!ok)
     {
       if (!data->timed_out)
-        g_prefix_error (&error, "cannot register with the broker at %s: ", self->address);
+        g_prefix_error (&error, _("cannot register with the broker at %s: "), self->address);
       connect_return_error (task, error);
       return;
     }
@@ -1672,20 +1691,21 @@ check_new_args (const char  *address,
   if (address == NULL || name == NULL)
     {
       g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
-                           "a client needs the address of its broker and a name");
+                           _("a client needs the address of its broker and a name"));
       return FALSE;
     }
   result = _elbus_codec_check_name (name, strlen (name));
   if (result != ELBUS_RESULT_OK)
     {
       g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
-                   "“%s” is not a valid client name: it must be non-empty UTF-8 of at most %d "
-                   "bytes, not starting with “.”", name, ELBUS_CODEC_MAX_NAME_LENGTH);
+                   _("“%s” is not a valid client name: it must be non-empty UTF-8 of at "
+                     "most %d bytes, not starting with “.”"),
+                   name, ELBUS_CODEC_MAX_NAME_LENGTH);
       return FALSE;
     }
   if (*address == '\0')
     {
-      g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_DATA, "the broker address is empty");
+      g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_DATA, _("the broker address is empty"));
       return FALSE;
     }
   return TRUE;
@@ -2270,7 +2290,7 @@ elbus_client_register_secondary_async (ElbusClient         *self,
   if (!self->connected)
     {
       g_task_return_new_error (task, ELBUS_ERROR, ELBUS_ERROR_CLOSED,
-                               "the primary client is not connected");
+                               _("the primary client is not connected"));
       g_object_unref (task);
       return;
     }
@@ -2344,7 +2364,7 @@ elbus_client_register_secondary_sync (ElbusClient   *self,
   if (!self->connected)
     {
       g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED,
-                           "the primary client is not connected");
+                           _("the primary client is not connected"));
       return NULL;
     }
 
@@ -2784,7 +2804,7 @@ check_masks (const char * const  *masks,
              GError             **error)
 {
   for (guint i = 0; masks[i] != NULL; i++)
-    if (!check_name ("topic mask", masks[i], error))
+    if (!check_name (NAME_MASK, masks[i], error))
       return FALSE;
   return TRUE;
 }
@@ -3004,7 +3024,8 @@ elbus_client_flush_sync (ElbusClient   *self,
 
   if (!self->connected)
     {
-      g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED, "the client is not connected");
+      g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED,
+                           _("the client is not connected"));
       return FALSE;
     }
 
@@ -3033,7 +3054,7 @@ elbus_client_flush_sync (ElbusClient   *self,
       if (r == 0)
         {
           g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_TIMEOUT,
-                       "the broker took no data for %.3g s", self->timeout);
+                       _("the broker took no data for %.3g s"), self->timeout);
           return FALSE;
         }
       client_flush (self);
@@ -3042,7 +3063,7 @@ elbus_client_flush_sync (ElbusClient   *self,
   if (!self->connected)
     {
       g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED,
-                           "the connection to the broker closed");
+                           _("the connection to the broker closed"));
       return FALSE;
     }
 
@@ -3087,7 +3108,8 @@ _elbus_client_new_internal (ElbusBroker  *broker,
                                     name[0] == '.' ? name_len - 1 : name_len);
   if (result != ELBUS_RESULT_OK)
     {
-      g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA, "“%s” is not a valid client name", name);
+      g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA, _("“%s” is not a valid client name"),
+                   name);
       return NULL;
     }
 

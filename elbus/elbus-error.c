@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "elbus-error.h"
+#include "elbus-i18n-private.h"
 
 /**
  * elbus_error_quark:
@@ -19,7 +20,8 @@ G_DEFINE_QUARK (elbus-error-quark, elbus_error)
  * @code: an [error@Elbus.Error] code or a wire result byte
  *
  * Describes a wire result byte (PROTOCOL.md section 2) or an error code in
- * a few words, for logs and messages.
+ * a few words, for logs and messages, translated into the user's language
+ * as the library's error messages are.
  *
  * Returns: (transfer none): a static string
  *
@@ -31,28 +33,28 @@ elbus_error_code_to_string (int code)
   switch (code)
     {
     case 0x01:
-      return "OK";
+      return _("OK");
     case ELBUS_ERROR_NOT_REGISTERED:
-      return "not registered";
+      return _("not registered");
     case ELBUS_ERROR_DATA:
-      return "data error";
+      return _("data error");
     case ELBUS_ERROR_IO:
-      return "I/O error";
+      return _("I/O error");
     case ELBUS_ERROR_OTHER:
-      return "other error";
+      return _("other error");
     case ELBUS_ERROR_NOT_SUPPORTED:
-      return "not supported";
+      return _("not supported");
     case ELBUS_ERROR_BUSY:
-      return "busy";
+      return _("busy");
     case ELBUS_ERROR_NOT_DELIVERED:
-      return "not delivered";
+      return _("not delivered");
     case ELBUS_ERROR_TIMEOUT:
-      return "timeout";
+      return _("timeout");
     case ELBUS_ERROR_ACCESS:
-      return "access denied";
+      return _("access denied");
     case ELBUS_ERROR_CLOSED:
-      return "connection closed";
+      return _("connection closed");
     default:
-      return "unknown error";
+      return _("unknown error");
     }
 }

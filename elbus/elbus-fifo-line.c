@@ -10,6 +10,7 @@
 
 #include "elbus-error.h"
 #include "elbus-fifo-line-private.h"
+#include "elbus-i18n-private.h"
 #include "elbus-msgpack.h"
 #include "elbus-rpc-peer.h"
 
@@ -48,7 +49,7 @@ parse_call0 (const char     *quoted,
   if (words[0] == NULL || words[0][0] == '\0')
     {
       g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
-                   "%s is an RPC call without a method (TARGET :METHOD [KEY=VALUE]...)", quoted);
+                   _("%s is an RPC call without a method (TARGET :METHOD [KEY=VALUE]...)"), quoted);
       return FALSE;
     }
 
@@ -105,9 +106,9 @@ _elbus_fifo_line_parse (const char     *line,
   if (!g_utf8_validate_len (line, len, &invalid))
     {
       g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA, *invalid == '\0'
-                   ? "a line with a NUL byte (byte %" G_GSIZE_FORMAT ")"
-                   : "a line that is not UTF-8 text (byte %" G_GSIZE_FORMAT ")",
-                   (gsize) (invalid - line) + 1);
+                   ? _("a line with a NUL byte (byte %lu)")
+                   : _("a line that is not UTF-8 text (byte %lu)"),
+                   (unsigned long) (invalid - line) + 1);
       return FALSE;
     }
 
@@ -117,20 +118,20 @@ _elbus_fifo_line_parse (const char     *line,
   if (line[0] == ' ')
     {
       g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
-                   "%s has no target (lines are " LINE_FORMS ")", quoted);
+                   _("%s has no target (lines are %s)"), quoted, LINE_FORMS);
       return FALSE;
     }
   if (line[0] == '=' && (len == 1 || line[1] == ' '))
     {
       g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
-                   "%s is a publication without a topic (=TOPIC TEXT)", quoted);
+                   _("%s is a publication without a topic (=TOPIC TEXT)"), quoted);
       return FALSE;
     }
   if (space == NULL)
     {
       g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
-                   "%s has no text after its target (lines are " LINE_FORMS
-                   "; a line that ends in a space sends an empty text)", quoted);
+                   _("%s has no text after its target (lines are %s; "
+                     "a line that ends in a space sends an empty text)"), quoted, LINE_FORMS);
       return FALSE;
     }
 
@@ -151,9 +152,11 @@ _elbus_fifo_line_parse (const char     *line,
       strpbrk (parsed->target, "*?") != NULL)
     {
       g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
-                   "%s is an RPC %s to a mask: an RPC goes to one client, "
-                   "whose name has no * or ?", quoted,
-                   text[0] == '.' ? "notification" : "call");
+                   text[0] == '.'
+                   ? _("%s is an RPC notification to a mask: an RPC goes to one client, "
+                       "whose name has no * or ?")
+                   : _("%s is an RPC call to a mask: an RPC goes to one client, "
+                       "whose name has no * or ?"), quoted);
       return FALSE;
     }
 
@@ -254,7 +257,7 @@ _elbus_fifo_reader_feed (ElbusFifoReader   *reader,
           g_autoptr(GError) error = NULL;
 
           g_set_error (&error, ELBUS_ERROR, ELBUS_ERROR_DATA,
-                       "a line longer than %" G_GSIZE_FORMAT " bytes", reader->max_len);
+                       _("a line longer than %lu bytes"), (unsigned long) reader->max_len);
           func (NULL, error, user_data);
           reader->overlong = TRUE;
           g_string_truncate (reader->line, 0);

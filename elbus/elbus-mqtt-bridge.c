@@ -61,6 +61,7 @@
 #include "elbus-client.h"
 #include "elbus-error.h"
 #include "elbus-frame.h"
+#include "elbus-i18n-private.h"
 #include "elbus-mask-private.h"
 #include "elbus-rpc-peer.h"
 #include "elbus-rpc-invocation.h"
@@ -261,7 +262,7 @@ check_mask (const char  *mask,
   if (mask == NULL || *mask == '\0' || !g_utf8_validate (mask, -1, NULL))
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                   "invalid mask “%s”: empty or not UTF-8", mask != NULL ? mask : "");
+                   _("invalid mask “%s”: empty or not UTF-8"), mask != NULL ? mask : "");
       return FALSE;
     }
 
@@ -274,13 +275,13 @@ check_mask (const char  *mask,
           strcmp (level, "+") != 0 && strcmp (level, "#") != 0)
         {
           g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                       "invalid mask “%s”: + and # must be whole levels", mask);
+                       _("invalid mask “%s”: + and # must be whole levels"), mask);
           return FALSE;
         }
       if (strcmp (level, "#") == 0 && levels[i + 1] != NULL)
         {
           g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                       "invalid mask “%s”: # must be the last level", mask);
+                       _("invalid mask “%s”: # must be the last level"), mask);
           return FALSE;
         }
     }
@@ -451,9 +452,9 @@ mqtt_outage (ElbusMqttBridge *self,
   if (!self->mqtt_outage)
     {
       if (self->mqtt_ever)
-        g_message ("lost the MQTT broker at %s: %s; reconnecting", self->mqtt_address, reason);
+        g_message (_("lost the MQTT broker at %s: %s; reconnecting"), self->mqtt_address, reason);
       else
-        g_message ("cannot reach the MQTT broker at %s: %s; retrying", self->mqtt_address,
+        g_message (_("cannot reach the MQTT broker at %s: %s; retrying"), self->mqtt_address,
                    reason);
       self->mqtt_outage = TRUE;
     }
@@ -479,9 +480,9 @@ static void
 mqtt_on_connected (ElbusMqttBridge *self)
 {
   if (self->mqtt_outage)
-    g_message ("reconnected to the MQTT broker at %s", self->mqtt_address);
+    g_message (_("reconnected to the MQTT broker at %s"), self->mqtt_address);
   else
-    g_info ("connected to the MQTT broker at %s", self->mqtt_address);
+    g_info (_("connected to the MQTT broker at %s"), self->mqtt_address);
   if (self->mqtt_ever)
     self->stats.mqtt_reconnects++;
   self->mqtt_ever = TRUE;
@@ -494,7 +495,7 @@ mqtt_on_connected (ElbusMqttBridge *self)
       int rc = mosquitto_subscribe_v5 (self->mosq, NULL, sub, self->qos,
                                        SUBSCRIBE_OPTIONS, NULL);
       if (rc != MOSQ_ERR_SUCCESS)
-        g_message ("cannot subscribe to “%s” on the MQTT broker: %s", sub,
+        g_message (_("cannot subscribe to “%s” on the MQTT broker: %s"), sub,
                    mosquitto_strerror (rc));
     }
 
@@ -525,7 +526,7 @@ mqtt_sync (ElbusMqttBridge *self)
           g_autoptr(GError) error = NULL;
 
           error = g_error_new (G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED,
-                               "the MQTT broker at %s refused the connection: %s",
+                               _("the MQTT broker at %s refused the connection: %s"),
                                self->mqtt_address, mosquitto_reason_string (rc));
           elbus_mqtt_bridge_stop (self);
           g_signal_emit (self, signals[SIGNAL_FAILED], 0, error);
@@ -887,7 +888,7 @@ mqtt_setup (ElbusMqttBridge  *self,
   self->mosq = mosquitto_new (get_client_id (self), self->qos == 0, self);
   if (self->mosq == NULL)
     {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "cannot create an MQTT client: %s",
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, _("cannot create an MQTT client: %s"),
                    g_strerror (errno));
       return FALSE;
     }
@@ -903,7 +904,7 @@ mqtt_setup (ElbusMqttBridge  *self,
       if (rc != MOSQ_ERR_SUCCESS)
         {
           g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                       "invalid MQTT user name: %s", mosquitto_strerror (rc));
+                       _("invalid MQTT user name: %s"), mosquitto_strerror (rc));
           return FALSE;
         }
     }
@@ -915,13 +916,13 @@ mqtt_setup (ElbusMqttBridge  *self,
       if (self->tls_ca == NULL)
         {
           g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                               "a TLS certificate needs a CA file to check the broker with");
+                               _("a TLS certificate needs a CA file to check the broker with"));
           return FALSE;
         }
       if ((self->tls_cert == NULL) != (self->tls_key == NULL))
         {
           g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                               "a TLS client certificate and its key go together");
+                               _("a TLS client certificate and its key go together"));
           return FALSE;
         }
       for (guint i = 0; i < G_N_ELEMENTS (files); i++)
@@ -931,7 +932,7 @@ mqtt_setup (ElbusMqttBridge  *self,
               int saved = errno;
 
               g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved),
-                           "cannot read “%s”: %s", files[i], g_strerror (saved));
+                           _("cannot read “%s”: %s"), files[i], g_strerror (saved));
               return FALSE;
             }
         }
@@ -940,7 +941,7 @@ mqtt_setup (ElbusMqttBridge  *self,
       if (rc != MOSQ_ERR_SUCCESS)
         {
           g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                       "cannot use the TLS files: %s", mosquitto_strerror (rc));
+                       _("cannot use the TLS files: %s"), mosquitto_strerror (rc));
           return FALSE;
         }
     }
@@ -1051,10 +1052,10 @@ local_outage (ElbusMqttBridge *self,
   if (!self->local_outage)
     {
       if (self->local_ever)
-        g_message ("lost the local broker at %s: %s; reconnecting", self->local_address,
+        g_message (_("lost the local broker at %s: %s; reconnecting"), self->local_address,
                    reason);
       else
-        g_message ("cannot reach the local broker at %s: %s; retrying", self->local_address,
+        g_message (_("cannot reach the local broker at %s: %s; retrying"), self->local_address,
                    reason);
       self->local_outage = TRUE;
     }
@@ -1108,7 +1109,7 @@ local_subscribe_cb (GObject      *source,
 
   if (!elbus_client_subscribe_finish (ELBUS_CLIENT (source), result, &error) &&
       !g_error_matches (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED))
-    g_message ("cannot subscribe on the local broker: %s", error->message);
+    g_message (_("cannot subscribe on the local broker: %s"), error->message);
   if (self->client == ELBUS_CLIENT (source))
     local_set_ready (self, TRUE);
 }
@@ -1150,9 +1151,9 @@ local_connect_cb (GObject      *source,
     }
 
   if (self->local_outage)
-    g_message ("reconnected to the local broker at %s", self->local_address);
+    g_message (_("reconnected to the local broker at %s"), self->local_address);
   else
-    g_info ("connected to the local broker at %s as %s", self->local_address, self->name);
+    g_info (_("connected to the local broker at %s as %s"), self->local_address, self->name);
   if (self->local_ever)
     self->stats.local_reconnects++;
   self->local_ever = TRUE;
@@ -1790,8 +1791,8 @@ elbus_mqtt_bridge_start (ElbusMqttBridge  *self,
   if (address == NULL || *g_network_address_get_hostname (G_NETWORK_ADDRESS (address)) == '\0')
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                   "invalid MQTT address “%s”: %s", self->mqtt_address,
-                   local_error != NULL ? local_error->message : "no host");
+                   _("invalid MQTT address “%s”: %s"), self->mqtt_address,
+                   local_error != NULL ? local_error->message : _("no host"));
       return FALSE;
     }
   g_free (self->mqtt_host);
@@ -1810,7 +1811,7 @@ elbus_mqtt_bridge_start (ElbusMqttBridge  *self,
   return TRUE;
 #else
   g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-               "this build of libelbus has no MQTT support (built without libmosquitto)");
+               _("this build of libelbus has no MQTT support (built without libmosquitto)"));
   return FALSE;
 #endif
 }
