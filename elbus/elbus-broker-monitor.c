@@ -12,7 +12,7 @@
  *
  * in that key order. `p` comes last, so an event is queued as a prefix
  * (TOPIC 00, then the map up to and including the bin header of `p`),
- * encoded once and shared by the monitors with the same payload limit,
+ * encoded once and shared by the monitors shown the same part of the payload,
  * followed by the payload where it lies in the sender's read chunk: a large
  * payload is not copied. Copies go to the monitor's queue directly: they are
  * not routed, so nobody subscribed to `#` receives them, and they cannot
@@ -68,7 +68,7 @@ typedef struct {
   guint             result;
   const guint8     *payload;
   gsize             payload_len;
-  ElbusChunk       *chunk;      /* (nullable): holds the payload, if any */
+  ElbusChunk       *chunk;      /* holds the payload; NULL only without one */
   gint64            time_ns;
 } ElbusMonitorEvent;
 
