@@ -10,7 +10,11 @@
  *   d  target, mask, topic, masks or nil          q  QoS bits
  *   n  recipients   r  result code   l  payload length   p  payload (bin)
  *
- * in that key order. Copies go to the monitor's queue directly: they are
+ * in that key order. `p` comes last, so an event is queued as a prefix
+ * (TOPIC 00, then the map up to and including the bin header of `p`),
+ * encoded once and shared by the monitors shown the same part of the payload,
+ * followed by the payload where it lies in the sender's read chunk: a large
+ * payload is not copied. Copies go to the monitor's queue directly: they are
  * not routed, so nobody subscribed to `#` receives them, and they cannot
  * be monitored in turn. A monitor is a client like any other: if it cannot
  * keep up, its queue overflows and it is dropped.
@@ -65,6 +69,7 @@ typedef struct {
   guint             result;
   const guint8     *payload;
   gsize             payload_len;
+  ElbusChunk       *chunk;      /* holds the payload; NULL only without one */
   gint64            time_ns;
 } ElbusMonitorEvent;
 
@@ -168,19 +173,29 @@ pack_key (msgpack_packer *pk,
   pack_str (pk, &key, 1);
 }
 
-/* TOPIC 00 MAP: the payload of the publication a monitor receives. */
-static GBytes *
-encode_event (const ElbusMonitorEvent *event,
-              gsize                    max_payload)
+static int
+append_cb (void       *data,
+           const char *buf,
+           size_t      len)
 {
-  msgpack_sbuffer sbuf;
+  g_byte_array_append (data, (const guint8 *) buf, len);
+  return 0;
+}
+
+/* TOPIC 00 MAP without the @shown payload bytes that end it: the payload
+ * of the publication a monitor receives is this prefix, then those. */
+static GBytes *
+encode_prefix (const ElbusMonitorEvent *event,
+               gsize                    shown)
+{
+  /* the fixed fields take at most 60 bytes; strings a header of 5 each */
+  GByteArray *buf = g_byte_array_sized_new (sizeof MONITOR_TOPIC + 64 + event->name_len +
+                                            event->dest_len + 2 * event->masks_len);
   msgpack_packer pk;
-  gsize shown = MIN (event->payload_len, max_payload);
   const char *kind = kind_names[event->kind];
 
-  msgpack_sbuffer_init (&sbuf);
-  msgpack_sbuffer_write (&sbuf, MONITOR_TOPIC, sizeof MONITOR_TOPIC);   /* with its 00 */
-  msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
+  g_byte_array_append (buf, (const guint8 *) MONITOR_TOPIC, sizeof MONITOR_TOPIC); /* with its 00 */
+  msgpack_packer_init (&pk, buf, append_cb);
 
   msgpack_pack_map (&pk, 9);
   pack_key (&pk, 't');
@@ -218,25 +233,37 @@ encode_event (const ElbusMonitorEvent *event,
   msgpack_pack_uint64 (&pk, event->payload_len);
   pack_key (&pk, 'p');
   msgpack_pack_bin (&pk, shown);
-  msgpack_pack_bin_body (&pk, event->payload, shown);
 
-  return g_bytes_new_with_free_func (sbuf.data, sbuf.size, free, sbuf.data);
+  return g_byte_array_free_to_bytes (buf);
 }
 
-/* Queues @payload (TOPIC 00 MAP) as a publication from .broker. */
+/* Queues @prefix and the first @shown bytes of the event's payload (TOPIC
+ * 00 MAP) as a publication from .broker. */
 static void
-send_copy (ElbusBroker *self,
-           ElbusPeer   *peer,
-           GBytes      *payload)
+send_copy (ElbusPeer               *peer,
+           GBytes                  *prefix,
+           const ElbusMonitorEvent *event,
+           gsize                    shown)
 {
   ElbusOutEntry entry = { 0 };
-  gsize len;
+  gsize prefix_len;
+  const guint8 *data = g_bytes_get_data (prefix, &prefix_len);
 
-  entry.bytes = g_bytes_ref (payload);
-  entry.payload = g_bytes_get_data (payload, &len);
-  entry.payload_len = len;
+  entry.bytes = g_bytes_ref (prefix);
+  if (shown > 0)
+    {
+      /* the prefix, then the payload where it lies */
+      entry.chunk = _elbus_chunk_ref (event->chunk);
+      entry.payload = event->payload;
+      entry.payload_len = shown;
+    }
+  else
+    {
+      entry.payload = data;
+      entry.payload_len = prefix_len;
+    }
   _elbus_codec_encode_broker_header (entry.hdr, ELBUS_KIND_PUBLISH,
-                                     strlen (".broker") + 1 + len, FALSE);
+                                     strlen (".broker") + 1 + prefix_len + shown, FALSE);
   _elbus_out_entry_set_name (&entry, ELBUS_BROKER_HEADER_LEN, ".broker", strlen (".broker"));
 
   if (!_elbus_peer_enqueue (peer, &entry, FALSE))
@@ -291,8 +318,8 @@ report (ElbusBroker       *self,
         guint64            wanted,
         gboolean           senders_checked)
 {
-  g_autoptr(GBytes) copy = NULL;
-  gsize copy_limit = 0;
+  g_autoptr(GBytes) prefix = NULL;
+  gsize prefix_shown = 0;
 
   /* a monitor closed meanwhile is only marked (see _elbus_broker_monitor_forget) */
   self->monitors_busy++;
@@ -300,6 +327,7 @@ report (ElbusBroker       *self,
     {
       ElbusMonitor *monitor = g_ptr_array_index (self->monitors, i);
       ElbusPeer *peer = monitor->peer;
+      gsize shown;
 
       if (i < 64 && !(wanted & (G_GUINT64_CONSTANT (1) << i)))
         continue;
@@ -308,17 +336,18 @@ report (ElbusBroker       *self,
           !monitor_wants (monitor, event, !senders_checked || i >= 64))
         continue;
 
-      /* monitors with the same payload limit share one copy */
-      if (copy == NULL || copy_limit != monitor->max_payload)
+      shown = MIN (event->payload_len, monitor->max_payload);
+      /* monitors shown the same part of the payload share one prefix */
+      if (prefix == NULL || prefix_shown != shown)
         {
           /* taken once a monitor wants the event, not for every frame */
           if (event->time_ns == 0)
             event->time_ns = g_get_real_time () * 1000;
-          g_clear_pointer (&copy, g_bytes_unref);
-          copy = encode_event (event, monitor->max_payload);
-          copy_limit = monitor->max_payload;
+          g_clear_pointer (&prefix, g_bytes_unref);
+          prefix = encode_prefix (event, shown);
+          prefix_shown = shown;
         }
-      send_copy (self, peer, copy);
+      send_copy (peer, prefix, event, shown);
     }
   if (--self->monitors_busy == 0)
     {
@@ -336,6 +365,7 @@ void
 _elbus_broker_monitor_frame (ElbusBroker            *self,
                              ElbusPeer              *sender,
                              const ElbusClientFrame *frame,
+                             ElbusChunk             *chunk,
                              ElbusPeer              *target,
                              guint                   recipients,
                              guint8                  result)
@@ -363,6 +393,7 @@ _elbus_broker_monitor_frame (ElbusBroker            *self,
       event.dest_len = frame->target_len;
       event.payload = frame->payload;
       event.payload_len = frame->payload_len;
+      event.chunk = chunk;
       break;
 
     case ELBUS_OP_SUBSCRIBE:

@@ -296,6 +296,7 @@ gboolean      _elbus_broker_monitor_is          (ElbusBroker   *broker,
 void          _elbus_broker_monitor_frame       (ElbusBroker   *broker,
                                                  ElbusPeer     *sender,
                                                  const ElbusClientFrame *frame,
+                                                 ElbusChunk    *chunk,
                                                  ElbusPeer     *target,
                                                  guint          recipients,
                                                  guint8         result);

@@ -649,7 +649,7 @@ _elbus_broker_route (ElbusBroker            *self,
 done:
   /* the one branch monitoring costs when nobody monitors */
   if (G_UNLIKELY (self->monitors->len > 0))
-    _elbus_broker_monitor_frame (self, peer, frame, target, recipients, result);
+    _elbus_broker_monitor_frame (self, peer, frame, chunk, target, recipients, result);
 
   if (ELBUS_QOS_NEEDS_ACK (frame->qos) && !peer->closed)
     _elbus_peer_enqueue_ack (peer, frame->op_id, result);

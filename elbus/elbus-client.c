@@ -650,6 +650,8 @@ _elbus_client_internal_deliver (ElbusClient   *self,
           (*frames)++;
           *bytes += len;
         }
+      /* a monitor event's payload is a GBytes or a prefix and a chunk */
+      _elbus_out_entry_flatten (&e);
 
       if (kind == ELBUS_KIND_ACK)
         handle_ack (self, _elbus_read_u32 (e.hdr + 1), e.hdr[5]);

@@ -5,8 +5,8 @@
  * ElbusChunk     a refcounted read buffer. Frames are decoded in place and
  *                whoever keeps a payload keeps a reference, not a copy.
  * ElbusOutQueue  a bounded ring of outgoing frames (inline header bytes plus
- *                a reference to the payload) written with one sendmsg() of
- *                many iovecs.
+ *                a reference to the payload, maybe after an encoded prefix)
+ *                written with one sendmsg() of many iovecs.
  *
  * Single-threaded: a queue belongs to one main context. Chunk references
  * are atomic, so payloads may be handed to other threads as GBytes.
@@ -56,10 +56,13 @@ gssize      _elbus_read_buf_fill    (ElbusReadBuf *rb,
 void        _elbus_read_buf_clear   (ElbusReadBuf *rb);
 
 /* One frame in an outgoing queue: hdr[], then the (optional) name, then
- * the payload, which lives in a chunk or a GBytes shared with others. */
+ * the payload, which lives in a chunk or a GBytes shared with others.
+ * With both a chunk and a GBytes, the GBytes is a prefix sent whole
+ * between the name and the payload (a monitor event: its encoded fields,
+ * then the payload it reports, not copied). */
 typedef struct {
   ElbusChunk    *chunk;      /* (owned) (nullable) */
-  GBytes        *bytes;      /* (owned) (nullable) */
+  GBytes        *bytes;      /* (owned) (nullable): the payload's, or the prefix */
   char          *name;       /* (owned) (nullable): a GRefString, sent with its 0x00 */
   const guint8  *payload;    /* (nullable): payload_len bytes */
   guint32        payload_len;
@@ -82,7 +85,10 @@ typedef enum {
   ELBUS_WRITE_FAILED,        /* see errno */
 } ElbusWriteStatus;
 
+#define ELBUS_OUT_ENTRY_HAS_PREFIX(e) ((e)->bytes != NULL && (e)->chunk != NULL)
+
 void             _elbus_out_entry_clear (ElbusOutEntry *entry);
+void             _elbus_out_entry_flatten (ElbusOutEntry *entry);
 void             _elbus_out_entry_set_name (ElbusOutEntry *entry,
                                             gsize          hdr_len,
                                             const char    *name,

@@ -221,6 +221,34 @@ _elbus_out_entry_set_name (ElbusOutEntry *entry,
     }
 }
 
+/* Makes a payload that does not lie in a chunk (a GBytes, or a prefix
+ * and a chunk's bytes) one chunk of its own, a copy: for an in-process
+ * client, which takes payloads as GBytes shared with a chunk. */
+void
+_elbus_out_entry_flatten (ElbusOutEntry *entry)
+{
+  gsize prefix_len = 0;
+  const guint8 *prefix = NULL;
+  ElbusChunk *chunk;
+
+  if (entry->bytes == NULL)
+    return;
+
+  if (entry->chunk != NULL)
+    prefix = g_bytes_get_data (entry->bytes, &prefix_len);
+  chunk = _elbus_chunk_new (prefix_len + entry->payload_len);
+  if (prefix_len > 0)
+    memcpy (chunk->data, prefix, prefix_len);
+  if (entry->payload_len > 0)
+    memcpy (chunk->data + prefix_len, entry->payload, entry->payload_len);
+
+  g_clear_pointer (&entry->chunk, _elbus_chunk_unref);
+  g_clear_pointer (&entry->bytes, g_bytes_unref);
+  entry->chunk = chunk;
+  entry->payload = chunk->data;
+  entry->payload_len = prefix_len + entry->payload_len;
+}
+
 gsize
 _elbus_out_entry_len (const ElbusOutEntry *entry)
 {
@@ -228,6 +256,8 @@ _elbus_out_entry_len (const ElbusOutEntry *entry)
 
   if (entry->name != NULL)
     len += g_ref_string_length (entry->name) + 1;
+  if (G_UNLIKELY (ELBUS_OUT_ENTRY_HAS_PREFIX (entry)))
+    len += g_bytes_get_size (entry->bytes);
 
   return len;
 }
@@ -323,11 +353,11 @@ _elbus_out_queue_write (ElbusOutQueue *queue,
       ssize_t written;
       gboolean short_write;
 
-      for (guint i = 0; i < queue->len && n_iov + 3 <= ELBUS_IOV_BATCH; i++)
+      for (guint i = 0; i < queue->len && n_iov + 4 <= ELBUS_IOV_BATCH; i++)
         {
           ElbusOutEntry *e = &queue->ring[(queue->head + i) & (queue->cap - 1)];
-          const guint8 *seg[3];
-          gsize seg_len[3];
+          const guint8 *seg[4];
+          gsize seg_len[4];
           guint n_seg = 0;
 
           seg[n_seg] = e->hdr;
@@ -336,6 +366,11 @@ _elbus_out_queue_write (ElbusOutQueue *queue,
             {
               seg[n_seg] = (const guint8 *) e->name;
               seg_len[n_seg++] = g_ref_string_length (e->name) + 1;
+            }
+          if (G_UNLIKELY (ELBUS_OUT_ENTRY_HAS_PREFIX (e)))
+            {
+              seg[n_seg] = g_bytes_get_data (e->bytes, &seg_len[n_seg]);
+              n_seg++;
             }
           if (e->payload_len > 0)
             {

@@ -273,6 +273,19 @@ void      elbus_test_assert_rpc_error (GBytes       *answer,
 /* The result of an RPC reply as elbus_test_conn_core_call() returns it,
  * decoded from MessagePack (fails the test when it does not decode). */
 GVariant *elbus_test_decode_rpc_reply (GBytes       *answer);
+/* A monitor event (PROTOCOL.md 9: the map after the topic), byte for byte
+ * as msgpack-c packs it, t aside; its payload cut to @shown bytes.
+ * @kind, @sender and @dest are short strings. */
+void      elbus_test_assert_monitor_event (GBytes       *event,
+                                           const char   *kind,
+                                           const char   *sender,
+                                           const char   *dest,
+                                           guint         qos,
+                                           guint         recipients,
+                                           guint         result,
+                                           const guint8 *payload,
+                                           gsize         payload_len,
+                                           gsize         shown);
 
 /* ------------------------------------------------------------------ */
 /* Spawned elbusd */

@@ -432,6 +432,113 @@ test_dropped (Fixture       *f,
 }
 
 static void
+call_cb (GObject      *source,
+         GAsyncResult *result,
+         gpointer      user_data)
+{
+  Op *op = user_data;
+  g_autoptr(GBytes) reply = elbus_rpc_peer_call_finish (ELBUS_RPC_PEER (source), result,
+                                                         &op->error);
+
+  op->done = TRUE;
+}
+
+/* an in-process monitor of publications on big/#, @max_payload as a positive fixint
+ * or G_MAXUINT for none */
+static ElbusClient *
+start_inprocess_monitor (Fixture    *f,
+                         const char *name,
+                         guint       max_payload,
+                         Recorder   *r)
+{
+  /* kinds: publish, topic: big/# (not the announcements on .broker/info) */
+  static const guint8 kinds[] = { 0xa5, 'k', 'i', 'n', 'd', 's', 0xa7, 'p', 'u', 'b', 'l', 'i', 's', 'h',
+                                  0xa5, 't', 'o', 'p', 'i', 'c', 0xa5, 'b', 'i', 'g', '/', '#' };
+  static const guint8 max_key[] = { 0xab, 'm', 'a', 'x', '_', 'p', 'a', 'y', 'l', 'o', 'a', 'd' };
+  g_autoptr(GByteArray) params = g_byte_array_new ();
+  g_autoptr(GBytes) params_bytes = NULL;
+  g_autoptr(ElbusRpcPeer) peer = NULL;
+  g_autoptr(GError) error = NULL;
+  ElbusClient *client = elbus_broker_register_client (f->broker, name, &error);
+  guint8 n = max_payload == G_MAXUINT ? 0x82 : 0x83;
+  guint8 fix = max_payload;
+  Op op = { 0 };
+
+  g_assert_no_error (error);
+  g_assert_cmpuint (max_payload == G_MAXUINT || max_payload < 0x80, ==, TRUE);
+  g_byte_array_append (params, &n, 1);
+  g_byte_array_append (params, kinds, sizeof kinds);
+  if (max_payload != G_MAXUINT)
+    {
+      g_byte_array_append (params, max_key, sizeof max_key);
+      g_byte_array_append (params, &fix, 1);
+    }
+  params_bytes = g_byte_array_free_to_bytes (g_steal_pointer (&params));
+
+  recorder_attach (r, client);
+  peer = elbus_rpc_peer_new (client);
+  elbus_rpc_peer_call_async (peer, ".broker", "monitor.start", params_bytes,
+                             ELBUS_QOS_PROCESSED, 5.0, NULL, call_cb, &op);
+  wait_for (&op.done);
+  g_assert_no_error (op.error);
+  return client;
+}
+
+static void
+test_monitor (Fixture       *f,
+              gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ElbusClient) whole = NULL;
+  g_autoptr(ElbusClient) cut = NULL;
+  g_autoptr(ElbusClient) pub = NULL;
+  g_autoptr(GBytes) payload = NULL;
+  Recorder rw = { 0 }, rc = { 0 };
+  gsize len = 200 * 1024 + 3;
+  guint8 *data_ = g_malloc (len);
+
+  g_test_summary ("In-process monitors receive events byte for byte: a payload larger "
+                  "than a read chunk, whole and cut to the monitor's limit");
+
+  for (gsize i = 0; i < len; i++)
+    data_[i] = (i * 7 + i / 509) & 0xff;
+  payload = g_bytes_new_take (data_, len);
+
+  elbus_broker_enable_core_rpc (f->broker, &error);
+  g_assert_no_error (error);
+  pub = elbus_broker_register_client (f->broker, "in.pub", &error);
+  g_assert_no_error (error);
+  whole = start_inprocess_monitor (f, "in.mon.whole", G_MAXUINT, &rw);
+  cut = start_inprocess_monitor (f, "in.mon.cut", 5, &rc);
+
+  for (guint i = 0; i < 2; i++)
+    {
+      elbus_client_publish_sync (pub, "big/x", payload, ELBUS_QOS_PROCESSED, NULL, &error);
+      g_assert_no_error (error);
+    }
+  for (guint i = 0; i < 2; i++)
+    {
+      ElbusFrame *w = wait_frame (&rw, i);
+      ElbusFrame *c = wait_frame (&rc, i);
+
+      g_assert_cmpint (elbus_frame_get_kind (w), ==, ELBUS_FRAME_KIND_PUBLISH);
+      g_assert_cmpstr (elbus_frame_get_sender (w), ==, ".broker");
+      g_assert_cmpstr (elbus_frame_get_topic (w), ==, ".broker/monitor");
+      g_assert_cmpstr (elbus_frame_get_topic (c), ==, ".broker/monitor");
+      /* nobody subscribed: 0 recipients */
+      elbus_test_assert_monitor_event (elbus_frame_get_payload (w), "publish", "in.pub", "big/x",
+                                       1, 0, 0x01, data_, len, len);
+      elbus_test_assert_monitor_event (elbus_frame_get_payload (c), "publish", "in.pub", "big/x",
+                                       1, 0, 0x01, data_, len, 5);
+    }
+
+  g_signal_handlers_disconnect_by_data (whole, &rw);
+  g_signal_handlers_disconnect_by_data (cut, &rc);
+  recorder_clear (&rw);
+  recorder_clear (&rc);
+}
+
+static void
 order_frame_cb (ElbusClient *client,
                 ElbusFrame  *frame,
                 gpointer     user_data)
@@ -501,6 +608,8 @@ main (int    argc,
   g_test_add ("/elbus/inprocess/secondary", Fixture, NULL, fixture_set_up, test_secondary,
               fixture_tear_down);
   g_test_add ("/elbus/inprocess/dropped", Fixture, NULL, fixture_set_up, test_dropped,
+              fixture_tear_down);
+  g_test_add ("/elbus/inprocess/monitor", Fixture, NULL, fixture_set_up, test_monitor,
               fixture_tear_down);
   g_test_add ("/elbus/inprocess/disconnect-after-frames", Fixture, NULL, fixture_set_up,
               test_disconnect_after_frames, fixture_tear_down);

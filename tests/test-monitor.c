@@ -347,6 +347,93 @@ test_monitor_stalled (void)
   elbus_test_broker_free (tb);
 }
 
+/* a payload larger than a read chunk and a socket buffer */
+#define LARGE_LEN (1024 * 1024 + 7)
+
+static guint8 *
+large_payload_new (void)
+{
+  guint8 *payload = g_malloc (LARGE_LEN);
+
+  for (gsize i = 0; i < LARGE_LEN; i++)
+    payload[i] = (i * 31 + i / 251) & 0xff;
+  return payload;
+}
+
+static void
+expect_large_event (ElbusTestConn *mon,
+                    const guint8  *payload,
+                    gsize          shown)
+{
+  g_autoptr(ElbusTestFrame) frame = elbus_test_conn_read_frame (mon);
+
+  g_assert_cmphex (frame->kind, ==, 0x01);
+  g_assert_cmpstr (frame->sender, ==, ".broker");
+  g_assert_cmpstr (frame->topic, ==, ".broker/monitor");
+  /* the header counts sender, topic and the whole event */
+  g_assert_cmpuint (frame->len, ==, sizeof ".broker" + sizeof ".broker/monitor" +
+                                    g_bytes_get_size (frame->payload));
+  elbus_test_assert_monitor_event (frame->payload, "publish", "app.a", "big/x",
+                                   1, 1, 0x01, payload, LARGE_LEN, shown);
+}
+
+static void
+test_monitor_large (void)
+{
+  ElbusTestBroker *tb = monitor_broker_new (0);
+  g_autoptr(ElbusTestConn) m1 = elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_UNIX, "mon.1");
+  g_autoptr(ElbusTestConn) m2 = elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_TCP, "mon.2");
+  g_autoptr(ElbusTestConn) cut = elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_UNIX, "mon.cut");
+  g_autoptr(ElbusTestConn) roomy = elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_UNIX, "mon.roomy");
+  g_autoptr(ElbusTestConn) a = elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_UNIX, "app.a");
+  g_autoptr(ElbusTestConn) b = elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_UNIX, "app.b");
+  g_autofree guint8 *payload = large_payload_new ();
+  guint32 op_id;
+
+  g_test_summary ("a payload larger than a read chunk reaches every monitor byte for byte, "
+                  "whole or cut to its limit, and the subscriber as it was sent");
+
+  elbus_test_conn_subscribe (b, "big/#", NULL);
+  start_monitor (m1, "{'kinds': <['publish']>}");
+  start_monitor (m2, "{'kinds': <['publish']>}");
+  start_monitor (cut, "{'kinds': <['publish']>, 'max_payload': <uint64 5>}");
+  start_monitor (roomy, "{'kinds': <['publish']>, 'max_payload': <uint64 4294967296>}");
+
+  /* twice: the second frame follows the first in the monitors' queues */
+  for (guint i = 0; i < 2; i++)
+    {
+      op_id = elbus_test_conn_send_op (a, 0x01, ELBUS_QOS_PROCESSED, "big/x", payload, LARGE_LEN);
+      elbus_test_conn_expect_ack (a, op_id, 0x01);
+    }
+  for (guint i = 0; i < 2; i++)
+    {
+      elbus_test_conn_expect_frame (b, KIND_PUBLISH, "app.a", "big/x", payload, LARGE_LEN, FALSE);
+      expect_large_event (m1, payload, LARGE_LEN);
+      expect_large_event (m2, payload, LARGE_LEN);
+      expect_large_event (cut, payload, 5);
+      expect_large_event (roomy, payload, LARGE_LEN);
+    }
+  elbus_test_conn_expect_nothing (m1, ELBUS_TEST_QUIET_MS);
+  elbus_test_conn_expect_nothing (cut, ELBUS_TEST_QUIET_MS);
+
+  /* an empty payload, and a limit of 0 */
+  start_monitor (cut, "{'kinds': <['publish']>, 'max_payload': <uint64 0>}");
+  elbus_test_conn_op_acked (a, 0x01, "big/x", "", 0x01);
+  for (guint i = 0; i < 2; i++)
+    {
+      g_autoptr(ElbusTestFrame) frame = elbus_test_conn_read_frame (i == 0 ? m1 : cut);
+
+      elbus_test_assert_monitor_event (frame->payload, "publish", "app.a", "big/x",
+                                       1, 1, 0x01, (const guint8 *) "", 0, 0);
+    }
+  elbus_test_conn_expect_message (b, KIND_PUBLISH, "app.a", "big/x", "");
+  op_id = elbus_test_conn_send_op (a, 0x01, ELBUS_QOS_PROCESSED, "big/x", payload, LARGE_LEN);
+  elbus_test_conn_expect_ack (a, op_id, 0x01);
+  expect_large_event (cut, payload, 0);
+
+  elbus_test_broker_free (tb);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -357,6 +444,7 @@ main (int    argc,
   g_test_add_func ("/elbus/monitor/filters", test_monitor_filters);
   g_test_add_func ("/elbus/monitor/params", test_monitor_params);
   g_test_add_func ("/elbus/monitor/stalled", test_monitor_stalled);
+  g_test_add_func ("/elbus/monitor/large", test_monitor_large);
 
   return g_test_run ();
 }
