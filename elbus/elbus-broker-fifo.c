@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The FIFO control channel (PROTOCOL.md section 6): a named pipe whose
+ * The FIFO control channel (docs/protocol.md section 6): a named pipe whose
  * lines `.broker` sends on. The lines themselves are read by the pure
  * functions of elbus-fifo-line.c; this file reads the pipe and sends.
  */
@@ -175,7 +175,7 @@ _elbus_fifo_free (ElbusFifo *fifo)
  * @path: (type filename): the named pipe to create
  *
  * Creates a named pipe whose lines the broker's own client `.broker`
- * sends (the original's control channel, PROTOCOL.md section 6):
+ * sends (the original's control channel, docs/protocol.md section 6):
  * `TARGET TEXT` a message (a broadcast when TARGET holds `*` or `?`),
  * `=TOPIC TEXT` a publication, `TARGET .TEXT` an RPC notification, and
  * `TARGET :method k=v ...` an RPC call that wants no answer, with params

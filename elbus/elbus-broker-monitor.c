@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Monitors (PROTOCOL.md section 9, this project's extension).
+ * Monitors (docs/protocol.md section 9, this project's extension).
  *
  * A client that called `.broker` method `monitor.start` gets a copy of
  * every routed event that passes its filters: a publication from `.broker`
@@ -105,7 +105,7 @@ any_mask (GStrv          masks,
 #define any_name_mask(masks, name, len) any_mask (masks, _elbus_name_mask_matches, name, len)
 #define any_topic_mask(masks, topic, len) any_mask (masks, _elbus_topic_mask_matches, topic, len)
 
-/* The rule of PROTOCOL.md 9 as this broker reads it: kind, then sender,
+/* The rule of docs/protocol.md 9 as this broker reads it: kind, then sender,
  * then, when a target or topic filter is given, the destination in the
  * list for its category (a category without a list does not pass). */
 static gboolean

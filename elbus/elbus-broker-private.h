@@ -37,7 +37,7 @@ typedef struct _ElbusCoreRpc ElbusCoreRpc;
 typedef struct _ElbusFifo ElbusFifo;
 typedef struct _ElbusMonitor ElbusMonitor;
 
-/* What a monitor is told about (PROTOCOL.md 9), in the order of the names
+/* What a monitor is told about (docs/protocol.md 9), in the order of the names
  * monitor.start takes. */
 typedef enum {
   ELBUS_MONITOR_MESSAGE,

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The broker's own client `.broker` (PROTOCOL.md section 6): the core RPC
+ * The broker's own client `.broker` (docs/protocol.md section 6): the core RPC
  * methods and the announcements of clients coming and going.
  *
  * `.broker` is an in-process client of the broker, served by an
@@ -214,7 +214,7 @@ check_monitor_filters (ElbusRpcInvocation *invocation)
   return FALSE;
 }
 
-/* monitor.start and monitor.stop (PROTOCOL.md 9): the caller's own
+/* monitor.start and monitor.stop (docs/protocol.md 9): the caller's own
  * connection becomes, or stops being, a monitor. */
 static void
 monitor_call (ElbusBroker        *broker,

@@ -2014,7 +2014,7 @@ policy_table_new (void)
  * @policy: (nullable) (element-type utf8 ElbusClientPolicy): primary client
  *   names and their entries, or %NULL for no policy
  *
- * Puts a security policy in force (PROTOCOL.md section 7), replacing the
+ * Puts a security policy in force (docs/protocol.md section 7), replacing the
  * one before, or, with %NULL, lifts it. The broker keeps copies of the
  * entries: changing them afterwards changes nothing.
  *
@@ -2118,7 +2118,7 @@ elbus_broker_get_policy_enabled (ElbusBroker *self)
  *
  * Starts the broker's own client `.broker`, which answers the core RPC
  * methods `test`, `info`, `stats`, `client.list` and `benchmark.test`
- * (PROTOCOL.md section 6), announces primary clients arriving and leaving
+ * (docs/protocol.md section 6), announces primary clients arriving and leaving
  * on `.broker/info`, and the broker's shutdown on `.broker/warn`. Calling
  * it again does nothing.
  *

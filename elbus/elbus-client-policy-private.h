@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The broker's side of ElbusClientPolicy (PROTOCOL.md section 7): checks
+ * The broker's side of ElbusClientPolicy (docs/protocol.md section 7): checks
  * made once per frame, so they allocate nothing and take targets as
  * (pointer, length), not NUL-terminated, straight out of a frame's body.
  *

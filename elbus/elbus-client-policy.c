@@ -10,7 +10,7 @@
 /**
  * ElbusClientPolicy:
  *
- * One entry of a broker's security policy (PROTOCOL.md section 7): what a
+ * One entry of a broker's security policy (docs/protocol.md section 7): what a
  * client may do. A broker keys its entries by primary client name; a
  * secondary client (`NAME%%SUFFIX`) shares its primary's entry.
  *
@@ -41,10 +41,10 @@
  *   masks, after which [method@Elbus.ClientPolicy.allow] allows again only
  *   the masks given from then on.
  * - Monitoring ([method@Elbus.ClientPolicy.set_monitor]): whether the
- *   client may call the broker's `monitor.start` (PROTOCOL.md section 9).
+ *   client may call the broker's `monitor.start` (docs/protocol.md section 9).
  *   Refused by default.
  *
- * Masks follow the routing rules of PROTOCOL.md section 4:
+ * Masks follow the routing rules of docs/protocol.md section 4:
  *
  * - %ELBUS_POLICY_OP_MESSAGE and %ELBUS_POLICY_OP_BROADCAST masks are
  *   `.`-masks: `?` matches exactly one part (an empty one too), `*` matches
@@ -260,7 +260,7 @@ elbus_client_policy_class_init (ElbusClientPolicyClass *klass)
    * ElbusClientPolicy:monitor: (getter get_monitor) (setter set_monitor)
    *
    * Whether the client may become a monitor (call the broker's
-   * `monitor.start`, PROTOCOL.md section 9).
+   * `monitor.start`, docs/protocol.md section 9).
    *
    * Since: 1.0
    */

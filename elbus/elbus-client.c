@@ -1327,7 +1327,7 @@ set_nodelay (GSocketConnection *connection)
     (void) setsockopt (g_socket_get_fd (socket), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-/* the handshake, in steps (PROTOCOL.md 1) */
+/* the handshake, in steps (docs/protocol.md 1) */
 
 typedef struct {
   guint8  buf[2 + ELBUS_CODEC_MAX_NAME_LENGTH];
@@ -3139,7 +3139,7 @@ _elbus_client_new_internal (ElbusBroker  *broker,
  * @address: a bus address, as given to [func@Elbus.Client.new_async] or
  *   [method@Elbus.Broker.listen]
  *
- * The address rule of the elbus tools (PROTOCOL.md section 1): a path that
+ * The address rule of the elbus tools (docs/protocol.md section 1): a path that
  * starts with `/` or ends in `.sock`, `.socket` or `.ipc` is a UNIX
  * socket; anything else is `HOST:PORT`.
  *

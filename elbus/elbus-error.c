@@ -19,7 +19,7 @@ G_DEFINE_QUARK (elbus-error-quark, elbus_error)
  * elbus_error_code_to_string:
  * @code: an [error@Elbus.Error] code or a wire result byte
  *
- * Describes a wire result byte (PROTOCOL.md section 2) or an error code in
+ * Describes a wire result byte (docs/protocol.md section 2) or an error code in
  * a few words, for logs and messages, translated into the user's language
  * as the library's error messages are.
  *

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The lines of the FIFO control channel (PROTOCOL.md section 6), as pure
+ * The lines of the FIFO control channel (docs/protocol.md section 6), as pure
  * functions: bytes in, lines and what they ask for out. No I/O, no
  * GObject; elbus-broker-fifo.c reads the pipe and sends what comes out.
  *

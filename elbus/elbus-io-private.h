@@ -106,7 +106,7 @@ ElbusWriteStatus _elbus_out_queue_write (ElbusOutQueue *queue,
                                          guint64       *frames,
                                          guint64       *bytes);
 
-/* PROTOCOL.md 1: a path starting with / or ending in .sock, .socket or
+/* docs/protocol.md 1: a path starting with / or ending in .sock, .socket or
  * .ipc is a UNIX socket; anything else is HOST:PORT. */
 gboolean         _elbus_address_is_unix (const char *address);
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Routing tries (PROTOCOL.md section 4).
+ * Routing tries (docs/protocol.md section 4).
  *
  * ElbusNameTree holds registered client names split on '.', one value per
  * name, and answers broadcast masks ('?' = exactly one part, '*' = one or

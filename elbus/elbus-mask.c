@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Routing tries for broadcasts and publications (PROTOCOL.md section 4).
+ * Routing tries for broadcasts and publications (docs/protocol.md section 4).
  *
  * Both trees are tries of MaskNode, one node per name part or topic level.
  * A node owns a copy of its part and keeps its literal children in a doubly
@@ -1016,7 +1016,7 @@ topic_node_report (const MaskNode *node,
  * Calls @func once for each (mask, subscriber) subscription whose mask
  * matches @topic, in no particular order. A subscriber with several
  * matching masks is reported once per mask: the caller must de-duplicate
- * (PROTOCOL.md: a subscriber receives each publication once). @func must
+ * (docs/protocol.md: a subscriber receives each publication once). @func must
  * not modify @tree.
  *
  * Allocates nothing (short of more than 32 nested `+` branches); the cost

@@ -33,7 +33,7 @@ G_BEGIN_DECLS
  *   refused with result byte B fails with code -32000 - B, e.g. -32113
  *   when the target is not registered (-32000)
  *
- * Well-known RPC error codes (PROTOCOL.md section 8).
+ * Well-known RPC error codes (docs/protocol.md section 8).
  *
  * Since: 1.0
  */

@@ -14,7 +14,7 @@
  * ElbusRpcPeer:
  *
  * The elbus RPC layer over an [class@Elbus.Client]: calls to other clients
- * and answers to theirs, carried in one-to-one messages (PROTOCOL.md
+ * and answers to theirs, carried in one-to-one messages (docs/protocol.md
  * section 8), byte-compatible with the original elbus RPC.
  *
  * ```c

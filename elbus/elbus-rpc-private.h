@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The RPC layer's wire format (PROTOCOL.md section 8): the first byte of a
+ * The RPC layer's wire format (docs/protocol.md section 8): the first byte of a
  * one-to-one message's payload is the event type.
  */
 #pragma once

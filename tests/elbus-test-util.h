@@ -82,7 +82,7 @@ void             elbus_test_broker_wait_event    (ElbusTestBroker *tb,
                                                   const char      *event);
 
 /* ------------------------------------------------------------------ */
-/* Wire constants (PROTOCOL.md 2, 3), spelled out here rather than taken
+/* Wire constants (docs/protocol.md 2, 3), spelled out here rather than taken
  * from the codec under test */
 
 #define OP_NOP         0x00
@@ -273,7 +273,7 @@ void      elbus_test_assert_rpc_error (GBytes       *answer,
 /* The result of an RPC reply as elbus_test_conn_core_call() returns it,
  * decoded from MessagePack (fails the test when it does not decode). */
 GVariant *elbus_test_decode_rpc_reply (GBytes       *answer);
-/* A monitor event (PROTOCOL.md 9: the map after the topic), byte for byte
+/* A monitor event (docs/protocol.md 9: the map after the topic), byte for byte
  * as msgpack-c packs it, t aside; its payload cut to @shown bytes.
  * @kind, @sender and @dest are short strings. */
 void      elbus_test_assert_monitor_event (GBytes       *event,

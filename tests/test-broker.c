@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ElbusBroker through real sockets, with a raw protocol client
- * (PROTOCOL.md sections 1-5). Most cases run over both UNIX and TCP.
+ * (docs/protocol.md sections 1-5). Most cases run over both UNIX and TCP.
  *
  * Where a test must show that a client did NOT receive something, it uses
  * a fence: a message sent after the operation under test by the same

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ElbusClient (PROTOCOL.md sections 1-5, and the semantics documented at
+ * ElbusClient (docs/protocol.md sections 1-5, and the semantics documented at
  * the top of elbus-client.c) against three kinds of broker:
  *
  * - the in-process ElbusBroker of elbus-test-util, on its own thread, over

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for the routing tries (elbus-mask.c, PROTOCOL.md section 4):
+ * Unit tests for the routing tries (elbus-mask.c, docs/protocol.md section 4):
  * table-driven cases for broadcast and subscription masks, the subscription
  * bookkeeping, and a randomized cross-check against the naive matchers
  * below, which follow the protocol text word for word. The single-mask
@@ -1114,7 +1114,7 @@ test_topic_several_masks (void)
   g_test_summary ("A subscriber is reported once per matching mask.");
 
   /* A subscriber is reported once per matching mask; de-duplicating is the
-   * broker's job (PROTOCOL.md: it receives the publication once). */
+   * broker's job (docs/protocol.md: it receives the publication once). */
   g_assert_true (_elbus_topic_tree_subscribe (tree, "a/b/c", 5, s1));
   g_assert_true (_elbus_topic_tree_subscribe (tree, "a/+/c", 5, s1));
   g_assert_true (_elbus_topic_tree_subscribe (tree, "a/#", 3, s1));

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The broker's monitor extension (PROTOCOL.md section 9), on the raw wire:
+ * The broker's monitor extension (docs/protocol.md section 9), on the raw wire:
  * the copies a monitor receives, field by field.
  */
 #include <string.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for ElbusClientPolicy (elbus-client-policy.c, PROTOCOL.md
+ * Unit tests for ElbusClientPolicy (elbus-client-policy.c, docs/protocol.md
  * section 7): defaults, allowed masks per operation with the wildcard fine
  * points of section 4, deny, networks (IPv4, IPv6, IPv4-mapped, bad
  * strings), credentials, copies, and the broker's (pointer, length) fast

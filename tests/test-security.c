@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The broker's security policy (PROTOCOL.md section 7), peer credentials
+ * The broker's security policy (docs/protocol.md section 7), peer credentials
  * and limits, on the raw wire over UNIX and TCP.
  */
 #include <string.h>

@@ -8,7 +8,7 @@
  *                 [--json | --pcap FILE] [--stats] …
  *
  * It connects as an ordinary client and calls `.broker` method
- * `monitor.start` with its filters (PROTOCOL.md section 9). From then on
+ * `monitor.start` with its filters (docs/protocol.md section 9). From then on
  * the broker sends it one publication from `.broker` on `.broker/monitor`
  * per routed event, a MessagePack map; each one is shown as a line, a JSON
  * line or a pcap record, or counted for the statistics view.
@@ -51,7 +51,7 @@
 #define WARN_TOPIC    ".broker/warn"
 #define BROKER_NAME   ".broker"
 
-/* -32000 - 0x79: the access-denied RPC error of PROTOCOL.md section 8 */
+/* -32000 - 0x79: the access-denied RPC error of docs/protocol.md section 8 */
 #define RPC_ERROR_ACCESS_DENIED (-32000 - ELBUS_ERROR_ACCESS)
 
 /* ---- events ----------------------------------------------------------- */
@@ -321,7 +321,7 @@ event_parse (GBytes  *bytes,
   return ok;
 }
 
-/* `.broker` announcing clients (PROTOCOL.md section 6): the reg and unreg
+/* `.broker` announcing clients (docs/protocol.md section 6): the reg and unreg
  * events say the same, so these are left out unless asked for. */
 static gboolean
 event_is_announcement (const Event *ev)
@@ -336,7 +336,7 @@ event_is_truncated (const Event *ev)
   return ev->size > ev->payload_len;
 }
 
-/* The wire result byte (PROTOCOL.md section 2) as a word. */
+/* The wire result byte (docs/protocol.md section 2) as a word. */
 static const char *
 result_name (guint code)
 {
@@ -367,7 +367,7 @@ result_name (guint code)
     }
 }
 
-/* ---- the RPC layer (PROTOCOL.md section 8) ----------------------------- */
+/* ---- the RPC layer (docs/protocol.md section 8) ----------------------------- */
 
 typedef enum {
   RPC_NONE,
@@ -1223,7 +1223,7 @@ event_append_json (GString     *out,
  * A classic pcap file, little-endian, nanosecond timestamps (magic
  * 0xa1b23c4d), link type LINKTYPE_USER0 (147). Each record is a metadata
  * header, the sender's name, and the frame as the sender wrote it to the
- * broker (PROTOCOL.md section 2, operation id 0 since the broker does not
+ * broker (docs/protocol.md section 2, operation id 0 since the broker does not
  * report it); the record's original length counts the whole payload, the
  * captured length what the broker sent of it. data/elbus.lua, the
  * Wireshark dissector, and the man page describe the same layout.

@@ -9,7 +9,7 @@
  * pings) and checks its kind, sender and payload size, and the run fails
  * unless exactly --count frames arrive.
  *
- * A broker that keeps PROTOCOL.md section 5 drops a receiver whose queue
+ * A broker that keeps docs/protocol.md section 5 drops a receiver whose queue
  * overflows, so the sender keeps at most --window frames in flight (sent
  * but not yet received); the default is half the default queue size. Use
  * --window 0 for an unbounded flood.

@@ -441,7 +441,7 @@ def test_client_policy(bus):
 
 
 def test_address_rule(bus):
-    # PROTOCOL.md 1: paths and .sock/.socket/.ipc are UNIX, the rest TCP
+    # docs/protocol.md 1: paths and .sock/.socket/.ipc are UNIX, the rest TCP
     for address in ('/run/elbus.sock', 'relative.sock', 'x.socket', 'x.ipc', '/tmp/x'):
         assert Elbus.address_is_unix(address), address
     for address in ('127.0.0.1:7777', '[::1]:7777', 'localhost:9924'):
