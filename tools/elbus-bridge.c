@@ -490,27 +490,11 @@ main (int    argc,
       "  elbus-bridge /run/elbus.sock --config /etc/elbus/bridge.conf\n"
       "  elbus /run/elbus.sock rpc call elbus-bridge.HOSTNAME bridge.stats"));
 
-  if (!g_option_context_parse (context, &argc, &argv, &error))
-    {
-      status = elbus_tool_fail (EXIT_USAGE, "%s", error->message);
-      goto out;
-    }
-  if (opts.version)
-    {
-      g_print ("elbus-bridge %s\n", PACKAGE_VERSION);
-      status = EXIT_OK;
-      goto out;
-    }
-  if (argc != 2)
-    {
-      if (argc > 2)
-        status = elbus_tool_fail (EXIT_USAGE, _("unexpected argument “%s”"), argv[2]);
-      else
-        status = elbus_tool_fail (EXIT_USAGE,
-                                  _("which broker? usage: elbus-bridge PATH --mqtt HOST:PORT "
-                                    "[OPTION…]; see elbus-bridge --help"));
-      goto out;
-    }
+  status = elbus_tool_parse_path_command_line (context, &argc, &argv, &opts.version,
+                                               _("which broker? usage: elbus-bridge PATH --mqtt HOST:PORT "
+                                                 "[OPTION…]; see elbus-bridge --help"));
+  if (status >= 0)
+    goto out;
 
   elbus_tool_log_init ("elbus-bridge", ELBUS_TOOL_LOG_AUTO, opts.verbose);
 

@@ -2130,27 +2130,11 @@ main (int    argc,
       "elbus.lua)\n"
       "  elbus-monitor /tmp/elbus.sock --stats"));
 
-  if (!g_option_context_parse (context, &argc, &argv, &error))
-    {
-      status = elbus_tool_fail (EXIT_USAGE, "%s", error->message);
-      goto out;
-    }
-  if (opts.version)
-    {
-      g_print ("elbus-monitor %s\n", PACKAGE_VERSION);
-      status = EXIT_OK;
-      goto out;
-    }
-  if (argc != 2)
-    {
-      if (argc > 2)
-        status = elbus_tool_fail (EXIT_USAGE, _("unexpected argument “%s”"), argv[2]);
-      else
-        status = elbus_tool_fail (EXIT_USAGE,
-                                  _("which broker? usage: elbus-monitor PATH [OPTION…]; see "
-                                    "elbus-monitor --help"));
-      goto out;
-    }
+  status = elbus_tool_parse_path_command_line (context, &argc, &argv, &opts.version,
+                                               _("which broker? usage: elbus-monitor PATH [OPTION…]; see "
+                                                 "elbus-monitor --help"));
+  if (status >= 0)
+    goto out;
   if (!check_options (&error))
     {
       status = elbus_tool_fail (EXIT_USAGE, "%s", error->message);

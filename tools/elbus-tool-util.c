@@ -374,6 +374,44 @@ elbus_tool_fail (int         status,
 }
 
 /**
+ * elbus_tool_parse_path_command_line:
+ * @context: the tool's options
+ * @argc: (inout): the command line's length
+ * @argv: (inout): the command line
+ * @version: the flag --version sets
+ * @usage: the translated message for a command line without PATH
+ *
+ * Parses the command line of a tool whose one argument is the broker's
+ * PATH, and answers --version. Errors go to standard error through
+ * elbus_tool_fail().
+ *
+ * Returns: -1 when the tool goes on with (*@argv)[1] as PATH; otherwise
+ *   the exit status to end with (0 after --version, %EXIT_USAGE)
+ */
+int
+elbus_tool_parse_path_command_line (GOptionContext   *context,
+                                    int              *argc,
+                                    char           ***argv,
+                                    const gboolean   *version,
+                                    const char       *usage)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (!g_option_context_parse (context, argc, argv, &error))
+    return elbus_tool_fail (EXIT_USAGE, "%s", error->message);
+  if (*version)
+    {
+      g_print ("%s %s\n", g_get_prgname (), PACKAGE_VERSION);
+      return 0;
+    }
+  if (*argc > 2)
+    return elbus_tool_fail (EXIT_USAGE, _("unexpected argument “%s”"), (*argv)[2]);
+  if (*argc < 2)
+    return elbus_tool_fail (EXIT_USAGE, "%s", usage);
+  return -1;
+}
+
+/**
  * elbus_tool_check_timeout:
  * @seconds: a --timeout value
  * @error: return location for a %G_OPTION_ERROR_BAD_VALUE

@@ -36,6 +36,11 @@ int       elbus_tool_fail                     (int                  status,
                                                const char          *format,
                                                ...) G_GNUC_PRINTF (2, 3);
 
+int       elbus_tool_parse_path_command_line  (GOptionContext      *context,
+                                               int                 *argc,
+                                               char              ***argv,
+                                               const gboolean      *version,
+                                               const char          *usage);
 gboolean  elbus_tool_check_timeout            (double               seconds,
                                                GError             **error);
 
