@@ -202,19 +202,24 @@ elbus_tool_payload_format_name (ElbusToolPayloadFormat format)
   return names[format];
 }
 
+/* @prefix and the lowercase hex digits of @data, in one allocation */
 static char *
-payload_to_hex (const guint8 *data,
+payload_to_hex (const char   *prefix,
+                const guint8 *data,
                 gsize         len)
 {
   static const char digits[] = "0123456789abcdef";
-  char *hex = g_malloc (len * 2 + 1);
+  gsize skip = strlen (prefix);
+  char *hex = g_malloc (skip + len * 2 + 1);
+  char *out = hex + skip;
 
+  memcpy (hex, prefix, skip);
   for (gsize i = 0; i < len; i++)
     {
-      hex[2 * i] = digits[data[i] >> 4];
-      hex[2 * i + 1] = digits[data[i] & 0x0f];
+      out[2 * i] = digits[data[i] >> 4];
+      out[2 * i + 1] = digits[data[i] & 0x0f];
     }
-  hex[len * 2] = '\0';
+  out[len * 2] = '\0';
   return hex;
 }
 
@@ -254,6 +259,10 @@ might_be_json (const guint8 *data,
   return i == len || !g_ascii_isalpha (data[i]) || strchr ("tfnv", data[i]) != NULL;
 }
 
+static JsonNode *payload_decode (const guint8           *data,
+                                 gsize                   len,
+                                 ElbusToolPayloadFormat *format);
+
 /**
  * elbus_tool_payload_decode:
  * @data: (array length=len): the payload
@@ -277,11 +286,29 @@ elbus_tool_payload_decode (const guint8           *data,
                            gsize                   len,
                            ElbusToolPayloadFormat *format)
 {
-  g_autoptr(GVariant) value = NULL;
-  g_autofree char *hex = NULL;
+  JsonNode *node;
 
   g_return_val_if_fail (data != NULL || len == 0, NULL);
   g_return_val_if_fail (format != NULL, NULL);
+
+  node = payload_decode (data, len, format);
+  if (node == NULL)
+    {
+      g_autofree char *hex = payload_to_hex ("", data, len);
+
+      node = json_node_init_string (json_node_alloc (), hex);
+    }
+  return node;
+}
+
+/* elbus_tool_payload_decode(), but NULL for %ELBUS_TOOL_PAYLOAD_HEX: a
+ * hostile payload's hex digits are written once, where they are needed */
+static JsonNode *
+payload_decode (const guint8           *data,
+                gsize                   len,
+                ElbusToolPayloadFormat *format)
+{
+  g_autoptr(GVariant) value = NULL;
 
   if (len == 0)
     {
@@ -321,8 +348,7 @@ elbus_tool_payload_decode (const guint8           *data,
     }
 
   *format = ELBUS_TOOL_PAYLOAD_HEX;
-  hex = payload_to_hex (data, len);
-  return json_node_init_string (json_node_alloc (), hex);
+  return NULL;
 }
 
 /**
@@ -341,15 +367,18 @@ elbus_tool_format_payload_data (const guint8 *data,
                                 gsize         len)
 {
   ElbusToolPayloadFormat format;
-  g_autoptr(JsonNode) node = elbus_tool_payload_decode (data, len, &format);
+  g_autoptr(JsonNode) node = NULL;
 
+  g_return_val_if_fail (data != NULL || len == 0, NULL);
+
+  node = payload_decode (data, len, &format);
   switch (format)
     {
     case ELBUS_TOOL_PAYLOAD_JSON:
     case ELBUS_TOOL_PAYLOAD_MSGPACK:
       return json_to_string (node, FALSE);
     case ELBUS_TOOL_PAYLOAD_HEX:
-      return g_strconcat ("0x", json_node_get_string (node), NULL);
+      return payload_to_hex ("0x", data, len);
     case ELBUS_TOOL_PAYLOAD_EMPTY:
     case ELBUS_TOOL_PAYLOAD_TEXT:
     default:

@@ -115,9 +115,12 @@ kind_name (ElbusFrameKind kind)
 }
 
 /* One line of the listen commands' output: the local time to the
- * millisecond, a space, the formatted text; written out at once. */
-static void G_GNUC_PRINTF (1, 2)
-print_event (const char *format,
+ * millisecond, a space, the formatted text, ": " and the payload as the
+ * tools show it; written out at once. The payload (maybe megabytes of
+ * hex) is written as it is, not copied into the line. */
+static void G_GNUC_PRINTF (2, 3)
+print_event (const char *payload,
+             const char *format,
              ...)
 {
   g_autoptr(GDateTime) now = g_date_time_new_now_local ();
@@ -130,7 +133,14 @@ print_event (const char *format,
   va_end (args);
 
   stamp[12] = '\0';   /* milliseconds */
-  g_print ("%s %s\n", stamp, text);
+  g_print ("%s %s: ", stamp, text);
+  /* as g_print() would write it: as it is to a UTF-8 console, converted
+   * to any other */
+  if (g_get_console_charset (NULL))
+    fputs (payload, stdout);
+  else
+    g_print ("%s", payload);
+  fputc ('\n', stdout);
   fflush (stdout);
 }
 
@@ -143,13 +153,13 @@ print_frame_cb (ElbusClient *client,
   const char *topic = elbus_frame_get_topic (frame);
 
   if (topic != NULL)
-    print_event ("%s from %s on %s%s: %s", kind_name (elbus_frame_get_kind (frame)),
+    print_event (payload, "%s from %s on %s%s", kind_name (elbus_frame_get_kind (frame)),
                  elbus_frame_get_sender (frame), topic,
-                 elbus_frame_is_realtime (frame) ? " (realtime)" : "", payload);
+                 elbus_frame_is_realtime (frame) ? " (realtime)" : "");
   else
-    print_event ("%s from %s%s: %s", kind_name (elbus_frame_get_kind (frame)),
+    print_event (payload, "%s from %s%s", kind_name (elbus_frame_get_kind (frame)),
                  elbus_frame_get_sender (frame),
-                 elbus_frame_is_realtime (frame) ? " (realtime)" : "", payload);
+                 elbus_frame_is_realtime (frame) ? " (realtime)" : "");
 }
 
 /* commands */
@@ -489,9 +499,9 @@ rpc_listen_call_cb (ElbusRpcPeer       *peer,
 {
   g_autofree char *params = format_payload (elbus_rpc_invocation_get_params (invocation));
 
-  print_event ("call %s #%u from %s: %s", elbus_rpc_invocation_get_method (invocation),
+  print_event (params, "call %s #%u from %s", elbus_rpc_invocation_get_method (invocation),
                elbus_rpc_invocation_get_call_id (invocation),
-               elbus_rpc_invocation_get_sender (invocation), params);
+               elbus_rpc_invocation_get_sender (invocation));
 
   /* answered with an empty result */
   elbus_rpc_invocation_return_value (invocation, NULL);
@@ -506,7 +516,7 @@ rpc_listen_notification_cb (ElbusRpcPeer *peer,
 {
   g_autofree char *text = format_payload (payload);
 
-  print_event ("notification from %s: %s", sender, text);
+  print_event (text, "notification from %s", sender);
 }
 
 static int
