@@ -30,7 +30,7 @@ G_BEGIN_DECLS
  *
  * How many MessagePack values [func@Elbus.msgpack_decode] takes at most
  * by default: the outermost value, every array element, every map key
- * and every map value count one. A million fits any sane call  and keeps
+ * and every map value count one. A million fits any sane call and keeps
  * the decoded GVariant under about 20 MiB. See
  * [func@Elbus.msgpack_decode_full] for other limits.
  *
