@@ -178,6 +178,7 @@ _elbus_peer_unref (ElbusPeer *peer)
   g_clear_pointer (&peer->secondaries, g_ptr_array_unref);
   g_clear_object (&peer->address);
   g_clear_object (&peer->policy);
+  g_free (peer->drain_reason);
   g_free (peer->source_addr);
   g_free (peer->port);
   g_free (peer);
@@ -328,6 +329,62 @@ _elbus_peer_enqueue_ping (ElbusPeer *peer)
   _elbus_peer_enqueue (peer, &entry, TRUE);
 }
 
+/* The end of a drain: the queue is written, the peer goes. */
+static void
+finish_drain (ElbusPeer *peer)
+{
+  g_autofree char *reason = g_steal_pointer (&peer->drain_reason);
+
+  linger_close (peer);
+  _elbus_peer_close (peer, G_LOG_LEVEL_INFO, "disconnected by the broker: %s", reason);
+}
+
+/* Disconnects @peer on purpose (elbus_broker_disconnect_client()): queues
+ * @notice, a publication body from .broker (TOPIC 00 PAYLOAD), if any,
+ * stops reading from the peer, and closes it once its queue is written,
+ * or when the write stalls for the timeout. An in-process client is
+ * closed at once; it is told @reason directly. */
+void
+_elbus_peer_drain (ElbusPeer  *peer,
+                   GBytes     *notice,
+                   const char *reason)
+{
+  if (peer->closed || peer->drain_reason != NULL)
+    return;
+
+  if (peer->internal != NULL)
+    {
+      _elbus_peer_close (peer, G_LOG_LEVEL_INFO, "%s", reason);
+      return;
+    }
+
+  peer->drain_reason = g_strdup (reason);
+  if (notice != NULL)
+    {
+      ElbusOutEntry entry = { 0 };
+      gsize len;
+
+      entry.bytes = g_bytes_ref (notice);
+      entry.payload = g_bytes_get_data (notice, &len);
+      entry.payload_len = len;
+      _elbus_codec_encode_broker_header (entry.hdr, ELBUS_KIND_PUBLISH,
+                                         strlen (".broker") + 1 + len, FALSE);
+      _elbus_out_entry_set_name (&entry, ELBUS_BROKER_HEADER_LEN, ".broker", strlen (".broker"));
+      if (!_elbus_peer_enqueue (peer, &entry, TRUE))
+        {
+          /* its queue is full: it would not read the notice in time */
+          finish_drain (peer);
+          return;
+        }
+    }
+
+  if (!peer->deadline_on[ELBUS_DEADLINE_STALL])
+    _elbus_deadline_start (peer, ELBUS_DEADLINE_STALL, g_get_monotonic_time ());
+  _elbus_peer_flush (peer);
+  if (!peer->closed && peer->out.len == 0)
+    finish_drain (peer);
+}
+
 static void
 set_want_write (ElbusPeer *peer,
                 gboolean   want)
@@ -379,11 +436,16 @@ _elbus_peer_flush (ElbusPeer *peer)
     case ELBUS_WRITE_DONE:
       _elbus_deadline_stop (peer, ELBUS_DEADLINE_STALL);
       set_want_write (peer, FALSE);
+      if (G_UNLIKELY (peer->drain_reason != NULL))
+        finish_drain (peer);
       break;
 
     case ELBUS_WRITE_BLOCKED:
-      /* the stall clock runs from the last write that made progress */
-      if (peer->out.bytes != waiting || !peer->deadline_on[ELBUS_DEADLINE_STALL])
+      /* the stall clock runs from the last write that made progress; a
+       * draining peer's from the start of the drain, so that frames still
+       * routed to it cannot keep it open */
+      if (!peer->deadline_on[ELBUS_DEADLINE_STALL] ||
+          (peer->out.bytes != waiting && peer->drain_reason == NULL))
         _elbus_deadline_start (peer, ELBUS_DEADLINE_STALL, g_get_monotonic_time ());
       set_want_write (peer, TRUE);
       break;
@@ -579,7 +641,10 @@ peer_read (ElbusPeer *peer)
   if (rb->end < rb->chunk->size)
     _elbus_dispatch_file_clear (&peer->file, EPOLLIN);
 
-  if (peer->state == ELBUS_PEER_REGISTERED || handshake (peer))
+  /* a peer being disconnected is read only to see its end */
+  if (G_UNLIKELY (peer->drain_reason != NULL))
+    rb->start = rb->end;
+  else if (peer->state == ELBUS_PEER_REGISTERED || handshake (peer))
     process_frames (peer);
 
   /* an idle connection holds no read buffer: the next read takes one from

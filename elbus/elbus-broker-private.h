@@ -124,6 +124,10 @@ struct _ElbusPeer {
   guint64          monitor_wanted; /* bit i: monitor i takes frames from this peer */
   ElbusClientPolicy *policy;       /* (owned) (nullable): the entry in force at
                                     * registration; NULL = unrestricted */
+
+  /* elbus_broker_disconnect_client(): what it sends is dropped unread, and
+   * it is closed once its queue is written (or the write stalls) */
+  char            *drain_reason;   /* (owned) (nullable): set while draining */
 };
 
 /* Each limit a client hits is logged once for that client. */
@@ -244,6 +248,9 @@ void        _elbus_peer_enqueue_ack   (ElbusPeer     *peer,
                                        guint8         result);
 void        _elbus_peer_enqueue_ping  (ElbusPeer     *peer);
 void        _elbus_peer_drop_slow     (ElbusPeer     *peer);
+void        _elbus_peer_drain         (ElbusPeer     *peer,
+                                       GBytes        *notice,
+                                       const char    *reason);
 void        _elbus_peer_flush         (ElbusPeer     *peer);
 const char *_elbus_peer_describe      (ElbusPeer     *peer);
 char       *_elbus_sockaddr_describe  (const struct sockaddr *addr,
@@ -278,6 +285,7 @@ void          _elbus_core_rpc_announce_client   (ElbusCoreRpc  *core,
                                                  const char    *name,
                                                  gboolean       registered);
 void          _elbus_core_rpc_announce_shutdown (ElbusCoreRpc  *core);
+GBytes       *_elbus_core_rpc_disconnect_notice (const char    *reason);
 ElbusClient  *_elbus_core_rpc_get_client        (ElbusCoreRpc  *core);
 ElbusRpcPeer *_elbus_core_rpc_get_peer          (ElbusCoreRpc  *core);
 

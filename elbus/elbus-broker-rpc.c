@@ -385,6 +385,31 @@ _elbus_core_rpc_announce_shutdown (ElbusCoreRpc *core)
   elbus_client_flush_sync (core->client, NULL, NULL);
 }
 
+/* The body of the publication a client gets when the broker disconnects
+ * it (elbus_broker_disconnect_client()): `.broker/warn` 00, then
+ * {"s": "disconnect", "d": REASON, "t": T}. */
+GBytes *
+_elbus_core_rpc_disconnect_notice (const char *reason)
+{
+  static const char topic[] = ".broker/warn";
+  g_autoptr(GVariant) value = NULL;
+  g_autoptr(GBytes) map = NULL;
+  GByteArray *body;
+  gsize len;
+  const guint8 *data;
+
+  value = g_variant_ref_sink (g_variant_new_parsed ("{'s': <'disconnect'>, 'd': <%s>, 't': <%t>}",
+                                                    reason, now_ns ()));
+  map = elbus_msgpack_encode_variant (value, NULL);
+  g_return_val_if_fail (map != NULL, NULL);
+
+  data = g_bytes_get_data (map, &len);
+  body = g_byte_array_sized_new (sizeof topic + len);
+  g_byte_array_append (body, (const guint8 *) topic, sizeof topic);
+  g_byte_array_append (body, data, len);
+  return g_byte_array_free_to_bytes (body);
+}
+
 ElbusCoreRpc *
 _elbus_core_rpc_new (ElbusBroker  *broker,
                      GError      **error)

@@ -2029,7 +2029,7 @@ policy_table_new (void)
  *
  * A client keeps the entry that was in force when it registered: a new
  * policy applies to connections made after it. Use
- * [method@Elbus.Broker.force_disconnect] to apply it to a connected
+ * [method@Elbus.Broker.disconnect_client] to apply it to a connected
  * client. In-process clients ([method@Elbus.Broker.register_client]) are
  * the application's own and are not subject to the policy.
  *
@@ -2327,5 +2327,75 @@ elbus_broker_force_disconnect (ElbusBroker *self,
     return FALSE;
 
   _elbus_peer_close (peer, G_LOG_LEVEL_INFO, "disconnected by the broker");
+  return TRUE;
+}
+
+typedef struct {
+  ElbusPeer *peer;
+  gboolean   found;
+} FindSubscriber;
+
+static void
+find_subscriber_cb (gpointer value,
+                    gpointer user_data)
+{
+  FindSubscriber *find = user_data;
+
+  if (value == find->peer)
+    find->found = TRUE;
+}
+
+/**
+ * elbus_broker_disconnect_client:
+ * @self: a broker
+ * @name: a client name
+ * @reason: why, in a few words, for the client's user (sent as it is:
+ *   English is the safe choice)
+ *
+ * Disconnects the client named @name (and its secondaries, if it is a
+ * primary) and tells it why. The client receives a publication from
+ * `.broker` on `.broker/warn` whose payload is the MessagePack map
+ * `{"s": "disconnect", "d": REASON, "t": T}` (T: nanoseconds since the
+ * UNIX epoch), if it is subscribed to that topic, as every client is from
+ * its registration on. Frames already queued for it are still written,
+ * and its connection is closed once they are, or when writing to it has
+ * made no progress for the broker's [property@Elbus.Broker:timeout]. What
+ * it sends from now on is dropped unread.
+ *
+ * An [class@Elbus.Client] reports @reason in the error of its
+ * [signal@Elbus.Client::disconnected] signal; a client that ignores the
+ * publication just sees the connection close. An in-process client
+ * ([method@Elbus.Broker.register_client]) is disconnected at once, with
+ * @reason in its error.
+ *
+ * Unlike [method@Elbus.Broker.force_disconnect], which drops the client
+ * and its queue at once, this is for a client that did nothing wrong,
+ * such as one that a new security policy no longer admits.
+ *
+ * Returns: %TRUE if such a client was connected
+ *
+ * Since: 1.0
+ */
+gboolean
+elbus_broker_disconnect_client (ElbusBroker *self,
+                                const char  *name,
+                                const char  *reason)
+{
+  g_autoptr(GBytes) notice = NULL;
+  FindSubscriber find = { NULL, FALSE };
+
+  g_return_val_if_fail (ELBUS_IS_BROKER (self), FALSE);
+  g_return_val_if_fail (name != NULL, FALSE);
+  g_return_val_if_fail (reason != NULL && g_utf8_validate (reason, -1, NULL), FALSE);
+
+  find.peer = g_hash_table_lookup (self->clients, name);
+  if (find.peer == NULL)
+    return FALSE;
+
+  _elbus_topic_tree_match (self->topics, ".broker/warn", strlen (".broker/warn"),
+                           find_subscriber_cb, &find);
+  if (find.found)
+    notice = _elbus_core_rpc_disconnect_notice (reason);
+  _elbus_peer_drain (find.peer, notice, reason);
   return TRUE;
 }

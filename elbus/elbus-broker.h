@@ -220,5 +220,9 @@ gboolean      elbus_broker_get_client_stats   (ElbusBroker  *self,
 ELBUS_AVAILABLE_IN_1_0
 gboolean      elbus_broker_force_disconnect   (ElbusBroker  *self,
                                                const char   *name);
+ELBUS_AVAILABLE_IN_1_0
+gboolean      elbus_broker_disconnect_client  (ElbusBroker  *self,
+                                               const char   *name,
+                                               const char   *reason);
 
 G_END_DECLS

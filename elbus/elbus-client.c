@@ -18,6 +18,7 @@
 #include "elbus-codec-private.h"
 #include "elbus-error.h"
 #include "elbus-io-private.h"
+#include "elbus-msgpack.h"
 
 /**
  * ElbusClient:
@@ -137,6 +138,8 @@ struct _ElbusClient {
    * after them, as it happened after them */
   gboolean         disconnect_deferred;
   GError          *disconnect_error;  /* (owned) (nullable) */
+  /* why the broker said it disconnects this client (.broker/warn) */
+  char            *drop_reason;    /* (owned) (nullable) */
 
   /* the RPC layer's look at one-to-one messages before anyone else's */
   ElbusClientMessageFilter message_filter; /* (nullable) */
@@ -418,6 +421,34 @@ handle_ack (ElbusClient *self,
                                                      : result_to_error (result, op->op, op->target));
 }
 
+/* A publication from .broker on .broker/warn saying that the broker is
+ * disconnecting this client keeps its reason for the disconnection
+ * (docs/protocol.md 10). The publication is delivered as any other. */
+static void
+note_broker_warn (ElbusClient  *self,
+                  const char   *sender,
+                  const char   *topic,
+                  const guint8 *payload,
+                  gsize         payload_len)
+{
+  g_autoptr(GVariant) map = NULL;
+  g_autoptr(GVariantDict) dict = NULL;
+  const char *what = NULL, *reason = NULL;
+
+  if (!g_str_equal (sender, ".broker") || !g_str_equal (topic, ".broker/warn"))
+    return;
+  map = elbus_msgpack_decode_data (payload, payload_len, NULL);
+  if (map == NULL || !g_variant_is_of_type (map, G_VARIANT_TYPE_VARDICT))
+    return;
+  dict = g_variant_dict_new (map);
+  if (g_variant_dict_lookup (dict, "s", "&s", &what) && g_str_equal (what, "disconnect") &&
+      g_variant_dict_lookup (dict, "d", "&s", &reason))
+    {
+      g_free (self->drop_reason);
+      self->drop_reason = g_strdup (reason);
+    }
+}
+
 /* Reads once and handles every complete frame. */
 static void
 client_read (ElbusClient *self)
@@ -425,12 +456,21 @@ client_read (ElbusClient *self)
   ElbusReadBuf *rb = &self->rb;
   gssize n = _elbus_read_buf_fill (rb, self->fd);
 
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+    return;
+  if (n <= 0 && self->drop_reason != NULL)
+    {
+      /* the end, or a reset, that the broker announced */
+      client_disconnect (self, g_error_new (ELBUS_ERROR, ELBUS_ERROR_CLOSED,
+                                            _("disconnected by the broker: %s"),
+                                            self->drop_reason));
+      return;
+    }
   if (n < 0)
     {
-      if (errno != EAGAIN && errno != EWOULDBLOCK)
-        client_disconnect (self, g_error_new (ELBUS_ERROR, ELBUS_ERROR_IO,
-                                              _("reading from the broker failed: %s"),
-                                              g_strerror (errno)));
+      client_disconnect (self, g_error_new (ELBUS_ERROR, ELBUS_ERROR_IO,
+                                            _("reading from the broker failed: %s"),
+                                            g_strerror (errno)));
       return;
     }
   if (n == 0)
@@ -469,6 +509,8 @@ client_read (ElbusClient *self)
               g_autoptr(GBytes) payload = _elbus_chunk_share (rb->chunk, bf.payload,
                                                               bf.payload_len);
 
+              if (G_UNLIKELY (bf.kind == ELBUS_KIND_PUBLISH && bf.topic[0] == '.'))
+                note_broker_warn (self, bf.sender, bf.topic, bf.payload, bf.payload_len);
               deliver_frame (self, bf.kind, bf.sender, bf.topic, payload, bf.realtime);
             }
           break;
@@ -1852,6 +1894,7 @@ elbus_client_finalize (GObject *object)
   g_clear_object (&self->connection);
   g_clear_pointer (&self->name, g_ref_string_release);
   g_free (self->address);
+  g_free (self->drop_reason);
   g_main_context_unref (self->context);
 
   G_OBJECT_CLASS (elbus_client_parent_class)->finalize (object);

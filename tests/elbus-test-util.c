@@ -352,6 +352,7 @@ elbus_test_broker_invoke (ElbusTestBroker     *tb,
 
 typedef struct {
   const char *name;
+  const char *reason;
   gboolean    result;
   char      **names;
   ElbusStats *stats;
@@ -451,6 +452,26 @@ elbus_test_broker_force_disconnect (ElbusTestBroker *tb,
   BrokerQuery q = { .name = name };
 
   elbus_test_broker_invoke (tb, force_disconnect_func, &q);
+  return q.result;
+}
+
+static void
+disconnect_client_func (ElbusBroker *broker,
+                        gpointer     data)
+{
+  BrokerQuery *q = data;
+
+  q->result = elbus_broker_disconnect_client (broker, q->name, q->reason);
+}
+
+gboolean
+elbus_test_broker_disconnect_client (ElbusTestBroker *tb,
+                                     const char      *name,
+                                     const char      *reason)
+{
+  BrokerQuery q = { .name = name, .reason = reason };
+
+  elbus_test_broker_invoke (tb, disconnect_client_func, &q);
   return q.result;
 }
 

@@ -69,6 +69,9 @@ gboolean         elbus_test_broker_get_client_stats (ElbusTestBroker *tb,
                                                      guint           *queue_len);
 gboolean         elbus_test_broker_force_disconnect (ElbusTestBroker *tb,
                                                      const char      *name);
+gboolean         elbus_test_broker_disconnect_client (ElbusTestBroker *tb,
+                                                      const char      *name,
+                                                      const char      *reason);
 void             elbus_test_broker_wait_client   (ElbusTestBroker *tb,
                                                   const char      *name,
                                                   gboolean         present);

@@ -1590,6 +1590,66 @@ test_api_force_disconnect (gconstpointer data)
   elbus_test_broker_free (tb);
 }
 
+/* The next frame is .broker's notice on .broker/warn that it disconnects
+ * this client, for @reason. */
+static void
+expect_disconnect_notice (ElbusTestConn *conn,
+                          const char    *reason)
+{
+  g_autoptr(ElbusTestFrame) frame = elbus_test_conn_read_frame (conn);
+  g_autoptr(GVariant) map = NULL;
+  const char *s = NULL, *d = NULL;
+
+  g_assert_cmphex (frame->kind, ==, KIND_PUBLISH);
+  g_assert_cmpstr (frame->sender, ==, ".broker");
+  g_assert_cmpstr (frame->topic, ==, ".broker/warn");
+  map = elbus_msgpack_decode (frame->payload, NULL);
+  g_assert_nonnull (map);
+  g_assert_true (g_variant_lookup (map, "s", "&s", &s));
+  g_assert_cmpstr (s, ==, "disconnect");
+  g_assert_true (g_variant_lookup (map, "d", "&s", &d));
+  g_assert_cmpstr (d, ==, reason);
+  g_assert_cmpuint (elbus_test_lookup_uint (map, "t"), >, 0);
+}
+
+static void
+test_api_disconnect_client (gconstpointer data)
+{
+  ElbusTestTransport transport = TRANSPORT (data);
+  ElbusTestBroker *tb = new_broker ();
+  g_autoptr(ElbusTestConn) victim = elbus_test_conn_new (tb, transport, "victim");
+  g_autoptr(ElbusTestConn) sec = elbus_test_conn_new (tb, transport, "victim%%s");
+  g_autoptr(ElbusTestConn) deaf = elbus_test_conn_new (tb, transport, "deaf");
+  g_autoptr(ElbusTestConn) other = elbus_test_conn_new (tb, transport, "other");
+
+  g_test_summary ("disconnect_client writes what is queued for the client, tells it "
+                  "why on .broker/warn, then closes it and its secondaries; a client "
+                  "unsubscribed from .broker/warn only sees the close");
+
+  g_assert_false (elbus_test_broker_disconnect_client (tb, "nobody", "why"));
+
+  /* queued before: still delivered, then the notice, then the end */
+  elbus_test_conn_op_acked (other, OP_MESSAGE, "victim", "before", RES_OK);
+  g_assert_true (elbus_test_broker_disconnect_client (tb, "victim", "policy changed"));
+  elbus_test_conn_expect_message (victim, KIND_MESSAGE, "other", NULL, "before");
+  expect_disconnect_notice (victim, "policy changed");
+  elbus_test_conn_expect_eof (victim);
+  elbus_test_conn_expect_eof (sec);
+  elbus_test_broker_wait_client (tb, "victim", FALSE);
+  elbus_test_broker_wait_client (tb, "victim%%s", FALSE);
+  g_assert_false (elbus_test_broker_disconnect_client (tb, "victim", "again"));
+  elbus_test_conn_op_acked (other, OP_MESSAGE, "victim", "x", RES_NOT_REGISTERED);
+
+  /* an original client that unsubscribed gets nothing it did not ask for */
+  elbus_test_conn_unsubscribe (deaf, ".broker/warn", NULL);
+  g_assert_true (elbus_test_broker_disconnect_client (tb, "deaf", "policy changed"));
+  elbus_test_conn_expect_eof (deaf);
+  elbus_test_broker_wait_client (tb, "deaf", FALSE);
+
+  check_broker_works (tb, transport);
+  elbus_test_broker_free (tb);
+}
+
 static void
 assert_stats_delta (const ElbusStats *before,
                     const ElbusStats *after,
@@ -2520,6 +2580,7 @@ main (int   argc,
   add_both ("bad/disconnect-mid-frame", test_bad_disconnect_mid_frame);
 
   add_both ("api/force-disconnect", test_api_force_disconnect);
+  add_both ("api/disconnect-client", test_api_disconnect_client);
   add_both ("api/stats", test_api_stats);
   add_both ("api/signals", test_api_signals);
   add_both ("api/list-clients", test_api_list_clients);

@@ -330,16 +330,25 @@ test_errors (void)
     g_assert_nonnull (strstr (err, "--topic is for rpc listen only"));
   }
 
-  /* the broker drops the listener: it says so and fails */
-  g_assert_true (elbus_test_broker_force_disconnect (tb, "cli.taken"));
+  /* the broker drops the listener, telling it why: it says so and fails */
+  g_assert_true (elbus_test_broker_disconnect_client (tb, "cli.taken", "policy changed"));
   g_assert_cmpint (listener_wait (l), ==, 1);
   {
     g_autofree char *line = elbus_test_read_line (l->err);
 
-    g_assert_nonnull (line);
-    g_assert_nonnull (strstr (line, "disconnected"));
+    g_assert_cmpstr (line, ==, "elbus: disconnected by the broker: policy changed");
   }
+  listener_free (l);
 
+  /* dropped without a word */
+  l = listener_start (address, "cli.dropped", "t");
+  g_assert_true (elbus_test_broker_force_disconnect (tb, "cli.dropped"));
+  g_assert_cmpint (listener_wait (l), ==, 1);
+  {
+    g_autofree char *line = elbus_test_read_line (l->err);
+
+    g_assert_cmpstr (line, ==, "elbus: the broker closed the connection");
+  }
   listener_free (l);
   elbus_test_broker_free (tb);
 }

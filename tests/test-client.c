@@ -4200,6 +4200,55 @@ test_elbusd_basic (void)
   drain_context ();
 }
 
+static void
+test_disconnected_with_reason (gconstpointer data)
+{
+  ElbusTestTransport transport = TRANSPORT (data);
+  ElbusTestBroker *tb = new_broker ();
+  g_autofree char *address = broker_address (tb, transport);
+  g_autoptr(ElbusClient) client = connect_sync (address, "told.why");
+  g_autoptr(ElbusClient) forger = connect_sync (address, "told.forger");
+  g_autoptr(ElbusClient) plain = connect_sync (address, "told.plain");
+  g_autoptr(Recorder) rec = recorder_new (client);
+  g_autoptr(Recorder) rec_plain = recorder_new (plain);
+  g_autoptr(GBytes) forged = elbus_test_msgpack_from_text ("{'s': <'disconnect'>, "
+                                                           "'d': <'forged'>}");
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("A client the broker disconnects with a reason reports it in the "
+                  "disconnected signal's error and still delivers the .broker/warn "
+                  "publication; the same notice from anyone but .broker is ignored");
+
+  /* anyone may publish on .broker/warn: not taken for the broker's word */
+  g_assert_true (elbus_client_publish_sync (forger, ".broker/warn", forged,
+                                            ELBUS_QOS_PROCESSED, NULL, &error));
+  g_assert_no_error (error);
+  SPIN_UNTIL (rec_plain->frames->len == 1);
+  g_assert_true (elbus_test_broker_force_disconnect (tb, "told.plain"));
+  SPIN_UNTIL (rec_plain->n_disconnected == 1);
+  g_assert_error (rec_plain->disconnect_error, ELBUS_ERROR, ELBUS_ERROR_CLOSED);
+  g_assert_cmpstr (rec_plain->disconnect_error->message, ==, "the broker closed the connection");
+
+  SPIN_UNTIL (rec->frames->len == 1);
+  g_assert_true (elbus_test_broker_disconnect_client (tb, "told.why", "policy changed"));
+  SPIN_UNTIL (rec->n_disconnected == 1);
+  g_assert_error (rec->disconnect_error, ELBUS_ERROR, ELBUS_ERROR_CLOSED);
+  g_assert_cmpstr (rec->disconnect_error->message, ==,
+                   "disconnected by the broker: policy changed");
+  g_assert_cmpuint (rec->frames->len, ==, 2);
+  g_assert_cmpstr (elbus_frame_get_sender (recorder_frame (rec, 1)), ==, ".broker");
+  g_assert_cmpstr (elbus_frame_get_topic (recorder_frame (rec, 1)), ==, ".broker/warn");
+  elbus_test_broker_wait_client (tb, "told.why", FALSE);
+
+  g_clear_pointer (&rec, recorder_free);
+  g_clear_pointer (&rec_plain, recorder_free);
+  g_clear_object (&client);
+  g_clear_object (&plain);
+  g_clear_object (&forger);
+  elbus_test_broker_free (tb);
+  drain_context ();
+}
+
 /* ------------------------------------------------------------------ */
 
 static void
@@ -4225,6 +4274,7 @@ main (int   argc,
   elbus_test_init (&argc, &argv);
 
   add_both ("connect/sync", test_connect_sync);
+  add_both ("disconnected/reason", test_disconnected_with_reason);
   add_both ("connect/async", test_connect_async);
   add_both ("connect/name-taken", test_connect_name_taken);
   g_test_add_func ("/elbus/client/connect/invalid-names", test_connect_invalid_names);

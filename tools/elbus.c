@@ -176,7 +176,10 @@ listen_disconnected_cb (ElbusClient *client,
 {
   ListenState *state = user_data;
 
-  if (error != NULL)
+  /* "disconnected by the broker: REASON" says it already */
+  if (g_error_matches (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED))
+    elbus_tool_fail (EXIT_ERROR, "%s", error->message);
+  else if (error != NULL)
     elbus_tool_fail (EXIT_ERROR, _("disconnected: %s"), error->message);
   state->status = EXIT_ERROR;
   g_main_loop_quit (state->loop);

@@ -728,22 +728,23 @@ reload_config (Daemon *daemon)
   elbusd_config_apply_policy (daemon->config, daemon->broker);
 
   /* the broker's own clients (".broker") are not subject to the policy;
-   * a secondary goes with its primary */
+   * a secondary goes with its primary. The client is told why on
+   * .broker/warn (in English: the text goes over the wire). */
   clients = elbus_broker_list_clients (daemon->broker);
   for (guint i = 0; clients[i] != NULL; i++)
     {
       const char *name = clients[i];
+      g_autofree char *reason = NULL;
 
       if (name[0] == '.' || strstr (name, "%%") != NULL ||
           elbusd_config_allows_name (daemon->config, name))
         continue;
 
-      if (elbus_broker_force_disconnect (daemon->broker, name))
-        {
-          g_info ("client %s: disconnected: no entry in %s any more",
-                  name, daemon->config->path);
-          n_dropped++;
-        }
+      /* the broker logs it, with the reason */
+      reason = g_strdup_printf ("the reloaded security policy has no entry for the name %s",
+                                name);
+      if (elbus_broker_disconnect_client (daemon->broker, name, reason))
+        n_dropped++;
     }
 
   g_info ("reloaded the configuration from %s: %s, %u client%s disconnected",
