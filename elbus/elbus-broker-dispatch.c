@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "elbus-broker-private.h"
+#include "elbus-i18n-private.h"
 
 /* events taken from the kernel per dispatch */
 #define DISPATCH_EVENTS 128
@@ -135,7 +136,7 @@ _elbus_dispatch_init (ElbusBroker *broker)
   broker->epoll_fd = epoll_create1 (EPOLL_CLOEXEC);
   if (broker->epoll_fd < 0)
     /* listening fails then, with this reason */
-    g_warning ("epoll_create1() failed: %s", g_strerror (errno));
+    g_warning (_("epoll_create1() failed: %s"), g_strerror (errno));
   g_queue_init (&broker->ready);
   for (guint i = 0; i < ELBUS_N_DEADLINES; i++)
     g_queue_init (&broker->deadlines[i]);

@@ -26,6 +26,7 @@
 #include "elbus-broker-private.h"
 #include "elbus-client-private.h"
 #include "elbus-error.h"
+#include "elbus-i18n-private.h"
 
 /* peers */
 
@@ -128,7 +129,7 @@ _elbus_peer_new (ElbusBroker           *broker,
 
   if (!_elbus_dispatch_file_add (&peer->file, broker, fd, PEER_EVENTS, peer_dispatch))
     {
-      _elbus_peer_close (peer, G_LOG_LEVEL_WARNING, "cannot watch the connection: %s",
+      _elbus_peer_close (peer, G_LOG_LEVEL_WARNING, _("cannot watch the connection: %s"),
                          g_strerror (errno));
       return peer;
     }
@@ -215,7 +216,7 @@ _elbus_peer_close (ElbusPeer      *peer,
   reason = g_strdup_vprintf (format, args);
   va_end (args);
   if (peer->state == ELBUS_PEER_REGISTERED || _elbus_broker_log_unregistered (broker))
-    g_log (G_LOG_DOMAIN, level, "client %s: %s", _elbus_peer_describe (peer), reason);
+    g_log (G_LOG_DOMAIN, level, _("client %s: %s"), _elbus_peer_describe (peer), reason);
 
   for (guint kind = 0; kind < ELBUS_N_DEADLINES; kind++)
     _elbus_deadline_stop (peer, kind);
@@ -295,12 +296,14 @@ void
 _elbus_peer_drop_slow (ElbusPeer *peer)
 {
   peer->abort = TRUE;
-  _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE,
-                     "queue overflow (%u frames, %" G_GSIZE_FORMAT " bytes waiting), "
-                     "dropping slow %s",
-                     peer->out.len, peer->out.bytes,
-                     peer->broker->monitors->len > 0 &&
-                     _elbus_broker_monitor_is (peer->broker, peer) ? "monitor" : "client");
+  if (peer->broker->monitors->len > 0 && _elbus_broker_monitor_is (peer->broker, peer))
+    _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE,
+                       _("queue overflow (%u frames, %lu bytes waiting), dropping slow monitor"),
+                       peer->out.len, (gulong) peer->out.bytes);
+  else
+    _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE,
+                       _("queue overflow (%u frames, %lu bytes waiting), dropping slow client"),
+                       peer->out.len, (gulong) peer->out.bytes);
 }
 
 void
@@ -336,7 +339,7 @@ finish_drain (ElbusPeer *peer)
   g_autofree char *reason = g_steal_pointer (&peer->drain_reason);
 
   linger_close (peer);
-  _elbus_peer_close (peer, G_LOG_LEVEL_INFO, "disconnected by the broker: %s", reason);
+  _elbus_peer_close (peer, G_LOG_LEVEL_INFO, _("disconnected by the broker: %s"), reason);
 }
 
 /* Disconnects @peer on purpose (elbus_broker_disconnect_client()): queues
@@ -452,7 +455,7 @@ _elbus_peer_flush (ElbusPeer *peer)
 
     case ELBUS_WRITE_FAILED:
     default:
-      _elbus_peer_close (peer, G_LOG_LEVEL_INFO, "write failed: %s", g_strerror (errno));
+      _elbus_peer_close (peer, G_LOG_LEVEL_INFO, _("write failed: %s"), g_strerror (errno));
       break;
     }
 }
@@ -506,7 +509,7 @@ handshake (ElbusPeer *peer)
         return FALSE;
       if (result != ELBUS_RESULT_OK)
         {
-          refuse (peer, result, "unsupported greeting or protocol version");
+          refuse (peer, result, _("unsupported greeting or protocol version"));
           return FALSE;
         }
       peer->rb.start += ELBUS_GREETING_LEN;
@@ -526,7 +529,7 @@ handshake (ElbusPeer *peer)
           ELBUS_DECODE_INCOMPLETE)
         {
           if (needed > 2 + ELBUS_MAX_NAME_LENGTH)
-            refuse (peer, ELBUS_ERROR_DATA, "client name too long");
+            refuse (peer, ELBUS_ERROR_DATA, _("client name too long"));
           else
             peer->rb.needed = needed;
           return FALSE;
@@ -538,7 +541,7 @@ handshake (ElbusPeer *peer)
       if (result != ELBUS_RESULT_OK)
         {
           g_autofree char *shown = g_utf8_make_valid (name, MIN (name_len, 256));
-          g_autofree char *what = g_strdup_printf ("registration of \"%s\" refused", shown);
+          g_autofree char *what = g_strdup_printf (_("registration of “%s” refused"), shown);
 
           refuse (peer, result, what);
           return FALSE;
@@ -597,7 +600,7 @@ process_frames (ElbusPeer *peer)
 
         case ELBUS_DECODE_ERROR:
         default:
-          _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE, "protocol error: %s", error->message);
+          _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE, _("protocol error: %s"), error->message);
           return;
         }
     }
@@ -619,7 +622,7 @@ peer_read (ElbusPeer *peer)
           _elbus_dispatch_file_clear (&peer->file, PEER_READ_EVENTS);
           return;
         }
-      _elbus_peer_close (peer, G_LOG_LEVEL_INFO, "read failed: %s", g_strerror (errno));
+      _elbus_peer_close (peer, G_LOG_LEVEL_INFO, _("read failed: %s"), g_strerror (errno));
       return;
     }
 
@@ -627,12 +630,12 @@ peer_read (ElbusPeer *peer)
     {
       if (rb->end > rb->start)
         _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE,
-                           "disconnected in the middle of a frame (%" G_GSIZE_FORMAT " bytes unread)",
-                           rb->end - rb->start);
+                           _("disconnected in the middle of a frame (%lu bytes unread)"),
+                           (gulong) (rb->end - rb->start));
       else if (peer->state != ELBUS_PEER_REGISTERED)
-        _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE, "disconnected during the handshake");
+        _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE, _("disconnected during the handshake"));
       else
-        _elbus_peer_close (peer, G_LOG_LEVEL_INFO, "disconnected");
+        _elbus_peer_close (peer, G_LOG_LEVEL_INFO, _("disconnected"));
       return;
     }
 

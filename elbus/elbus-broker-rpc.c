@@ -14,6 +14,7 @@
 #include "elbus-broker-private.h"
 #include "elbus-client-private.h"
 #include "elbus-error.h"
+#include "elbus-i18n-private.h"
 #include "elbus-msgpack.h"
 #include "elbus-msgpack-check-private.h"
 #include "elbus-rpc-private.h"
@@ -239,7 +240,7 @@ monitor_call (ElbusBroker        *broker,
   if (start && broker->policy != NULL && peer->kind != ELBUS_CLIENT_KIND_INTERNAL &&
       (peer->policy == NULL || !elbus_client_policy_get_monitor (peer->policy)))
     {
-      g_message ("client %s: monitor.start refused by the policy", peer->name);
+      g_message (_("client %s: monitor.start refused by the policy"), peer->name);
       elbus_rpc_invocation_return_error (invocation, -32000 - ELBUS_ERROR_ACCESS,
                                          "the policy does not allow this client to monitor");
       return;

@@ -18,6 +18,7 @@
 #include "elbus-broker-private.h"
 #include "elbus-client-private.h"
 #include "elbus-error.h"
+#include "elbus-i18n-private.h"
 
 /**
  * ElbusBroker:
@@ -286,14 +287,14 @@ policy_admits (ElbusClientPolicy *entry,
   if (peer->kind == ELBUS_CLIENT_KIND_TCP &&
       (peer->address == NULL || !elbus_client_policy_allows_address (entry, peer->address)))
     {
-      g_message ("client %s: source %s is not allowed by the policy", name,
-                 peer->source_addr != NULL ? peer->source_addr : "(unknown)");
+      g_message (_("client %s: source %s is not allowed by the policy"), name,
+                 peer->source_addr != NULL ? peer->source_addr : _("(unknown)"));
       return FALSE;
     }
   if (!elbus_client_policy_allows_credentials (entry, peer->uid, peer->gid))
     {
-      g_message ("client %s: uid %" G_GINT64_FORMAT ", gid %" G_GINT64_FORMAT
-                 " not allowed by the policy", name, peer->uid, peer->gid);
+      g_message (_("client %s: uid %lld, gid %lld not allowed by the policy"), name,
+                 (long long) peer->uid, (long long) peer->gid);
       return FALSE;
     }
   return TRUE;
@@ -361,10 +362,10 @@ _elbus_broker_register (ElbusBroker *self,
     _elbus_broker_monitor_client (self, peer, peer->name, TRUE, ELBUS_RESULT_OK);
   announce_client (self, peer, TRUE);
 
-  g_info ("client %s: registered (%s%s%s%s)", peer->name, _elbus_client_kind_name (peer->kind),
+  g_info (_("client %s: registered (%s%s%s%s)"), peer->name, _elbus_client_kind_name (peer->kind),
           peer->source_addr != NULL ? " " : "",
           peer->source_addr != NULL ? peer->source_addr : "",
-          primary != NULL ? ", secondary" : "");
+          primary != NULL ? _(", secondary") : "");
   g_signal_emit (self, signals[SIGNAL_CLIENT_REGISTERED], 0, peer->name);
 
   return ELBUS_RESULT_OK;
@@ -404,7 +405,7 @@ _elbus_broker_forget_peer (ElbusBroker *self,
 
       g_ptr_array_remove_index_fast (peer->secondaries, peer->secondaries->len - 1);
       secondary->primary = NULL;
-      _elbus_peer_close (secondary, G_LOG_LEVEL_INFO, "primary client %s disconnected",
+      _elbus_peer_close (secondary, G_LOG_LEVEL_INFO, _("primary client %s disconnected"),
                          peer->name);
     }
 
@@ -490,7 +491,7 @@ log_limit (ElbusPeer      *peer,
   if (peer->limits_logged & limit)
     return;
   peer->limits_logged |= limit;
-  g_message ("client %s (%s%s%s): %s limit of %u reached; refusing more",
+  g_message (_("client %s (%s%s%s): %s limit of %u reached; refusing more"),
              peer->name, _elbus_client_kind_name (peer->kind),
              peer->source_addr != NULL ? " " : "",
              peer->source_addr != NULL ? peer->source_addr : "", what, value);
@@ -686,7 +687,7 @@ log_window_roll (ElbusBroker *self,
   if (now - self->log_window_start < G_USEC_PER_SEC)
     return;
   if (self->log_suppressed > 0)
-    g_message ("%u more connections failed before registering (not logged one by one)",
+    g_message (_("%u more connections failed before registering (not logged one by one)"),
                self->log_suppressed);
   self->log_window_start = now;
   self->log_in_window = 0;
@@ -753,15 +754,15 @@ sweep_cb (gpointer user_data)
   while ((peer = _elbus_deadline_first_due (self, ELBUS_DEADLINE_STALL, now)) != NULL)
     {
       peer->abort = TRUE;
-      _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE, "write timed out after %.3g s",
+      _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE, _("write timed out after %.3g s"),
                          self->timeout);
     }
 
   while ((peer = _elbus_deadline_first_due (self, ELBUS_DEADLINE_PARTIAL, now)) != NULL)
     _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE,
-                       "incomplete frame timed out after %.3g s (%" G_GSIZE_FORMAT
-                       " of %" G_GSIZE_FORMAT " bytes)",
-                       self->timeout, peer->rb.end - peer->rb.start, peer->rb.needed);
+                       _("incomplete frame timed out after %.3g s (%lu of %lu bytes)"),
+                       self->timeout, (gulong) (peer->rb.end - peer->rb.start),
+                       (gulong) peer->rb.needed);
 
   /* keep-alive: a ping to each client a timeout after its last one; one
    * with output waiting keeps its place and is pinged at a later sweep
@@ -822,10 +823,10 @@ refuse_over_limit (ElbusBroker           *self,
     {
       g_autofree char *source = _elbus_sockaddr_describe (addr, addr_len, NULL);
 
-      g_message ("client limit of %u reached: refusing a connection on %s%s%s "
-                 "(and any more until the count drops)",
+      g_message (_("client limit of %u reached: refusing a connection on %s%s%s "
+                   "(and any more until the count drops)"),
                  self->max_clients, listener->bind_string,
-                 source != NULL ? " from " : "", source != NULL ? source : "");
+                 source != NULL ? _(" from ") : "", source != NULL ? source : "");
       self->max_clients_logged = TRUE;
     }
   close (fd);
@@ -875,14 +876,14 @@ accept_dispatch (ElbusDispatchFile *file)
               /* the backlog waits until a connection closes: a listener
                * left on the ready list would spin */
               if (!self->accept_paused)
-                g_message ("accepting on %s failed: %s", listener->bind_string,
+                g_message (_("accepting on %s failed: %s"), listener->bind_string,
                            g_strerror (errno));
               self->accept_paused = TRUE;
               _elbus_dispatch_file_clear (file, EPOLLIN);
               return;
 
             default:
-              g_message ("accepting on %s failed: %s", listener->bind_string, g_strerror (errno));
+              g_message (_("accepting on %s failed: %s"), listener->bind_string, g_strerror (errno));
               _elbus_dispatch_file_clear (file, EPOLLIN);
               return;
             }
@@ -956,7 +957,7 @@ add_listener (ElbusBroker  *self,
       int saved_errno = errno;
 
       g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
-                   "cannot watch %s: %s", bind_string, g_strerror (saved_errno));
+                   _("cannot watch %s: %s"), bind_string, g_strerror (saved_errno));
       g_object_unref (listener->socket);
       g_free (listener->bind_string);
       g_free (listener->unix_path);
@@ -967,7 +968,7 @@ add_listener (ElbusBroker  *self,
    * EPOLL_CTL_ADD itself */
   g_ptr_array_add (self->listeners, listener);
 
-  g_info ("listening on %s", bind_string);
+  g_info (_("listening on %s"), bind_string);
 
   return TRUE;
 }
@@ -988,7 +989,7 @@ clear_stale_socket (const char  *path,
   if (!S_ISSOCK (st.st_mode))
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_EXISTS,
-                   "%s exists and is not a socket", path);
+                   _("%s exists and is not a socket"), path);
       return FALSE;
     }
 
@@ -999,7 +1000,7 @@ clear_stale_socket (const char  *path,
   if (g_socket_connect (probe, address, NULL, NULL))
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE,
-                   "another process is listening on %s", path);
+                   _("another process is listening on %s"), path);
       return FALSE;
     }
 
@@ -1008,7 +1009,7 @@ clear_stale_socket (const char  *path,
       int saved_errno = errno;
 
       g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
-                   "cannot remove stale socket %s: %s", path, g_strerror (saved_errno));
+                   _("cannot remove stale socket %s: %s"), path, g_strerror (saved_errno));
       return FALSE;
     }
 
@@ -1096,9 +1097,7 @@ elbus_broker_listen_tcp (ElbusBroker  *self,
       if (connectable == NULL || !g_str_has_suffix (host_port, ":0"))
         {
           g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                       "“%s” is not a HOST:PORT address%s%s", host_port,
-                       local_error != NULL ? ": " : "",
-                       local_error != NULL ? local_error->message : "");
+                       _("“%s” is not a HOST:PORT address"), host_port);
           return FALSE;
         }
     }
@@ -1138,7 +1137,7 @@ elbus_broker_listen_tcp (ElbusBroker  *self,
     g_propagate_error (error, g_steal_pointer (&first_error));
   else
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
-                 "cannot resolve “%s”", host_port);
+                 _("cannot resolve “%s”"), host_port);
   return FALSE;
 }
 
@@ -2137,7 +2136,7 @@ elbus_broker_enable_core_rpc (ElbusBroker  *self,
     return TRUE;
   if (self->closed)
     {
-      g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED, "the broker is closed");
+      g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED, _("the broker is closed"));
       return FALSE;
     }
 
@@ -2179,7 +2178,7 @@ elbus_broker_register_client (ElbusBroker  *self,
 
   if (self->closed)
     {
-      g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED, "the broker is closed");
+      g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED, _("the broker is closed"));
       return NULL;
     }
 
@@ -2326,7 +2325,7 @@ elbus_broker_force_disconnect (ElbusBroker *self,
   if (peer == NULL)
     return FALSE;
 
-  _elbus_peer_close (peer, G_LOG_LEVEL_INFO, "disconnected by the broker");
+  _elbus_peer_close (peer, G_LOG_LEVEL_INFO, _("disconnected by the broker"));
   return TRUE;
 }
 

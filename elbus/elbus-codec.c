@@ -13,6 +13,7 @@
 
 #include "elbus-codec-private.h"
 #include "elbus-error.h"
+#include "elbus-i18n-private.h"
 
 #define DECODE_ERROR(error, ...) \
   (g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA, __VA_ARGS__), ELBUS_DECODE_ERROR)
@@ -216,12 +217,12 @@ _elbus_codec_decode_client_frame (const guint8      *buf,
     case ELBUS_OP_BROADCAST:
       break;
     default:
-      return DECODE_ERROR (error, "unknown operation 0x%02x", frame->op);
+      return DECODE_ERROR (error, _("unknown operation 0x%02x"), frame->op);
     }
 
   body_len = _elbus_read_u32 (buf + 5);
   if (body_len > max_body)
-    return DECODE_ERROR (error, "frame body of %u bytes is over the limit of %u",
+    return DECODE_ERROR (error, _("frame body of %u bytes is over the limit of %u"),
                          body_len, max_body);
 
   if (len - ELBUS_CLIENT_HEADER_LEN < body_len)
@@ -244,10 +245,10 @@ _elbus_codec_decode_client_frame (const guint8      *buf,
     case ELBUS_OP_MESSAGE:
     case ELBUS_OP_BROADCAST:
       if (!find_terminator (frame->body, body_len, &terminator))
-        return DECODE_ERROR (error, "no 0x00 after the target of operation 0x%02x",
+        return DECODE_ERROR (error, _("no 0x00 after the target of operation 0x%02x"),
                              frame->op);
       if (!g_utf8_validate_len ((const char *) frame->body, terminator, NULL))
-        return DECODE_ERROR (error, "target of operation 0x%02x is not valid UTF-8",
+        return DECODE_ERROR (error, _("target of operation 0x%02x is not valid UTF-8"),
                              frame->op);
       frame->target = (const char *) frame->body;
       frame->target_len = terminator;
@@ -258,7 +259,7 @@ _elbus_codec_decode_client_frame (const guint8      *buf,
     default:
       /* ELBUS_OP_SUBSCRIBE, ELBUS_OP_UNSUBSCRIBE */
       if (!valid_masks (frame->body, body_len))
-        return DECODE_ERROR (error, "a topic mask of operation 0x%02x is not valid UTF-8",
+        return DECODE_ERROR (error, _("a topic mask of operation 0x%02x is not valid UTF-8"),
                              frame->op);
       break;
     }
@@ -356,12 +357,12 @@ _elbus_codec_decode_broker_frame (const guint8      *buf,
       break;
 
     default:
-      return DECODE_ERROR (error, "unknown frame kind 0x%02x", frame->kind);
+      return DECODE_ERROR (error, _("unknown frame kind 0x%02x"), frame->kind);
     }
 
   body_len = _elbus_read_u32 (buf + 1);
   if (body_len > max_body)
-    return DECODE_ERROR (error, "frame of %u bytes is over the limit of %u",
+    return DECODE_ERROR (error, _("frame of %u bytes is over the limit of %u"),
                          body_len, max_body);
 
   if (len - ELBUS_BROKER_HEADER_LEN < body_len)
@@ -375,9 +376,9 @@ _elbus_codec_decode_broker_frame (const guint8      *buf,
   body = buf + ELBUS_BROKER_HEADER_LEN;
 
   if (!find_terminator (body, body_len, &sender_end))
-    return DECODE_ERROR (error, "no 0x00 after the sender");
+    return DECODE_ERROR (error, _("no 0x00 after the sender"));
   if (!g_utf8_validate_len ((const char *) body, sender_end, NULL))
-    return DECODE_ERROR (error, "sender is not valid UTF-8");
+    return DECODE_ERROR (error, _("sender is not valid UTF-8"));
   frame->sender = (const char *) body;
   frame->sender_len = sender_end;
   frame->payload = body + sender_end + 1;
@@ -386,9 +387,9 @@ _elbus_codec_decode_broker_frame (const guint8      *buf,
   if (frame->kind == ELBUS_KIND_PUBLISH)
     {
       if (!find_terminator (frame->payload, frame->payload_len, &topic_end))
-        return DECODE_ERROR (error, "no 0x00 after the topic");
+        return DECODE_ERROR (error, _("no 0x00 after the topic"));
       if (!g_utf8_validate_len ((const char *) frame->payload, topic_end, NULL))
-        return DECODE_ERROR (error, "topic is not valid UTF-8");
+        return DECODE_ERROR (error, _("topic is not valid UTF-8"));
       frame->topic = (const char *) frame->payload;
       frame->topic_len = topic_end;
       frame->payload += topic_end + 1;

@@ -13,6 +13,7 @@
 /* the whole public API: elbus-monitor builds this file too */
 #include <elbus/elbus.h>
 
+#include "elbus-i18n-private.h"
 #include "elbus-msgpack-check-private.h"
 
 static gboolean
@@ -20,8 +21,8 @@ truncated (gsize    offset,
            GError **error)
 {
   g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
-               "the MessagePack data is truncated: the value at offset %"
-               G_GSIZE_FORMAT " does not end", offset);
+               _("the MessagePack data is truncated: the value at offset %lu does not end"),
+               (gulong) offset);
   return FALSE;
 }
 
@@ -61,16 +62,16 @@ check_string (const guint8  *str,
   if (memchr (str, '\0', len) != NULL)
     {
       g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
-                   "the MessagePack string at offset %" G_GSIZE_FORMAT
-                   " contains a NUL byte, which a GVariant string cannot hold",
-                   offset);
+                   _("the MessagePack string at offset %lu contains a NUL byte, which a "
+                     "GVariant string cannot hold"),
+                   (gulong) offset);
       return FALSE;
     }
   if (!g_utf8_validate_len ((const char *) str, len, NULL))
     {
       g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
-                   "the MessagePack string at offset %" G_GSIZE_FORMAT
-                   " is not valid UTF-8", offset);
+                   _("the MessagePack string at offset %lu is not valid UTF-8"),
+                   (gulong) offset);
       return FALSE;
     }
   return TRUE;
@@ -125,14 +126,14 @@ _elbus_msgpack_check_full (const guint8              *data,
   if (len == 0)
     {
       g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
-                           "the MessagePack data is empty");
+                           _("the MessagePack data is empty"));
       return FALSE;
     }
   if (len > limits->max_size)
     return over_limit_error (over_limit, error,
-                             "the MessagePack data is %" G_GSIZE_FORMAT " bytes long, "
-                             "more than the limit of %" G_GSIZE_FORMAT,
-                             len, limits->max_size);
+                             _("the MessagePack data is %lu bytes long, more than the "
+                               "limit of %lu"),
+                             (gulong) len, (gulong) limits->max_size);
 
   do
     {
@@ -171,8 +172,9 @@ _elbus_msgpack_check_full (const guint8              *data,
             case 0xc1:
             default:
               g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
-                           "the MessagePack data is invalid: byte 0xc1 at offset %"
-                           G_GSIZE_FORMAT " is never used", start);
+                           _("the MessagePack data is invalid: byte 0xc1 at offset %lu is "
+                             "never used"),
+                           (gulong) start);
               return FALSE;
             case 0xc4: is_bin = TRUE, header = 1; break;
             case 0xc5: is_bin = TRUE, header = 2; break;
@@ -180,9 +182,9 @@ _elbus_msgpack_check_full (const guint8              *data,
             case 0xc7: case 0xc8: case 0xc9:
             case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
               g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
-                           "the MessagePack extension value at offset %"
-                           G_GSIZE_FORMAT " cannot be converted to a GVariant",
-                           start);
+                           _("the MessagePack extension value at offset %lu cannot be "
+                             "converted to a GVariant"),
+                           (gulong) start);
               return FALSE;
             case 0xca: skip = 4, key_class = ELBUS_MSGPACK_KEY_FLOAT; break;
             case 0xcb: skip = 8, key_class = ELBUS_MSGPACK_KEY_FLOAT; break;
@@ -242,9 +244,8 @@ _elbus_msgpack_check_full (const guint8              *data,
               if (depth < ELBUS_MSGPACK_MAX_DEPTH && over_limit != NULL)
                 *over_limit = TRUE;
               g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
-                           "the MessagePack data nests deeper than %u levels "
-                           "at offset %" G_GSIZE_FORMAT,
-                           max_depth, start);
+                           _("the MessagePack data nests deeper than %u levels at offset %lu"),
+                           max_depth, (gulong) start);
               return FALSE;
             }
           if (is_map)
@@ -255,9 +256,9 @@ _elbus_msgpack_check_full (const guint8              *data,
           values += n;
           if (values > limits->max_values)
             return over_limit_error (over_limit, error,
-                                     "the MessagePack data holds more than %" G_GSIZE_FORMAT
-                                     " values (the limit), at offset %" G_GSIZE_FORMAT,
-                                     limits->max_values, start);
+                                     _("the MessagePack data holds more than %lu values "
+                                       "(the limit), at offset %lu"),
+                                     (gulong) limits->max_values, (gulong) start);
           if (is_map && map_keys != NULL)
             {
               if (map_keys->len == map_keys->cap)
@@ -288,9 +289,8 @@ _elbus_msgpack_check_full (const guint8              *data,
   if (pos < len)
     {
       g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
-                   "the MessagePack value ends at offset %" G_GSIZE_FORMAT
-                   ", followed by %" G_GSIZE_FORMAT " more bytes",
-                   pos, len - pos);
+                   _("the MessagePack value ends at offset %lu, followed by %lu more bytes"),
+                   (gulong) pos, (gulong) (len - pos));
       return FALSE;
     }
 
@@ -329,10 +329,10 @@ _elbus_msgpack_unpack (const guint8      *data,
     return TRUE;
   if (ret == MSGPACK_UNPACK_NOMEM_ERROR)
     g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
-                         "msgpack-c ran out of memory decoding the MessagePack data");
+                         _("msgpack-c ran out of memory decoding the MessagePack data"));
   else
     g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
-                 "msgpack-c rejected the MessagePack data (result %d at offset %"
-                 G_GSIZE_FORMAT ")", (int) ret, (gsize) offset);
+                 _("msgpack-c rejected the MessagePack data (result %d at offset %lu)"),
+                 (int) ret, (gulong) offset);
   return FALSE;
 }

@@ -31,6 +31,7 @@
 #include <msgpack.h>
 
 #include "elbus-error.h"
+#include "elbus-i18n-private.h"
 #include "elbus-msgpack.h"
 #include "elbus-msgpack-check-private.h"
 #include "elbus-msgpack-private.h"
@@ -55,14 +56,14 @@ byte_array_write_cb (void       *data,
 
 static gboolean
 check_length (gsize        len,
-              const char  *what,
+              GVariant    *value,
               GError     **error)
 {
   if (len > G_MAXUINT32)
     {
       g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
-                   "a %s of length %" G_GSIZE_FORMAT " is too long for MessagePack",
-                   what, len);
+                   _("a value of type “%s” of length %lu is too long for MessagePack"),
+                   g_variant_get_type_string (value), (gulong) len);
       return FALSE;
     }
   return TRUE;
@@ -76,7 +77,7 @@ check_depth (guint        depth,
   if (depth >= ELBUS_MSGPACK_MAX_DEPTH)
     {
       g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
-                   "a value of type “%s” nests containers deeper than %u levels",
+                   _("a value of type “%s” nests containers deeper than %u levels"),
                    g_variant_get_type_string (value), ELBUS_MSGPACK_MAX_DEPTH);
       return FALSE;
     }
@@ -167,7 +168,7 @@ encode_value (msgpack_packer  *pk,
     case G_VARIANT_CLASS_OBJECT_PATH:
     case G_VARIANT_CLASS_SIGNATURE:
       str = g_variant_get_string (value, &len);
-      if (!check_length (len, "string", error))
+      if (!check_length (len, value, error))
         return FALSE;
       msgpack_pack_str (pk, len);
       msgpack_pack_str_body (pk, str, len);
@@ -178,7 +179,7 @@ encode_value (msgpack_packer  *pk,
         {
           const guint8 *bytes = g_variant_get_fixed_array (value, &len, 1);
 
-          if (!check_length (len, "byte array", error))
+          if (!check_length (len, value, error))
             return FALSE;
           msgpack_pack_bin (pk, len);
           msgpack_pack_bin_body (pk, bytes, len);
@@ -192,7 +193,7 @@ encode_value (msgpack_packer  *pk,
         {
           len = g_variant_n_children (value);
           if (!check_depth (depth, value, error) ||
-              !check_length (len, "map", error))
+              !check_length (len, value, error))
             return FALSE;
 
           msgpack_pack_map (pk, len);
@@ -215,7 +216,7 @@ encode_value (msgpack_packer  *pk,
     case G_VARIANT_CLASS_TUPLE:
       len = g_variant_n_children (value);
       if (!check_depth (depth, value, error) ||
-          !check_length (len, "array", error))
+          !check_length (len, value, error))
         return FALSE;
 
       msgpack_pack_array (pk, len);
@@ -249,7 +250,7 @@ encode_value (msgpack_packer  *pk,
       /* Variants and maybes were unwrapped above; nothing else exists
        * today, but a future GVariant class must not pass silently. */
       g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA,
-                   "values of type “%s” cannot be encoded as MessagePack",
+                   _("values of type “%s” cannot be encoded as MessagePack"),
                    g_variant_get_type_string (value));
       return FALSE;
     }

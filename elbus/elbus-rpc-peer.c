@@ -6,6 +6,7 @@
 
 #include "elbus-client-private.h"
 #include "elbus-error.h"
+#include "elbus-i18n-private.h"
 #include "elbus-msgpack.h"
 #include "elbus-msgpack-private.h"
 #include "elbus-rpc-private.h"
@@ -261,8 +262,12 @@ message_filter (ElbusClient *client,
 
   if (len < 5 || (data[0] == ELBUS_RPC_ERROR_REPLY && len < 7))
     {
-      g_message ("RPC %s from %s is too short (%" G_GSIZE_FORMAT " bytes), dropped",
-                 data[0] == ELBUS_RPC_REPLY ? "reply" : "error", sender, len);
+      if (data[0] == ELBUS_RPC_REPLY)
+        g_message (_("RPC reply from %s is too short (%lu bytes), dropped"), sender,
+                   (gulong) len);
+      else
+        g_message (_("RPC error from %s is too short (%lu bytes), dropped"), sender,
+                   (gulong) len);
       return TRUE;
     }
 
@@ -332,7 +337,7 @@ message_cb (ElbusClient *client,
 
   if (len == 0)
     {
-      g_message ("RPC: empty message from %s, dropped", sender);
+      g_message (_("RPC: empty message from %s, dropped"), sender);
       return;
     }
 
@@ -359,7 +364,7 @@ message_cb (ElbusClient *client,
 
         if (len < 6 || (method_end = memchr (data + 5, 0, len - 5)) == NULL)
           {
-            g_message ("RPC request from %s is malformed (no method), dropped", sender);
+            g_message (_("RPC request from %s is malformed (no method), dropped"), sender);
             return;
           }
 
@@ -401,7 +406,7 @@ message_cb (ElbusClient *client,
       break;
 
     default:
-      g_message ("RPC: message of unknown type 0x%02x from %s, dropped", data[0], sender);
+      g_message (_("RPC: message of unknown type 0x%02x from %s, dropped"), data[0], sender);
       break;
     }
 }
@@ -427,7 +432,7 @@ disconnected_cb (ElbusClient *client,
   for (guint i = 0; i < ids->len; i++)
     complete_call (self, g_array_index (ids, guint32, i), NULL,
                    g_error_new_literal (ELBUS_ERROR, ELBUS_ERROR_CLOSED,
-                                        "the connection to the broker closed"));
+                                        _("the connection to the broker closed")));
 }
 
 /* outgoing */
@@ -463,7 +468,7 @@ call_timeout_cb (gpointer user_data)
   g_clear_pointer (&call->timeout_source, g_source_unref);
   complete_call (call->peer, call->call_id, NULL,
                  g_error_new (ELBUS_ERROR, ELBUS_ERROR_TIMEOUT,
-                              "no answer from “%s” in time", call->target));
+                              _("no answer from “%s” in time"), call->target));
   return G_SOURCE_REMOVE;
 }
 
@@ -475,7 +480,7 @@ call_cancelled_cb (GCancellable *cancellable,
 
   g_clear_pointer (&call->cancel_source, g_source_unref);
   complete_call (call->peer, call->call_id, NULL,
-                 g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED, "Operation was cancelled"));
+                 g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED, _("Operation was cancelled")));
   return G_SOURCE_REMOVE;
 }
 
@@ -873,7 +878,7 @@ elbus_rpc_peer_call_async (ElbusRpcPeer        *self,
     {
       complete_call (self, call->call_id, NULL,
                      g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
-                                          "Operation was cancelled"));
+                                          _("Operation was cancelled")));
       return;
     }
 
@@ -985,7 +990,7 @@ elbus_rpc_peer_call_sync (ElbusRpcPeer  *self,
         {
           g_clear_error (&call_error);
           g_set_error (&call_error, ELBUS_ERROR, ELBUS_ERROR_TIMEOUT,
-                       "no answer from “%s” in time", target);
+                       _("no answer from “%s” in time"), target);
         }
     }
 
@@ -1124,7 +1129,7 @@ elbus_rpc_params_from_pairs (const char * const  *pairs,
       if (eq == NULL || eq == pairs[i])
         {
           g_variant_builder_clear (&builder);
-          g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA, "“%s” is not KEY=VALUE", pairs[i]);
+          g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA, _("“%s” is not KEY=VALUE"), pairs[i]);
           return NULL;
         }
       key = g_strndup (pairs[i], eq - pairs[i]);
@@ -1178,7 +1183,7 @@ decode_reply (ElbusRpcPeer  *self,
   value = _elbus_msgpack_decode_limited (data, len, &self->limits, NULL, &local_error);
   if (value == NULL)
     g_set_error (error, ELBUS_RPC_ERROR, ELBUS_RPC_ERROR_PARSE,
-                 "the reply is not MessagePack: %s", local_error->message);
+                 _("the reply is not MessagePack: %s"), local_error->message);
   return value;
 }
 

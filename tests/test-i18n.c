@@ -27,6 +27,32 @@ network_error (void)
   return g_strdup (error->message);
 }
 
+/* A listener on a port that does not exist */
+static char *
+listen_error (void)
+{
+  g_autoptr(ElbusBroker) broker = elbus_broker_new ();
+  g_autoptr(GError) error = NULL;
+
+  g_assert_false (elbus_broker_listen_tcp (broker, "127.0.0.1:99999", &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  return g_strdup (error->message);
+}
+
+/* MessagePack beyond the size limit a caller set */
+static char *
+msgpack_limit_error (void)
+{
+  g_autoptr(GBytes) data = g_bytes_new_static ("\x93\x01\x02\x03", 4);
+  g_autoptr(GVariant) value = NULL;
+  g_autoptr(GError) error = NULL;
+
+  value = elbus_msgpack_decode_full (data, 8, 100, 3, &error);
+  g_assert_null (value);
+  g_assert_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA);
+  return g_strdup (error->message);
+}
+
 static void
 test_library_messages (void)
 {
@@ -35,6 +61,10 @@ test_library_messages (void)
                                                  GETTEXT_PACKAGE ".mo", NULL);
   g_autofree char *english = NULL;
   g_autofree char *german = NULL;
+  g_autofree char *listen_en = NULL;
+  g_autofree char *listen_de = NULL;
+  g_autofree char *limit_en = NULL;
+  g_autofree char *limit_de = NULL;
 
   /* English in the C locale; the first message binds the domain */
   g_unsetenv ("LANGUAGE");
@@ -44,6 +74,11 @@ test_library_messages (void)
                    "invalid network ‘10.0.0.0/129’: the prefix length is not a number "
                    "from 0 to 128");
   g_assert_cmpstr (elbus_error_code_to_string (ELBUS_ERROR_ACCESS), ==, "access denied");
+  listen_en = listen_error ();
+  g_assert_cmpstr (listen_en, ==, "“127.0.0.1:99999” is not a HOST:PORT address");
+  limit_en = msgpack_limit_error ();
+  g_assert_cmpstr (limit_en, ==,
+                   "the MessagePack data is 4 bytes long, more than the limit of 3");
 
   /* bound by the library, not by this program */
   g_assert_cmpstr (bindtextdomain (GETTEXT_PACKAGE, NULL), ==, LOCALEDIR);
@@ -64,6 +99,11 @@ test_library_messages (void)
                    "ungültiges Netzwerk „10.0.0.0/129“: Die Präfixlänge ist keine Zahl "
                    "von 0 bis 128");
   g_assert_cmpstr (elbus_error_code_to_string (ELBUS_ERROR_ACCESS), ==, "Zugriff verweigert");
+  listen_de = listen_error ();
+  g_assert_cmpstr (listen_de, ==, "„127.0.0.1:99999“ ist keine HOST:PORT-Adresse");
+  limit_de = msgpack_limit_error ();
+  g_assert_cmpstr (limit_de, ==,
+                   "Die MessagePack-Daten sind 4 Bytes lang, mehr als die Grenze von 3");
 
   g_unsetenv ("LANGUAGE");
   setlocale (LC_ALL, "C");
