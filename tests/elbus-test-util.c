@@ -1883,6 +1883,28 @@ elbus_test_lookup_uint (GVariant   *map,
   return (guint64) g_variant_get_int64 (value);
 }
 
+/* The next frame is .broker's notice on .broker/warn that it disconnects
+ * this client, for @reason. */
+void
+elbus_test_conn_expect_disconnect_notice (ElbusTestConn *conn,
+                                          const char    *reason)
+{
+  g_autoptr(ElbusTestFrame) frame = elbus_test_conn_read_frame (conn);
+  g_autoptr(GVariant) map = NULL;
+  const char *s = NULL, *d = NULL;
+
+  g_assert_cmphex (frame->kind, ==, KIND_PUBLISH);
+  g_assert_cmpstr (frame->sender, ==, ".broker");
+  g_assert_cmpstr (frame->topic, ==, ".broker/warn");
+  map = elbus_msgpack_decode (frame->payload, NULL);
+  g_assert_nonnull (map);
+  g_assert_true (g_variant_lookup (map, "s", "&s", &s));
+  g_assert_cmpstr (s, ==, "disconnect");
+  g_assert_true (g_variant_lookup (map, "d", "&s", &d));
+  g_assert_cmpstr (d, ==, reason);
+  g_assert_cmpuint (elbus_test_lookup_uint (map, "t"), >, 0);
+}
+
 GBytes *
 elbus_test_msgpack_from_text (const char *text)
 {

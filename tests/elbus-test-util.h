@@ -355,6 +355,10 @@ char     *elbus_test_read_line    (GDataInputStream *in);
 /* ------------------------------------------------------------------ */
 /* MessagePack and RPC calls through the library */
 
+/* The next frame is .broker's notice on .broker/warn that it disconnects
+ * this client, for @reason (elbus_broker_disconnect_client()). */
+void      elbus_test_conn_expect_disconnect_notice (ElbusTestConn *conn,
+                                                    const char    *reason);
 /* @text in the GVariant text format (g_variant_new_parsed()), encoded as
  * MessagePack: "{'a': <int64 1>}" gives 81 a1 61 01. */
 GBytes   *elbus_test_msgpack_from_text (const char *text);

@@ -1590,28 +1590,6 @@ test_api_force_disconnect (gconstpointer data)
   elbus_test_broker_free (tb);
 }
 
-/* The next frame is .broker's notice on .broker/warn that it disconnects
- * this client, for @reason. */
-static void
-expect_disconnect_notice (ElbusTestConn *conn,
-                          const char    *reason)
-{
-  g_autoptr(ElbusTestFrame) frame = elbus_test_conn_read_frame (conn);
-  g_autoptr(GVariant) map = NULL;
-  const char *s = NULL, *d = NULL;
-
-  g_assert_cmphex (frame->kind, ==, KIND_PUBLISH);
-  g_assert_cmpstr (frame->sender, ==, ".broker");
-  g_assert_cmpstr (frame->topic, ==, ".broker/warn");
-  map = elbus_msgpack_decode (frame->payload, NULL);
-  g_assert_nonnull (map);
-  g_assert_true (g_variant_lookup (map, "s", "&s", &s));
-  g_assert_cmpstr (s, ==, "disconnect");
-  g_assert_true (g_variant_lookup (map, "d", "&s", &d));
-  g_assert_cmpstr (d, ==, reason);
-  g_assert_cmpuint (elbus_test_lookup_uint (map, "t"), >, 0);
-}
-
 static void
 test_api_disconnect_client (gconstpointer data)
 {
@@ -1632,7 +1610,7 @@ test_api_disconnect_client (gconstpointer data)
   elbus_test_conn_op_acked (other, OP_MESSAGE, "victim", "before", RES_OK);
   g_assert_true (elbus_test_broker_disconnect_client (tb, "victim", "policy changed"));
   elbus_test_conn_expect_message (victim, KIND_MESSAGE, "other", NULL, "before");
-  expect_disconnect_notice (victim, "policy changed");
+  elbus_test_conn_expect_disconnect_notice (victim, "policy changed");
   elbus_test_conn_expect_eof (victim);
   elbus_test_conn_expect_eof (sec);
   elbus_test_broker_wait_client (tb, "victim", FALSE);

@@ -819,21 +819,8 @@ test_sighup (void)
                     "reloaded the configuration from");
   /* the dropped client is told why on .broker/warn, then closed; its
    * secondary goes with it */
-  {
-    g_autoptr(ElbusTestFrame) notice = elbus_test_conn_read_frame (gone);
-    g_autoptr(GVariant) map = NULL;
-    const char *s = NULL, *d = NULL;
-
-    g_assert_cmphex (notice->kind, ==, KIND_PUBLISH);
-    g_assert_cmpstr (notice->sender, ==, ".broker");
-    g_assert_cmpstr (notice->topic, ==, ".broker/warn");
-    map = elbus_msgpack_decode (notice->payload, NULL);
-    g_assert_nonnull (map);
-    g_assert_true (g_variant_lookup (map, "s", "&s", &s));
-    g_assert_cmpstr (s, ==, "disconnect");
-    g_assert_true (g_variant_lookup (map, "d", "&s", &d));
-    g_assert_cmpstr (d, ==, "the reloaded security policy has no entry for the name hup.gone");
-  }
+  elbus_test_conn_expect_disconnect_notice (gone, "the reloaded security policy has no "
+                                                  "entry for the name hup.gone");
   elbus_test_conn_expect_eof (gone);
   elbus_test_conn_drain_until_eof (gone2, ELBUS_TEST_DEADLINE_MS);
   g_assert_cmpuint (conf_test_count_log (t, "client hup.gone: disconnected by the broker: "
