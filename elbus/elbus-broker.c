@@ -485,16 +485,20 @@ deliver_to_scratch (ElbusBroker  *self,
 static void
 log_limit (ElbusPeer      *peer,
            ElbusPeerLimit  limit,
-           const char     *what,
            guint           value)
 {
+  g_autofree char *who = NULL;
+
   if (peer->limits_logged & limit)
     return;
   peer->limits_logged |= limit;
-  g_message (_("client %s (%s%s%s): %s limit of %u reached; refusing more"),
-             peer->name, _elbus_client_kind_name (peer->kind),
-             peer->source_addr != NULL ? " " : "",
-             peer->source_addr != NULL ? peer->source_addr : "", what, value);
+  who = g_strdup_printf ("%s (%s%s%s)", peer->name, _elbus_client_kind_name (peer->kind),
+                         peer->source_addr != NULL ? " " : "",
+                         peer->source_addr != NULL ? peer->source_addr : "");
+  if (limit == ELBUS_PEER_LIMIT_MASK_LENGTH)
+    g_message (_("client %s: mask length limit of %u reached; refusing more"), who, value);
+  else
+    g_message (_("client %s: subscription limit of %u reached; refusing more"), who, value);
 }
 
 /* Returns the result to ack: a subscription the policy refuses, or one
@@ -523,7 +527,7 @@ subscribe_masks (ElbusBroker            *self,
       else if (G_UNLIKELY (mask_len > ELBUS_MAX_NAME_LENGTH))
         {
           /* a trie node per level: a huge mask would cost a lot */
-          log_limit (peer, ELBUS_PEER_LIMIT_MASK_LENGTH, "mask length", ELBUS_MAX_NAME_LENGTH);
+          log_limit (peer, ELBUS_PEER_LIMIT_MASK_LENGTH, ELBUS_MAX_NAME_LENGTH);
           result = ELBUS_ERROR_DATA;
         }
       else if (G_UNLIKELY (peer->policy != NULL) &&
@@ -537,8 +541,7 @@ subscribe_masks (ElbusBroker            *self,
         {
           /* one too many: taken back */
           _elbus_topic_tree_unsubscribe (self->topics, mask, mask_len, peer);
-          log_limit (peer, ELBUS_PEER_LIMIT_SUBSCRIPTIONS, "subscription",
-                     self->max_subscriptions);
+          log_limit (peer, ELBUS_PEER_LIMIT_SUBSCRIPTIONS, self->max_subscriptions);
           result = ELBUS_ERROR_ACCESS;
         }
       else
