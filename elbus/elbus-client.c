@@ -108,6 +108,7 @@ struct _ElbusClient {
   /* in-process clients (elbus_broker_register_client()) */
   ElbusBroker     *broker;         /* (unowned) (nullable) */
   ElbusPeer       *peer;           /* (unowned) (nullable): cleared when either side closes */
+  GThread         *thread;         /* (unowned): the broker's, which alone may use peer */
 
   GSocketConnection *connection;   /* (owned) (nullable) */
   int              fd;             /* -1 when not connected */
@@ -578,6 +579,24 @@ static GSourceFuncs flush_source_funcs = {
 
 /* in-process clients */
 
+/* An in-process client touches the broker's state directly: only the
+ * broker's thread may use it. Anywhere else the call is refused loudly,
+ * before it touches anything. */
+static gboolean
+internal_wrong_thread (ElbusClient  *self,
+                       GError      **error)
+{
+  if (G_LIKELY (self->peer == NULL || self->thread == g_thread_self ()))
+    return FALSE;
+
+  g_critical ("in-process client %s used from a thread other than its broker's; refused",
+              self->name);
+  g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_OTHER,
+               _("the in-process client %s may only be used from its broker's thread"),
+               self->name);
+  return TRUE;
+}
+
 /* Routes a frame of an in-process client at once: one copy into a chunk,
  * decoded and checked like any frame from a socket. */
 static gboolean
@@ -721,7 +740,14 @@ client_enqueue (ElbusClient    *self,
     }
 
   if (self->peer != NULL)
-    return internal_send (self, entry, error);
+    {
+      if (internal_wrong_thread (self, error))
+        {
+          _elbus_out_entry_clear (entry);
+          return FALSE;
+        }
+      return internal_send (self, entry, error);
+    }
 
   _elbus_out_queue_push (&self->out, entry);
   if (self->want_write)
@@ -993,6 +1019,9 @@ pump_until (ElbusClient   *self,
 {
   gint64 deadline = g_get_monotonic_time () + (gint64) (self->timeout * G_USEC_PER_SEC);
   gboolean ok = TRUE;
+
+  if (internal_wrong_thread (self, error))
+    return FALSE;
 
   g_object_ref (self);
   self->pumping++;
@@ -1828,6 +1857,14 @@ elbus_client_dispose (GObject *object)
 {
   ElbusClient *self = ELBUS_CLIENT (object);
 
+  /* the broker still points at the client: keep it (leaked) rather than
+   * let the broker use freed memory */
+  if (internal_wrong_thread (self, NULL))
+    {
+      g_object_ref (self);
+      return;
+    }
+
   elbus_client_close (self);
   if (self->deferred_source != NULL)
     {
@@ -2238,6 +2275,8 @@ register_secondary_now (ElbusClient   *self,
       GError *local_error = NULL;
       ElbusClient *secondary;
 
+      if (internal_wrong_thread (self, error))
+        return NULL;
       if (self->broker != NULL)
         secondary = _elbus_client_new_internal (self->broker, name, &local_error);
       else
@@ -3031,6 +3070,8 @@ elbus_client_flush_sync (ElbusClient   *self,
       return FALSE;
     }
 
+  if (internal_wrong_thread (self, error))
+    return FALSE;
   if (self->peer != NULL)
     {
       for (guint pass = 0; pass < 64; pass++)
@@ -3088,7 +3129,7 @@ elbus_client_close (ElbusClient *self)
 {
   g_return_if_fail (ELBUS_IS_CLIENT (self));
 
-  if (!self->connected)
+  if (!self->connected || internal_wrong_thread (self, NULL))
     return;
 
   client_flush (self);
@@ -3129,6 +3170,7 @@ _elbus_client_new_internal (ElbusBroker  *broker,
 
   self->broker = broker;
   self->peer = peer;
+  self->thread = g_thread_self ();
   self->connected = TRUE;
 
   return g_steal_pointer (&self);
