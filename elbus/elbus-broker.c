@@ -352,7 +352,7 @@ _elbus_broker_register (ElbusBroker *self,
   g_hash_table_insert (self->clients, peer->name, peer);
   _elbus_name_tree_insert (self->names, peer->name, name_len, peer);
   _elbus_topic_tree_subscribe (self->topics, ".broker/warn", strlen (".broker/warn"), peer);
-  if (peer->internal == NULL)
+  if (peer->local == NULL)
     _elbus_deadline_start (peer, ELBUS_DEADLINE_PING, g_get_monotonic_time ());
 
   /* monitors hear of it before .broker's announcement, which the client
@@ -2210,7 +2210,7 @@ elbus_broker_register_client (ElbusBroker  *self,
       return NULL;
     }
 
-  return _elbus_client_new_internal (self, name, error);
+  return _elbus_broker_local_client_new (self, name, error);
 }
 
 static int
