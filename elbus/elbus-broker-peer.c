@@ -24,7 +24,6 @@
 #include <unistd.h>
 
 #include "elbus-broker-private.h"
-#include "elbus-client-private.h"
 #include "elbus-error.h"
 #include "elbus-i18n-private.h"
 
@@ -146,10 +145,10 @@ _elbus_peer_new (ElbusBroker           *broker,
 
 /* An in-process client's end: no socket, no source. What is queued for it
  * is handed to the client object when flushed; what it sends is routed
- * directly (see elbus-client.c). */
+ * directly (see elbus-broker-local.c). */
 ElbusPeer *
 _elbus_peer_new_internal (ElbusBroker *broker,
-                          ElbusClient *client)
+                          ElbusLocal  *local)
 {
   ElbusPeer *peer = g_new0 (ElbusPeer, 1);
 
@@ -158,7 +157,7 @@ _elbus_peer_new_internal (ElbusBroker *broker,
   peer->fd = -1;
   peer->uid = peer->gid = peer->pid = -1;
   peer->kind = ELBUS_CLIENT_KIND_INTERNAL;
-  peer->internal = client;
+  peer->local = local;
   peer->state = ELBUS_PEER_NAME;
   peer->dirty_link.data = peer;
   _elbus_out_queue_init (&peer->out);
@@ -205,7 +204,7 @@ _elbus_peer_close (ElbusPeer      *peer,
 {
   ElbusBroker *broker = peer->broker;
   g_autofree char *reason = NULL;
-  ElbusClient *internal;
+  ElbusLocal *local;
   va_list args;
 
   if (peer->closed)
@@ -244,18 +243,16 @@ _elbus_peer_close (ElbusPeer      *peer,
   _elbus_read_buf_clear (&peer->rb);
 
   /* held: a client-unregistered handler may drop it */
-  internal = peer->internal != NULL ? g_object_ref (peer->internal) : NULL;
-  peer->internal = NULL;
+  local = g_steal_pointer (&peer->local);
+  if (local != NULL)
+    _elbus_local_hold (local);
 
   /* takes over the registry's reference and emits client-unregistered */
   _elbus_broker_forget_peer (broker, peer);
 
   /* an in-process client learns it at once, its name already free */
-  if (internal != NULL)
-    {
-      _elbus_client_internal_closed (internal, reason);
-      g_object_unref (internal);
-    }
+  if (local != NULL)
+    _elbus_local_closed (local, reason);
 }
 
 /* Takes over @entry's references. Returns FALSE, dropping them, when the
@@ -281,7 +278,7 @@ _elbus_peer_enqueue (ElbusPeer     *peer,
    * handlers may send, and routing is not reentrant */
   if (!peer->want_write)
     {
-      if (peer->out.bytes >= broker->buf_size && peer->internal == NULL)
+      if (peer->out.bytes >= broker->buf_size && peer->local == NULL)
         _elbus_peer_flush (peer);
       else
         _elbus_broker_mark_dirty (broker, peer, urgent);
@@ -355,7 +352,7 @@ _elbus_peer_drain (ElbusPeer  *peer,
   if (peer->closed || peer->drain_reason != NULL)
     return;
 
-  if (peer->internal != NULL)
+  if (peer->local != NULL)
     {
       _elbus_peer_close (peer, G_LOG_LEVEL_INFO, "%s", reason);
       return;
@@ -418,9 +415,9 @@ _elbus_peer_flush (ElbusPeer *peer)
   if (peer->closed || peer->out.len == 0)
     return;
 
-  if (peer->internal != NULL)
+  if (peer->local != NULL)
     {
-      _elbus_client_internal_deliver (peer->internal, &peer->out, &frames, &bytes);
+      _elbus_local_deliver (peer->local, &peer->out, &frames, &bytes);
       peer->stats.w_frames += frames;
       peer->stats.w_bytes += bytes;
       broker->stats.w_frames += frames;

@@ -36,6 +36,7 @@ typedef struct _ElbusDispatchFile ElbusDispatchFile;
 typedef struct _ElbusCoreRpc ElbusCoreRpc;
 typedef struct _ElbusFifo ElbusFifo;
 typedef struct _ElbusMonitor ElbusMonitor;
+typedef struct _ElbusLocal ElbusLocal;
 
 /* What a monitor is told about (docs/protocol.md 9), in the order of the names
  * monitor.start takes. */
@@ -88,7 +89,7 @@ struct _ElbusPeer {
   int              fd;             /* (owned): the socket; -1 in process */
   ElbusDispatchFile file;          /* on the broker's epoll: IN, OUT while full */
   ElbusClientKind  kind;
-  ElbusClient     *internal;       /* (unowned) (nullable): an in-process client */
+  ElbusLocal      *local;          /* (unowned) (nullable): an in-process client's end */
   char            *source_addr;    /* (owned) (nullable): "ip:port" for TCP */
   char            *port;           /* (owned) (nullable): the listener's bind string */
   GInetAddress    *address;        /* (owned) (nullable): TCP clients' */
@@ -234,7 +235,7 @@ ElbusPeer  *_elbus_peer_new           (ElbusBroker   *broker,
                                        const struct sockaddr *addr,
                                        gsize          addr_len);
 ElbusPeer  *_elbus_peer_new_internal  (ElbusBroker   *broker,
-                                       ElbusClient   *client);
+                                       ElbusLocal    *local);
 void        _elbus_peer_unref         (ElbusPeer     *peer);
 void        _elbus_peer_close         (ElbusPeer     *peer,
                                        GLogLevelFlags level,
@@ -276,6 +277,18 @@ gboolean    _elbus_broker_log_unregistered (ElbusBroker *broker);
 void        _elbus_broker_forget_peer (ElbusBroker   *broker,
                                        ElbusPeer     *peer);
 void        _elbus_broker_resume_accept (ElbusBroker *broker);
+
+/* elbus-broker-local.c: in-process clients */
+ElbusClient  *_elbus_broker_local_client_new    (ElbusBroker   *broker,
+                                                 const char    *name,
+                                                 GError       **error);
+void          _elbus_local_deliver              (ElbusLocal    *local,
+                                                 ElbusOutQueue *queue,
+                                                 guint64       *frames,
+                                                 guint64       *bytes);
+void          _elbus_local_hold                 (ElbusLocal    *local);
+void          _elbus_local_closed               (ElbusLocal    *local,
+                                                 const char    *reason);
 
 /* elbus-broker-rpc.c */
 ElbusCoreRpc *_elbus_core_rpc_new               (ElbusBroker   *broker,

@@ -419,7 +419,7 @@ _elbus_core_rpc_new (ElbusBroker  *broker,
 
   core->broker = broker;
   core->started = g_get_monotonic_time ();
-  core->client = _elbus_client_new_internal (broker, ".broker", error);
+  core->client = _elbus_broker_local_client_new (broker, ".broker", error);
   if (core->client == NULL)
     {
       g_free (core);

@@ -353,7 +353,7 @@ _elbus_broker_register (ElbusBroker *self,
   g_hash_table_insert (self->clients, peer->name, peer);
   _elbus_name_tree_insert (self->names, peer->name, name_len, peer);
   _elbus_topic_tree_subscribe (self->topics, ".broker/warn", strlen (".broker/warn"), peer);
-  if (peer->internal == NULL)
+  if (peer->local == NULL)
     _elbus_deadline_start (peer, ELBUS_DEADLINE_PING, g_get_monotonic_time ());
 
   /* monitors hear of it before .broker's announcement, which the client
@@ -2147,6 +2147,22 @@ elbus_broker_enable_core_rpc (ElbusBroker  *self,
   return self->core != NULL;
 }
 
+/* The calling thread is the broker's: its thread-default main context is
+ * the broker's, and no other thread is running that context. */
+static gboolean
+on_broker_thread (ElbusBroker *self)
+{
+  GMainContext *context = g_main_context_get_thread_default ();
+
+  if ((context != NULL ? context : g_main_context_default ()) != self->context)
+    return FALSE;
+  if (!g_main_context_acquire (self->context))
+    return FALSE;
+  g_main_context_release (self->context);
+
+  return TRUE;
+}
+
 /**
  * elbus_broker_register_client:
  * @self: a broker
@@ -2161,8 +2177,11 @@ elbus_broker_enable_core_rpc (ElbusBroker  *self,
  * for it are handed over when the broker flushes: before the main loop
  * sleeps, or at once for real-time frames and acknowledgements.
  *
- * It must be used from the broker's thread, and shares the broker's main
- * context. It has no [property@Elbus.Client:address]. Closing it, or the
+ * It must be created and used from the broker's thread, and shares the
+ * broker's main context: called from a thread whose thread-default main
+ * context is not the broker's, or while another thread runs the broker's
+ * context, it logs a critical warning and fails with %ELBUS_ERROR_OTHER
+ * without touching the broker. It has no [property@Elbus.Client:address]. Closing it, or the
  * broker dropping it, ends it like a disconnection.
  *
  * Returns: (transfer full): a registered client, or %NULL when the name is
@@ -2184,8 +2203,16 @@ elbus_broker_register_client (ElbusBroker  *self,
       g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED, _("the broker is closed"));
       return NULL;
     }
+  if (!on_broker_thread (self))
+    {
+      g_critical ("elbus_broker_register_client (%s) called from a thread other than the "
+                  "broker's; refused", name);
+      g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_OTHER,
+                           "in-process clients are registered from the broker's thread only");
+      return NULL;
+    }
 
-  return _elbus_client_new_internal (self, name, error);
+  return _elbus_broker_local_client_new (self, name, error);
 }
 
 static int

@@ -1,27 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * In-process clients: an ElbusClient whose other end is an ElbusPeer of
- * kind INTERNAL in the same broker, on the same main context. No socket:
- * what the client sends is routed at once, and what the broker queues for
- * it is handed over when the broker flushes.
+ * The client's helpers for the RPC layer: the message filter and the
+ * driver of the _sync calls.
  */
 #pragma once
 
-#include "elbus-broker.h"
 #include "elbus-client.h"
 #include "elbus-io-private.h"
 
 G_BEGIN_DECLS
-
-ElbusClient *_elbus_client_new_internal     (ElbusBroker    *broker,
-                                             const char     *name,
-                                             GError        **error);
-void         _elbus_client_internal_deliver (ElbusClient    *client,
-                                             ElbusOutQueue  *queue,
-                                             guint64        *frames,
-                                             guint64        *bytes);
-void         _elbus_client_internal_closed  (ElbusClient    *client,
-                                             const char     *reason);
 
 /* The RPC layer sees each one-to-one message first; TRUE consumes it. */
 typedef gboolean (*ElbusClientMessageFilter) (ElbusClient *client,

@@ -1,17 +1,16 @@
 /* SPDX-License-Identifier: MIT */
+/* The client: connecting and the handshake, operations and their acks,
+ * signals and the _sync calls; its frames go through a transport
+ * (elbus-transport-private.h), a socket or the broker in this process. */
 #include "config.h"
 
-#include <errno.h>
-#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <unistd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
 #include <gio/gunixsocketaddress.h>
 
-#include "elbus-broker-private.h"
 #include "elbus-i18n-private.h"
 #include "elbus-client.h"
 #include "elbus-client-private.h"
@@ -19,6 +18,7 @@
 #include "elbus-error.h"
 #include "elbus-io-private.h"
 #include "elbus-msgpack.h"
+#include "elbus-transport-private.h"
 
 /**
  * ElbusClient:
@@ -106,24 +106,11 @@ struct _ElbusClient {
   guint            queue_size;
   guint            buf_size;
 
-  /* in-process clients (elbus_broker_register_client()) */
-  ElbusBroker     *broker;         /* (unowned) (nullable) */
-  ElbusPeer       *peer;           /* (unowned) (nullable): cleared when either side closes */
-
-  GSocketConnection *connection;   /* (owned) (nullable) */
-  int              fd;             /* -1 when not connected */
-  GSource         *source;         /* (owned) (nullable) */
-  gpointer         fd_tag;
-  GSource         *flush_source;   /* (owned) (nullable) */
+  /* the other end: a socket, or the broker in this process */
+  ElbusTransport  *transport;      /* (owned) (nullable): set once connected */
+  GSocketConnection *connection;   /* (owned) (nullable): while connecting */
   GSource         *tick_source;    /* (owned) (nullable): pings, timeouts */
   gboolean         connected;
-
-  ElbusReadBuf     rb;
-  ElbusOutQueue    out;
-  gboolean         want_write;
-  gboolean         dirty;          /* non-real-time frames wait in out */
-  gint64           stall_since;
-  gint64           last_write;
 
   guint32          next_op_id;
   guint            n_secondaries;  /* suffixes handed out by register_secondary */
@@ -231,9 +218,9 @@ result_to_error (guint8      result,
     }
 }
 
-static GError *
-registration_error (guint8      result,
-                    const char *name)
+GError *
+_elbus_client_registration_error (guint8      result,
+                                  const char *name)
 {
   switch (result)
     {
@@ -377,6 +364,34 @@ schedule_deferred (ElbusClient *self)
   g_source_attach (self->deferred_source, self->context);
 }
 
+/* A publication from .broker on .broker/warn saying that the broker is
+ * disconnecting this client keeps its reason for the disconnection
+ * (docs/protocol.md 10). The publication is delivered as any other. */
+static void
+note_broker_warn (ElbusClient  *self,
+                  const char   *sender,
+                  const char   *topic,
+                  const guint8 *payload,
+                  gsize         payload_len)
+{
+  g_autoptr(GVariant) map = NULL;
+  g_autoptr(GVariantDict) dict = NULL;
+  const char *what = NULL, *reason = NULL;
+
+  if (!g_str_equal (sender, ".broker") || !g_str_equal (topic, ".broker/warn"))
+    return;
+  map = elbus_msgpack_decode_data (payload, payload_len, NULL);
+  if (map == NULL || !g_variant_is_of_type (map, G_VARIANT_TYPE_VARDICT))
+    return;
+  dict = g_variant_dict_new (map);
+  if (g_variant_dict_lookup (dict, "s", "&s", &what) && g_str_equal (what, "disconnect") &&
+      g_variant_dict_lookup (dict, "d", "&s", &reason))
+    {
+      g_free (self->drop_reason);
+      self->drop_reason = g_strdup (reason);
+    }
+}
+
 static void
 deliver_frame (ElbusClient  *self,
                guint8        kind,
@@ -386,6 +401,10 @@ deliver_frame (ElbusClient  *self,
                gboolean      realtime)
 {
   ElbusFrame *frame;
+
+  if (G_UNLIKELY (kind == ELBUS_KIND_PUBLISH && topic[0] == '.'))
+    note_broker_warn (self, sender, topic, g_bytes_get_data (payload, NULL),
+                      g_bytes_get_size (payload));
 
   /* RPC replies complete calls at once, even while a _sync call drives the
    * connection; they are not messages for anyone else */
@@ -421,321 +440,50 @@ handle_ack (ElbusClient *self,
                                                      : result_to_error (result, op->op, op->target));
 }
 
-/* A publication from .broker on .broker/warn saying that the broker is
- * disconnecting this client keeps its reason for the disconnection
- * (docs/protocol.md 10). The publication is delivered as any other. */
+/* The other end closed: the end of a connection that .broker announced
+ * it would end says why (a reset included). */
 static void
-note_broker_warn (ElbusClient  *self,
-                  const char   *sender,
-                  const char   *topic,
-                  const guint8 *payload,
-                  gsize         payload_len)
+transport_closed (ElbusClient *self,
+                  GError      *error)
 {
-  g_autoptr(GVariant) map = NULL;
-  g_autoptr(GVariantDict) dict = NULL;
-  const char *what = NULL, *reason = NULL;
-
-  if (!g_str_equal (sender, ".broker") || !g_str_equal (topic, ".broker/warn"))
-    return;
-  map = elbus_msgpack_decode_data (payload, payload_len, NULL);
-  if (map == NULL || !g_variant_is_of_type (map, G_VARIANT_TYPE_VARDICT))
-    return;
-  dict = g_variant_dict_new (map);
-  if (g_variant_dict_lookup (dict, "s", "&s", &what) && g_str_equal (what, "disconnect") &&
-      g_variant_dict_lookup (dict, "d", "&s", &reason))
+  if (self->drop_reason != NULL && error != NULL &&
+      (g_error_matches (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED) ||
+       g_error_matches (error, ELBUS_ERROR, ELBUS_ERROR_IO)))
     {
-      g_free (self->drop_reason);
-      self->drop_reason = g_strdup (reason);
+      g_error_free (error);
+      error = g_error_new (ELBUS_ERROR, ELBUS_ERROR_CLOSED,
+                           _("disconnected by the broker: %s"), self->drop_reason);
     }
+  client_disconnect (self, error);
 }
 
-/* Reads once and handles every complete frame. */
-static void
-client_read (ElbusClient *self)
-{
-  ElbusReadBuf *rb = &self->rb;
-  gssize n = _elbus_read_buf_fill (rb, self->fd);
+/* what the transport calls (elbus-transport-private.h) */
 
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-    return;
-  if (n <= 0 && self->drop_reason != NULL)
-    {
-      /* the end, or a reset, that the broker announced */
-      client_disconnect (self, g_error_new (ELBUS_ERROR, ELBUS_ERROR_CLOSED,
-                                            _("disconnected by the broker: %s"),
-                                            self->drop_reason));
-      return;
-    }
-  if (n < 0)
-    {
-      client_disconnect (self, g_error_new (ELBUS_ERROR, ELBUS_ERROR_IO,
-                                            _("reading from the broker failed: %s"),
-                                            g_strerror (errno)));
-      return;
-    }
-  if (n == 0)
-    {
-      client_disconnect (self, g_error_new_literal (ELBUS_ERROR, ELBUS_ERROR_CLOSED,
-                                                    _("the broker closed the connection")));
-      return;
-    }
-
-  while (self->connected)
-    {
-      ElbusBrokerFrame bf;
-      gsize needed = 0;
-      g_autoptr(GError) error = NULL;
-
-      switch (_elbus_codec_decode_broker_frame (rb->chunk->data + rb->start, rb->end - rb->start,
-                                                G_MAXUINT32, &bf, &needed, &error))
-        {
-        case ELBUS_DECODE_INCOMPLETE:
-          rb->needed = needed;
-          return;
-
-        case ELBUS_DECODE_ERROR:
-          client_disconnect (self, g_error_new (ELBUS_ERROR, ELBUS_ERROR_DATA,
-                                                _("the broker sent a malformed frame: %s"),
-                                                error->message));
-          return;
-
-        case ELBUS_DECODE_OK:
-        default:
-          rb->start += bf.frame_len;
-          if (bf.kind == ELBUS_KIND_ACK)
-            handle_ack (self, bf.op_id, bf.result);
-          else if (bf.kind != ELBUS_KIND_PING)
-            {
-              g_autoptr(GBytes) payload = _elbus_chunk_share (rb->chunk, bf.payload,
-                                                              bf.payload_len);
-
-              if (G_UNLIKELY (bf.kind == ELBUS_KIND_PUBLISH && bf.topic[0] == '.'))
-                note_broker_warn (self, bf.sender, bf.topic, bf.payload, bf.payload_len);
-              deliver_frame (self, bf.kind, bf.sender, bf.topic, payload, bf.realtime);
-            }
-          break;
-        }
-    }
-}
+static const ElbusTransportEvents transport_events = {
+  .frame = deliver_frame,
+  .ack = handle_ack,
+  .closed = transport_closed,
+};
 
 /* frames out */
 
-static void
-set_want_write (ElbusClient *self,
-                gboolean     want)
-{
-  if (self->want_write == want || self->source == NULL)
-    return;
-
-  self->want_write = want;
-  g_source_modify_unix_fd (self->source, self->fd_tag,
-                           G_IO_IN | G_IO_HUP | G_IO_ERR | (want ? G_IO_OUT : 0));
-}
-
-static void
-client_flush (ElbusClient *self)
-{
-  guint64 frames = 0, bytes = 0;
-  gsize waiting = self->out.bytes;
-
-  self->dirty = FALSE;
-  if (!self->connected || self->out.len == 0)
-    return;
-
-  switch (_elbus_out_queue_write (&self->out, self->fd, &frames, &bytes))
-    {
-    case ELBUS_WRITE_DONE:
-      self->stall_since = 0;
-      self->last_write = g_get_monotonic_time ();
-      set_want_write (self, FALSE);
-      break;
-
-    case ELBUS_WRITE_BLOCKED:
-      if (self->out.bytes != waiting || self->stall_since == 0)
-        self->stall_since = g_get_monotonic_time ();
-      set_want_write (self, TRUE);
-      break;
-
-    case ELBUS_WRITE_FAILED:
-    default:
-      client_disconnect (self, g_error_new (ELBUS_ERROR, ELBUS_ERROR_IO,
-                                            _("writing to the broker failed: %s"),
-                                            g_strerror (errno)));
-      break;
-    }
-}
-
+/* A transport bound to one thread (an in-process client on the broker's
+ * thread) refuses every other thread loudly, before it touches
+ * anything. */
 static gboolean
-client_source_dispatch (GSource     *source,
-                        GSourceFunc  callback,
-                        gpointer     user_data)
+wrong_thread (ElbusClient  *self,
+              GError      **error)
 {
-  ElbusClient *self = g_object_ref (user_data);
-  GIOCondition cond = g_source_query_unix_fd (source, self->fd_tag);
+  if (G_LIKELY (self->transport == NULL || self->transport->thread == NULL ||
+                self->transport->thread == g_thread_self ()))
+    return FALSE;
 
-  if (cond & (G_IO_IN | G_IO_HUP | G_IO_ERR))
-    client_read (self);
-  if (self->connected && (cond & G_IO_OUT))
-    client_flush (self);
-
-  g_object_unref (self);
-  return G_SOURCE_CONTINUE;
-}
-
-static GSourceFuncs client_source_funcs = {
-  .dispatch = client_source_dispatch,
-};
-
-typedef struct {
-  GSource      source;
-  ElbusClient *client;          /* (unowned) */
-} FlushSource;
-
-static gboolean
-flush_prepare (GSource *source,
-               int     *timeout)
-{
-  ElbusClient *self = ((FlushSource *) source)->client;
-
-  /* the loop is about to sleep: nothing may wait past this point */
-  if (self->dirty && !self->want_write)
-    client_flush (self);
-
-  *timeout = -1;
-  return FALSE;
-}
-
-static gboolean
-flush_dispatch (GSource     *source,
-                GSourceFunc  callback,
-                gpointer     user_data)
-{
-  return G_SOURCE_CONTINUE;
-}
-
-static GSourceFuncs flush_source_funcs = {
-  .prepare = flush_prepare,
-  .dispatch = flush_dispatch,
-};
-
-/* in-process clients */
-
-/* Routes a frame of an in-process client at once: one copy into a chunk,
- * decoded and checked like any frame from a socket. */
-static gboolean
-internal_send (ElbusClient    *self,
-               ElbusOutEntry  *entry,
-               GError        **error)
-{
-  ElbusBroker *broker = self->broker;
-  ElbusPeer *peer = self->peer;
-  gsize len = _elbus_out_entry_len (entry);
-  ElbusChunk *chunk = _elbus_chunk_new (len);
-  guint8 *p = chunk->data;
-  ElbusClientFrame frame;
-  gsize needed;
-  g_autoptr(GError) decode_error = NULL;
-
-  memcpy (p, entry->hdr, entry->hdr_len);
-  p += entry->hdr_len;
-  if (entry->name != NULL)
-    {
-      gsize name_len = g_ref_string_length (entry->name) + 1;
-
-      memcpy (p, entry->name, name_len);
-      p += name_len;
-    }
-  if (entry->payload_len > 0)
-    memcpy (p, entry->payload, entry->payload_len);
-  _elbus_out_entry_clear (entry);
-
-  if (_elbus_codec_decode_client_frame (chunk->data, len, broker->max_frame_size, &frame,
-                                        &needed, &decode_error) != ELBUS_DECODE_OK)
-    {
-      _elbus_chunk_unref (chunk);
-      g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA, _("the broker refuses the frame: %s"),
-                   decode_error != NULL ? decode_error->message : _("incomplete"));
-      return FALSE;
-    }
-
-  peer->stats.r_frames++;
-  peer->stats.r_bytes += len;
-  broker->stats.r_frames++;
-  broker->stats.r_bytes += len;
-  _elbus_broker_route (broker, peer, &frame, chunk);
-  _elbus_chunk_unref (chunk);
-
+  g_critical ("in-process client %s used from a thread other than its broker's; refused",
+              self->name);
+  g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_OTHER,
+               _("the in-process client %s may only be used from its broker's thread"),
+               self->name);
   return TRUE;
-}
-
-/* Called by the broker's flush: takes what is queued for the client. Only
- * what was there when it started: handlers that send to themselves are
- * served in the next flush, not in a loop here. */
-void
-_elbus_client_internal_deliver (ElbusClient   *self,
-                                ElbusOutQueue *queue,
-                                guint64       *frames,
-                                guint64       *bytes)
-{
-  guint n = queue->len;
-  ElbusOutEntry e;
-
-  g_object_ref (self);
-
-  while (n-- > 0 && self->connected && _elbus_out_queue_pop (queue, &e))
-    {
-      gsize len = _elbus_out_entry_len (&e);
-      guint8 kind = e.hdr[0];
-
-      if (len >= ELBUS_BROKER_HEADER_LEN)
-        {
-          (*frames)++;
-          *bytes += len;
-        }
-      /* a monitor event's payload is a GBytes or a prefix and a chunk */
-      _elbus_out_entry_flatten (&e);
-
-      if (kind == ELBUS_KIND_ACK)
-        handle_ack (self, _elbus_read_u32 (e.hdr + 1), e.hdr[5]);
-      else if (kind == ELBUS_KIND_MESSAGE || kind == ELBUS_KIND_BROADCAST ||
-               kind == ELBUS_KIND_PUBLISH)
-        {
-          const char *sender = e.name != NULL ? e.name
-                                              : (const char *) e.hdr + ELBUS_BROKER_HEADER_LEN;
-          const guint8 *data = e.payload;
-          gsize data_len = e.payload_len;
-          const char *topic = NULL;
-          g_autoptr(GBytes) payload = NULL;
-
-          if (kind == ELBUS_KIND_PUBLISH)
-            {
-              /* TOPIC 00 PAYLOAD, as the publisher sent it */
-              gsize topic_len = strlen ((const char *) data);
-
-              topic = (const char *) data;
-              data += topic_len + 1;
-              data_len -= topic_len + 1;
-            }
-          payload = data_len > 0 ? _elbus_chunk_share (e.chunk, data, data_len)
-                                 : g_bytes_new_static ("", 0);
-          deliver_frame (self, kind, sender, topic, payload, e.hdr[5] != 0);
-        }
-
-      _elbus_out_entry_clear (&e);
-    }
-
-  g_object_unref (self);
-}
-
-/* The broker dropped the client (force_disconnect, broker closing). */
-void
-_elbus_client_internal_closed (ElbusClient *self,
-                               const char  *reason)
-{
-  self->peer = NULL;
-  self->broker = NULL;
-  client_disconnect (self, g_error_new (ELBUS_ERROR, ELBUS_ERROR_CLOSED,
-                                        _("the broker dropped this client: %s"), reason));
 }
 
 /* Queues one frame. Real-time frames, and any frame once buf-size bytes
@@ -746,6 +494,13 @@ client_enqueue (ElbusClient    *self,
                 gboolean        realtime,
                 GError        **error)
 {
+  guint queued;
+
+  if (wrong_thread (self, error))
+    {
+      _elbus_out_entry_clear (entry);
+      return FALSE;
+    }
   if (!self->connected)
     {
       _elbus_out_entry_clear (entry);
@@ -753,28 +508,16 @@ client_enqueue (ElbusClient    *self,
                            _("the client is not connected"));
       return FALSE;
     }
-  if (self->out.len >= self->queue_size)
+  queued = self->transport->funcs->queued (self->transport);
+  if (queued >= self->queue_size)
     {
       _elbus_out_entry_clear (entry);
       g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_BUSY,
-                   _("%u frames are already waiting to be written to the broker"),
-                   self->out.len);
+                   _("%u frames are already waiting to be written to the broker"), queued);
       return FALSE;
     }
 
-  if (self->peer != NULL)
-    return internal_send (self, entry, error);
-
-  _elbus_out_queue_push (&self->out, entry);
-  if (self->want_write)
-    return TRUE;
-
-  if (realtime || self->out.bytes >= self->buf_size)
-    client_flush (self);
-  else
-    self->dirty = TRUE;
-
-  return TRUE;
+  return self->transport->funcs->send (self->transport, entry, realtime, error);
 }
 
 static guint32
@@ -1033,80 +776,21 @@ pump_until (ElbusClient   *self,
             GCancellable  *cancellable,
             GError       **error)
 {
-  gint64 deadline = g_get_monotonic_time () + (gint64) (self->timeout * G_USEC_PER_SEC);
-  gboolean ok = TRUE;
+  gboolean ok;
+
+  if (wrong_thread (self, error))
+    return FALSE;
+  if (self->transport == NULL)
+    {
+      g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED,
+                           _("the connection to the broker is closed"));
+      return FALSE;
+    }
 
   g_object_ref (self);
   self->pumping++;
 
-  /* in process, the broker answers in the same thread: let it flush */
-  if (self->peer != NULL)
-    {
-      /* each pass may produce more (a handler answering): a bounded few */
-      for (guint pass = 0; pass < 64 && !*done && self->broker != NULL; pass++)
-        if (!_elbus_broker_flush_dirty (self->broker))
-          break;
-      if (!*done)
-        {
-          g_set_error_literal (error, ELBUS_ERROR, self->connected ? ELBUS_ERROR_OTHER
-                                                                   : ELBUS_ERROR_CLOSED,
-                               self->connected ? _("the broker did not answer")
-                                               : _("the connection to the broker is closed"));
-          ok = FALSE;
-        }
-    }
-
-  while (ok && !*done)
-    {
-      GPollFD fds[2];
-      int n_fds = 1, timeout_ms, r;
-      gint64 now;
-
-      if (self->connected && self->out.len > 0)
-        client_flush (self);
-      if (*done)
-        break;
-      if (!self->connected)
-        {
-          g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED,
-                               _("the connection to the broker is closed"));
-          ok = FALSE;
-          break;
-        }
-      if (g_cancellable_set_error_if_cancelled (cancellable, error))
-        {
-          ok = FALSE;
-          break;
-        }
-
-      now = g_get_monotonic_time ();
-      if (now >= deadline)
-        {
-          g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_TIMEOUT,
-                       _("the broker did not answer within %.3g s"), self->timeout);
-          ok = FALSE;
-          break;
-        }
-      timeout_ms = (int) MIN ((deadline - now + 999) / 1000, G_MAXINT);
-
-      fds[0].fd = self->fd;
-      fds[0].events = G_IO_IN | (self->out.len > 0 ? G_IO_OUT : 0);
-      fds[0].revents = 0;
-      if (g_cancellable_make_pollfd (cancellable, &fds[1]))
-        n_fds = 2;
-
-      r = g_poll (fds, n_fds, timeout_ms);
-      if (n_fds == 2)
-        g_cancellable_release_fd (cancellable);
-      if (r < 0 && errno != EINTR)
-        {
-          client_disconnect (self, g_error_new (ELBUS_ERROR, ELBUS_ERROR_IO, _("poll failed: %s"),
-                                                g_strerror (errno)));
-          continue;
-        }
-      if (r > 0 && (fds[0].revents & (G_IO_IN | G_IO_HUP | G_IO_ERR)))
-        client_read (self);
-    }
+  ok = self->transport->funcs->pump (self->transport, done, self->timeout, cancellable, error);
 
   self->pumping--;
   if (self->pumping == 0 && self->deferred.length > 0)
@@ -1183,12 +867,11 @@ tick_cb (gpointer user_data)
   g_autoptr(GArray) expired = g_array_new (FALSE, FALSE, sizeof (guint32));
   GHashTableIter iter;
   PendingOp *op;
+  GError *dead = self->transport->funcs->tick (self->transport, now, limit);
 
-  if (self->stall_since != 0 && now - self->stall_since >= limit)
+  if (dead != NULL)
     {
-      client_disconnect (self, g_error_new (ELBUS_ERROR, ELBUS_ERROR_TIMEOUT,
-                                            _("the broker took no data for %.3g s"),
-                                            self->timeout));
+      client_disconnect (self, dead);
       g_object_unref (self);
       return G_SOURCE_REMOVE;
     }
@@ -1202,15 +885,6 @@ tick_cb (gpointer user_data)
                      g_error_new (ELBUS_ERROR, ELBUS_ERROR_TIMEOUT,
                                   _("the broker did not acknowledge within %.3g s"),
                                   self->timeout));
-
-  /* a ping when nothing else went out for a timeout */
-  if (self->connected && self->out.len == 0 && now - self->last_write >= limit)
-    {
-      ElbusOutEntry entry = { 0 };
-
-      entry.hdr_len = ELBUS_CLIENT_HEADER_LEN;
-      client_enqueue (self, &entry, TRUE, NULL);
-    }
 
   g_object_unref (self);
   return G_SOURCE_CONTINUE;
@@ -1259,29 +933,7 @@ client_disconnect (ElbusClient *self,
       g_source_destroy (self->tick_source);
       g_clear_pointer (&self->tick_source, g_source_unref);
     }
-  if (self->source != NULL)
-    {
-      g_source_destroy (self->source);
-      g_clear_pointer (&self->source, g_source_unref);
-    }
-  if (self->flush_source != NULL)
-    {
-      g_source_destroy (self->flush_source);
-      g_clear_pointer (&self->flush_source, g_source_unref);
-    }
-  if (self->connection != NULL)
-    g_io_stream_close (G_IO_STREAM (self->connection), NULL, NULL);
-  if (self->peer != NULL)
-    {
-      ElbusPeer *peer = g_steal_pointer (&self->peer);
-
-      peer->internal = NULL;
-      _elbus_peer_close (peer, G_LOG_LEVEL_INFO, "closed by the in-process client");
-      self->broker = NULL;
-    }
-  self->fd = -1;
-  _elbus_out_queue_clear (&self->out);
-  _elbus_out_queue_init (&self->out);
+  self->transport->funcs->close (self->transport);
 
   /* nothing waits forever: every pending operation fails */
   ops = g_ptr_array_new ();
@@ -1308,32 +960,28 @@ client_disconnect (ElbusClient *self,
   g_object_unref (self);
 }
 
+/* The handshake is done: the socket transport takes the connection. */
 static void
 client_start_io (ElbusClient *self)
 {
-  GSocket *socket = g_socket_connection_get_socket (self->connection);
-  FlushSource *flush;
+  ElbusTransport *transport = _elbus_socket_transport_new (self, self->connection, self->context);
 
-  self->fd = g_socket_get_fd (socket);
-  g_socket_set_timeout (socket, 0);
-  g_socket_set_blocking (socket, FALSE);
-  self->connected = TRUE;
-  self->last_write = g_get_monotonic_time ();
-
-  self->source = g_source_new (&client_source_funcs, sizeof (GSource));
-  g_source_set_static_name (self->source, "[elbus] client");
-  self->fd_tag = g_source_add_unix_fd (self->source, self->fd, G_IO_IN | G_IO_HUP | G_IO_ERR);
-  g_source_set_callback (self->source, NULL, self, NULL);
-  g_source_attach (self->source, self->context);
-
-  flush = (FlushSource *) g_source_new (&flush_source_funcs, sizeof (FlushSource));
-  flush->client = self;
-  self->flush_source = (GSource *) flush;
-  g_source_set_static_name (self->flush_source, "[elbus] client flush");
-  g_source_set_priority (self->flush_source, G_PRIORITY_HIGH - 100);
-  g_source_attach (self->flush_source, self->context);
-
+  g_clear_object (&self->connection);
+  _elbus_client_attach_transport (self, transport);
   restart_tick (self);
+}
+
+void
+_elbus_client_attach_transport (ElbusClient    *self,
+                                ElbusTransport *transport)
+{
+  g_return_if_fail (self->transport == NULL);
+
+  self->transport = transport;
+  transport->events = &transport_events;
+  transport->buf_size = self->buf_size;
+  self->init_state = INIT_DONE;
+  self->connected = TRUE;
 }
 
 static GSocketConnectable *
@@ -1406,7 +1054,7 @@ handshake_check (ElbusClient  *self,
     case 4:
       if (hs->buf[0] != ELBUS_RESULT_OK)
         {
-          g_propagate_error (error, registration_error (hs->buf[0], self->name));
+          g_propagate_error (error, _elbus_client_registration_error (hs->buf[0], self->name));
           return FALSE;
         }
       return TRUE;
@@ -1870,6 +1518,14 @@ elbus_client_dispose (GObject *object)
 {
   ElbusClient *self = ELBUS_CLIENT (object);
 
+  /* the broker still points at the client: keep it (leaked) rather than
+   * let the broker use freed memory */
+  if (wrong_thread (self, NULL))
+    {
+      g_object_ref (self);
+      return;
+    }
+
   elbus_client_close (self);
   if (self->deferred_source != NULL)
     {
@@ -1888,8 +1544,8 @@ elbus_client_finalize (GObject *object)
 {
   ElbusClient *self = ELBUS_CLIENT (object);
 
-  _elbus_read_buf_clear (&self->rb);
-  _elbus_out_queue_clear (&self->out);
+  if (self->transport != NULL)
+    self->transport->funcs->free (self->transport);
   g_hash_table_unref (self->pending);
   g_clear_object (&self->connection);
   g_clear_pointer (&self->name, g_ref_string_release);
@@ -2110,12 +1766,10 @@ static void
 elbus_client_init (ElbusClient *self)
 {
   self->context = g_main_context_ref_thread_default ();
-  self->fd = -1;
   self->timeout = ELBUS_CLIENT_DEFAULT_TIMEOUT;
   self->queue_size = ELBUS_CLIENT_DEFAULT_QUEUE_SIZE;
   self->buf_size = ELBUS_CLIENT_DEFAULT_BUF_SIZE;
   self->pending = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) pending_op_free);
-  _elbus_out_queue_init (&self->out);
   g_queue_init (&self->deferred);
 }
 
@@ -2281,8 +1935,10 @@ register_secondary_now (ElbusClient   *self,
       GError *local_error = NULL;
       ElbusClient *secondary;
 
-      if (self->broker != NULL)
-        secondary = _elbus_client_new_internal (self->broker, name, &local_error);
+      if (wrong_thread (self, error))
+        return NULL;
+      if (self->transport->funcs->new_secondary != NULL)
+        secondary = self->transport->funcs->new_secondary (self->transport, name, &local_error);
       else
         secondary = elbus_client_new_sync (self->address, name, cancellable, &local_error);
 
@@ -2340,7 +1996,7 @@ elbus_client_register_secondary_async (ElbusClient         *self,
       return;
     }
 
-  if (self->broker != NULL)
+  if (self->transport->funcs->new_secondary != NULL)
     {
       GError *error = NULL;
       ElbusClient *secondary = register_secondary_now (self, cancellable, &error);
@@ -2593,6 +2249,8 @@ elbus_client_set_buf_size (ElbusClient *self,
     return;
 
   self->buf_size = buf_size;
+  if (self->transport != NULL)
+    self->transport->buf_size = buf_size;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_BUF_SIZE]);
 }
 
@@ -3074,45 +2732,10 @@ elbus_client_flush_sync (ElbusClient   *self,
       return FALSE;
     }
 
-  if (self->peer != NULL)
-    {
-      for (guint pass = 0; pass < 64; pass++)
-        if (!_elbus_broker_flush_dirty (self->broker))
-          break;
-      return TRUE;
-    }
+  if (wrong_thread (self, error))
+    return FALSE;
 
-  client_flush (self);
-  while (self->connected && self->out.len > 0)
-    {
-      GPollFD fds[2] = { { .fd = self->fd, .events = G_IO_OUT } };
-      int n_fds = 1, r;
-
-      if (g_cancellable_make_pollfd (cancellable, &fds[1]))
-        n_fds = 2;
-      r = g_poll (fds, n_fds, (int) (self->timeout * 1000));
-      if (n_fds == 2)
-        g_cancellable_release_fd (cancellable);
-
-      if (g_cancellable_set_error_if_cancelled (cancellable, error))
-        return FALSE;
-      if (r == 0)
-        {
-          g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_TIMEOUT,
-                       _("the broker took no data for %.3g s"), self->timeout);
-          return FALSE;
-        }
-      client_flush (self);
-    }
-
-  if (!self->connected)
-    {
-      g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED,
-                           _("the connection to the broker closed"));
-      return FALSE;
-    }
-
-  return TRUE;
+  return self->transport->funcs->flush_sync (self->transport, self->timeout, cancellable, error);
 }
 
 /**
@@ -3131,50 +2754,11 @@ elbus_client_close (ElbusClient *self)
 {
   g_return_if_fail (ELBUS_IS_CLIENT (self));
 
-  if (!self->connected)
+  if (!self->connected || wrong_thread (self, NULL))
     return;
 
-  client_flush (self);
+  self->transport->funcs->flush (self->transport);
   client_disconnect (self, NULL);
-}
-
-ElbusClient *
-_elbus_client_new_internal (ElbusBroker  *broker,
-                            const char   *name,
-                            GError      **error)
-{
-  g_autoptr(ElbusClient) self = NULL;
-  gsize name_len = strlen (name);
-  guint8 result;
-  ElbusPeer *peer;
-
-  /* the broker's own clients may take names under "." */
-  result = _elbus_codec_check_name (name[0] == '.' ? name + 1 : name,
-                                    name[0] == '.' ? name_len - 1 : name_len);
-  if (result != ELBUS_RESULT_OK)
-    {
-      g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA, _("“%s” is not a valid client name"),
-                   name);
-      return NULL;
-    }
-
-  self = g_object_new (ELBUS_TYPE_CLIENT, "name", name, NULL);
-  self->init_state = INIT_DONE;
-  peer = _elbus_peer_new_internal (broker, self);
-  result = _elbus_broker_register (broker, peer, name, name_len);
-  if (result != ELBUS_RESULT_OK)
-    {
-      peer->closed = TRUE;
-      _elbus_peer_unref (peer);
-      g_propagate_error (error, registration_error (result, name));
-      return NULL;
-    }
-
-  self->broker = broker;
-  self->peer = peer;
-  self->connected = TRUE;
-
-  return g_steal_pointer (&self);
 }
 
 /**

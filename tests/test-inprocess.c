@@ -593,6 +593,79 @@ test_disconnect_after_frames (Fixture       *f,
   g_signal_handlers_disconnect_by_data (in, log);
 }
 
+typedef struct {
+  ElbusBroker *broker;
+  ElbusClient *client;      /* registered on the broker's thread */
+  GError      *register_error;
+  GError      *send_error;
+  gboolean     registered;
+} WrongThread;
+
+static gpointer
+wrong_thread_func (gpointer user_data)
+{
+  WrongThread *wt = user_data;
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(GBytes) payload = bytes ("hi");
+  ElbusClient *client;
+
+  g_main_context_push_thread_default (context);
+
+  g_test_expect_message ("Elbus", G_LOG_LEVEL_CRITICAL, "*register_client*thread*");
+  client = elbus_broker_register_client (wt->broker, "wt.worker", &wt->register_error);
+  wt->registered = client != NULL;
+  g_clear_object (&client);
+
+  g_test_expect_message ("Elbus", G_LOG_LEVEL_CRITICAL, "*in-process client wt.main*thread*");
+  elbus_client_send_sync (wt->client, "wt.main", payload, ELBUS_QOS_PROCESSED, NULL,
+                          &wt->send_error);
+
+  g_main_context_pop_thread_default (context);
+  return NULL;
+}
+
+/* Another thread may not use the broker's in-process clients: refused
+ * loudly, the broker untouched. */
+static void
+test_wrong_thread (Fixture       *f,
+                   gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ElbusClient) client = NULL;
+  g_autoptr(ElbusClient) peer = NULL;
+  g_autoptr(GBytes) payload = bytes ("after");
+  g_auto(GStrv) names = NULL;
+  WrongThread wt = { 0 };
+  Recorder r = { 0 };
+
+  client = elbus_broker_register_client (f->broker, "wt.main", &error);
+  g_assert_no_error (error);
+  wt.broker = f->broker;
+  wt.client = client;
+
+  g_thread_join (g_thread_new ("wrong-thread", wrong_thread_func, &wt));
+  g_test_assert_expected_messages ();
+
+  g_assert_false (wt.registered);
+  g_assert_error (wt.register_error, ELBUS_ERROR, ELBUS_ERROR_OTHER);
+  g_assert_error (wt.send_error, ELBUS_ERROR, ELBUS_ERROR_OTHER);
+  g_clear_error (&wt.register_error);
+  g_clear_error (&wt.send_error);
+
+  names = elbus_broker_list_clients (f->broker);
+  g_assert_false (g_strv_contains ((const char * const *) names, "wt.worker"));
+
+  /* the client still works from the broker's thread */
+  peer = elbus_broker_register_client (f->broker, "wt.peer", &error);
+  g_assert_no_error (error);
+  recorder_attach (&r, peer);
+  elbus_client_send_sync (client, "wt.peer", payload, ELBUS_QOS_PROCESSED, NULL, &error);
+  g_assert_no_error (error);
+  assert_frame (wait_frame (&r, 0), ELBUS_FRAME_KIND_MESSAGE, "wt.main", NULL, "after");
+  g_signal_handlers_disconnect_by_data (peer, &r);
+  recorder_clear (&r);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -613,6 +686,8 @@ main (int    argc,
               fixture_tear_down);
   g_test_add ("/elbus/inprocess/disconnect-after-frames", Fixture, NULL, fixture_set_up,
               test_disconnect_after_frames, fixture_tear_down);
+  g_test_add ("/elbus/inprocess/wrong-thread", Fixture, NULL, fixture_set_up, test_wrong_thread,
+              fixture_tear_down);
 
   return g_test_run ();
 }
