@@ -2469,6 +2469,19 @@ add_both (const char    *path,
     }
 }
 
+/* The same body over UNIX, TCP and WebSocket (when built with it). */
+static void
+add_all (const char    *path,
+         GTestDataFunc  func)
+{
+  g_autofree char *full = g_strdup_printf ("/elbus/broker/%s/%s", path,
+                                           elbus_test_transport_name (ELBUS_TEST_TRANSPORT_WS));
+
+  add_both (path, func);
+  if (elbus_test_have_websocket ())
+    g_test_add_data_func (full, GINT_TO_POINTER (ELBUS_TEST_TRANSPORT_WS), func);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -2477,52 +2490,52 @@ main (int   argc,
   /* 1,500 and more clients and their broker ends live in this process */
   elbus_test_raise_nofile (4 * 1600);
 
-  add_both ("handshake/ok", test_handshake_ok);
-  add_both ("handshake/bad-greeting", test_handshake_bad_greeting);
-  add_both ("handshake/bad-name", test_handshake_bad_names);
-  add_both ("handshake/name-taken", test_handshake_name_taken);
-  add_both ("handshake/pipelined", test_handshake_pipelined);
-  add_both ("handshake/timeout", test_handshake_timeout);
-  add_both ("handshake/disconnect", test_handshake_disconnect);
+  add_all ("handshake/ok", test_handshake_ok);
+  add_all ("handshake/bad-greeting", test_handshake_bad_greeting);
+  add_all ("handshake/bad-name", test_handshake_bad_names);
+  add_all ("handshake/name-taken", test_handshake_name_taken);
+  add_all ("handshake/pipelined", test_handshake_pipelined);
+  add_all ("handshake/timeout", test_handshake_timeout);
+  add_all ("handshake/disconnect", test_handshake_disconnect);
 
-  add_both ("ops/ack-bytes", test_ops_ack_bytes);
-  add_both ("ops/message-qos", test_ops_message_qos);
-  add_both ("ops/publish-qos", test_ops_publish_qos);
-  add_both ("ops/subscribe-unsubscribe", test_ops_subscribe_unsubscribe);
-  add_both ("ops/broadcast-qos", test_ops_broadcast_qos);
-  add_both ("ops/nop", test_ops_nop);
-  add_both ("raw/nop-with-qos", test_raw_nop_with_qos);
-  add_both ("ops/self", test_ops_self);
-  add_both ("ops/broker-warn", test_ops_broker_warn);
+  add_all ("ops/ack-bytes", test_ops_ack_bytes);
+  add_all ("ops/message-qos", test_ops_message_qos);
+  add_all ("ops/publish-qos", test_ops_publish_qos);
+  add_all ("ops/subscribe-unsubscribe", test_ops_subscribe_unsubscribe);
+  add_all ("ops/broadcast-qos", test_ops_broadcast_qos);
+  add_all ("ops/nop", test_ops_nop);
+  add_all ("raw/nop-with-qos", test_raw_nop_with_qos);
+  add_all ("ops/self", test_ops_self);
+  add_all ("ops/broker-warn", test_ops_broker_warn);
   add_both ("ops/buffered-latency", test_ops_latency);
 
-  add_both ("routing/broadcast-masks", test_routing_broadcast_masks);
-  add_both ("routing/topic-masks", test_routing_topic_masks);
+  add_all ("routing/broadcast-masks", test_routing_broadcast_masks);
+  add_all ("routing/topic-masks", test_routing_topic_masks);
 
-  add_both ("secondary", test_secondary);
-  add_both ("ping", test_ping);
+  add_all ("secondary", test_secondary);
+  add_all ("ping", test_ping);
 
-  add_both ("volume/1mib-payload", test_large_payload);
-  add_both ("volume/pipeline-10000", test_pipeline);
-  add_both ("volume/dribble", test_dribble);
-  add_both ("volume/streaming-mid-frame", test_streaming_mid_frame);
+  add_all ("volume/1mib-payload", test_large_payload);
+  add_all ("volume/pipeline-10000", test_pipeline);
+  add_all ("volume/dribble", test_dribble);
+  add_all ("volume/streaming-mid-frame", test_streaming_mid_frame);
   add_both ("volume/500-clients", test_many_clients);
 
-  add_both ("bad/unknown-op", test_bad_unknown_op);
-  add_both ("bad/body", test_bad_body);
-  add_both ("bad/short-body", test_bad_short_body);
-  add_both ("bad/over-max-frame-size", test_bad_too_long);
+  add_all ("bad/unknown-op", test_bad_unknown_op);
+  add_all ("bad/body", test_bad_body);
+  add_all ("bad/short-body", test_bad_short_body);
+  add_all ("bad/over-max-frame-size", test_bad_too_long);
   add_both ("bad/over-default-max", test_bad_huge_default);
   add_both ("bad/slow-consumer", test_bad_slow_consumer);
   add_both ("bad/stuck-writer", test_bad_stuck_writer);
   add_both ("bad/slow-subscriber", test_bad_slow_subscriber);
-  add_both ("bad/after-good-frames", test_bad_after_good_frames);
-  add_both ("bad/disconnect-mid-frame", test_bad_disconnect_mid_frame);
+  add_all ("bad/after-good-frames", test_bad_after_good_frames);
+  add_all ("bad/disconnect-mid-frame", test_bad_disconnect_mid_frame);
 
-  add_both ("api/force-disconnect", test_api_force_disconnect);
-  add_both ("api/stats", test_api_stats);
-  add_both ("api/signals", test_api_signals);
-  add_both ("api/list-clients", test_api_list_clients);
+  add_all ("api/force-disconnect", test_api_force_disconnect);
+  add_all ("api/stats", test_api_stats);
+  add_all ("api/signals", test_api_signals);
+  add_all ("api/list-clients", test_api_list_clients);
   add_both ("api/add-socket-listening", test_api_add_socket_listening);
   g_test_add_func ("/elbus/broker/api/properties", test_api_properties);
 
