@@ -272,6 +272,21 @@ websocket_cb (SoupServer              *server,
   _elbus_broker_end_dispatch (broker);
 }
 
+/* The peer's address, noted while it waits for the answer: by the time
+ * the request is finished, it may be gone. */
+static void
+request_read_cb (SoupServer        *server,
+                 SoupServerMessage *msg,
+                 gpointer           user_data)
+{
+  GSocketAddress *remote = soup_server_message_get_remote_address (msg);
+
+  if (remote != NULL)
+    g_object_set_data_full (G_OBJECT (msg), "elbus-source",
+                            g_socket_connectable_to_string (G_SOCKET_CONNECTABLE (remote)),
+                            g_free);
+}
+
 /* An HTTP request that did not become a WebSocket: libsoup answered it
  * (400 for a request to the path that is no upgrade, 404 elsewhere). */
 static void
@@ -281,17 +296,13 @@ request_finished_cb (SoupServer        *server,
 {
   ElbusWsListener *listener = user_data;
   guint status = soup_server_message_get_status (msg);
-  GSocketAddress *remote;
-  g_autofree char *source = NULL;
+  const char *source = g_object_get_data (G_OBJECT (msg), "elbus-source");
 
   if (status == SOUP_STATUS_SWITCHING_PROTOCOLS)
     return;
   if (!_elbus_broker_log_unregistered (listener->broker))
     return;
 
-  remote = soup_server_message_get_remote_address (msg);
-  if (remote != NULL)
-    source = g_socket_connectable_to_string (G_SOCKET_CONNECTABLE (remote));
   g_message ("%s: HTTP %s %s from %s answered %u %s: not a WebSocket upgrade to %s",
              listener->bind_string, soup_server_message_get_method (msg),
              g_uri_get_path (soup_server_message_get_uri (msg)),
@@ -350,6 +361,7 @@ _elbus_broker_listen_ws (ElbusBroker  *broker,
   listener->server = soup_server_new ("server-header", PACKAGE_NAME " ", NULL);
   soup_server_add_websocket_handler (listener->server, path, NULL, NULL,
                                      websocket_cb, listener, NULL);
+  g_signal_connect (listener->server, "request-read", G_CALLBACK (request_read_cb), NULL);
   g_signal_connect (listener->server, "request-finished", G_CALLBACK (request_finished_cb),
                     listener);
 

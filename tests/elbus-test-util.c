@@ -813,12 +813,30 @@ elbus_test_conn_connect_ws (const char *url)
   g_signal_connect (ws, "closed", G_CALLBACK (ws_closed_cb), conn);
   return conn;
 }
+
+void
+elbus_test_conn_send_ws_text (ElbusTestConn *conn,
+                              const char    *text)
+{
+  g_assert_nonnull (conn->ws);
+  g_main_context_push_thread_default (conn->ws_context);
+  soup_websocket_connection_send_text (conn->ws, text);
+  g_main_context_pop_thread_default (conn->ws_context);
+  ws_iterate (conn, &conn->ws_closed, -1);
+}
 #else
 ElbusTestConn *
 elbus_test_conn_connect_ws (const char *url)
 {
   g_error ("built without WebSocket support");
   return NULL;
+}
+
+void
+elbus_test_conn_send_ws_text (ElbusTestConn *conn,
+                              const char    *text)
+{
+  g_error ("built without WebSocket support");
 }
 #endif
 

@@ -148,6 +148,9 @@ typedef struct {
 
 /* Connects to a ws:// URL (the libsoup client side). */
 ElbusTestConn *elbus_test_conn_connect_ws (const char *url);
+/* Sends @text as a WebSocket text message (which elbus does not take). */
+void           elbus_test_conn_send_ws_text (ElbusTestConn *conn,
+                                             const char    *text);
 
 ElbusTestConn *elbus_test_conn_connect_address (const char *address);
 ElbusTestConn *elbus_test_conn_connect  (ElbusTestBroker    *tb,

@@ -257,6 +257,47 @@ test_handshake_name_taken (gconstpointer data)
 }
 
 static void
+set_force_register_func (ElbusBroker *broker,
+                         gpointer     user_data)
+{
+  elbus_broker_set_force_register (broker, TRUE);
+}
+
+static void
+test_handshake_force_register (gconstpointer data)
+{
+  ElbusTestTransport transport = TRANSPORT (data);
+  ElbusTestBroker *tb = new_broker ();
+  g_autoptr(ElbusTestConn) first = elbus_test_conn_new (tb, transport, "svc");
+  g_autoptr(ElbusTestConn) first_sec = elbus_test_conn_new (tb, transport, "svc%%sub");
+  g_autoptr(ElbusTestConn) other = elbus_test_conn_new (tb, transport, "other");
+  g_autoptr(ElbusTestConn) second = NULL;
+  g_autoptr(GPtrArray) events = NULL;
+
+  g_test_summary ("With force-register, a name taken is taken over: the old "
+                  "holder and its secondaries are disconnected, the new one "
+                  "gets the name's messages");
+
+  elbus_test_broker_invoke (tb, set_force_register_func, NULL);
+  second = elbus_test_conn_new (tb, transport, "svc");
+
+  elbus_test_conn_drain_until_eof (first, ELBUS_TEST_DEADLINE_MS);
+  elbus_test_conn_drain_until_eof (first_sec, ELBUS_TEST_DEADLINE_MS);
+  g_assert_false (elbus_test_broker_has_client (tb, "svc%%sub"));
+  g_assert_true (elbus_test_broker_has_client (tb, "svc"));
+
+  /* the old one left before the new one came */
+  events = elbus_test_broker_dup_events (tb);
+  g_assert_cmpuint (events->len, >=, 2);
+  g_assert_cmpstr (g_ptr_array_index (events, events->len - 1), ==, "+svc");
+
+  elbus_test_conn_op_acked (other, OP_MESSAGE, "svc", "to the new one", RES_OK);
+  elbus_test_conn_expect_message (second, KIND_MESSAGE, "other", NULL, "to the new one");
+
+  elbus_test_broker_free (tb);
+}
+
+static void
 test_handshake_pipelined (gconstpointer data)
 {
   ElbusTestTransport transport = TRANSPORT (data);
@@ -2469,6 +2510,103 @@ add_both (const char    *path,
     }
 }
 
+/* ------------------------------------------------------------------ */
+/* WebSocket only: what is bad about the WebSocket itself */
+
+static void
+test_ws_text_message (void)
+{
+  ElbusTestBroker *tb = new_broker ();
+  g_autoptr(ElbusTestConn) conn = elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_WS, "texter");
+
+  g_test_summary ("A WebSocket text message costs only its connection");
+
+  elbus_test_conn_send_ws_text (conn, "hello");
+  elbus_test_conn_expect_eof (conn);
+  elbus_test_broker_wait_client (tb, "texter", FALSE);
+  check_broker_works (tb, ELBUS_TEST_TRANSPORT_WS);
+  check_broker_works (tb, ELBUS_TEST_TRANSPORT_TCP);
+
+  elbus_test_broker_free (tb);
+}
+
+static void
+test_ws_message_too_large (void)
+{
+  ElbusTestBrokerOptions options = { .timeout = 30.0, .max_frame_size = 1024 };
+  ElbusTestBroker *tb = elbus_test_broker_new (&options);
+  g_autoptr(ElbusTestConn) conn = elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_WS, "big");
+  g_autofree guint8 *junk = g_malloc0 (1024 * 1024);
+
+  g_test_summary ("A WebSocket message larger than the frame size limit allows "
+                  "costs only its connection, before it is read whole");
+
+  elbus_test_conn_try_send (conn, junk, 1024 * 1024);
+  elbus_test_conn_drain_until_eof (conn, ELBUS_TEST_DEADLINE_MS);
+  elbus_test_broker_wait_client (tb, "big", FALSE);
+  check_broker_works (tb, ELBUS_TEST_TRANSPORT_WS);
+
+  elbus_test_broker_free (tb);
+}
+
+/* Sends a raw HTTP request to the ws:// port and returns the answer's
+ * status line. */
+static char *
+http_status_line (ElbusTestBroker *tb,
+                  const char      *request)
+{
+  const char *url = elbus_test_broker_get_ws_url (tb);
+  g_autofree char *host_port = g_strndup (url + strlen ("ws://"),
+                                          strchr (url + strlen ("ws://"), '/') -
+                                          (url + strlen ("ws://")));
+  g_autoptr(ElbusTestConn) conn = elbus_test_conn_connect_address (host_port);
+  char line[64] = { 0 };
+
+  elbus_test_conn_send (conn, request, strlen (request));
+  elbus_test_conn_read (conn, line, strlen ("HTTP/1.1 400"), ELBUS_TEST_DEADLINE_MS);
+  return g_strdup (line);
+}
+
+static void
+test_ws_not_an_upgrade (void)
+{
+  ElbusTestBroker *tb = new_broker ();
+  g_autofree char *plain = NULL;
+  g_autofree char *elsewhere = NULL;
+
+  g_test_summary ("An HTTP request that is no WebSocket upgrade is answered "
+                  "400 (404 off the path), and the broker goes on");
+
+  plain = http_status_line (tb, "GET /elbus HTTP/1.1\r\nHost: x\r\n\r\n");
+  g_assert_cmpstr (plain, ==, "HTTP/1.1 400");
+  elsewhere = http_status_line (tb, "GET /other HTTP/1.1\r\nHost: x\r\n\r\n");
+  g_assert_cmpstr (elsewhere, ==, "HTTP/1.1 404");
+  check_broker_works (tb, ELBUS_TEST_TRANSPORT_WS);
+
+  elbus_test_broker_free (tb);
+}
+
+static void
+test_ws_list_kind (void)
+{
+  ElbusTestBroker *tb = new_broker ();
+  g_autoptr(ElbusTestConn) conn = NULL;
+  g_autoptr(GBytes) answer = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autofree char *text = NULL;
+
+  g_test_summary ("client.list names WebSocket clients' kind \"websocket\"");
+
+  elbus_test_broker_enable_core_rpc (tb);
+  conn = elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_WS, "web");
+  answer = elbus_test_conn_core_call (conn, 1, "client.list", NULL, 0);
+  reply = elbus_test_decode_rpc_reply (answer);
+  text = g_variant_print (reply, FALSE);
+  g_assert_nonnull (strstr (text, "'websocket'"));
+  g_assert_nonnull (strstr (text, "'web'"));
+  elbus_test_broker_free (tb);
+}
+
 /* The same body over UNIX, TCP and WebSocket (when built with it). */
 static void
 add_all (const char    *path,
@@ -2494,6 +2632,14 @@ main (int   argc,
   add_all ("handshake/bad-greeting", test_handshake_bad_greeting);
   add_all ("handshake/bad-name", test_handshake_bad_names);
   add_all ("handshake/name-taken", test_handshake_name_taken);
+  add_all ("handshake/force-register", test_handshake_force_register);
+  if (elbus_test_have_websocket ())
+    {
+      g_test_add_func ("/elbus/broker/ws/text-message", test_ws_text_message);
+      g_test_add_func ("/elbus/broker/ws/message-too-large", test_ws_message_too_large);
+      g_test_add_func ("/elbus/broker/ws/not-an-upgrade", test_ws_not_an_upgrade);
+      g_test_add_func ("/elbus/broker/ws/list", test_ws_list_kind);
+    }
   add_all ("handshake/pipelined", test_handshake_pipelined);
   add_all ("handshake/timeout", test_handshake_timeout);
   add_all ("handshake/disconnect", test_handshake_disconnect);
