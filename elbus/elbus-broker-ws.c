@@ -70,6 +70,13 @@ on_closed_unref (SoupWebsocketConnection *conn,
   g_object_unref (conn);
 }
 
+static gboolean
+unref_idle_cb (gpointer user_data)
+{
+  g_object_unref (user_data);
+  return G_SOURCE_REMOVE;
+}
+
 /* Called by _elbus_peer_close(): what was queued before still goes out,
  * then a close frame, unless the peer is dropped (a slow consumer, a
  * broker closing), whose socket is closed at once. */
@@ -96,7 +103,18 @@ _elbus_ws_peer_free (ElbusPeer *peer)
   if (peer->abort || peer->broker->closed)
     {
       g_io_stream_close (soup_websocket_connection_get_io_stream (conn), NULL, NULL);
-      g_object_unref (conn);
+      if (peer->broker->closed)
+        g_object_unref (conn);
+      else
+        {
+          /* we may be inside one of its signals: it goes once that is over */
+          GSource *idle = g_idle_source_new ();
+
+          g_source_set_callback (idle, unref_idle_cb, conn, NULL);
+          g_source_set_static_name (idle, "[elbus] WebSocket unref");
+          g_source_attach (idle, peer->broker->context);
+          g_source_unref (idle);
+        }
       return;
     }
   /* the connection keeps itself until libsoup has closed it */
