@@ -53,7 +53,6 @@ typedef enum {
  * @ELBUS_CLIENT_KIND_LOCAL_IPC: a client connected over a UNIX socket
  * @ELBUS_CLIENT_KIND_TCP: a client connected over TCP
  * @ELBUS_CLIENT_KIND_WEBSOCKET: a client connected over a WebSocket
- *   (since: 1.0)
  *
  * How a client is connected to a broker.
  *
