@@ -11,6 +11,10 @@
  * Writing: a recipient's queue (elbus-io.c) is written in one sendmsg() of
  * many iovecs. A socket that takes no more makes the peer wait for
  * EPOLLOUT; it never makes anyone else wait.
+ *
+ * A WebSocket peer (elbus-broker-ws.c) has no fd: its input arrives in
+ * _elbus_peer_feed(), its queue leaves as one WebSocket message per flush,
+ * and it waits for _elbus_peer_writable() instead of EPOLLOUT.
  */
 #define _GNU_SOURCE   /* struct ucred */
 #include "config.h"
@@ -94,11 +98,13 @@ _elbus_sockaddr_describe (const struct sockaddr  *addr,
   return g_strdup_printf ("%s:%u", ip, g_inet_socket_address_get_port (isa));
 }
 
-/* Takes over @fd, a non-blocking accepted socket; @addr is its remote
- * address as accept() gave it. */
+/* Takes over @fd, a non-blocking accepted socket, or else @ws, a
+ * WebSocket connection (@fd is -1); @addr is its remote address as
+ * accept() gave it. */
 ElbusPeer *
 _elbus_peer_new (ElbusBroker           *broker,
                  int                    fd,
+                 ElbusWsPeer           *ws,
                  ElbusClientKind        kind,
                  const char            *port,
                  const struct sockaddr *addr,
@@ -111,6 +117,8 @@ _elbus_peer_new (ElbusBroker           *broker,
   peer->broker = broker;
   peer->ref = 1;
   peer->fd = fd;
+  peer->ws = ws;
+  peer->file.fd = -1;
   peer->uid = peer->gid = peer->pid = -1;
   peer->kind = kind;
   peer->port = g_strdup (port);
@@ -118,15 +126,15 @@ _elbus_peer_new (ElbusBroker           *broker,
   peer->dirty_link.data = peer;
   _elbus_out_queue_init (&peer->out);
 
+  if (kind == ELBUS_CLIENT_KIND_TCP || kind == ELBUS_CLIENT_KIND_WEBSOCKET)
+    peer->source_addr = _elbus_sockaddr_describe (addr, addr_len, &peer->address);
   if (kind == ELBUS_CLIENT_KIND_TCP)
-    {
-      set_nodelay (peer->fd);
-      peer->source_addr = _elbus_sockaddr_describe (addr, addr_len, &peer->address);
-    }
-  else
+    set_nodelay (peer->fd);
+  else if (kind == ELBUS_CLIENT_KIND_LOCAL_IPC)
     read_credentials (peer);
 
-  if (!_elbus_dispatch_file_add (&peer->file, broker, fd, PEER_EVENTS, peer_dispatch))
+  if (fd >= 0 &&
+      !_elbus_dispatch_file_add (&peer->file, broker, fd, PEER_EVENTS, peer_dispatch))
     {
       _elbus_peer_close (peer, G_LOG_LEVEL_WARNING, _("cannot watch the connection: %s"),
                          g_strerror (errno));
@@ -155,6 +163,7 @@ _elbus_peer_new_internal (ElbusBroker *broker,
   peer->broker = broker;
   peer->ref = 1;
   peer->fd = -1;
+  peer->file.fd = -1;
   peer->uid = peer->gid = peer->pid = -1;
   peer->kind = ELBUS_CLIENT_KIND_INTERNAL;
   peer->local = local;
@@ -191,6 +200,8 @@ linger_close (ElbusPeer *peer)
 {
   guint8 sink[4096];
 
+  if (peer->fd < 0)
+    return;
   shutdown (peer->fd, SHUT_WR);
   while (read (peer->fd, sink, sizeof sink) > 0)
     ;
@@ -239,6 +250,8 @@ _elbus_peer_close (ElbusPeer      *peer,
       peer->fd = -1;
       _elbus_broker_resume_accept (broker);
     }
+  if (peer->ws != NULL)
+    _elbus_ws_peer_free (peer);
   _elbus_out_queue_clear (&peer->out);
   _elbus_read_buf_clear (&peer->rb);
 
@@ -425,7 +438,10 @@ _elbus_peer_flush (ElbusPeer *peer)
       return;
     }
 
-  status = _elbus_out_queue_write (&peer->out, peer->fd, &frames, &bytes);
+  if (peer->ws != NULL)
+    status = _elbus_ws_peer_write (peer, &frames, &bytes);
+  else
+    status = _elbus_out_queue_write (&peer->out, peer->fd, &frames, &bytes);
   peer->stats.w_frames += frames;
   peer->stats.w_bytes += bytes;
   broker->stats.w_frames += frames;
@@ -441,11 +457,12 @@ _elbus_peer_flush (ElbusPeer *peer)
       break;
 
     case ELBUS_WRITE_BLOCKED:
-      /* the stall clock runs from the last write that made progress; a
-       * draining peer's from the start of the drain, so that frames still
-       * routed to it cannot keep it open */
+      /* the stall clock runs from the last write that made progress (for
+       * a WebSocket peer, from the last batch libsoup took); a draining
+       * peer's from the start of the drain, so that frames still routed to
+       * it cannot keep it open */
       if (!peer->deadline_on[ELBUS_DEADLINE_STALL] ||
-          (peer->out.bytes != waiting && peer->drain_reason == NULL))
+          ((peer->out.bytes != waiting || peer->ws != NULL) && peer->drain_reason == NULL))
         _elbus_deadline_start (peer, ELBUS_DEADLINE_STALL, g_get_monotonic_time ());
       set_want_write (peer, TRUE);
       break;
@@ -484,7 +501,7 @@ refuse (ElbusPeer  *peer,
         const char *what)
 {
   send_byte_now (peer, code);
-  if (!peer->closed)
+  if (!peer->closed && peer->fd >= 0)
     linger_close (peer);
   _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE, "%s (0x%02x, %s)", what, code,
                      elbus_error_code_to_string (code));
@@ -603,6 +620,22 @@ process_frames (ElbusPeer *peer)
     }
 }
 
+/* Decodes what the read buffer holds: the handshake, then frames. */
+static void
+consume (ElbusPeer *peer)
+{
+  /* a peer being disconnected is read only to see its end */
+  if (G_UNLIKELY (peer->drain_reason != NULL))
+    peer->rb.start = peer->rb.end;
+  else if (peer->state == ELBUS_PEER_REGISTERED || handshake (peer))
+    process_frames (peer);
+
+  /* an idle connection holds no read buffer: the next read takes one from
+   * the pool (thousands of idle clients would pin 64 KiB each) */
+  if (peer->rb.chunk != NULL && peer->rb.start == peer->rb.end && !peer->closed)
+    _elbus_read_buf_clear (&peer->rb);
+}
+
 /* One read(). Under edge-triggered epoll the event is drained only when a
  * read comes back short or with EAGAIN: a full buffer may have left bytes
  * in the socket, and the peer stays on the ready list for another turn. */
@@ -625,14 +658,7 @@ peer_read (ElbusPeer *peer)
 
   if (n == 0)
     {
-      if (rb->end > rb->start)
-        _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE,
-                           _("disconnected in the middle of a frame (%lu bytes unread)"),
-                           (gulong) (rb->end - rb->start));
-      else if (peer->state != ELBUS_PEER_REGISTERED)
-        _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE, _("disconnected during the handshake"));
-      else
-        _elbus_peer_close (peer, G_LOG_LEVEL_INFO, _("disconnected"));
+      _elbus_peer_hangup (peer);
       return;
     }
 
@@ -641,16 +667,60 @@ peer_read (ElbusPeer *peer)
   if (rb->end < rb->chunk->size)
     _elbus_dispatch_file_clear (&peer->file, EPOLLIN);
 
-  /* a peer being disconnected is read only to see its end */
-  if (G_UNLIKELY (peer->drain_reason != NULL))
-    rb->start = rb->end;
-  else if (peer->state == ELBUS_PEER_REGISTERED || handshake (peer))
-    process_frames (peer);
+  consume (peer);
+}
 
-  /* an idle connection holds no read buffer: the next read takes one from
-   * the pool (thousands of idle clients would pin 64 KiB each) */
-  if (peer->rb.chunk != NULL && peer->rb.start == peer->rb.end && !peer->closed)
-    _elbus_read_buf_clear (&peer->rb);
+/* The end of the peer's stream. */
+void
+_elbus_peer_hangup (ElbusPeer *peer)
+{
+  ElbusReadBuf *rb = &peer->rb;
+
+  if (rb->end > rb->start)
+    _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE,
+                       _("disconnected in the middle of a frame (%lu bytes unread)"),
+                       (gulong) (rb->end - rb->start));
+  else if (peer->state != ELBUS_PEER_REGISTERED)
+    _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE, _("disconnected during the handshake"));
+  else
+    _elbus_peer_close (peer, G_LOG_LEVEL_INFO, _("disconnected"));
+}
+
+/* Bytes that came without a read() (a WebSocket message): copied into the
+ * read buffer as a read would have put them there, and decoded alike. */
+void
+_elbus_peer_feed (ElbusPeer    *peer,
+                  const guint8 *data,
+                  gsize         len)
+{
+  while (len > 0 && !peer->closed)
+    {
+      gsize space;
+      guint8 *dest = _elbus_read_buf_prepare (&peer->rb, &space);
+      gsize n = MIN (space, len);
+
+      memcpy (dest, data, n);
+      peer->rb.end += n;
+      data += n;
+      len -= n;
+      consume (peer);
+    }
+}
+
+/* A WebSocket peer that waited for its socket to drain may send again. */
+void
+_elbus_peer_writable (ElbusPeer *peer)
+{
+  if (peer->closed)
+    return;
+  if (peer->out.len > 0)
+    {
+      peer->want_write = FALSE;
+      _elbus_peer_flush (peer);
+      return;
+    }
+  _elbus_deadline_stop (peer, ELBUS_DEADLINE_STALL);
+  set_want_write (peer, FALSE);
 }
 
 /* One turn on the broker's ready list: input first, so that what it

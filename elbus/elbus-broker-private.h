@@ -8,6 +8,8 @@
  *  elbus-broker-dispatch.c  the one fd on the GMainContext: an epoll instance
  *                       with a ready list, and the deadline lists behind
  *                       the one timer
+ *  elbus-broker-ws.c    the WebSocket transport: a SoupServer per ws://
+ *                       listener; its peers have no fd on epoll
  *
  * Everything here runs on the broker's GMainContext; nothing is locked.
  */
@@ -37,6 +39,7 @@ typedef struct _ElbusCoreRpc ElbusCoreRpc;
 typedef struct _ElbusFifo ElbusFifo;
 typedef struct _ElbusMonitor ElbusMonitor;
 typedef struct _ElbusLocal ElbusLocal;
+typedef struct _ElbusWsPeer ElbusWsPeer;
 
 /* What a monitor is told about (docs/protocol.md 9), in the order of the names
  * monitor.start takes. */
@@ -90,6 +93,7 @@ struct _ElbusPeer {
   ElbusDispatchFile file;          /* on the broker's epoll: IN, OUT while full */
   ElbusClientKind  kind;
   ElbusLocal      *local;          /* (unowned) (nullable): an in-process client's end */
+  ElbusWsPeer     *ws;             /* (owned) (nullable): a WebSocket client's connection */
   char            *source_addr;    /* (owned) (nullable): "ip:port" for TCP */
   char            *port;           /* (owned) (nullable): the listener's bind string */
   GInetAddress    *address;        /* (owned) (nullable): TCP clients' */
@@ -142,6 +146,7 @@ struct _ElbusBroker {
 
   GMainContext    *context;        /* (owned): thread-default at construction */
   GPtrArray       *listeners;      /* (owned) (element-type ElbusListener) */
+  GPtrArray       *ws_listeners;   /* (owned): ws:// listeners (elbus-broker-ws.c) */
   GHashTable      *clients;        /* (owned): name -> ElbusPeer, registered only */
   GHashTable      *pending;        /* (owned): set of ElbusPeer in handshake */
   ElbusNameTree   *names;          /* (owned) */
@@ -175,6 +180,7 @@ struct _ElbusBroker {
   guint            max_clients;
   guint            max_subscriptions;
   double           handshake_timeout;
+  gboolean         force_register; /* a name taken is taken over, the old client dropped */
   gboolean         max_clients_logged; /* until the count drops below it */
   gint64           last_trim;      /* monotonic µs of the last malloc_trim() */
   gint64           log_window_start; /* rate limit of unregistered peers' logs */
@@ -230,10 +236,16 @@ void        _elbus_dispatch_timer_wake (ElbusBroker  *broker,
 /* elbus-broker-peer.c */
 ElbusPeer  *_elbus_peer_new           (ElbusBroker   *broker,
                                        int            fd,
+                                       ElbusWsPeer   *ws,
                                        ElbusClientKind kind,
                                        const char    *port,
                                        const struct sockaddr *addr,
                                        gsize          addr_len);
+void        _elbus_peer_feed          (ElbusPeer     *peer,
+                                       const guint8  *data,
+                                       gsize          len);
+void        _elbus_peer_hangup        (ElbusPeer     *peer);
+void        _elbus_peer_writable      (ElbusPeer     *peer);
 ElbusPeer  *_elbus_peer_new_internal  (ElbusBroker   *broker,
                                        ElbusLocal    *local);
 void        _elbus_peer_unref         (ElbusPeer     *peer);
@@ -277,6 +289,21 @@ gboolean    _elbus_broker_log_unregistered (ElbusBroker *broker);
 void        _elbus_broker_forget_peer (ElbusBroker   *broker,
                                        ElbusPeer     *peer);
 void        _elbus_broker_resume_accept (ElbusBroker *broker);
+gboolean    _elbus_broker_may_accept  (ElbusBroker   *broker,
+                                       const char    *bind_string,
+                                       const char    *source);
+void        _elbus_broker_add_pending (ElbusBroker   *broker,
+                                       ElbusPeer     *peer);
+
+/* elbus-broker-ws.c */
+gboolean          _elbus_broker_listen_ws (ElbusBroker  *broker,
+                                           const char   *address,
+                                           GError      **error);
+void              _elbus_ws_listener_free (gpointer      listener);
+ElbusWriteStatus  _elbus_ws_peer_write    (ElbusPeer    *peer,
+                                           guint64      *frames,
+                                           guint64      *bytes);
+void              _elbus_ws_peer_free     (ElbusPeer    *peer);
 
 /* elbus-broker-local.c: in-process clients */
 ElbusClient  *_elbus_broker_local_client_new    (ElbusBroker   *broker,

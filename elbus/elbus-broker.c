@@ -74,6 +74,7 @@ enum {
   PROP_MAX_CLIENTS,
   PROP_MAX_SUBSCRIPTIONS,
   PROP_HANDSHAKE_TIMEOUT,
+  PROP_FORCE_REGISTER,
   N_PROPS
 };
 
@@ -189,6 +190,8 @@ _elbus_client_kind_name (ElbusClientKind kind)
       return "internal";
     case ELBUS_CLIENT_KIND_TCP:
       return "tcp";
+    case ELBUS_CLIENT_KIND_WEBSOCKET:
+      return "websocket";
     case ELBUS_CLIENT_KIND_LOCAL_IPC:
     default:
       return "local_ipc";
@@ -278,13 +281,14 @@ find_policy (ElbusBroker *self,
   return g_hash_table_lookup (self->policy, name);
 }
 
-/* The connection's own checks: TCP source network, UNIX credentials. */
+/* The connection's own checks: TCP (and WebSocket) source network, UNIX
+ * credentials. */
 static gboolean
 policy_admits (ElbusClientPolicy *entry,
                ElbusPeer         *peer,
                const char        *name)
 {
-  if (peer->kind == ELBUS_CLIENT_KIND_TCP &&
+  if ((peer->kind == ELBUS_CLIENT_KIND_TCP || peer->kind == ELBUS_CLIENT_KIND_WEBSOCKET) &&
       (peer->address == NULL || !elbus_client_policy_allows_address (entry, peer->address)))
     {
       g_message (_("client %s: source %s is not allowed by the policy"), name,
@@ -307,6 +311,7 @@ _elbus_broker_register (ElbusBroker *self,
                         gsize        name_len)
 {
   ElbusPeer *primary = NULL;
+  ElbusPeer *old;
   gsize primary_len;
   char *key;
 
@@ -324,7 +329,9 @@ _elbus_broker_register (ElbusBroker *self,
         return refuse_registration (self, peer, key, ELBUS_ERROR_NOT_REGISTERED);
     }
 
-  if (g_hash_table_contains (self->clients, key))
+  old = g_hash_table_lookup (self->clients, key);
+  /* force-register replaces a client, never the broker's own */
+  if (old != NULL && (!self->force_register || old->kind == ELBUS_CLIENT_KIND_INTERNAL))
     return refuse_registration (self, peer, key, ELBUS_ERROR_BUSY);
 
   if (G_UNLIKELY (self->policy != NULL) && peer->kind != ELBUS_CLIENT_KIND_INTERNAL)
@@ -335,6 +342,11 @@ _elbus_broker_register (ElbusBroker *self,
         return refuse_registration (self, peer, key, ELBUS_ERROR_ACCESS);
       g_set_object (&peer->policy, entry);
     }
+
+  /* the old connection goes first, its name (and its secondaries) with it */
+  if (old != NULL)
+    _elbus_peer_close (old, G_LOG_LEVEL_MESSAGE,
+                       "replaced by a new registration of its name (force-register)");
 
   peer->name = key;
   peer->name_len = name_len;
@@ -813,26 +825,41 @@ listener_free (ElbusListener *listener)
   g_free (listener);
 }
 
-/* Beyond max-clients a connection is closed at once; that is logged once
- * each time the limit is reached, not once per connection. */
-static void
-refuse_over_limit (ElbusBroker           *self,
-                   ElbusListener         *listener,
-                   int                    fd,
-                   const struct sockaddr *addr,
-                   socklen_t              addr_len)
+/* Whether max-clients leaves room for one more connection. Beyond it a
+ * connection is closed at once; that is logged once each time the limit
+ * is reached, not once per connection. */
+gboolean
+_elbus_broker_may_accept (ElbusBroker *self,
+                          const char  *bind_string,
+                          const char  *source)
 {
+  if (G_LIKELY (self->max_clients == 0 || connection_count (self) < self->max_clients))
+    {
+      self->max_clients_logged = FALSE;
+      return TRUE;
+    }
+
   if (!self->max_clients_logged)
     {
-      g_autofree char *source = _elbus_sockaddr_describe (addr, addr_len, NULL);
-
       g_message (_("client limit of %u reached: refusing a connection on %s%s%s "
                    "(and any more until the count drops)"),
-                 self->max_clients, listener->bind_string,
+                 self->max_clients, bind_string,
                  source != NULL ? _(" from ") : "", source != NULL ? source : "");
       self->max_clients_logged = TRUE;
     }
-  close (fd);
+  return FALSE;
+}
+
+/* A new connection waits in the pending set for its handshake, or in the
+ * graveyard when it failed already. */
+void
+_elbus_broker_add_pending (ElbusBroker *self,
+                           ElbusPeer   *peer)
+{
+  if (peer->closed)
+    g_ptr_array_add (self->graveyard, peer);
+  else
+    g_hash_table_add (self->pending, peer);
 }
 
 /* connections accepted per turn of a listener on the ready list */
@@ -894,17 +921,18 @@ accept_dispatch (ElbusDispatchFile *file)
 
       if (G_UNLIKELY (self->max_clients > 0 && connection_count (self) >= self->max_clients))
         {
-          refuse_over_limit (self, listener, fd, (struct sockaddr *) &addr, addr_len);
+          g_autofree char *source = _elbus_sockaddr_describe ((struct sockaddr *) &addr,
+                                                              addr_len, NULL);
+
+          _elbus_broker_may_accept (self, listener->bind_string, source);
+          close (fd);
           continue;
         }
       self->max_clients_logged = FALSE;
 
-      peer = _elbus_peer_new (self, fd, listener->kind, listener->bind_string,
+      peer = _elbus_peer_new (self, fd, NULL, listener->kind, listener->bind_string,
                               (struct sockaddr *) &addr, addr_len);
-      if (peer->closed)
-        g_ptr_array_add (self->graveyard, peer);
-      else
-        g_hash_table_add (self->pending, peer);
+      _elbus_broker_add_pending (self, peer);
     }
   /* the budget is spent: the listener stays ready for another turn */
 }
@@ -1147,10 +1175,15 @@ elbus_broker_listen_tcp (ElbusBroker  *self,
 /**
  * elbus_broker_listen:
  * @self: a broker
- * @address: a UNIX socket path, `HOST:PORT` or `fifo:PATH`
+ * @address: a UNIX socket path, `HOST:PORT`, `ws://HOST:PORT[/PATH]` or
+ *   `fifo:PATH`
  *
  * Listens on @address: `fifo:PATH` is the FIFO control channel (see
- * [method@Elbus.Broker.listen_fifo]); an address that starts with `/` or
+ * [method@Elbus.Broker.listen_fifo]); `ws://HOST:PORT[/PATH]` serves elbus
+ * over WebSocket at PATH (`/` when left out), the elbus byte stream riding
+ * in binary WebSocket messages whose boundaries mean nothing (this needs a
+ * library built with libsoup; else it fails with
+ * %G_IO_ERROR_NOT_SUPPORTED); an address that starts with `/` or
  * ends with `.sock`, `.socket` or `.ipc` is a UNIX socket path (see
  * [method@Elbus.Broker.listen_unix]); anything else `HOST:PORT` (see
  * [method@Elbus.Broker.listen_tcp]).
@@ -1169,6 +1202,9 @@ elbus_broker_listen (ElbusBroker  *self,
 
   if (g_str_has_prefix (address, "fifo:"))
     return elbus_broker_listen_fifo (self, address + strlen ("fifo:"), error);
+
+  if (g_str_has_prefix (address, "ws://") || g_str_has_prefix (address, "wss://"))
+    return _elbus_broker_listen_ws (self, address, error);
 
   if (_elbus_address_is_unix (address))
     return elbus_broker_listen_unix (self, address, error);
@@ -1257,6 +1293,7 @@ elbus_broker_close (ElbusBroker *self)
   self->closed = TRUE;
 
   g_ptr_array_set_size (self->listeners, 0);
+  g_ptr_array_set_size (self->ws_listeners, 0);
   g_ptr_array_set_size (self->fifos, 0);
 
   if (self->core != NULL)
@@ -1300,6 +1337,7 @@ elbus_broker_finalize (GObject *object)
   ElbusBroker *self = ELBUS_BROKER (object);
 
   g_ptr_array_unref (self->listeners);
+  g_ptr_array_unref (self->ws_listeners);
   g_hash_table_unref (self->clients);
   g_hash_table_unref (self->pending);
   _elbus_name_tree_free (self->names);
@@ -1352,6 +1390,9 @@ elbus_broker_get_property (GObject    *object,
     case PROP_HANDSHAKE_TIMEOUT:
       g_value_set_double (value, self->handshake_timeout);
       break;
+    case PROP_FORCE_REGISTER:
+      g_value_set_boolean (value, self->force_register);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -1393,6 +1434,9 @@ elbus_broker_set_property (GObject      *object,
       break;
     case PROP_HANDSHAKE_TIMEOUT:
       elbus_broker_set_handshake_timeout (self, g_value_get_double (value));
+      break;
+    case PROP_FORCE_REGISTER:
+      elbus_broker_set_force_register (self, g_value_get_boolean (value));
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -1542,6 +1586,21 @@ elbus_broker_class_init (ElbusBrokerClass *klass)
                          0.001, 86400.0, ELBUS_BROKER_DEFAULT_HANDSHAKE_TIMEOUT,
                          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
 
+  /**
+   * ElbusBroker:force-register:
+   *
+   * Whether a client registering a name that is taken replaces the client
+   * holding it, which is disconnected (with its secondaries), instead of
+   * being refused with %ELBUS_ERROR_BUSY: for a service restarted before
+   * the broker noticed that its old connection died. The broker's own
+   * in-process clients (`.broker`) are never replaced.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_FORCE_REGISTER] =
+    g_param_spec_boolean ("force-register", NULL, NULL, FALSE,
+                          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
   /**
@@ -1582,6 +1641,7 @@ elbus_broker_init (ElbusBroker *self)
 
   self->context = g_main_context_ref_thread_default ();
   self->listeners = g_ptr_array_new_with_free_func ((GDestroyNotify) listener_free);
+  self->ws_listeners = g_ptr_array_new_with_free_func (_elbus_ws_listener_free);
   self->clients = g_hash_table_new (g_str_hash, g_str_equal);
   self->pending = g_hash_table_new (NULL, NULL);
   self->names = _elbus_name_tree_new ();
@@ -2002,6 +2062,47 @@ elbus_broker_set_handshake_timeout (ElbusBroker *self,
   /* the timer re-arms for the new first deadline */
   _elbus_dispatch_timer_wake (self, g_get_monotonic_time ());
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_HANDSHAKE_TIMEOUT]);
+}
+
+/**
+ * elbus_broker_get_force_register:
+ * @self: a broker
+ *
+ * Gets [property@Elbus.Broker:force-register].
+ *
+ * Returns: whether a registration takes over a name that is taken
+ *
+ * Since: 1.0
+ */
+gboolean
+elbus_broker_get_force_register (ElbusBroker *self)
+{
+  g_return_val_if_fail (ELBUS_IS_BROKER (self), FALSE);
+
+  return self->force_register;
+}
+
+/**
+ * elbus_broker_set_force_register:
+ * @self: a broker
+ * @force_register: whether a registration takes over a name that is taken
+ *
+ * Sets [property@Elbus.Broker:force-register].
+ *
+ * Since: 1.0
+ */
+void
+elbus_broker_set_force_register (ElbusBroker *self,
+                                 gboolean     force_register)
+{
+  g_return_if_fail (ELBUS_IS_BROKER (self));
+
+  force_register = !!force_register;
+  if (self->force_register == force_register)
+    return;
+
+  self->force_register = force_register;
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_FORCE_REGISTER]);
 }
 
 static GHashTable *

@@ -185,6 +185,11 @@ double        elbus_broker_get_handshake_timeout (ElbusBroker *self);
 ELBUS_AVAILABLE_IN_1_0
 void          elbus_broker_set_handshake_timeout (ElbusBroker *self,
                                                   double       handshake_timeout);
+ELBUS_AVAILABLE_IN_1_0
+gboolean      elbus_broker_get_force_register (ElbusBroker *self);
+ELBUS_AVAILABLE_IN_1_0
+void          elbus_broker_set_force_register (ElbusBroker *self,
+                                               gboolean     force_register);
 
 ELBUS_AVAILABLE_IN_1_0
 void          elbus_broker_set_policy         (ElbusBroker  *self,

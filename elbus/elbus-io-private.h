@@ -105,6 +105,10 @@ ElbusWriteStatus _elbus_out_queue_write (ElbusOutQueue *queue,
                                          int            fd,
                                          guint64       *frames,
                                          guint64       *bytes);
+void             _elbus_out_queue_drain (ElbusOutQueue *queue,
+                                         GByteArray    *into,
+                                         guint64       *frames,
+                                         guint64       *bytes);
 
 /* docs/protocol.md 1: a path starting with / or ending in .sock, .socket or
  * .ipc is a UNIX socket; anything else is HOST:PORT. */

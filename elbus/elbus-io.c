@@ -333,6 +333,65 @@ _elbus_out_queue_pop (ElbusOutQueue *queue,
   return TRUE;
 }
 
+/* The byte ranges @e is sent as, in order: header, name, prefix, payload.
+ * Returns how many of the (at most 4) it filled. */
+static guint
+entry_segments (const ElbusOutEntry *e,
+                const guint8        *seg[4],
+                gsize                seg_len[4])
+{
+  guint n_seg = 0;
+
+  seg[n_seg] = e->hdr;
+  seg_len[n_seg++] = e->hdr_len;
+  if (e->name != NULL)
+    {
+      seg[n_seg] = (const guint8 *) e->name;
+      seg_len[n_seg++] = g_ref_string_length (e->name) + 1;
+    }
+  if (G_UNLIKELY (ELBUS_OUT_ENTRY_HAS_PREFIX (e)))
+    {
+      seg[n_seg] = g_bytes_get_data (e->bytes, &seg_len[n_seg]);
+      n_seg++;
+    }
+  if (e->payload_len > 0)
+    {
+      seg[n_seg] = e->payload;
+      seg_len[n_seg++] = e->payload_len;
+    }
+  return n_seg;
+}
+
+/* Moves all of @queue into @into, for a transport that sends one message
+ * per batch (WebSocket) and so never writes part of an entry: the queue
+ * is left empty. Counts as _elbus_out_queue_write() does. */
+void
+_elbus_out_queue_drain (ElbusOutQueue *queue,
+                        GByteArray    *into,
+                        guint64       *frames,
+                        guint64       *bytes)
+{
+  ElbusOutEntry e;
+
+  g_assert (queue->head_off == 0);
+  while (_elbus_out_queue_pop (queue, &e))
+    {
+      const guint8 *seg[4];
+      gsize seg_len[4];
+      guint n_seg = entry_segments (&e, seg, seg_len);
+      gsize len = _elbus_out_entry_len (&e);
+
+      for (guint s = 0; s < n_seg; s++)
+        g_byte_array_append (into, seg[s], seg_len[s]);
+      if (G_LIKELY (len >= 6))
+        {
+          (*frames)++;
+          *bytes += len;
+        }
+      _elbus_out_entry_clear (&e);
+    }
+}
+
 /* Writes as much of @queue to @fd as it takes. Counts the frames written
  * whole (entries shorter than a frame header, i.e. handshake bytes, are not
  * counted) into @frames and @bytes. */
@@ -358,25 +417,7 @@ _elbus_out_queue_write (ElbusOutQueue *queue,
           ElbusOutEntry *e = &queue->ring[(queue->head + i) & (queue->cap - 1)];
           const guint8 *seg[4];
           gsize seg_len[4];
-          guint n_seg = 0;
-
-          seg[n_seg] = e->hdr;
-          seg_len[n_seg++] = e->hdr_len;
-          if (e->name != NULL)
-            {
-              seg[n_seg] = (const guint8 *) e->name;
-              seg_len[n_seg++] = g_ref_string_length (e->name) + 1;
-            }
-          if (G_UNLIKELY (ELBUS_OUT_ENTRY_HAS_PREFIX (e)))
-            {
-              seg[n_seg] = g_bytes_get_data (e->bytes, &seg_len[n_seg]);
-              n_seg++;
-            }
-          if (e->payload_len > 0)
-            {
-              seg[n_seg] = e->payload;
-              seg_len[n_seg++] = e->payload_len;
-            }
+          guint n_seg = entry_segments (e, seg, seg_len);
 
           for (guint s = 0; s < n_seg; s++)
             {

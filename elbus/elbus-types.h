@@ -52,6 +52,7 @@ typedef enum {
  * @ELBUS_CLIENT_KIND_INTERNAL: a client living inside the broker's process
  * @ELBUS_CLIENT_KIND_LOCAL_IPC: a client connected over a UNIX socket
  * @ELBUS_CLIENT_KIND_TCP: a client connected over TCP
+ * @ELBUS_CLIENT_KIND_WEBSOCKET: a client connected over a WebSocket
  *
  * How a client is connected to a broker.
  *
@@ -61,6 +62,7 @@ typedef enum {
   ELBUS_CLIENT_KIND_INTERNAL,
   ELBUS_CLIENT_KIND_LOCAL_IPC,
   ELBUS_CLIENT_KIND_TCP,
+  ELBUS_CLIENT_KIND_WEBSOCKET,
 } ElbusClientKind;
 
 /**

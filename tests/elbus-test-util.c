@@ -18,6 +18,9 @@
 #include <unistd.h>
 
 #include <glib/gstdio.h>
+#ifdef HAVE_LIBSOUP
+#include <libsoup/soup.h>
+#endif
 
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)
@@ -88,7 +91,26 @@ elbus_test_init (int    *argc,
 const char *
 elbus_test_transport_name (ElbusTestTransport transport)
 {
-  return transport == ELBUS_TEST_TRANSPORT_UNIX ? "unix" : "tcp";
+  switch (transport)
+    {
+    case ELBUS_TEST_TRANSPORT_UNIX:
+      return "unix";
+    case ELBUS_TEST_TRANSPORT_WS:
+      return "ws";
+    case ELBUS_TEST_TRANSPORT_TCP:
+    default:
+      return "tcp";
+    }
+}
+
+gboolean
+elbus_test_have_websocket (void)
+{
+#ifdef HAVE_LIBSOUP
+  return TRUE;
+#else
+  return FALSE;
+#endif
 }
 
 static gint64
@@ -121,6 +143,7 @@ struct _ElbusTestBroker
   char                   *unix_path;    /* (owned) */
   char                   *tcp_bind;     /* (owned) */
   guint16                 tcp_port;
+  char                   *ws_url;
 
   GMutex                  mutex;
   GCond                   cond;
@@ -183,7 +206,15 @@ broker_thread_listen (ElbusTestBroker *tb,
   tb->tcp_port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
   tb->tcp_bind = g_strdup_printf ("127.0.0.1:%u", tb->tcp_port);
 
-  return elbus_broker_add_socket (tb->broker, socket, tb->tcp_bind, error);
+  if (!elbus_broker_add_socket (tb->broker, socket, tb->tcp_bind, error))
+    return FALSE;
+
+#ifdef HAVE_LIBSOUP
+  tb->ws_url = g_strdup_printf ("ws://127.0.0.1:%u/elbus", elbus_test_pick_free_port ());
+  if (!elbus_broker_listen (tb->broker, tb->ws_url, error))
+    return FALSE;
+#endif
+  return TRUE;
 }
 
 static gpointer
@@ -276,6 +307,7 @@ elbus_test_broker_free (ElbusTestBroker *tb)
   g_free (tb->unix_path);
   g_free (tb->dir);
   g_free (tb->tcp_bind);
+  g_free (tb->ws_url);
   g_ptr_array_unref (tb->events);
   g_mutex_clear (&tb->mutex);
   g_cond_clear (&tb->cond);
@@ -286,6 +318,12 @@ const char *
 elbus_test_broker_get_unix_path (ElbusTestBroker *tb)
 {
   return tb->unix_path;
+}
+
+const char *
+elbus_test_broker_get_ws_url (ElbusTestBroker *tb)
+{
+  return tb->ws_url;
 }
 
 guint16
@@ -651,6 +689,8 @@ elbus_test_conn_connect (ElbusTestBroker    *tb,
 
   if (transport == ELBUS_TEST_TRANSPORT_UNIX)
     return elbus_test_conn_connect_address (tb->unix_path);
+  if (transport == ELBUS_TEST_TRANSPORT_WS)
+    return elbus_test_conn_connect_ws (tb->ws_url);
 
   tcp = g_strdup_printf ("127.0.0.1:%u", tb->tcp_port);
   return elbus_test_conn_connect_address (tcp);
@@ -690,9 +730,155 @@ elbus_test_conn_new_for_fd (int fd)
   return conn;
 }
 
+#ifdef HAVE_LIBSOUP
+static void
+ws_connected_cb (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  GAsyncResult **out = user_data;
+
+  *out = g_object_ref (result);
+}
+
+static void
+ws_message_cb (SoupWebsocketConnection *ws,
+               SoupWebsocketDataType    type,
+               GBytes                  *message,
+               gpointer                 user_data)
+{
+  ElbusTestConn *conn = user_data;
+  gsize len;
+  const guint8 *data = g_bytes_get_data (message, &len);
+
+  g_assert_cmpint (type, ==, SOUP_WEBSOCKET_DATA_BINARY);
+  g_byte_array_append (conn->rbuf, data, len);
+}
+
+static void
+ws_closed_cb (SoupWebsocketConnection *ws,
+              gpointer                 user_data)
+{
+  ElbusTestConn *conn = user_data;
+
+  conn->ws_closed = TRUE;
+}
+
+static gboolean
+ws_timeout_cb (gpointer user_data)
+{
+  *(gboolean *) user_data = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+/* Iterates the connection's context until *done or ms pass (-1: once,
+ * without blocking); returns *done. */
+static gboolean
+ws_iterate (ElbusTestConn  *conn,
+            const gboolean *done,
+            int             ms)
+{
+  gboolean timed_out = FALSE;
+  GSource *timeout;
+
+  /* libsoup attaches its sources to the thread-default context */
+  g_main_context_push_thread_default (conn->ws_context);
+  if (ms < 0)
+    {
+      while (g_main_context_iteration (conn->ws_context, FALSE))
+        ;
+      g_main_context_pop_thread_default (conn->ws_context);
+      return *done;
+    }
+  timeout = g_timeout_source_new (ms);
+  g_source_set_callback (timeout, ws_timeout_cb, &timed_out, NULL);
+  g_source_attach (timeout, conn->ws_context);
+  while (!*done && !timed_out)
+    g_main_context_iteration (conn->ws_context, TRUE);
+  g_source_destroy (timeout);
+  g_source_unref (timeout);
+  g_main_context_pop_thread_default (conn->ws_context);
+  return *done;
+}
+
+ElbusTestConn *
+elbus_test_conn_connect_ws (const char *url)
+{
+  ElbusTestConn *conn = g_new0 (ElbusTestConn, 1);
+  g_autoptr(SoupMessage) msg = soup_message_new ("GET", url);
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  SoupWebsocketConnection *ws;
+
+  g_assert_nonnull (msg);
+  conn->fd = -1;
+  conn->next_op_id = 1;
+  conn->rbuf = g_byte_array_new ();
+  conn->ws_context = g_main_context_new ();
+  g_main_context_push_thread_default (conn->ws_context);
+  /* no proxy: the default resolver would read GSettings */
+  conn->ws_session = soup_session_new_with_options ("proxy-resolver", NULL, NULL);
+  soup_session_websocket_connect_async (conn->ws_session, msg, NULL, NULL, G_PRIORITY_DEFAULT,
+                                        NULL, ws_connected_cb, &result);
+  while (result == NULL)
+    g_main_context_iteration (conn->ws_context, TRUE);
+  ws = soup_session_websocket_connect_finish (conn->ws_session, result, &error);
+  g_main_context_pop_thread_default (conn->ws_context);
+  if (ws == NULL)
+    g_error ("WebSocket connect to %s: %s", url, error->message);
+
+  conn->ws = ws;
+  soup_websocket_connection_set_max_incoming_payload_size (ws, 0);
+  soup_websocket_connection_set_keepalive_interval (ws, 0);
+  g_signal_connect (ws, "message", G_CALLBACK (ws_message_cb), conn);
+  g_signal_connect (ws, "closed", G_CALLBACK (ws_closed_cb), conn);
+  return conn;
+}
+
+void
+elbus_test_conn_send_ws_text (ElbusTestConn *conn,
+                              const char    *text)
+{
+  g_assert_nonnull (conn->ws);
+  g_main_context_push_thread_default (conn->ws_context);
+  soup_websocket_connection_send_text (conn->ws, text);
+  g_main_context_pop_thread_default (conn->ws_context);
+  ws_iterate (conn, &conn->ws_closed, -1);
+}
+#else
+ElbusTestConn *
+elbus_test_conn_connect_ws (const char *url)
+{
+  g_error ("built without WebSocket support");
+  return NULL;
+}
+
+void
+elbus_test_conn_send_ws_text (ElbusTestConn *conn,
+                              const char    *text)
+{
+  g_error ("built without WebSocket support");
+}
+#endif
+
+/* Closes without a goodbye: the socket goes (a WebSocket without its
+ * close frame), as a process that dies. */
 void
 elbus_test_conn_close (ElbusTestConn *conn)
 {
+#ifdef HAVE_LIBSOUP
+  if (conn->ws != NULL)
+    {
+      g_signal_handlers_disconnect_by_data (conn->ws, conn);
+      g_main_context_push_thread_default (conn->ws_context);
+      g_io_stream_close (soup_websocket_connection_get_io_stream (conn->ws), NULL, NULL);
+      g_main_context_pop_thread_default (conn->ws_context);
+      ws_iterate (conn, &conn->ws_closed, -1);
+      g_clear_object (&conn->ws);
+      g_clear_object (&conn->ws_session);
+      conn->ws_closed = TRUE;
+    }
+#endif
   if (conn->fd >= 0)
     close (conn->fd);
   conn->fd = -1;
@@ -713,6 +899,7 @@ elbus_test_conn_free (ElbusTestConn *conn)
   if (conn == NULL)
     return;
   elbus_test_conn_close (conn);
+  g_clear_pointer (&conn->ws_context, g_main_context_unref);
   g_free (conn->name);
   g_byte_array_unref (conn->rbuf);
   g_free (conn);
@@ -724,6 +911,22 @@ elbus_test_conn_try_send (ElbusTestConn *conn,
                           gsize          len)
 {
   const guint8 *p = data;
+
+#ifdef HAVE_LIBSOUP
+  if (conn->ws != NULL)
+    {
+      /* libsoup writes at once and queues what the socket does not take */
+      ws_iterate (conn, &conn->ws_closed, -1);
+      if (conn->ws_closed ||
+          soup_websocket_connection_get_state (conn->ws) != SOUP_WEBSOCKET_STATE_OPEN)
+        return FALSE;
+      g_main_context_push_thread_default (conn->ws_context);
+      soup_websocket_connection_send_binary (conn->ws, data, len);
+      g_main_context_pop_thread_default (conn->ws_context);
+      ws_iterate (conn, &conn->ws_closed, -1);
+      return TRUE;
+    }
+#endif
 
   while (len > 0)
     {
@@ -810,6 +1013,22 @@ conn_fill (ElbusTestConn *conn,
       g_byte_array_remove_range (conn->rbuf, 0, conn->rpos);
       conn->rpos = 0;
     }
+
+#ifdef HAVE_LIBSOUP
+  while (conn->ws != NULL && conn_avail (conn) < want)
+    {
+      gboolean more = FALSE;
+      guint before = conn->rbuf->len;
+
+      if (conn->ws_closed)
+        return FILL_EOF;
+      if (remaining_ms (deadline) <= 0)
+        return FILL_TIMEOUT;
+      /* wakes on a message, the close, or the deadline */
+      while (conn->rbuf->len == before && !conn->ws_closed && remaining_ms (deadline) > 0)
+        ws_iterate (conn, &more, MIN (remaining_ms (deadline), 20));
+    }
+#endif
 
   while (conn_avail (conn) < want)
     {

@@ -30,7 +30,13 @@ void      elbus_test_raise_nofile   (guint   wanted);
 typedef enum {
   ELBUS_TEST_TRANSPORT_UNIX,
   ELBUS_TEST_TRANSPORT_TCP,
+  /* elbus over WebSocket (ws://127.0.0.1:PORT/elbus), with a libsoup
+   * client; only in builds with the websocket option */
+  ELBUS_TEST_TRANSPORT_WS,
 } ElbusTestTransport;
+
+/* Whether the build serves elbus over WebSocket. */
+gboolean    elbus_test_have_websocket (void);
 
 const char *elbus_test_transport_name (ElbusTestTransport transport);
 
@@ -55,6 +61,8 @@ void             elbus_test_broker_free          (ElbusTestBroker *tb);
 const char      *elbus_test_broker_get_unix_path (ElbusTestBroker *tb);
 guint16          elbus_test_broker_get_tcp_port  (ElbusTestBroker *tb);
 const char      *elbus_test_broker_get_tcp_bind  (ElbusTestBroker *tb);
+/* ws://127.0.0.1:PORT/elbus, or NULL without WebSocket support */
+const char      *elbus_test_broker_get_ws_url    (ElbusTestBroker *tb);
 void             elbus_test_broker_invoke        (ElbusTestBroker     *tb,
                                                   ElbusTestBrokerFunc  func,
                                                   gpointer             user_data);
@@ -133,7 +141,19 @@ typedef struct {
   guint32      next_op_id;
   GByteArray  *rbuf;            /* received; consumed up to rpos */
   gsize        rpos;
+  /* over WebSocket (fd is -1): a SoupWebsocketConnection served on a
+   * main context of its own, iterated while the test waits */
+  gpointer     ws;              /* (nullable) */
+  gpointer     ws_session;      /* (nullable) */
+  GMainContext *ws_context;     /* (nullable) */
+  gboolean     ws_closed;
 } ElbusTestConn;
+
+/* Connects to a ws:// URL (the libsoup client side). */
+ElbusTestConn *elbus_test_conn_connect_ws (const char *url);
+/* Sends @text as a WebSocket text message (which elbus does not take). */
+void           elbus_test_conn_send_ws_text (ElbusTestConn *conn,
+                                             const char    *text);
 
 ElbusTestConn *elbus_test_conn_connect_address (const char *address);
 ElbusTestConn *elbus_test_conn_connect  (ElbusTestBroker    *tb,

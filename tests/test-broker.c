@@ -257,6 +257,47 @@ test_handshake_name_taken (gconstpointer data)
 }
 
 static void
+set_force_register_func (ElbusBroker *broker,
+                         gpointer     user_data)
+{
+  elbus_broker_set_force_register (broker, TRUE);
+}
+
+static void
+test_handshake_force_register (gconstpointer data)
+{
+  ElbusTestTransport transport = TRANSPORT (data);
+  ElbusTestBroker *tb = new_broker ();
+  g_autoptr(ElbusTestConn) first = elbus_test_conn_new (tb, transport, "svc");
+  g_autoptr(ElbusTestConn) first_sec = elbus_test_conn_new (tb, transport, "svc%%sub");
+  g_autoptr(ElbusTestConn) other = elbus_test_conn_new (tb, transport, "other");
+  g_autoptr(ElbusTestConn) second = NULL;
+  g_autoptr(GPtrArray) events = NULL;
+
+  g_test_summary ("With force-register, a name taken is taken over: the old "
+                  "holder and its secondaries are disconnected, the new one "
+                  "gets the name's messages");
+
+  elbus_test_broker_invoke (tb, set_force_register_func, NULL);
+  second = elbus_test_conn_new (tb, transport, "svc");
+
+  elbus_test_conn_drain_until_eof (first, ELBUS_TEST_DEADLINE_MS);
+  elbus_test_conn_drain_until_eof (first_sec, ELBUS_TEST_DEADLINE_MS);
+  g_assert_false (elbus_test_broker_has_client (tb, "svc%%sub"));
+  g_assert_true (elbus_test_broker_has_client (tb, "svc"));
+
+  /* the old one left before the new one came */
+  events = elbus_test_broker_dup_events (tb);
+  g_assert_cmpuint (events->len, >=, 2);
+  g_assert_cmpstr (g_ptr_array_index (events, events->len - 1), ==, "+svc");
+
+  elbus_test_conn_op_acked (other, OP_MESSAGE, "svc", "to the new one", RES_OK);
+  elbus_test_conn_expect_message (second, KIND_MESSAGE, "other", NULL, "to the new one");
+
+  elbus_test_broker_free (tb);
+}
+
+static void
 test_handshake_pipelined (gconstpointer data)
 {
   ElbusTestTransport transport = TRANSPORT (data);
@@ -2507,6 +2548,116 @@ add_both (const char    *path,
     }
 }
 
+/* ------------------------------------------------------------------ */
+/* WebSocket only: what is bad about the WebSocket itself */
+
+static void
+test_ws_text_message (void)
+{
+  ElbusTestBroker *tb = new_broker ();
+  g_autoptr(ElbusTestConn) conn = elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_WS, "texter");
+
+  g_test_summary ("A WebSocket text message costs only its connection");
+
+  elbus_test_conn_send_ws_text (conn, "hello");
+  elbus_test_conn_expect_eof (conn);
+  elbus_test_broker_wait_client (tb, "texter", FALSE);
+  check_broker_works (tb, ELBUS_TEST_TRANSPORT_WS);
+  check_broker_works (tb, ELBUS_TEST_TRANSPORT_TCP);
+
+  elbus_test_broker_free (tb);
+}
+
+static void
+test_ws_message_too_large (void)
+{
+  ElbusTestBrokerOptions options = { .timeout = 30.0, .max_frame_size = 1024 };
+  ElbusTestBroker *tb = elbus_test_broker_new (&options);
+  g_autoptr(ElbusTestConn) conn = elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_WS, "big");
+  g_autofree guint8 *junk = g_malloc0 (1024 * 1024);
+
+  g_test_summary ("A WebSocket message larger than the frame size limit allows "
+                  "costs only its connection, before it is read whole");
+
+  elbus_test_conn_try_send (conn, junk, 1024 * 1024);
+  elbus_test_conn_drain_until_eof (conn, ELBUS_TEST_DEADLINE_MS);
+  elbus_test_broker_wait_client (tb, "big", FALSE);
+  check_broker_works (tb, ELBUS_TEST_TRANSPORT_WS);
+
+  elbus_test_broker_free (tb);
+}
+
+/* Sends a raw HTTP request to the ws:// port and returns the answer's
+ * status line. */
+static char *
+http_status_line (ElbusTestBroker *tb,
+                  const char      *request)
+{
+  const char *url = elbus_test_broker_get_ws_url (tb);
+  g_autofree char *host_port = g_strndup (url + strlen ("ws://"),
+                                          strchr (url + strlen ("ws://"), '/') -
+                                          (url + strlen ("ws://")));
+  g_autoptr(ElbusTestConn) conn = elbus_test_conn_connect_address (host_port);
+  char line[64] = { 0 };
+
+  elbus_test_conn_send (conn, request, strlen (request));
+  elbus_test_conn_read (conn, line, strlen ("HTTP/1.1 400"), ELBUS_TEST_DEADLINE_MS);
+  return g_strdup (line);
+}
+
+static void
+test_ws_not_an_upgrade (void)
+{
+  ElbusTestBroker *tb = new_broker ();
+  g_autofree char *plain = NULL;
+  g_autofree char *elsewhere = NULL;
+
+  g_test_summary ("An HTTP request that is no WebSocket upgrade is answered "
+                  "400 (404 off the path), and the broker goes on");
+
+  plain = http_status_line (tb, "GET /elbus HTTP/1.1\r\nHost: x\r\n\r\n");
+  g_assert_cmpstr (plain, ==, "HTTP/1.1 400");
+  elsewhere = http_status_line (tb, "GET /other HTTP/1.1\r\nHost: x\r\n\r\n");
+  g_assert_cmpstr (elsewhere, ==, "HTTP/1.1 404");
+  check_broker_works (tb, ELBUS_TEST_TRANSPORT_WS);
+
+  elbus_test_broker_free (tb);
+}
+
+static void
+test_ws_list_kind (void)
+{
+  ElbusTestBroker *tb = new_broker ();
+  g_autoptr(ElbusTestConn) conn = NULL;
+  g_autoptr(GBytes) answer = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autofree char *text = NULL;
+
+  g_test_summary ("client.list names WebSocket clients' kind \"websocket\"");
+
+  elbus_test_broker_enable_core_rpc (tb);
+  conn = elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_WS, "web");
+  answer = elbus_test_conn_core_call (conn, 1, "client.list", NULL, 0);
+  reply = elbus_test_decode_rpc_reply (answer);
+  text = g_variant_print (reply, FALSE);
+  g_assert_nonnull (strstr (text, "'websocket'"));
+  g_assert_nonnull (strstr (text, "'web'"));
+  elbus_test_broker_free (tb);
+}
+
+/* The same body over UNIX, TCP and WebSocket (when built with it). */
+static void
+add_all (const char    *path,
+         GTestDataFunc  func)
+{
+  g_autofree char *full = g_strdup_printf ("/elbus/broker/%s/%s", path,
+                                           elbus_test_transport_name (ELBUS_TEST_TRANSPORT_WS));
+
+  add_both (path, func);
+  if (elbus_test_have_websocket ())
+    g_test_add_data_func (full, GINT_TO_POINTER (ELBUS_TEST_TRANSPORT_WS), func);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -2515,53 +2666,61 @@ main (int   argc,
   /* 1,500 and more clients and their broker ends live in this process */
   elbus_test_raise_nofile (4 * 1600);
 
-  add_both ("handshake/ok", test_handshake_ok);
-  add_both ("handshake/bad-greeting", test_handshake_bad_greeting);
-  add_both ("handshake/bad-name", test_handshake_bad_names);
-  add_both ("handshake/name-taken", test_handshake_name_taken);
-  add_both ("handshake/pipelined", test_handshake_pipelined);
-  add_both ("handshake/timeout", test_handshake_timeout);
-  add_both ("handshake/disconnect", test_handshake_disconnect);
+  add_all ("handshake/ok", test_handshake_ok);
+  add_all ("handshake/bad-greeting", test_handshake_bad_greeting);
+  add_all ("handshake/bad-name", test_handshake_bad_names);
+  add_all ("handshake/name-taken", test_handshake_name_taken);
+  add_all ("handshake/force-register", test_handshake_force_register);
+  if (elbus_test_have_websocket ())
+    {
+      g_test_add_func ("/elbus/broker/ws/text-message", test_ws_text_message);
+      g_test_add_func ("/elbus/broker/ws/message-too-large", test_ws_message_too_large);
+      g_test_add_func ("/elbus/broker/ws/not-an-upgrade", test_ws_not_an_upgrade);
+      g_test_add_func ("/elbus/broker/ws/list", test_ws_list_kind);
+    }
+  add_all ("handshake/pipelined", test_handshake_pipelined);
+  add_all ("handshake/timeout", test_handshake_timeout);
+  add_all ("handshake/disconnect", test_handshake_disconnect);
 
-  add_both ("ops/ack-bytes", test_ops_ack_bytes);
-  add_both ("ops/message-qos", test_ops_message_qos);
-  add_both ("ops/publish-qos", test_ops_publish_qos);
-  add_both ("ops/subscribe-unsubscribe", test_ops_subscribe_unsubscribe);
-  add_both ("ops/broadcast-qos", test_ops_broadcast_qos);
-  add_both ("ops/nop", test_ops_nop);
-  add_both ("raw/nop-with-qos", test_raw_nop_with_qos);
-  add_both ("ops/self", test_ops_self);
-  add_both ("ops/broker-warn", test_ops_broker_warn);
+  add_all ("ops/ack-bytes", test_ops_ack_bytes);
+  add_all ("ops/message-qos", test_ops_message_qos);
+  add_all ("ops/publish-qos", test_ops_publish_qos);
+  add_all ("ops/subscribe-unsubscribe", test_ops_subscribe_unsubscribe);
+  add_all ("ops/broadcast-qos", test_ops_broadcast_qos);
+  add_all ("ops/nop", test_ops_nop);
+  add_all ("raw/nop-with-qos", test_raw_nop_with_qos);
+  add_all ("ops/self", test_ops_self);
+  add_all ("ops/broker-warn", test_ops_broker_warn);
   add_both ("ops/buffered-latency", test_ops_latency);
 
-  add_both ("routing/broadcast-masks", test_routing_broadcast_masks);
-  add_both ("routing/topic-masks", test_routing_topic_masks);
+  add_all ("routing/broadcast-masks", test_routing_broadcast_masks);
+  add_all ("routing/topic-masks", test_routing_topic_masks);
 
-  add_both ("secondary", test_secondary);
-  add_both ("ping", test_ping);
+  add_all ("secondary", test_secondary);
+  add_all ("ping", test_ping);
 
-  add_both ("volume/1mib-payload", test_large_payload);
-  add_both ("volume/pipeline-10000", test_pipeline);
-  add_both ("volume/dribble", test_dribble);
-  add_both ("volume/streaming-mid-frame", test_streaming_mid_frame);
+  add_all ("volume/1mib-payload", test_large_payload);
+  add_all ("volume/pipeline-10000", test_pipeline);
+  add_all ("volume/dribble", test_dribble);
+  add_all ("volume/streaming-mid-frame", test_streaming_mid_frame);
   add_both ("volume/500-clients", test_many_clients);
 
-  add_both ("bad/unknown-op", test_bad_unknown_op);
-  add_both ("bad/body", test_bad_body);
-  add_both ("bad/short-body", test_bad_short_body);
-  add_both ("bad/over-max-frame-size", test_bad_too_long);
+  add_all ("bad/unknown-op", test_bad_unknown_op);
+  add_all ("bad/body", test_bad_body);
+  add_all ("bad/short-body", test_bad_short_body);
+  add_all ("bad/over-max-frame-size", test_bad_too_long);
   add_both ("bad/over-default-max", test_bad_huge_default);
   add_both ("bad/slow-consumer", test_bad_slow_consumer);
   add_both ("bad/stuck-writer", test_bad_stuck_writer);
   add_both ("bad/slow-subscriber", test_bad_slow_subscriber);
-  add_both ("bad/after-good-frames", test_bad_after_good_frames);
-  add_both ("bad/disconnect-mid-frame", test_bad_disconnect_mid_frame);
+  add_all ("bad/after-good-frames", test_bad_after_good_frames);
+  add_all ("bad/disconnect-mid-frame", test_bad_disconnect_mid_frame);
 
-  add_both ("api/force-disconnect", test_api_force_disconnect);
-  add_both ("api/disconnect-client", test_api_disconnect_client);
-  add_both ("api/stats", test_api_stats);
-  add_both ("api/signals", test_api_signals);
-  add_both ("api/list-clients", test_api_list_clients);
+  add_all ("api/force-disconnect", test_api_force_disconnect);
+  add_all ("api/disconnect-client", test_api_disconnect_client);
+  add_all ("api/stats", test_api_stats);
+  add_all ("api/signals", test_api_signals);
+  add_all ("api/list-clients", test_api_list_clients);
   add_both ("api/add-socket-listening", test_api_add_socket_listening);
   g_test_add_func ("/elbus/broker/api/properties", test_api_properties);
 

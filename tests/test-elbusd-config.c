@@ -326,6 +326,45 @@ test_limits (void)
 }
 
 static void
+test_force_register (void)
+{
+  g_autoptr(ConfTest) t = conf_test_new ();
+  g_autoptr(ElbusTestConn) old = NULL;
+  g_autoptr(ElbusTestConn) new = NULL;
+  g_autoptr(ElbusTestConn) other = NULL;
+  g_autofree char *ws_url = NULL;
+  g_autofree char *config = NULL;
+
+  g_test_summary ("force-register=true in the file: a registration takes over "
+                  "a name that is taken; ws:// in listen serves WebSocket");
+
+  if (elbus_test_have_websocket ())
+    ws_url = g_strdup_printf ("ws://127.0.0.1:%u/bus", elbus_test_pick_free_port ());
+  config = g_strdup_printf ("[elbusd]\nlisten=%s%s%s\nforce-register=true\n",
+                            t->socket_path, ws_url != NULL ? ";" : "",
+                            ws_url != NULL ? ws_url : "");
+  conf_test_write (t, config);
+  conf_test_spawn (t, NULL, t->socket_path);
+
+  old = elbus_test_conn_new_address (t->socket_path, "svc");
+  if (ws_url != NULL)
+    {
+      new = elbus_test_conn_connect_ws (ws_url);
+      g_assert_cmphex (elbus_test_conn_handshake (new, "svc"), ==, RESULT_OK);
+    }
+  else
+    new = elbus_test_conn_new_address (t->socket_path, "svc");
+  elbus_test_conn_drain_until_eof (old, ELBUS_TEST_DEADLINE_MS);
+  g_free (conf_test_wait_log (t, "replaced by a new registration"));
+
+  other = elbus_test_conn_new_address (t->socket_path, "other");
+  elbus_test_conn_op_acked (other, OP_MESSAGE, "svc", "to the new one", RESULT_OK);
+  elbus_test_conn_expect_message (new, KIND_MESSAGE, "other", NULL, "to the new one");
+
+  conf_test_stop (t);
+}
+
+static void
 test_handshake_timeout (void)
 {
   g_autoptr(ConfTest) t = conf_test_new ();
@@ -1005,6 +1044,7 @@ main (int   argc,
 
   g_test_add_func ("/elbus/elbusd/config/limits", test_limits);
   g_test_add_func ("/elbus/elbusd/config/handshake-timeout", test_handshake_timeout);
+  g_test_add_func ("/elbus/elbusd/config/force-register", test_force_register);
   g_test_add_func ("/elbus/elbusd/config/handshake-follows-timeout",
                    test_handshake_follows_timeout);
   g_test_add_func ("/elbus/elbusd/config/command-line-wins", test_command_line_wins);

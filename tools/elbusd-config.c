@@ -466,6 +466,9 @@ parse_server_group (Parser        *p,
                   fifo = g_strconcat ("fifo:", path, NULL);
                   g_strv_builder_add (builder, fifo);
                 }
+              else if (g_str_has_prefix (address, "ws://") ||
+                       g_str_has_prefix (address, "wss://"))
+                g_strv_builder_add (builder, address);
               else if (elbus_address_is_unix (address))
                 {
                   g_autofree char *path = resolve_path (p, address);
@@ -474,7 +477,7 @@ parse_server_group (Parser        *p,
                 }
               else if (strrchr (address, ':') == NULL)
                 return fail_at (p, line, error,
-                                _("listen: “%s” is neither a UNIX socket path, HOST:PORT nor fifo:PATH"),
+                                _("listen: “%s” is neither a UNIX socket path, HOST:PORT, ws://HOST:PORT/PATH nor fifo:PATH"),
                                 address);
               else
                 g_strv_builder_add (builder, address);
@@ -502,6 +505,11 @@ parse_server_group (Parser        *p,
       else if (g_str_equal (key, "log-syslog"))
         {
           if (!get_boolean (p, keyfile, group, key, &config->log_syslog, error))
+            return FALSE;
+        }
+      else if (g_str_equal (key, "force-register"))
+        {
+          if (!get_boolean (p, keyfile, group, key, &config->force_register, error))
             return FALSE;
         }
       else

@@ -62,6 +62,7 @@ typedef struct {
   char *pid_file;         /* (owned) (nullable): `pid-file`, absolute */
   gboolean verbose;       /* `verbose` */
   gboolean log_syslog;    /* `log-syslog` */
+  gboolean force_register; /* `force-register` */
   ElbusdLimits limits;    /* the limit keys that are present */
   GHashTable *policy;     /* (owned) (nullable): primary name → ElbusClientPolicy;
                            * NULL when the file has no [client …] group */

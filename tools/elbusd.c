@@ -55,6 +55,7 @@ typedef struct {
   int workers;            /* -w, ignored; 0 when not given */
   gboolean verbose;       /* -v */
   gboolean log_syslog;    /* --log-syslog */
+  gboolean force_register; /* --force-register */
   gboolean version;       /* --version */
 } Options;
 
@@ -70,7 +71,7 @@ static gboolean limit_option_cb (const char  *option_name,
  * describe_limit_options(). */
 static GOptionEntry option_entries[] = {
   { "bind", 'B', 0, G_OPTION_ARG_FILENAME_ARRAY, &opts.binds,
-    N_("Listen on ADDRESS: a UNIX socket path, HOST:PORT or fifo:PATH (repeatable)"),
+    N_("Listen on ADDRESS: a UNIX socket path, HOST:PORT, ws://HOST:PORT/PATH or fifo:PATH (repeatable)"),
     N_("ADDRESS") },
   { "pid-file", 'P', 0, G_OPTION_ARG_FILENAME, &opts.pid_file,
     N_("Write the process id to FILE once all listeners are up"),
@@ -97,6 +98,8 @@ static GOptionEntry option_entries[] = {
     NULL, N_("N") },
   { "handshake-timeout", 0, 0, G_OPTION_ARG_CALLBACK, limit_option_cb,
     NULL, N_("SECONDS") },
+  { "force-register", 0, 0, G_OPTION_ARG_NONE, &opts.force_register,
+    N_("Let a client registering a name that is taken replace the client holding it"), NULL },
   { "workers", 'w', 0, G_OPTION_ARG_INT, &opts.workers,
     N_("Accepted for compatibility with the original elbusd and ignored"),
     N_("N") },
@@ -592,6 +595,8 @@ configure_broker (Daemon *daemon)
   elbusd_limits_apply (&opts.limits,
                        daemon->config != NULL ? &daemon->config->limits : NULL,
                        broker);
+  elbus_broker_set_force_register (broker, opts.force_register ||
+                                   (daemon->config != NULL && daemon->config->force_register));
 
   g_debug ("timeout %g s, buf-size %u bytes, buf-ttl %u µs, "
            "queue-size %u frames, max-queue-bytes %u, max-frame-size %u bytes, "
