@@ -717,19 +717,11 @@ ElbusdConfig *
 elbusd_config_load (const char  *path,
                     GError     **error)
 {
-  g_autoptr(ElbusdConfig) config = g_new0 (ElbusdConfig, 1);
-  g_autoptr(GKeyFile) keyfile = g_key_file_new ();
   g_autoptr(GError) local_error = NULL;
   g_autofree char *text = NULL;
-  g_autofree char *absolute = NULL;
-  g_auto(GStrv) groups = NULL;
   gsize length;
-  Parser p = { 0 };
-  gboolean ok = FALSE;
 
   g_return_val_if_fail (path != NULL, NULL);
-
-  config->path = g_strdup (path);
 
   if (!g_file_get_contents (path, &text, &length, &local_error))
     {
@@ -737,6 +729,31 @@ elbusd_config_load (const char  *path,
                    _("cannot read the configuration file: %s"), local_error->message);
       return NULL;
     }
+
+  return elbusd_config_load_data (path, text, length, error);
+}
+
+/* As elbusd_config_load(), from @length bytes of @text (not necessarily
+ * NUL-terminated) said to come from @path: relative paths in it are taken
+ * from @path's directory. */
+ElbusdConfig *
+elbusd_config_load_data (const char  *path,
+                         const char  *text,
+                         gsize        length,
+                         GError     **error)
+{
+  g_autoptr(ElbusdConfig) config = g_new0 (ElbusdConfig, 1);
+  g_autoptr(GKeyFile) keyfile = g_key_file_new ();
+  g_autoptr(GError) local_error = NULL;
+  g_autofree char *absolute = NULL;
+  g_auto(GStrv) groups = NULL;
+  Parser p = { 0 };
+  gboolean ok = FALSE;
+
+  g_return_val_if_fail (path != NULL, NULL);
+  g_return_val_if_fail (text != NULL || length == 0, NULL);
+
+  config->path = g_strdup (path);
 
   absolute = g_canonicalize_filename (path, NULL);
   p.path = path;
