@@ -36,6 +36,8 @@
 #include "elbus-codec-private.h"
 #include "elbus-rpc-private.h"
 
+#include "fuzz-util.h"
+
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize (int *argc, char ***argv);
 
@@ -601,26 +603,11 @@ check_invariants (ElbusBroker *broker)
     }
 }
 
-/* Criticals and errors are bugs; the rest is noise here. */
-static GLogWriterOutput
-log_writer (GLogLevelFlags   level,
-            const GLogField *fields,
-            gsize            n_fields,
-            gpointer         user_data)
-{
-  if (level & (G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_ERROR))
-    {
-      g_log_writer_standard_streams (level, fields, n_fields, user_data);
-      abort ();
-    }
-  return G_LOG_WRITER_HANDLED;
-}
-
 int
 LLVMFuzzerInitialize (int    *argc,
                       char ***argv)
 {
-  g_log_set_writer_func (log_writer, NULL, NULL);
+  fuzz_log_init (G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_ERROR);
   build_filters ();
   return 0;
 }

@@ -21,9 +21,10 @@
 
 #include "elbus-monitor-event.h"
 
+#include "fuzz-util.h"
+
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
-#define CHECK(cond) do { if (!(cond)) { fprintf (stderr, "failed: %s\n", #cond); abort (); } } while (0)
 
 static gboolean
 inside (const guint8 *p,
@@ -42,16 +43,16 @@ check_rpc (const guint8 *data,
 
   if (!rpc_parse (data, size, &rpc))
     return;
-  CHECK (rpc.type != RPC_NONE);
-  CHECK (strcmp (rpc_type_name (&rpc), "none") != 0);
-  CHECK (inside (rpc.body, rpc.body_len, data, size));
-  CHECK ((rpc.method != NULL) == (rpc.type == RPC_CALL));
+  FUZZ_CHECK (rpc.type != RPC_NONE);
+  FUZZ_CHECK (strcmp (rpc_type_name (&rpc), "none") != 0);
+  FUZZ_CHECK (inside (rpc.body, rpc.body_len, data, size));
+  FUZZ_CHECK ((rpc.method != NULL) == (rpc.type == RPC_CALL));
   if (rpc.method != NULL)
     {
       const guint8 *nul = memchr (rpc.method, 0, data + size - (const guint8 *) rpc.method);
 
-      CHECK (nul != NULL && nul + 1 == rpc.body);
-      CHECK (g_utf8_validate (rpc.method, -1, NULL));
+      FUZZ_CHECK (nul != NULL && nul + 1 == rpc.body);
+      FUZZ_CHECK (g_utf8_validate (rpc.method, -1, NULL));
     }
 }
 
@@ -70,33 +71,33 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   value = elbus_msgpack_decode_data (copy, size, &library_error);
   if (!event_parse (bytes, &ev, &error))
     {
-      CHECK (error != NULL && g_error_matches (error, ELBUS_ERROR, ELBUS_ERROR_DATA));
-      CHECK (g_utf8_validate (error->message, -1, NULL));
+      FUZZ_CHECK (error != NULL && g_error_matches (error, ELBUS_ERROR, ELBUS_ERROR_DATA));
+      FUZZ_CHECK (g_utf8_validate (error->message, -1, NULL));
       if (value == NULL)
-        CHECK (g_str_equal (error->message, library_error->message));
+        FUZZ_CHECK (g_str_equal (error->message, library_error->message));
       check_rpc (copy, size);
       return 0;
     }
-  CHECK (value != NULL);
-  CHECK (g_variant_is_of_type (value, G_VARIANT_TYPE ("a{sv}")));
+  FUZZ_CHECK (value != NULL);
+  FUZZ_CHECK (g_variant_is_of_type (value, G_VARIANT_TYPE ("a{sv}")));
 
-  CHECK (ev.kind < N_KINDS && kind_names[ev.kind] != NULL);
-  CHECK (ev.sender != NULL && g_utf8_validate (ev.sender, -1, NULL));
-  CHECK ((ev.dest != NULL) == kind_has_payload (ev.kind));
-  CHECK (ev.dest == NULL || g_utf8_validate (ev.dest, -1, NULL));
+  FUZZ_CHECK (ev.kind < N_KINDS && kind_names[ev.kind] != NULL);
+  FUZZ_CHECK (ev.sender != NULL && g_utf8_validate (ev.sender, -1, NULL));
+  FUZZ_CHECK ((ev.dest != NULL) == kind_has_payload (ev.kind));
+  FUZZ_CHECK (ev.dest == NULL || g_utf8_validate (ev.dest, -1, NULL));
   for (guint i = 0; ev.masks != NULL && ev.masks[i] != NULL; i++)
-    CHECK (g_utf8_validate (ev.masks[i], -1, NULL));
-  CHECK (ev.masks == NULL || !kind_has_payload (ev.kind));
-  CHECK (ev.qos <= 3 && ev.result <= 0xff && ev.t >= 0);
-  CHECK (inside (ev.payload, ev.payload_len, copy, size));
-  CHECK (ev.size >= ev.payload_len);
-  CHECK (event_is_truncated (&ev) == (ev.size > ev.payload_len));
-  CHECK (result_name (ev.result) != NULL);
+    FUZZ_CHECK (g_utf8_validate (ev.masks[i], -1, NULL));
+  FUZZ_CHECK (ev.masks == NULL || !kind_has_payload (ev.kind));
+  FUZZ_CHECK (ev.qos <= 3 && ev.result <= 0xff && ev.t >= 0);
+  FUZZ_CHECK (inside (ev.payload, ev.payload_len, copy, size));
+  FUZZ_CHECK (ev.size >= ev.payload_len);
+  FUZZ_CHECK (event_is_truncated (&ev) == (ev.size > ev.payload_len));
+  FUZZ_CHECK (result_name (ev.result) != NULL);
   (void) event_is_announcement (&ev);
 
   if (event_parse_rpc (&ev, &rpc))
     {
-      CHECK (ev.kind == KIND_MESSAGE);
+      FUZZ_CHECK (ev.kind == KIND_MESSAGE);
       check_rpc (ev.payload, ev.payload_len);
     }
   check_rpc (copy, size);

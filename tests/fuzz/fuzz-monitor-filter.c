@@ -21,38 +21,25 @@
 #include "elbus-monitor-event.h"
 #include "elbus-monitor-filter.h"
 
+#include "fuzz-util.h"
+
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize (int *argc, char ***argv);
 
-#define CHECK(cond) do { if (!(cond)) { fprintf (stderr, "failed: %s\n", #cond); abort (); } } while (0)
 
 static ElbusBroker *broker;
 static ElbusClient *client;
 static ElbusPeer *peer;
 
-static GLogWriterOutput
-log_writer (GLogLevelFlags   level,
-            const GLogField *fields,
-            gsize            n_fields,
-            gpointer         user_data)
-{
-  if (level & (G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_ERROR | G_LOG_LEVEL_WARNING))
-    {
-      g_log_writer_standard_streams (level, fields, n_fields, user_data);
-      abort ();
-    }
-  return G_LOG_WRITER_HANDLED;
-}
-
 int
 LLVMFuzzerInitialize (int    *argc,
                       char ***argv)
 {
-  g_log_set_writer_func (log_writer, NULL, NULL);
+  fuzz_log_init (G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_ERROR | G_LOG_LEVEL_WARNING);
   broker = elbus_broker_new ();
   client = elbus_broker_register_client (broker, "fuzz.monitor", NULL);
   peer = g_hash_table_lookup (broker->clients, "fuzz.monitor");
-  CHECK (client != NULL && peer != NULL);
+  FUZZ_CHECK (client != NULL && peer != NULL);
   return 0;
 }
 
@@ -114,15 +101,15 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
       kinds = parse_kinds (strv_or_null (given_kinds), &error);
       if (kinds == NULL)
         {
-          CHECK (g_error_matches (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE));
+          FUZZ_CHECK (g_error_matches (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE));
           return 0;
         }
       for (guint i = 0; kinds[i] != NULL; i++)
         {
           EventKind k;
 
-          CHECK (kind_from_string (kinds[i], &k));
-          CHECK (!g_strv_contains ((const char * const *) kinds + i + 1, kinds[i]));
+          FUZZ_CHECK (kind_from_string (kinds[i], &k));
+          FUZZ_CHECK (!g_strv_contains ((const char * const *) kinds + i + 1, kinds[i]));
         }
     }
   ok = check_masks (strv_or_null (senders), "--sender", '.', &error) &&
@@ -130,8 +117,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
        check_masks (strv_or_null (topics), "--topic", '/', &error);
   if (!ok)
     {
-      CHECK (g_error_matches (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE));
-      CHECK (g_utf8_validate (error->message, -1, NULL));
+      FUZZ_CHECK (g_error_matches (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE));
+      FUZZ_CHECK (g_utf8_validate (error->message, -1, NULL));
       return 0;
     }
   (void) masks_name_broker (strv_or_null (senders));
@@ -139,14 +126,14 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   filters = g_variant_ref_sink (build_filters (strv_or_null (senders), strv_or_null (targets),
                                                strv_or_null (topics), kinds, max_payload));
   params = elbus_msgpack_encode_variant (filters, &error);
-  CHECK (params != NULL);
+  FUZZ_CHECK (params != NULL);
   if (!_elbus_broker_monitor_start (broker, peer, params, &error))
     {
       fprintf (stderr, "the broker refuses filters the tool accepts: %s\n", error->message);
       abort ();
     }
-  CHECK (_elbus_broker_monitor_is (broker, peer));
+  FUZZ_CHECK (_elbus_broker_monitor_is (broker, peer));
   _elbus_broker_monitor_stop (broker, peer);
-  CHECK (!_elbus_broker_monitor_is (broker, peer));
+  FUZZ_CHECK (!_elbus_broker_monitor_is (broker, peer));
   return 0;
 }

@@ -20,10 +20,11 @@
 #include "elbus-msgpack.h"
 #include "elbus-rpc-peer.h"
 
+#include "fuzz-util.h"
+
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize (int *argc, char ***argv);
 
-#define CHECK(cond) do { if (!(cond)) { fprintf (stderr, "failed: %s\n", #cond); abort (); } } while (0)
 
 #define MAX_PAIRS 16
 
@@ -36,35 +37,23 @@ check_entry (GVariant   *entry,
   g_autoptr(GVariant) value = NULL;
 
   g_variant_get (entry, "{&sv}", &key, &value);
-  CHECK (eq != NULL && eq != pair);
-  CHECK (strlen (key) == (gsize) (eq - pair) && strncmp (key, pair, eq - pair) == 0);
+  FUZZ_CHECK (eq != NULL && eq != pair);
+  FUZZ_CHECK (strlen (key) == (gsize) (eq - pair) && strncmp (key, pair, eq - pair) == 0);
   if (g_str_equal (eq + 1, "true") || g_str_equal (eq + 1, "false"))
-    CHECK (g_variant_is_of_type (value, G_VARIANT_TYPE_BOOLEAN) &&
+    FUZZ_CHECK (g_variant_is_of_type (value, G_VARIANT_TYPE_BOOLEAN) &&
            g_variant_get_boolean (value) == (eq[1] == 't'));
   else if (g_variant_is_of_type (value, G_VARIANT_TYPE_STRING))
-    CHECK (g_str_equal (g_variant_get_string (value, NULL), eq + 1));
+    FUZZ_CHECK (g_str_equal (g_variant_get_string (value, NULL), eq + 1));
   else
-    CHECK (g_variant_is_of_type (value, G_VARIANT_TYPE_INT64) ||
+    FUZZ_CHECK (g_variant_is_of_type (value, G_VARIANT_TYPE_INT64) ||
            g_variant_is_of_type (value, G_VARIANT_TYPE_DOUBLE));
-}
-
-static GLogWriterOutput
-log_writer (GLogLevelFlags   level,
-            const GLogField *fields,
-            gsize            n_fields,
-            gpointer         user_data)
-{
-  g_log_writer_standard_streams (level, fields, n_fields, user_data);
-  if (level & (G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_ERROR | G_LOG_LEVEL_WARNING))
-    abort ();
-  return G_LOG_WRITER_HANDLED;
 }
 
 int
 LLVMFuzzerInitialize (int    *argc,
                       char ***argv)
 {
-  g_log_set_writer_func (log_writer, NULL, NULL);
+  fuzz_log_init (G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_ERROR | G_LOG_LEVEL_WARNING);
   return 0;
 }
 
@@ -85,14 +74,14 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   params = elbus_rpc_params_from_pairs ((const char * const *) pairs, &error);
   if (params == NULL)
     {
-      CHECK (g_error_matches (error, ELBUS_ERROR, ELBUS_ERROR_DATA));
-      CHECK (g_utf8_validate (error->message, -1, NULL));
+      FUZZ_CHECK (g_error_matches (error, ELBUS_ERROR, ELBUS_ERROR_DATA));
+      FUZZ_CHECK (g_utf8_validate (error->message, -1, NULL));
       return 0;
     }
-  CHECK (error == NULL);
-  CHECK (g_variant_is_of_type (params, G_VARIANT_TYPE_VARDICT));
-  CHECK (!g_variant_is_floating (params));
-  CHECK (g_variant_n_children (params) == g_strv_length (pairs));
+  FUZZ_CHECK (error == NULL);
+  FUZZ_CHECK (g_variant_is_of_type (params, G_VARIANT_TYPE_VARDICT));
+  FUZZ_CHECK (!g_variant_is_floating (params));
+  FUZZ_CHECK (g_variant_n_children (params) == g_strv_length (pairs));
 
   g_variant_iter_init (&iter, params);
   while ((entry = g_variant_iter_next_value (&iter)) != NULL)
@@ -102,9 +91,9 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     }
 
   encoded = elbus_msgpack_encode_variant (params, &error);
-  CHECK (encoded != NULL);
+  FUZZ_CHECK (encoded != NULL);
   again = elbus_msgpack_decode (encoded, &error);
-  CHECK (again != NULL);
-  CHECK (g_variant_equal (params, again));
+  FUZZ_CHECK (again != NULL);
+  FUZZ_CHECK (g_variant_equal (params, again));
   return 0;
 }
