@@ -3,9 +3,10 @@
  * libFuzzer target for elbusd's configuration file (tools/elbusd-config.c):
  * the input is the file. It is accepted whole, or refused with one error
  * whose message is UTF-8 and names the file; an accepted file applies to a
- * broker (its limits and its policy) without a warning or a critical, holds
- * only absolute paths, and its policy names only primaries that elbusd
- * lets stay, their secondaries too. Checked with abort().
+ * broker (its limits, each as given, and its policy) without a warning or
+ * a critical, its pid file is an absolute path, and its policy names only
+ * primaries that elbusd lets stay, their secondaries too. Checked with
+ * abort().
  */
 #include "config.h"
 
