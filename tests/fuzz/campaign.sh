@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: MIT
 # A fuzzing campaign: runs every libFuzzer target in turn for SECONDS
 # (default 600) each, at nice 19 and one job at a time (the targets are
-# single-threaded), from its seed corpus and dictionary, merges the inputs
-# that add coverage into the seed corpus (-merge=1: tests/fuzz/corpus/TARGET
-# only grows, by what is new), and prints per target the executions,
+# single-threaded), from its seed corpus and dictionary, minimises the seed
+# corpus together with what the run found (-merge=1: the hand-made seeds,
+# then only the inputs that add coverage, into tests/fuzz/corpus/TARGET),
+# and prints per target the executions,
 # exec/s, coverage (cov: edges, ft: features), peak RSS and findings
 # (crash-, leak-, timeout- and oom- files, kept in the work directory).
 #
@@ -44,8 +45,18 @@ for t in $targets; do
   nice -n 19 "$exe" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$work/" $dict \
     "$work/corpus" "$seeds" > "$work/log" 2>&1 || true
-  # what adds coverage to the seeds, nothing else
-  nice -n 19 "$exe" -merge=1 $dict "$seeds" "$work/corpus" > "$work/merge.log" 2>&1 || true
+  # the seeds and what the run found, minimised (-merge=1): the hand-made
+  # seeds (named, not hashes) stay, then only inputs that add coverage
+  rm -rf "$work/seeds"
+  mkdir -p "$work/seeds"
+  ls "$seeds" | grep -Ev '^[0-9a-f]{40}$' | while read -r f; do
+    cp "$seeds/$f" "$work/seeds/"
+  done
+  if nice -n 19 "$exe" -merge=1 $dict "$work/seeds" "$seeds" "$work/corpus" \
+       > "$work/merge.log" 2>&1; then
+    find "$seeds" -maxdepth 1 -type f -delete
+    cp "$work/seeds/"* "$seeds/"
+  fi
 
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log")
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$work/log")
