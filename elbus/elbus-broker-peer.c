@@ -578,7 +578,11 @@ process_frames (ElbusPeer *peer)
 {
   ElbusBroker *broker = peer->broker;
   ElbusReadBuf *rb = &peer->rb;
-  ElbusChunk *chunk = rb->chunk;
+  /* held while routing: a frame may get the peer dropped (a slow consumer
+   * of its own message or publication), which clears its read buffer,
+   * and the frame's payload must outlive that for the other recipients
+   * and the monitors */
+  g_autoptr(ElbusChunk) chunk = _elbus_chunk_ref (rb->chunk);
   gboolean completed = FALSE;
 
   while (!peer->closed)

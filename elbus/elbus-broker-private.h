@@ -8,6 +8,7 @@
  *  elbus-broker-dispatch.c  the one fd on the GMainContext: an epoll instance
  *                       with a ready list, and the deadline lists behind
  *                       the one timer
+ *  elbus-broker-check.c the invariants, for tests and fuzzing
  *  elbus-broker-ws.c    the WebSocket transport: a SoupServer per ws://
  *                       listener; its peers have no fd on epoll
  *
@@ -355,6 +356,11 @@ void          _elbus_broker_monitor_client      (ElbusBroker   *broker,
                                                  guint8         result);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ElbusMonitor, _elbus_monitor_free)
+
+/* elbus-broker-check.c: for tests and fuzzing, never on the hot path */
+char         *_elbus_broker_check_invariants    (ElbusBroker   *broker);
+void          _elbus_broker_add_connection      (ElbusBroker   *broker,
+                                                 int            fd);
 
 /* elbus-broker-fifo.c */
 void          _elbus_fifo_free                  (ElbusFifo     *fifo);

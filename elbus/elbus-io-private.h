@@ -41,6 +41,8 @@ GBytes     *_elbus_chunk_share      (ElbusChunk   *chunk,
                                      const guint8 *data,
                                      gsize         len);
 
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ElbusChunk, _elbus_chunk_unref)
+
 /* A read buffer: bytes [start, end) of chunk are not yet decoded. */
 typedef struct {
   ElbusChunk *chunk;        /* (owned) (nullable) */

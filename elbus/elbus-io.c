@@ -26,6 +26,18 @@
  * warm in the cache; a chunk may be released from any thread (a payload
  * handed on as GBytes), hence the lock. */
 #define CHUNK_POOL_MAX 32
+/* Under AddressSanitizer (the fuzz and ASan builds) none are kept: a chunk
+ * used after its last reference is dropped must be caught, not recycled. */
+#if defined (__SANITIZE_ADDRESS__)
+#define CHUNK_POOL_KEEP 0
+#elif defined (__has_feature)
+#if __has_feature (address_sanitizer)
+#define CHUNK_POOL_KEEP 0
+#endif
+#endif
+#ifndef CHUNK_POOL_KEEP
+#define CHUNK_POOL_KEEP CHUNK_POOL_MAX
+#endif
 static GMutex chunk_pool_lock;
 static ElbusChunk *chunk_pool[CHUNK_POOL_MAX];
 static guint chunk_pool_len;
@@ -67,7 +79,7 @@ _elbus_chunk_unref (ElbusChunk *chunk)
   if (chunk->size == ELBUS_READ_CHUNK_SIZE)
     {
       g_mutex_lock (&chunk_pool_lock);
-      if (chunk_pool_len < CHUNK_POOL_MAX)
+      if (chunk_pool_len < CHUNK_POOL_KEEP)
         {
           chunk_pool[chunk_pool_len++] = chunk;
           chunk = NULL;

@@ -80,6 +80,18 @@ void            _elbus_topic_tree_match           (ElbusTopicTree *tree,
                                                    ElbusMaskFunc   func,
                                                    gpointer        user_data);
 
+/* consistency checks, for tests and fuzzing: NULL or what is wrong */
+typedef void (*ElbusTreeCheckFunc) (const char *path,
+                                    gpointer    value,
+                                    gpointer    user_data);
+
+const char     *_elbus_name_tree_check            (ElbusNameTree      *tree,
+                                                   ElbusTreeCheckFunc  func,
+                                                   gpointer            user_data);
+const char     *_elbus_topic_tree_check           (ElbusTopicTree     *tree,
+                                                   ElbusTreeCheckFunc  func,
+                                                   gpointer            user_data);
+
 gboolean        _elbus_name_mask_matches          (const char     *mask,
                                                    gsize           mask_len,
                                                    const char     *name,

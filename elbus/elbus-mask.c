@@ -986,6 +986,212 @@ _elbus_topic_tree_count (ElbusTopicTree *tree,
   return subs_table != NULL ? g_hash_table_size (subs_table) : 0;
 }
 
+/* Consistency checks (fuzzing and tests) */
+
+/* The path from the root down to @node, its parts joined by @sep. */
+static void
+node_path (const MaskNode *node,
+           char            sep,
+           GString        *out)
+{
+  g_string_truncate (out, 0);
+  for (const MaskNode *last = node; node->parent != NULL; node = node->parent)
+    {
+      if (node != last)
+        g_string_prepend_c (out, sep);
+      g_string_prepend_len (out, node->key.str, node->key.len);
+    }
+}
+
+/* Checks the links of @node and its children; NULL when they hold. */
+static const char *
+node_check_links (const MaskNode *node)
+{
+  const MaskNode *child, *prev = NULL;
+  guint n = 0;
+
+  if (node->parent != NULL && node_is_empty (node))
+    return "an empty node was not pruned";
+  for (child = node->first_child; child != NULL; prev = child, child = child->next)
+    {
+      if (child->parent != node || child->prev != prev)
+        return "a child's parent or sibling link is wrong";
+      if (node->children != NULL && g_hash_table_lookup (node->children, &child->key) != child)
+        return "a child is missing from its parent's index";
+      n++;
+    }
+  if (n != node->n_children)
+    return "a node's child count is wrong";
+  if (node->children != NULL && g_hash_table_size (node->children) != n)
+    return "a node's child index has stale entries";
+  if (node->children == NULL && n > CHILDREN_HASH_MIN)
+    return "a node with many children has no index";
+  if ((node->one != NULL && node->one->parent != node) ||
+      (node->rest != NULL && node->rest->parent != node))
+    return "a wildcard child's parent link is wrong";
+  if (node->rest != NULL &&
+      (node->rest->first_child != NULL || node->rest->one != NULL || node->rest->rest != NULL))
+    return "a `#` node has children";
+  if (node->subs != NULL && node->subs->len == 0)
+    return "a node keeps an empty subscription array";
+  return NULL;
+}
+
+typedef const char *(*NodeCheckFunc) (const MaskNode *node,
+                                      gpointer        data);
+
+/* Visits every node below @root, depth first and without recursion, and
+ * checks its links and then @func; returns the first problem found. */
+static const char *
+tree_check (const MaskNode *root,
+            NodeCheckFunc   func,
+            gpointer        data)
+{
+  g_autoptr(GPtrArray) stack = g_ptr_array_new ();
+  const char *problem = NULL;
+
+  g_ptr_array_add (stack, (gpointer) root);
+  while (stack->len > 0 && problem == NULL)
+    {
+      const MaskNode *node = g_ptr_array_steal_index (stack, stack->len - 1);
+      const MaskNode *child;
+
+      problem = node_check_links (node);
+      if (problem == NULL)
+        problem = func (node, data);
+      for (child = node->first_child; child != NULL; child = child->next)
+        g_ptr_array_add (stack, (gpointer) child);
+      if (node->one != NULL)
+        g_ptr_array_add (stack, node->one);
+      if (node->rest != NULL)
+        g_ptr_array_add (stack, node->rest);
+    }
+
+  return problem;
+}
+
+typedef struct
+{
+  ElbusTreeCheckFunc func;
+  gpointer           user_data;
+  GString           *path;
+  ElbusTopicTree    *topics;     /* NULL for a name tree */
+  guint              n_subs;
+} TreeCheck;
+
+static const char *
+name_node_check (const MaskNode *node,
+                 gpointer        data)
+{
+  TreeCheck *check = data;
+
+  if (node->one != NULL || node->rest != NULL || node->subs != NULL)
+    return "a name tree node has topic tree fields";
+  if (node->parent == NULL && node->has_value)
+    return "the name tree's root holds a name";
+  if (node->has_value)
+    {
+      node_path (node, '.', check->path);
+      check->func (check->path->str, node->value, check->user_data);
+    }
+  return NULL;
+}
+
+static const char *
+topic_node_check (const MaskNode *node,
+                  gpointer        data)
+{
+  TreeCheck *check = data;
+
+  if (node->has_value)
+    return "a topic tree node holds a name";
+  if (node->subs == NULL)
+    return NULL;
+  if (node->parent == NULL)
+    return "the topic tree's root is subscribed";
+
+  node_path (node, '/', check->path);
+  for (guint i = 0; i < node->subs->len; i++)
+    {
+      const Subscription *sub = g_ptr_array_index (node->subs, i);
+      GHashTable *subs_table = g_hash_table_lookup (check->topics->subscribers, sub->subscriber);
+
+      if (sub->node != node || sub->index != i)
+        return "a subscription's node or index is wrong";
+      if (subs_table == NULL || g_hash_table_lookup (subs_table, node) != sub)
+        return "a subscription is missing from its subscriber's table";
+      check->func (check->path->str, sub->subscriber, check->user_data);
+    }
+  check->n_subs += node->subs->len;
+  return NULL;
+}
+
+/**
+ * _elbus_name_tree_check:
+ * @tree: a tree
+ * @func: (scope call): called with each name and its value
+ * @user_data: data for @func
+ *
+ * Checks the links of every node of @tree (parents, siblings, child
+ * counts and indexes, no empty node left unpruned) and reports each name
+ * it holds to @func, rebuilt from the path to its node. For tests and
+ * fuzzing: the cost is the size of the tree.
+ *
+ * Returns: (nullable): %NULL, or what is wrong
+ */
+const char *
+_elbus_name_tree_check (ElbusNameTree      *tree,
+                        ElbusTreeCheckFunc  func,
+                        gpointer            user_data)
+{
+  g_autoptr(GString) path = g_string_new (NULL);
+  TreeCheck check = { func, user_data, path, NULL, 0 };
+
+  return tree_check (tree->root, name_node_check, &check);
+}
+
+/**
+ * _elbus_topic_tree_check:
+ * @tree: a tree
+ * @func: (scope call): called with each mask and subscriber
+ * @user_data: data for @func
+ *
+ * As _elbus_name_tree_check(), for a tree of subscriptions: also checks
+ * that each subscription is in its subscriber's table and that the tables
+ * hold nothing else. @func gets each (mask, subscriber) pair, the mask as
+ * stored (`a/#/b` comes back as `a/#`).
+ *
+ * Returns: (nullable): %NULL, or what is wrong
+ */
+const char *
+_elbus_topic_tree_check (ElbusTopicTree     *tree,
+                         ElbusTreeCheckFunc  func,
+                         gpointer            user_data)
+{
+  g_autoptr(GString) path = g_string_new (NULL);
+  TreeCheck check = { func, user_data, path, tree, 0 };
+  GHashTableIter iter;
+  gpointer subs_table;
+  guint n_subs = 0;
+  const char *problem;
+
+  problem = tree_check (tree->root, topic_node_check, &check);
+  if (problem != NULL)
+    return problem;
+
+  g_hash_table_iter_init (&iter, tree->subscribers);
+  while (g_hash_table_iter_next (&iter, NULL, &subs_table))
+    {
+      if (g_hash_table_size (subs_table) == 0)
+        return "a subscriber keeps an empty table";
+      n_subs += g_hash_table_size (subs_table);
+    }
+  if (n_subs != check.n_subs)
+    return "the subscribers' tables hold subscriptions the tree does not";
+
+  return NULL;
+}
+
 static inline void
 topic_node_report (const MaskNode *node,
                    ElbusMaskFunc   func,

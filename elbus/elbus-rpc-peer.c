@@ -1102,8 +1102,8 @@ elbus_rpc_peer_notify_sync (ElbusRpcPeer  *self,
  * floats, and anything else, `0x10` or ` 5` say, is a string. Encode the
  * result with [func@Elbus.msgpack_encode_variant].
  *
- * Returns: (transfer full): an `a{sv}`, or %NULL when a pair has no `=` or
- *   an empty key
+ * Returns: (transfer full): an `a{sv}`, or %NULL when a pair has no `=`,
+ *   an empty key, or is not UTF-8
  *
  * Since: 1.0
  */
@@ -1126,6 +1126,15 @@ elbus_rpc_params_from_pairs (const char * const  *pairs,
       gint64 n;
       double d;
 
+      /* a command line's bytes: a{sv} keys and strings are UTF-8 */
+      if (!g_utf8_validate (pairs[i], -1, NULL))
+        {
+          g_autofree char *shown = g_utf8_make_valid (pairs[i], -1);
+
+          g_variant_builder_clear (&builder);
+          g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA, "“%s” is not UTF-8", shown);
+          return NULL;
+        }
       if (eq == NULL || eq == pairs[i])
         {
           g_variant_builder_clear (&builder);

@@ -1733,6 +1733,80 @@ test_topic_prune (void)
 #endif
 }
 
+/* The consistency checks report every name and subscription once, with
+ * the path rebuilt from the trie (empty parts and levels included), and
+ * find nothing wrong in trees built and pruned the normal way. */
+static void
+collect_path_cb (const char *path,
+                 gpointer    value,
+                 gpointer    user_data)
+{
+  g_ptr_array_add (user_data, g_strdup_printf ("%s=%s", path, (const char *) value));
+}
+
+static int
+compare_paths (gconstpointer a,
+               gconstpointer b)
+{
+  return strcmp (*(const char * const *) a, *(const char * const *) b);
+}
+
+static void
+check_collected (GPtrArray          *got,
+                 const char * const *expected)
+{
+  g_ptr_array_sort (got, compare_paths);
+  g_ptr_array_add (got, NULL);
+  g_assert_cmpstrv ((char **) got->pdata, expected);
+}
+
+static void
+test_check_trees (void)
+{
+  ElbusNameTree *names = _elbus_name_tree_new ();
+  ElbusTopicTree *topics = _elbus_topic_tree_new ();
+  g_autoptr(GPtrArray) got = g_ptr_array_new_with_free_func (g_free);
+  const char * const expected_names[] = { "a.=A.", "a.b=AB", "a.c.d=ACD", "x=X", NULL };
+  const char * const expected_topics[] = { "/=s1", "a/#=s1", "a/#=s2", "a/+/c=s2", NULL };
+  char name[32];
+
+  _elbus_name_tree_insert (names, "a.b", 3, "AB");
+  _elbus_name_tree_insert (names, "a.", 2, "A.");
+  _elbus_name_tree_insert (names, "a.c.d", 5, "ACD");
+  _elbus_name_tree_insert (names, "x", 1, "X");
+  _elbus_name_tree_insert (names, "gone.away", 9, "G");
+  /* enough children for an index, then few enough to drop it */
+  for (guint i = 0; i < 12; i++)
+    {
+      g_snprintf (name, sizeof name, "a.n%u", i);
+      _elbus_name_tree_insert (names, name, strlen (name), "N");
+    }
+  g_assert_null (_elbus_name_tree_check (names, collect_path_cb, got));
+  g_assert_cmpuint (got->len, ==, 17);
+  for (guint i = 0; i < 12; i++)
+    {
+      g_snprintf (name, sizeof name, "a.n%u", i);
+      _elbus_name_tree_remove (names, name, strlen (name));
+    }
+  _elbus_name_tree_remove (names, "gone.away", 9);
+  g_ptr_array_set_size (got, 0);
+  g_assert_null (_elbus_name_tree_check (names, collect_path_cb, got));
+  check_collected (got, expected_names);
+
+  _elbus_topic_tree_subscribe (topics, "a/#", 3, "s1");
+  _elbus_topic_tree_subscribe (topics, "a/#/b", 5, "s2");   /* stored as a/# */
+  _elbus_topic_tree_subscribe (topics, "a/+/c", 5, "s2");
+  _elbus_topic_tree_subscribe (topics, "/", 1, "s1");
+  _elbus_topic_tree_subscribe (topics, "x/y/z", 5, "s3");
+  _elbus_topic_tree_unsubscribe_all (topics, "s3");
+  g_ptr_array_set_size (got, 0);
+  g_assert_null (_elbus_topic_tree_check (topics, collect_path_cb, got));
+  check_collected (got, expected_topics);
+
+  _elbus_name_tree_free (names);
+  _elbus_topic_tree_free (topics);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1778,6 +1852,7 @@ main (int   argc,
   g_test_add_func ("/elbus/mask/topic/single-random", test_topic_single_random);
   g_test_add_func ("/elbus/mask/topic/prune", test_topic_prune);
   g_test_add_func ("/elbus/mask/single/fine-points", test_single_fine_points);
+  g_test_add_func ("/elbus/mask/check", test_check_trees);
 
   return g_test_run ();
 }

@@ -70,6 +70,10 @@ typedef struct {
 
 ElbusdConfig *elbusd_config_load           (const char    *path,
                                             GError       **error);
+ElbusdConfig *elbusd_config_load_data      (const char    *path,
+                                            const char    *text,
+                                            gsize          length,
+                                            GError       **error);
 void          elbusd_config_free           (ElbusdConfig  *config);
 guint         elbusd_config_count_clients  (const ElbusdConfig *config);
 gboolean      elbusd_config_allows_name    (const ElbusdConfig *config,

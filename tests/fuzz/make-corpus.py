@@ -4,7 +4,10 @@
 tests/fuzz/corpus/codec/ (wire frames, docs/protocol.md sections 1-3),
 tests/fuzz/corpus/msgpack/ (MessagePack values) and tests/fuzz/corpus/fifo/
 (lines of the FIFO control channel, section 6; the first byte also picks
-the fuzzer's chunk size). Run it from anywhere; it rewrites the files next
+the fuzzer's chunk size) tests/fuzz/corpus/monitor-event/ (elbus-monitor's events,
+section 9) and tests/fuzz/corpus/broker/ (scripts for
+fuzz-broker.c: a flags byte, then opcode bytes, each op + 16 * connection,
+and their arguments). Run it from anywhere; it rewrites the files next
 to it. The outputs are committed."""
 
 import os
@@ -100,6 +103,88 @@ FIFO = {
 }
 
 
+def mp_uint(n):
+    return bytes([n]) if n < 128 else b'\xcf' + struct.pack('>Q', n)
+
+
+def event(kind, sender, dest=None, payload=None, masks=None, size=None):
+    """A monitor event map (docs/protocol.md 9): t k s d q n r l p."""
+    members = [(b't', mp_uint(1733300000000000000)), (b'k', mp_str(kind)),
+               (b's', mp_str(sender))]
+    if masks is not None:
+        members.append((b'd', bytes([0x90 | len(masks)]) + b''.join(mp_str(m) for m in masks)))
+    elif dest is not None:
+        members.append((b'd', mp_str(dest)))
+    else:
+        members.append((b'd', b'\xc0'))
+    members += [(b'q', b'\x01'), (b'n', b'\x01'), (b'r', b'\x01')]
+    if payload is not None:
+        members.append((b'l', mp_uint(size if size is not None else len(payload))))
+        members.append((b'p', b'\xc4' + bytes([len(payload)]) + payload))
+    return bytes([0x80 | len(members)]) + b''.join(b'\xa1' + k + v for k, v in members)
+
+
+MONITOR_EVENT = {
+    'message': event('message', 'a.b', 'c.d', b'hello'),
+    'rpc-call': event('message', 'a', '.broker', b'\x01\x07\x00\x00\x00test\x00\x80'),
+    'rpc-error': event('message', '.broker', 'a', b'\x12\x07\x00\x00\x00\x87\x83\xc0'),
+    'broadcast': event('broadcast', 'a', 's.*', b'\x92\x01\x02'),
+    'publish-truncated': event('publish', 'a', 'x/y', b'abcd', size=4096),
+    'subscribe': event('subscribe', 'a', masks=['a/#', '+/b']),
+    'reg': event('reg', 'a.b'),
+    'unknown-kind': event('nope', 'a'),
+}
+
+# fuzz-broker.c's opcodes; the connection is added as 16 * conn
+RAW, HELLO, MESSAGE, BROADCAST, PUBLISH, SUB, UNSUB, CALL, RPC, CLOSE, \
+    TOGGLE, ITERATE, PING, FLOOD, SHUTDOWN, PARTIAL = range(16)
+
+
+def on(conn, op):
+    return bytes([op + 16 * conn])
+
+
+def hello(conn, name_index):
+    return on(conn, HELLO) + bytes([name_index])
+
+
+BROKER = {
+    # a, a.b and the secondary a%%1
+    'register': b'\x00' + hello(0, 0) + hello(1, 1) + hello(2, 4),
+    # a.b subscribes to # and a/+; a publishes xyz on a/b with an ack
+    'pubsub': (b'\x00' + hello(0, 0) + hello(1, 1)
+               + on(1, SUB) + b'\x01\x01\x00\x02'
+               + on(0, PUBLISH) + b'\x01\x01\x03xyz' + on(0, ITERATE) + b'\x04'
+               + on(1, UNSUB) + b'\x00\x01\x00'),
+    'broadcast': (b'\x00' + hello(0, 0) + hello(1, 1) + hello(2, 2)
+                  + on(0, BROADCAST) + b'\x00\x01\x02hi'
+                  + on(1, BROADCAST) + b'\x02\x00\x00'),
+    'message': (b'\x00' + hello(0, 0) + hello(1, 1)
+                + on(0, MESSAGE) + b'\x02\x03\x01!' + on(1, PING)),
+    # m monitors messages and publications, a talks to a.b
+    'monitor': (b'\x00' + hello(0, 10) + on(0, CALL) + b'\x05\x01\x01'
+                + hello(1, 0) + hello(2, 1)
+                + on(1, MESSAGE) + b'\x02\x01\x02ab'
+                + on(1, PUBLISH) + b'\x01\x00\x00'
+                + on(0, CALL) + b'\x06\x00\x01'),
+    'calls': (b'\x00' + hello(0, 0)
+              + b''.join(on(0, CALL) + bytes([m, 0, 1]) for m in range(10))
+              + on(0, RPC) + b'\x01\x02\x02\x00\x00'),
+    # a.b stops reading and a floods it: a slow consumer, dropped
+    'slow': (b'\x01' + hello(0, 0) + hello(1, 1) + on(1, TOGGLE)
+             + on(1, SUB) + b'\x00\x00\x00'
+             + on(0, FLOOD) + b'\x3f' + on(0, ITERATE) + b'\x0f'),
+    'policy': (b'\x04' + hello(0, 0) + hello(1, 3) + hello(2, 10)
+               + on(0, PUBLISH) + b'\x01\x01\x00' + on(0, SUB) + b'\x01\x01\x01\x04'
+               + on(1, BROADCAST) + b'\x00\x01\x00' + on(2, CALL) + b'\x05\x00\x01'),
+    'limits': (b'\x3e' + hello(0, 0) + on(0, SUB) + b'\x03\x01\x00\x01\x02\x03'
+               + on(0, MESSAGE) + b'\x00\x01\x3f' + b'x' * 63),
+    # cut short: a frame's header and half its body, then closed
+    'cut': (b'\x00' + hello(0, 0) + hello(1, 4) + on(0, PARTIAL) + b'\x00\x0c'
+            + on(0, CLOSE) + on(1, SHUTDOWN) + on(0, RAW) + b'\x03\xeb\x01\x00'),
+}
+
+
 def write(kind, seeds):
     d = os.path.join(HERE, 'corpus', kind)
     os.makedirs(d, exist_ok=True)
@@ -112,3 +197,5 @@ if __name__ == '__main__':
     write('codec', CODEC)
     write('msgpack', MSGPACK)
     write('fifo', FIFO)
+    write('broker', BROKER)
+    write('monitor-event', MONITOR_EVENT)
