@@ -7,7 +7,17 @@
  * what the client sends is copied once into a chunk and routed at once,
  * and what the broker queues for it is handed over when the broker
  * flushes (before the loop sleeps, or at once for real-time frames and
- * acks). */
+ * acks).
+ *
+ * A client registered from another thread, on another main context, runs
+ * in cross mode: its frames are copied once into a chunk on its own thread
+ * and pushed on a locked queue towards the broker, whose context is woken
+ * once per batch (a GSource made ready when the queue turns non-empty); the
+ * broker routes them as if the peer had sent them. What the broker queues
+ * for the client is moved, by reference, into a locked queue towards the
+ * client, whose context is woken the same way. Both sides hold the
+ * ElbusLocal (an atomic reference count); whichever side goes first tells
+ * the other through the queues. */
 #include "config.h"
 
 #include <string.h>
@@ -18,27 +28,77 @@
 #include "elbus-i18n-private.h"
 #include "elbus-transport-private.h"
 
+/* A client frame on its way to the broker (cross mode). */
+typedef struct {
+  ElbusChunk       *chunk;         /* (owned) */
+  ElbusClientFrame  frame;         /* decoded, pointing into chunk */
+} LocalFrame;
+
 struct _ElbusLocal {
   ElbusTransport  parent;
+  /* the broker's side: touched on the broker's thread only */
   ElbusBroker    *broker;          /* (unowned) (nullable): cleared when either side closes */
   ElbusPeer      *peer;            /* (unowned) (nullable): likewise */
+
+  /* cross mode only (client and broker on different contexts) */
+  gboolean        cross;
+  gatomicrefcount ref;             /* the client's transport, the peer, each source */
+  guint           max_frame_size;
+  GMutex          lock;            /* guards what follows */
+  GCond           cond;            /* signalled when towards_client or closed changes */
+  GArray         *towards_broker;  /* LocalFrame */
+  ElbusOutQueue   towards_client;
+  GError         *closed_error;    /* (nullable): the broker dropped the client */
+  gboolean        client_closed;   /* the client closed its end */
+  gboolean        broker_gone;     /* the peer is closed */
+  GSource        *broker_source;   /* (owned) (nullable): on the broker's context */
+  GSource        *client_source;   /* (owned) (nullable): on the client's context */
+  GMainContext   *broker_context;  /* (owned) */
+  /* outside the lock: each side's spare, swapped with the shared queue */
+  GArray         *broker_spare;    /* the broker's thread */
+  ElbusOutQueue   client_spare;    /* the client's thread */
 };
 
-/* Routes a frame of an in-process client at once: one copy into a chunk,
- * decoded and checked like any frame from a socket. */
-static gboolean
-local_send (ElbusTransport  *transport,
-            ElbusOutEntry   *entry,
-            gboolean         realtime,
-            GError         **error)
+static ElbusLocal *
+local_ref (ElbusLocal *self)
 {
-  ElbusLocal *self = (ElbusLocal *) transport;
-  ElbusBroker *broker = self->broker;
-  ElbusPeer *peer = self->peer;
+  g_atomic_ref_count_inc (&self->ref);
+  return self;
+}
+
+static void
+local_unref (ElbusLocal *self)
+{
+  if (!g_atomic_ref_count_dec (&self->ref))
+    return;
+
+  if (self->cross)
+    {
+      for (guint i = 0; i < self->towards_broker->len; i++)
+        _elbus_chunk_unref (g_array_index (self->towards_broker, LocalFrame, i).chunk);
+      g_array_unref (self->towards_broker);
+      g_array_unref (self->broker_spare);
+      _elbus_out_queue_clear (&self->towards_client);
+      _elbus_out_queue_clear (&self->client_spare);
+      g_clear_error (&self->closed_error);
+      g_main_context_unref (self->broker_context);
+      g_mutex_clear (&self->lock);
+      g_cond_clear (&self->cond);
+    }
+  g_free (self);
+}
+
+/* Copies an encoded client frame into one chunk and checks it like any
+ * frame from a socket. */
+static ElbusChunk *
+local_copy_frame (ElbusOutEntry     *entry,
+                  guint              max_frame_size,
+                  ElbusClientFrame  *frame,
+                  GError           **error)
+{
   gsize len = _elbus_out_entry_len (entry);
   ElbusChunk *chunk = _elbus_chunk_new (len);
   guint8 *p = chunk->data;
-  ElbusClientFrame frame;
   gsize needed;
   g_autoptr(GError) decode_error = NULL;
 
@@ -55,20 +115,59 @@ local_send (ElbusTransport  *transport,
     memcpy (p, entry->payload, entry->payload_len);
   _elbus_out_entry_clear (entry);
 
-  if (_elbus_codec_decode_client_frame (chunk->data, len, broker->max_frame_size, &frame,
+  if (_elbus_codec_decode_client_frame (chunk->data, len, max_frame_size, frame,
                                         &needed, &decode_error) != ELBUS_DECODE_OK)
     {
       _elbus_chunk_unref (chunk);
       g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA, _("the broker refuses the frame: %s"),
                    decode_error != NULL ? decode_error->message : _("incomplete"));
-      return FALSE;
+      return NULL;
     }
+
+  return chunk;
+}
+
+/* Routes one frame of the peer, as if read from its socket. */
+static void
+local_route (ElbusLocal       *self,
+             ElbusClientFrame *frame,
+             ElbusChunk       *chunk)
+{
+  ElbusBroker *broker = self->broker;
+  ElbusPeer *peer = self->peer;
+  gsize len = frame->frame_len;
 
   peer->stats.r_frames++;
   peer->stats.r_bytes += len;
   broker->stats.r_frames++;
   broker->stats.r_bytes += len;
-  _elbus_broker_route (broker, peer, &frame, chunk);
+  _elbus_broker_route (broker, peer, frame, chunk);
+}
+
+static gboolean cross_send (ElbusLocal     *self,
+                            ElbusOutEntry  *entry,
+                            GError        **error);
+
+/* Routes a frame of an in-process client at once: one copy into a chunk,
+ * decoded and checked like any frame from a socket. */
+static gboolean
+local_send (ElbusTransport  *transport,
+            ElbusOutEntry   *entry,
+            gboolean         realtime,
+            GError         **error)
+{
+  ElbusLocal *self = (ElbusLocal *) transport;
+  ElbusClientFrame frame;
+  ElbusChunk *chunk;
+
+  if (self->cross)
+    return cross_send (self, entry, error);
+
+  chunk = local_copy_frame (entry, self->broker->max_frame_size, &frame, error);
+  if (chunk == NULL)
+    return FALSE;
+
+  local_route (self, &frame, chunk);
   _elbus_chunk_unref (chunk);
 
   return TRUE;
@@ -77,7 +176,7 @@ local_send (ElbusTransport  *transport,
 static guint
 local_queued (ElbusTransport *transport)
 {
-  /* routed as sent */
+  /* routed, or on the cross queue, as sent */
   return 0;
 }
 
@@ -103,9 +202,18 @@ local_flush_sync (ElbusTransport  *transport,
                   GCancellable    *cancellable,
                   GError         **error)
 {
-  local_flush_broker ((ElbusLocal *) transport, NULL);
+  ElbusLocal *self = (ElbusLocal *) transport;
+
+  /* cross mode: what was sent is on the broker's queue already */
+  if (!self->cross)
+    local_flush_broker (self, NULL);
   return TRUE;
 }
+
+static gboolean cross_pump (ElbusLocal    *self,
+                            gboolean      *done,
+                            double         timeout,
+                            GCancellable  *cancellable);
 
 static gboolean
 local_pump (ElbusTransport  *transport,
@@ -115,12 +223,27 @@ local_pump (ElbusTransport  *transport,
             GError         **error)
 {
   ElbusLocal *self = (ElbusLocal *) transport;
+  gboolean open;
 
-  local_flush_broker (self, done);
-  if (*done)
-    return TRUE;
+  if (self->cross)
+    {
+      if (cross_pump (self, done, timeout, cancellable))
+        return TRUE;
+      g_mutex_lock (&self->lock);
+      open = !self->broker_gone;
+      g_mutex_unlock (&self->lock);
+    }
+  else
+    {
+      local_flush_broker (self, done);
+      if (*done)
+        return TRUE;
+      open = self->peer != NULL;
+    }
 
-  if (self->peer != NULL)
+  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+    return FALSE;
+  if (open)
     g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_OTHER, _("the broker did not answer"));
   else
     g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED,
@@ -137,12 +260,21 @@ local_tick (ElbusTransport *transport,
   return NULL;
 }
 
+static ElbusClient *cross_client_new (ElbusBroker   *broker,
+                                      ElbusLocal    *primary,
+                                      GMainContext  *broker_context,
+                                      const char    *name,
+                                      GError       **error);
+
 static ElbusClient *
 local_new_secondary (ElbusTransport  *transport,
                      const char      *name,
                      GError         **error)
 {
   ElbusLocal *self = (ElbusLocal *) transport;
+
+  if (self->cross)
+    return cross_client_new (NULL, self, NULL, name, error);
 
   if (self->broker == NULL)
     {
@@ -158,8 +290,31 @@ static void
 local_close (ElbusTransport *transport)
 {
   ElbusLocal *self = (ElbusLocal *) transport;
-  ElbusPeer *peer = g_steal_pointer (&self->peer);
+  ElbusPeer *peer;
 
+  if (self->cross)
+    {
+      /* the broker's side closes the peer once it has routed what came
+       * before */
+      g_mutex_lock (&self->lock);
+      if (!self->client_closed)
+        {
+          self->client_closed = TRUE;
+          if (self->broker_source != NULL)
+            g_source_set_ready_time (self->broker_source, 0);
+        }
+      _elbus_out_queue_clear (&self->towards_client);
+      _elbus_out_queue_init (&self->towards_client);
+      g_mutex_unlock (&self->lock);
+      if (self->client_source != NULL)
+        {
+          g_source_destroy (self->client_source);
+          g_clear_pointer (&self->client_source, g_source_unref);
+        }
+      return;
+    }
+
+  peer = g_steal_pointer (&self->peer);
   self->broker = NULL;
   if (peer == NULL)
     return;
@@ -172,7 +327,7 @@ static void
 local_free (ElbusTransport *transport)
 {
   local_close (transport);
-  g_free (transport);
+  local_unref ((ElbusLocal *) transport);
 }
 
 static const ElbusTransportFuncs local_funcs = {
@@ -187,87 +342,222 @@ static const ElbusTransportFuncs local_funcs = {
   .free = local_free,
 };
 
-/* Called by the peer's flush: hands over what is queued for the client.
- * Only what was there when it started: handlers that send to themselves
- * are served in the next flush, not in a loop here. */
-void
-_elbus_local_deliver (ElbusLocal    *self,
-                      ElbusOutQueue *queue,
-                      guint64       *frames,
-                      guint64       *bytes)
+/* Hands one frame queued by the broker to the client (the client's
+ * thread); takes over @e's references. */
+static void
+local_deliver_entry (ElbusLocal    *self,
+                     ElbusOutEntry *e)
 {
-  ElbusClient *client = g_object_ref (self->parent.client);
-  guint n = queue->len;
+  guint8 kind = e->hdr[0];
+
+  /* a monitor event's payload is a GBytes or a prefix and a chunk */
+  _elbus_out_entry_flatten (e);
+
+  if (kind == ELBUS_KIND_ACK)
+    _elbus_transport_ack (&self->parent, _elbus_read_u32 (e->hdr + 1), e->hdr[5]);
+  else if (kind == ELBUS_KIND_MESSAGE || kind == ELBUS_KIND_BROADCAST ||
+           kind == ELBUS_KIND_PUBLISH)
+    {
+      const char *sender = e->name != NULL ? e->name
+                                           : (const char *) e->hdr + ELBUS_BROKER_HEADER_LEN;
+      const guint8 *data = e->payload;
+      gsize data_len = e->payload_len;
+      const char *topic = NULL;
+      g_autoptr(GBytes) payload = NULL;
+
+      if (kind == ELBUS_KIND_PUBLISH)
+        {
+          /* TOPIC 00 PAYLOAD, as the publisher sent it */
+          gsize topic_len = strlen ((const char *) data);
+
+          topic = (const char *) data;
+          data += topic_len + 1;
+          data_len -= topic_len + 1;
+        }
+      payload = data_len > 0 ? _elbus_chunk_share (e->chunk, data, data_len)
+                             : g_bytes_new_static ("", 0);
+      _elbus_transport_frame (&self->parent, kind, sender, topic, payload, e->hdr[5] != 0);
+    }
+
+  _elbus_out_entry_clear (e);
+}
+
+/* Moves what the peer's flush hands over onto the queue towards the
+ * client, by reference, and wakes the client's context if the queue was
+ * empty. Returns FALSE when that queue is past the broker's per-client
+ * limits: the client does not keep up. */
+static gboolean
+cross_deliver (ElbusLocal    *self,
+               ElbusOutQueue *queue,
+               guint64       *frames,
+               guint64       *bytes)
+{
+  ElbusBroker *broker = self->broker;
+  gboolean overflow;
   ElbusOutEntry e;
 
-  while (n-- > 0 && self->peer != NULL && _elbus_out_queue_pop (queue, &e))
+  g_mutex_lock (&self->lock);
+  if (self->client_closed)
+    {
+      g_mutex_unlock (&self->lock);
+      _elbus_out_queue_clear (queue);
+      _elbus_out_queue_init (queue);
+      return TRUE;
+    }
+  if (self->towards_client.len == 0 && self->client_source != NULL)
+    g_source_set_ready_time (self->client_source, 0);
+  while (_elbus_out_queue_pop (queue, &e))
     {
       gsize len = _elbus_out_entry_len (&e);
-      guint8 kind = e.hdr[0];
 
       if (len >= ELBUS_BROKER_HEADER_LEN)
         {
           (*frames)++;
           *bytes += len;
         }
-      /* a monitor event's payload is a GBytes or a prefix and a chunk */
-      _elbus_out_entry_flatten (&e);
-
-      if (kind == ELBUS_KIND_ACK)
-        _elbus_transport_ack (&self->parent, _elbus_read_u32 (e.hdr + 1), e.hdr[5]);
-      else if (kind == ELBUS_KIND_MESSAGE || kind == ELBUS_KIND_BROADCAST ||
-               kind == ELBUS_KIND_PUBLISH)
-        {
-          const char *sender = e.name != NULL ? e.name
-                                              : (const char *) e.hdr + ELBUS_BROKER_HEADER_LEN;
-          const guint8 *data = e.payload;
-          gsize data_len = e.payload_len;
-          const char *topic = NULL;
-          g_autoptr(GBytes) payload = NULL;
-
-          if (kind == ELBUS_KIND_PUBLISH)
-            {
-              /* TOPIC 00 PAYLOAD, as the publisher sent it */
-              gsize topic_len = strlen ((const char *) data);
-
-              topic = (const char *) data;
-              data += topic_len + 1;
-              data_len -= topic_len + 1;
-            }
-          payload = data_len > 0 ? _elbus_chunk_share (e.chunk, data, data_len)
-                                 : g_bytes_new_static ("", 0);
-          _elbus_transport_frame (&self->parent, kind, sender, topic, payload, e.hdr[5] != 0);
-        }
-
-      _elbus_out_entry_clear (&e);
+      _elbus_out_queue_push (&self->towards_client, &e);
     }
+  overflow = self->towards_client.len > broker->queue_size ||
+             (broker->max_queue_bytes > 0 && self->towards_client.len > 1 &&
+              self->towards_client.bytes > broker->max_queue_bytes);
+  g_cond_signal (&self->cond);
+  g_mutex_unlock (&self->lock);
 
+  return !overflow;
+}
+
+/* Called by the peer's flush: hands over what is queued for the client.
+ * Only what was there when it started: handlers that send to themselves
+ * are served in the next flush, not in a loop here. Returns FALSE when
+ * the client is too slow (cross mode): the peer then drops it. */
+gboolean
+_elbus_local_deliver (ElbusLocal    *self,
+                      ElbusOutQueue *queue,
+                      guint64       *frames,
+                      guint64       *bytes)
+{
+  ElbusClient *client;
+  guint n = queue->len;
+  ElbusOutEntry e;
+
+  if (self->cross)
+    return cross_deliver (self, queue, frames, bytes);
+
+  client = g_object_ref (self->parent.client);
+  while (n-- > 0 && self->peer != NULL && _elbus_out_queue_pop (queue, &e))
+    {
+      gsize len = _elbus_out_entry_len (&e);
+
+      if (len >= ELBUS_BROKER_HEADER_LEN)
+        {
+          (*frames)++;
+          *bytes += len;
+        }
+      local_deliver_entry (self, &e);
+    }
   g_object_unref (client);
+
+  return TRUE;
+}
+
+/* The broker's side lets go of a cross-mode link (the broker's thread). */
+static void
+cross_detach_broker (ElbusLocal *self)
+{
+  GSource *source;
+
+  g_mutex_lock (&self->lock);
+  self->broker_gone = TRUE;
+  source = g_steal_pointer (&self->broker_source);
+  g_cond_signal (&self->cond);
+  g_mutex_unlock (&self->lock);
+
+  self->peer = NULL;
+  self->broker = NULL;
+  if (source != NULL)
+    {
+      g_source_destroy (source);
+      g_source_unref (source);
+    }
+  local_unref (self);   /* the peer's */
 }
 
 /* The broker dropped the peer (force_disconnect, slow consumer, broker
- * closing): the client learns it at once. @self's peer link is already
- * cut; the caller took _elbus_local_hold() before the peer was
- * forgotten. */
+ * closing): the client learns it at once (cross mode: when its context
+ * next runs). @self's peer link is already cut; the caller took
+ * _elbus_local_hold() before the peer was forgotten. */
 void
 _elbus_local_closed (ElbusLocal *self,
                      const char *reason)
 {
-  ElbusClient *client = self->parent.client;
+  GError *error = g_error_new (ELBUS_ERROR, ELBUS_ERROR_CLOSED,
+                               _("the broker dropped this client: %s"), reason);
+  ElbusClient *client;
 
+  if (self->cross)
+    {
+      g_mutex_lock (&self->lock);
+      if (!self->client_closed && self->closed_error == NULL)
+        {
+          self->closed_error = g_steal_pointer (&error);
+          if (self->towards_client.len == 0 && self->client_source != NULL)
+            g_source_set_ready_time (self->client_source, 0);
+        }
+      g_mutex_unlock (&self->lock);
+      g_clear_error (&error);
+      cross_detach_broker (self);
+      local_unref (self);   /* the hold */
+      return;
+    }
+
+  client = self->parent.client;
   self->peer = NULL;
   self->broker = NULL;
-  _elbus_transport_closed (&self->parent, g_error_new (ELBUS_ERROR, ELBUS_ERROR_CLOSED,
-                                                       _("the broker dropped this client: %s"),
-                                                       reason));
+  _elbus_transport_closed (&self->parent, error);
   g_object_unref (client);
 }
 
-/* Keeps the client (and so @self) alive until _elbus_local_closed(). */
+/* Keeps @self (same mode: the client, so @self) alive until
+ * _elbus_local_closed(). */
 void
 _elbus_local_hold (ElbusLocal *self)
 {
-  g_object_ref (self->parent.client);
+  if (self->cross)
+    local_ref (self);
+  else
+    g_object_ref (self->parent.client);
+}
+
+static ElbusLocal *
+local_new (ElbusClient *client)
+{
+  ElbusLocal *self = g_new0 (ElbusLocal, 1);
+
+  self->parent.funcs = &local_funcs;
+  self->parent.client = client;
+  /* bound to the thread that creates it */
+  self->parent.thread = g_thread_self ();
+  g_atomic_ref_count_init (&self->ref);
+
+  return self;
+}
+
+static gboolean
+check_name (const char  *name,
+            GError     **error)
+{
+  gsize name_len = strlen (name);
+
+  /* the broker's own clients may take names under "." */
+  if (_elbus_codec_check_name (name[0] == '.' ? name + 1 : name,
+                               name[0] == '.' ? name_len - 1 : name_len) != ELBUS_RESULT_OK)
+    {
+      g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA, _("“%s” is not a valid client name"),
+                   name);
+      return FALSE;
+    }
+
+  return TRUE;
 }
 
 ElbusClient *
@@ -280,29 +570,18 @@ _elbus_broker_local_client_new (ElbusBroker  *broker,
   ElbusLocal *self;
   guint8 result;
 
-  /* the broker's own clients may take names under "." */
-  result = _elbus_codec_check_name (name[0] == '.' ? name + 1 : name,
-                                    name[0] == '.' ? name_len - 1 : name_len);
-  if (result != ELBUS_RESULT_OK)
-    {
-      g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA, _("“%s” is not a valid client name"),
-                   name);
-      return NULL;
-    }
+  if (!check_name (name, error))
+    return NULL;
 
   client = g_object_new (ELBUS_TYPE_CLIENT, "name", name, NULL);
-  self = g_new0 (ElbusLocal, 1);
-  self->parent.funcs = &local_funcs;
-  self->parent.client = client;
-  /* it touches the broker's state directly: the broker's thread only */
-  self->parent.thread = g_thread_self ();
+  self = local_new (client);
   self->peer = _elbus_peer_new_internal (broker, self);
   result = _elbus_broker_register (broker, self->peer, name, name_len);
   if (result != ELBUS_RESULT_OK)
     {
       self->peer->closed = TRUE;
       _elbus_peer_unref (self->peer);
-      g_free (self);
+      local_unref (self);
       g_propagate_error (error, _elbus_client_registration_error (result, name));
       return NULL;
     }
@@ -311,4 +590,368 @@ _elbus_broker_local_client_new (ElbusBroker  *broker,
   _elbus_client_attach_transport (client, &self->parent);
 
   return g_steal_pointer (&client);
+}
+
+/* cross mode */
+
+static gboolean
+cross_source_dispatch (GSource     *source,
+                       GSourceFunc  callback,
+                       gpointer     user_data)
+{
+  return callback (user_data);
+}
+
+static GSourceFuncs cross_source_funcs = {
+  .dispatch = cross_source_dispatch,
+};
+
+static GSource *
+cross_source_new (ElbusLocal   *self,
+                  GSourceFunc   func,
+                  const char   *name)
+{
+  GSource *source = g_source_new (&cross_source_funcs, sizeof (GSource));
+
+  g_source_set_callback (source, func, local_ref (self), (GDestroyNotify) local_unref);
+  g_source_set_static_name (source, name);
+
+  return source;
+}
+
+/* On the client's thread: encoded once into a chunk, checked, queued
+ * towards the broker; the broker's context is woken when the queue turns
+ * non-empty. */
+static gboolean
+cross_send (ElbusLocal     *self,
+            ElbusOutEntry  *entry,
+            GError        **error)
+{
+  LocalFrame f;
+
+  f.chunk = local_copy_frame (entry, self->max_frame_size, &f.frame, error);
+  if (f.chunk == NULL)
+    return FALSE;
+
+  g_mutex_lock (&self->lock);
+  if (G_UNLIKELY (self->broker_gone || self->client_closed))
+    {
+      g_mutex_unlock (&self->lock);
+      _elbus_chunk_unref (f.chunk);
+      g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED,
+                           _("the connection to the broker is closed"));
+      return FALSE;
+    }
+  if (self->towards_broker->len == 0 && self->broker_source != NULL)
+    g_source_set_ready_time (self->broker_source, 0);
+  g_array_append_val (self->towards_broker, f);
+  g_mutex_unlock (&self->lock);
+
+  return TRUE;
+}
+
+/* On the broker's context: routes a batch of the client's frames as if
+ * read from a socket, then closes the peer if the client closed. */
+static gboolean
+cross_broker_dispatch (gpointer user_data)
+{
+  ElbusLocal *self = user_data;
+  GArray *batch = self->broker_spare;
+  ElbusBroker *broker = self->broker;
+  gboolean client_closed;
+
+  g_mutex_lock (&self->lock);
+  self->broker_spare = self->towards_broker;
+  self->towards_broker = batch;
+  batch = self->broker_spare;
+  client_closed = self->client_closed;
+  if (self->broker_source != NULL)
+    g_source_set_ready_time (self->broker_source, -1);
+  g_mutex_unlock (&self->lock);
+
+  for (guint i = 0; i < batch->len; i++)
+    {
+      LocalFrame *f = &g_array_index (batch, LocalFrame, i);
+
+      /* routing may close the peer (a refused frame) */
+      if (self->peer != NULL)
+        local_route (self, &f->frame, f->chunk);
+      _elbus_chunk_unref (f->chunk);
+    }
+  g_array_set_size (batch, 0);
+
+  if (client_closed && self->peer != NULL)
+    {
+      ElbusPeer *peer = self->peer;
+
+      peer->local = NULL;
+      cross_detach_broker (self);
+      _elbus_peer_close (peer, G_LOG_LEVEL_INFO, "closed by the in-process client");
+    }
+  if (broker != NULL)
+    _elbus_broker_end_dispatch (broker);
+
+  return G_SOURCE_CONTINUE;
+}
+
+/* Takes what waits towards the client, and delivers it on the client's
+ * thread; then the broker's close, if any. */
+static void
+cross_take (ElbusLocal *self)
+{
+  ElbusOutQueue batch = self->client_spare;
+  GError *closed_error;
+  ElbusOutEntry e;
+
+  g_mutex_lock (&self->lock);
+  self->client_spare = self->towards_client;
+  self->towards_client = batch;
+  batch = self->client_spare;
+  closed_error = g_steal_pointer (&self->closed_error);
+  if (self->client_source != NULL)
+    g_source_set_ready_time (self->client_source, -1);
+  g_mutex_unlock (&self->lock);
+
+  if (batch.len == 0 && closed_error == NULL)
+    return;
+
+  g_object_ref (self->parent.client);
+  while (_elbus_out_queue_pop (&self->client_spare, &e))
+    {
+      if (self->client_closed)
+        _elbus_out_entry_clear (&e);
+      else
+        local_deliver_entry (self, &e);
+    }
+  if (closed_error != NULL && !self->client_closed)
+    _elbus_transport_closed (&self->parent, g_steal_pointer (&closed_error));
+  g_clear_error (&closed_error);
+  g_object_unref (self->parent.client);
+}
+
+static gboolean
+cross_client_dispatch (gpointer user_data)
+{
+  cross_take (user_data);
+  return G_SOURCE_CONTINUE;
+}
+
+/* The engine of the _sync calls: waits for the broker's side on the
+ * calling (the client's) thread and delivers here, until *@done. */
+static gboolean
+cross_pump (ElbusLocal    *self,
+            gboolean      *done,
+            double         timeout,
+            GCancellable  *cancellable)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) (timeout * G_USEC_PER_SEC);
+
+  cross_take (self);
+  while (!*done)
+    {
+      gboolean ready;
+
+      if (g_cancellable_is_cancelled (cancellable))
+        return FALSE;
+      g_mutex_lock (&self->lock);
+      while (self->towards_client.len == 0 && self->closed_error == NULL && !self->broker_gone &&
+             g_get_monotonic_time () < deadline)
+        /* in slices, to notice a cancellation */
+        g_cond_wait_until (&self->cond, &self->lock,
+                           MIN (deadline, g_get_monotonic_time () + G_USEC_PER_SEC / 10));
+      ready = self->towards_client.len > 0 || self->closed_error != NULL;
+      g_mutex_unlock (&self->lock);
+      if (!ready)
+        return FALSE;
+      cross_take (self);
+    }
+
+  return TRUE;
+}
+
+typedef enum {
+  REGISTER_PENDING,
+  REGISTER_RUNNING,
+  REGISTER_DONE,
+  REGISTER_ABANDONED,
+} RegisterState;
+
+/* A registration handed to the broker's thread, and its answer. */
+typedef struct {
+  gatomicrefcount  ref;
+  GMutex           lock;
+  GCond            cond;
+  RegisterState    state;
+  ElbusBroker     *broker;      /* (unowned) (nullable): the caller's */
+  ElbusLocal      *primary;     /* (owned) (nullable): or the primary's broker */
+  ElbusLocal      *self;        /* (owned) */
+  char            *name;
+  guint8           result;
+  gboolean         closed;
+} Register;
+
+static void
+register_unref (Register *reg)
+{
+  if (!g_atomic_ref_count_dec (&reg->ref))
+    return;
+
+  g_clear_pointer (&reg->primary, local_unref);
+  local_unref (reg->self);
+  g_free (reg->name);
+  g_mutex_clear (&reg->lock);
+  g_cond_clear (&reg->cond);
+  g_free (reg);
+}
+
+/* On the broker's thread. */
+static gboolean
+register_on_broker (gpointer user_data)
+{
+  Register *reg = user_data;
+  ElbusLocal *self = reg->self;
+  ElbusBroker *broker;
+
+  g_mutex_lock (&reg->lock);
+  if (reg->state == REGISTER_ABANDONED)
+    {
+      g_mutex_unlock (&reg->lock);
+      return G_SOURCE_REMOVE;
+    }
+  reg->state = REGISTER_RUNNING;
+  g_mutex_unlock (&reg->lock);
+
+  broker = reg->primary != NULL ? reg->primary->broker : reg->broker;
+  if (broker == NULL || broker->closed)
+    reg->closed = TRUE;
+  else
+    {
+      self->peer = _elbus_peer_new_internal (broker, self);
+      reg->result = _elbus_broker_register (broker, self->peer, reg->name, strlen (reg->name));
+      if (reg->result != ELBUS_RESULT_OK)
+        {
+          self->peer->closed = TRUE;
+          _elbus_peer_unref (self->peer);
+          self->peer = NULL;
+        }
+      else
+        {
+          self->broker = broker;
+          self->max_frame_size = broker->max_frame_size;
+          local_ref (self);   /* the peer's */
+          g_mutex_lock (&self->lock);
+          self->broker_source = cross_source_new (self, cross_broker_dispatch,
+                                                  "elbus in-process client");
+          g_source_attach (self->broker_source, broker->context);
+          g_mutex_unlock (&self->lock);
+        }
+    }
+
+  g_mutex_lock (&reg->lock);
+  reg->state = REGISTER_DONE;
+  g_cond_signal (&reg->cond);
+  g_mutex_unlock (&reg->lock);
+
+  return G_SOURCE_REMOVE;
+}
+
+/* Registers an in-process client bound to the calling thread's context,
+ * on @broker (or @primary's broker), whose context another thread runs:
+ * the registration runs there, and the caller waits for it at most the
+ * client's timeout. */
+static ElbusClient *
+cross_client_new (ElbusBroker   *broker,
+                  ElbusLocal    *primary,
+                  GMainContext  *broker_context,
+                  const char    *name,
+                  GError       **error)
+{
+  g_autoptr(ElbusClient) client = NULL;
+  g_autoptr(GMainContext) context = g_main_context_ref_thread_default ();
+  GSource *idle;
+  Register *reg;
+  ElbusLocal *self;
+  gint64 deadline;
+  gboolean ok;
+
+  if (!check_name (name, error))
+    return NULL;
+
+  client = g_object_new (ELBUS_TYPE_CLIENT, "name", name, NULL);
+  self = local_new (client);
+  self->cross = TRUE;
+  g_mutex_init (&self->lock);
+  g_cond_init (&self->cond);
+  self->towards_broker = g_array_new (FALSE, FALSE, sizeof (LocalFrame));
+  self->broker_spare = g_array_new (FALSE, FALSE, sizeof (LocalFrame));
+  _elbus_out_queue_init (&self->towards_client);
+  _elbus_out_queue_init (&self->client_spare);
+  self->client_source = cross_source_new (self, cross_client_dispatch,
+                                          "elbus in-process client");
+
+  if (broker_context == NULL)
+    broker_context = primary->broker_context;
+  self->broker_context = g_main_context_ref (broker_context);
+
+  reg = g_new0 (Register, 1);
+  g_atomic_ref_count_init (&reg->ref);
+  g_mutex_init (&reg->lock);
+  g_cond_init (&reg->cond);
+  reg->broker = broker;
+  reg->primary = primary != NULL ? local_ref (primary) : NULL;
+  reg->self = local_ref (self);
+  reg->name = g_strdup (name);
+
+
+  /* attached, never run in place: the broker's thread registers */
+  idle = g_idle_source_new ();
+  g_source_set_priority (idle, G_PRIORITY_HIGH);
+  g_atomic_ref_count_inc (&reg->ref);
+  g_source_set_callback (idle, register_on_broker, reg, (GDestroyNotify) register_unref);
+  g_source_set_static_name (idle, "elbus in-process registration");
+  g_source_attach (idle, broker_context);
+
+  deadline = g_get_monotonic_time () + (gint64) (elbus_client_get_timeout (client) * G_USEC_PER_SEC);
+  g_mutex_lock (&reg->lock);
+  while (reg->state != REGISTER_DONE)
+    if (!g_cond_wait_until (&reg->cond, &reg->lock, deadline) && reg->state == REGISTER_PENDING)
+      {
+        reg->state = REGISTER_ABANDONED;
+        break;
+      }
+  ok = reg->state == REGISTER_DONE;
+  g_mutex_unlock (&reg->lock);
+  g_source_destroy (idle);
+  g_source_unref (idle);
+
+  if (!ok || reg->closed || reg->result != ELBUS_RESULT_OK)
+    {
+      if (!ok)
+        g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_TIMEOUT,
+                     _("the broker’s main context did not run within %g s"),
+                     elbus_client_get_timeout (client));
+      else if (reg->closed)
+        g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED, _("the broker is closed"));
+      else
+        g_propagate_error (error, _elbus_client_registration_error (reg->result, name));
+      register_unref (reg);
+      g_source_destroy (self->client_source);
+      g_clear_pointer (&self->client_source, g_source_unref);
+      local_unref (self);
+      return NULL;
+    }
+  register_unref (reg);
+
+  _elbus_client_attach_transport (client, &self->parent);
+  g_source_attach (self->client_source, context);
+
+  return g_steal_pointer (&client);
+}
+
+ElbusClient *
+_elbus_broker_local_client_new_cross (ElbusBroker  *broker,
+                                      const char   *name,
+                                      GError      **error)
+{
+  return cross_client_new (broker, NULL, broker->context, name, error);
 }

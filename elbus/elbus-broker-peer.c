@@ -430,11 +430,15 @@ _elbus_peer_flush (ElbusPeer *peer)
 
   if (peer->local != NULL)
     {
-      _elbus_local_deliver (peer->local, &peer->out, &frames, &bytes);
+      gboolean kept_up = _elbus_local_deliver (peer->local, &peer->out, &frames, &bytes);
+
       peer->stats.w_frames += frames;
       peer->stats.w_bytes += bytes;
       broker->stats.w_frames += frames;
       broker->stats.w_bytes += bytes;
+      /* a client on another thread that does not take what waits */
+      if (!kept_up && !peer->closed)
+        _elbus_peer_drop_slow (peer);
       return;
     }
 

@@ -310,7 +310,10 @@ void              _elbus_ws_peer_free     (ElbusPeer    *peer);
 ElbusClient  *_elbus_broker_local_client_new    (ElbusBroker   *broker,
                                                  const char    *name,
                                                  GError       **error);
-void          _elbus_local_deliver              (ElbusLocal    *local,
+ElbusClient  *_elbus_broker_local_client_new_cross (ElbusBroker *broker,
+                                                   const char  *name,
+                                                   GError     **error);
+gboolean      _elbus_local_deliver              (ElbusLocal    *local,
                                                  ElbusOutQueue *queue,
                                                  guint64       *frames,
                                                  guint64       *bytes);

@@ -467,8 +467,8 @@ static const ElbusTransportEvents transport_events = {
 
 /* frames out */
 
-/* A transport bound to one thread (an in-process client on the broker's
- * thread) refuses every other thread loudly, before it touches
+/* A transport bound to one thread (an in-process client: the thread that
+ * registered it) refuses every other thread loudly, before it touches
  * anything. */
 static gboolean
 wrong_thread (ElbusClient  *self,
@@ -478,10 +478,10 @@ wrong_thread (ElbusClient  *self,
                 self->transport->thread == g_thread_self ()))
     return FALSE;
 
-  g_critical ("in-process client %s used from a thread other than its broker's; refused",
-              self->name);
+  g_critical ("in-process client %s used from a thread other than the one that "
+              "registered it; refused", self->name);
   g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_OTHER,
-               _("the in-process client %s may only be used from its broker's thread"),
+               _("the in-process client %s may only be used from the thread that registered it"),
                self->name);
   return TRUE;
 }
