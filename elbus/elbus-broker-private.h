@@ -12,7 +12,8 @@
  *  elbus-broker-ws.c    the WebSocket transport: a SoupServer per ws://
  *                       listener; its peers have no fd on epoll
  *
- * Everything here runs on the broker's GMainContext; nothing is locked.
+ * Everything here runs on the broker's GMainContext; nothing is locked but the
+ * handoff queues of in-process clients on other threads (elbus-broker-local.c).
  */
 #pragma once
 
