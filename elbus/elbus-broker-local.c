@@ -111,6 +111,14 @@ local_copy_frame (ElbusOutEntry     *entry,
       memcpy (p, entry->name, name_len);
       p += name_len;
     }
+  if (ELBUS_OUT_ENTRY_HAS_PREFIX (entry))
+    {
+      gsize prefix_len;
+      const guint8 *prefix = g_bytes_get_data (entry->bytes, &prefix_len);
+
+      memcpy (p, prefix, prefix_len);
+      p += prefix_len;
+    }
   if (entry->payload_len > 0)
     memcpy (p, entry->payload, entry->payload_len);
   _elbus_out_entry_clear (entry);
@@ -125,6 +133,71 @@ local_copy_frame (ElbusOutEntry     *entry,
     }
 
   return chunk;
+}
+
+/* A message or broadcast whose payload is at least this large, or comes
+ * as a head and a chunk, is routed where it lies instead of copied. */
+#define LOCAL_BY_REFERENCE_MIN ELBUS_READ_CHUNK_SIZE
+
+/* Decodes a large MESSAGE or BROADCAST of an in-process client without
+ * copying its payload: the header and target (inline in @entry, copied
+ * into @small) are checked by the codec as any frame's, the payload stays
+ * where it is, in a chunk (its own or one that wraps its GBytes), with
+ * the entry's prefix as the head. Returns that chunk (a new reference),
+ * or NULL when the frame is not such a one (then it is copied). */
+static ElbusChunk *
+local_reference_frame (ElbusOutEntry     *entry,
+                       guint              max_frame_size,
+                       guint8             small[ELBUS_OUT_INLINE],
+                       ElbusClientFrame  *frame,
+                       GError           **error)
+{
+  gboolean prefixed = ELBUS_OUT_ENTRY_HAS_PREFIX (entry);
+  guint8 op = entry->hdr[4] & 0x3f;
+  gsize head_len = prefixed ? g_bytes_get_size (entry->bytes) : 0;
+  guint32 body_len;
+  gsize needed;
+  g_autoptr(GError) decode_error = NULL;
+
+  if (entry->name != NULL || entry->hdr_len <= ELBUS_CLIENT_HEADER_LEN || entry->hdr[4] == 0 ||
+      (op != ELBUS_OP_MESSAGE && op != ELBUS_OP_BROADCAST) || entry->bytes == NULL ||
+      (!prefixed && entry->payload_len < LOCAL_BY_REFERENCE_MIN))
+    return NULL;
+
+  body_len = _elbus_read_u32 (entry->hdr + 5);
+  if (body_len > max_frame_size)
+    {
+      g_autofree char *message =
+        g_strdup_printf (_("frame body of %u bytes is over the limit of %u"), body_len,
+                         max_frame_size);
+
+      g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA, _("the broker refuses the frame: %s"),
+                   message);
+      return NULL;
+    }
+
+  /* the header and target alone, as if the frame ended after the 0x00 */
+  memcpy (small, entry->hdr, entry->hdr_len);
+  _elbus_write_u32 (small + 5, entry->hdr_len - ELBUS_CLIENT_HEADER_LEN);
+  if (_elbus_codec_decode_client_frame (small, entry->hdr_len, max_frame_size, frame,
+                                        &needed, &decode_error) != ELBUS_DECODE_OK)
+    {
+      g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA, _("the broker refuses the frame: %s"),
+                   decode_error != NULL ? decode_error->message : _("incomplete"));
+      return NULL;
+    }
+  if (frame->payload_len != 0 ||
+      body_len != entry->hdr_len - ELBUS_CLIENT_HEADER_LEN + head_len + entry->payload_len)
+    return NULL;
+
+  frame->body = NULL;
+  frame->body_len = body_len;
+  frame->frame_len = ELBUS_CLIENT_HEADER_LEN + (gsize) body_len;
+  frame->payload = entry->payload;
+  frame->payload_len = entry->payload_len;
+  frame->head = prefixed ? entry->bytes : NULL;
+
+  return prefixed ? _elbus_chunk_ref (entry->chunk) : _elbus_chunk_new_for_bytes (entry->bytes);
 }
 
 /* Routes one frame of the peer, as if read from its socket. */
@@ -159,9 +232,27 @@ local_send (ElbusTransport  *transport,
   ElbusLocal *self = (ElbusLocal *) transport;
   ElbusClientFrame frame;
   ElbusChunk *chunk;
+  guint8 small[ELBUS_OUT_INLINE];
+  GError *reference_error = NULL;
 
   if (self->cross)
     return cross_send (self, entry, error);
+
+  chunk = local_reference_frame (entry, self->broker->max_frame_size, small, &frame,
+                                 &reference_error);
+  if (chunk != NULL)
+    {
+      local_route (self, &frame, chunk);
+      _elbus_chunk_unref (chunk);
+      _elbus_out_entry_clear (entry);
+      return TRUE;
+    }
+  if (reference_error != NULL)
+    {
+      _elbus_out_entry_clear (entry);
+      g_propagate_error (error, reference_error);
+      return FALSE;
+    }
 
   chunk = local_copy_frame (entry, self->broker->max_frame_size, &frame, error);
   if (chunk == NULL)

@@ -67,7 +67,9 @@ typedef struct {
   guint             qos;
   guint             recipients;
   guint             result;
-  const guint8     *payload;
+  const guint8     *head;       /* (nullable): the payload's first bytes, held apart */
+  gsize             head_len;
+  const guint8     *payload;    /* the rest of the payload */
   gsize             payload_len;
   ElbusChunk       *chunk;      /* holds the payload; NULL only without one */
   gint64            time_ns;
@@ -230,15 +232,19 @@ encode_prefix (const ElbusMonitorEvent *event,
   pack_key (&pk, 'r');
   msgpack_pack_unsigned_int (&pk, event->result);
   pack_key (&pk, 'l');
-  msgpack_pack_uint64 (&pk, event->payload_len);
+  msgpack_pack_uint64 (&pk, event->head_len + event->payload_len);
   pack_key (&pk, 'p');
   msgpack_pack_bin (&pk, shown);
+  /* a head held apart goes with the prefix (a few bytes) */
+  if (event->head_len > 0)
+    g_byte_array_append (buf, event->head, MIN (shown, event->head_len));
 
   return g_byte_array_free_to_bytes (buf);
 }
 
 /* Queues @prefix and the first @shown bytes of the event's payload (TOPIC
- * 00 MAP) as a publication from .broker. */
+ * 00 MAP) as a publication from .broker; the prefix holds the head's share
+ * of them already. */
 static void
 send_copy (ElbusPeer               *peer,
            GBytes                  *prefix,
@@ -250,6 +256,7 @@ send_copy (ElbusPeer               *peer,
   const guint8 *data = g_bytes_get_data (prefix, &prefix_len);
 
   entry.bytes = g_bytes_ref (prefix);
+  shown -= MIN (shown, event->head_len);
   if (shown > 0)
     {
       /* the prefix, then the payload where it lies */
@@ -336,7 +343,7 @@ report (ElbusBroker       *self,
           !monitor_wants (monitor, event, !senders_checked || i >= 64))
         continue;
 
-      shown = MIN (event->payload_len, monitor->max_payload);
+      shown = MIN (event->head_len + event->payload_len, monitor->max_payload);
       /* monitors shown the same part of the payload share one prefix */
       if (prefix == NULL || prefix_shown != shown)
         {
@@ -391,6 +398,8 @@ _elbus_broker_monitor_frame (ElbusBroker            *self,
                    ELBUS_MONITOR_PUBLISH;
       event.dest = frame->target;
       event.dest_len = frame->target_len;
+      if (frame->head != NULL)
+        event.head = g_bytes_get_data (frame->head, &event.head_len);
       event.payload = frame->payload;
       event.payload_len = frame->payload_len;
       event.chunk = chunk;

@@ -448,6 +448,7 @@ deliver (ElbusBroker  *self,
          ElbusPeer    *recipient,
          ElbusPeer    *sender,
          guint8        kind,
+         GBytes       *head,
          const guint8 *payload,
          gsize         payload_len,
          ElbusChunk   *chunk,
@@ -455,6 +456,7 @@ deliver (ElbusBroker  *self,
 {
   ElbusOutEntry entry;
   gsize sender_len = sender->name_len;
+  gsize head_len = 0;
 
   if (G_UNLIKELY (recipient->closed))
     return FALSE;
@@ -463,7 +465,22 @@ deliver (ElbusBroker  *self,
   entry.bytes = NULL;
   entry.payload = payload;
   entry.payload_len = payload_len;
-  _elbus_codec_encode_broker_header (entry.hdr, kind, sender_len + 1 + payload_len, realtime);
+  if (G_UNLIKELY (head != NULL))
+    {
+      /* sent as a prefix of the payload (or as all of it), not joined */
+      entry.bytes = g_bytes_ref (head);
+      if (payload_len > 0)
+        head_len = g_bytes_get_size (head);
+      else
+        {
+          gsize len;
+
+          entry.payload = g_bytes_get_data (head, &len);
+          entry.payload_len = len;
+        }
+    }
+  _elbus_codec_encode_broker_header (entry.hdr, kind,
+                                     sender_len + 1 + head_len + entry.payload_len, realtime);
   _elbus_out_entry_set_name (&entry, ELBUS_BROKER_HEADER_LEN, sender->name, sender_len);
 
   if (G_LIKELY (_elbus_peer_enqueue (recipient, &entry, realtime)))
@@ -478,6 +495,7 @@ static guint
 deliver_to_scratch (ElbusBroker  *self,
                     ElbusPeer    *sender,
                     guint8        kind,
+                    GBytes       *head,
                     const guint8 *payload,
                     gsize         payload_len,
                     ElbusChunk   *chunk,
@@ -487,7 +505,7 @@ deliver_to_scratch (ElbusBroker  *self,
 
   for (guint i = 0; i < self->scratch->len; i++)
     delivered += deliver (self, g_ptr_array_index (self->scratch, i), sender, kind,
-                          payload, payload_len, chunk, realtime);
+                          head, payload, payload_len, chunk, realtime);
   g_ptr_array_set_size (self->scratch, 0);
 
   return delivered;
@@ -615,7 +633,7 @@ _elbus_broker_route (ElbusBroker            *self,
       target = g_hash_table_lookup (self->clients, frame->target);
       if (target == NULL)
         result = ELBUS_ERROR_NOT_REGISTERED;
-      else if (deliver (self, target, peer, ELBUS_KIND_MESSAGE,
+      else if (deliver (self, target, peer, ELBUS_KIND_MESSAGE, frame->head,
                         frame->payload, frame->payload_len, chunk, realtime))
         recipients = 1;
       else
@@ -628,14 +646,14 @@ _elbus_broker_route (ElbusBroker            *self,
           ElbusPeer *named = g_hash_table_lookup (self->clients, frame->target);
 
           if (named != NULL)
-            recipients = deliver (self, named, peer, ELBUS_KIND_BROADCAST,
+            recipients = deliver (self, named, peer, ELBUS_KIND_BROADCAST, frame->head,
                                   frame->payload, frame->payload_len, chunk, realtime);
           break;
         }
       self->mark_gen++;
       _elbus_name_tree_match (self->names, frame->target, frame->target_len,
                               collect_recipient_cb, self);
-      recipients = deliver_to_scratch (self, peer, ELBUS_KIND_BROADCAST,
+      recipients = deliver_to_scratch (self, peer, ELBUS_KIND_BROADCAST, frame->head,
                                        frame->payload, frame->payload_len, chunk, realtime);
       break;
 
@@ -644,7 +662,8 @@ _elbus_broker_route (ElbusBroker            *self,
       _elbus_topic_tree_match (self->topics, frame->target, frame->target_len,
                                collect_recipient_cb, self);
       /* a publication carries TOPIC 00 PAYLOAD on, as it came in */
-      recipients = deliver_to_scratch (self, peer, ELBUS_KIND_PUBLISH,
+      g_assert (frame->head == NULL);
+      recipients = deliver_to_scratch (self, peer, ELBUS_KIND_PUBLISH, NULL,
                                        (const guint8 *) frame->target,
                                        frame->target_len + 1 + frame->payload_len,
                                        chunk, realtime);

@@ -100,19 +100,22 @@ next_op_id (ElbusClient *self)
 }
 
 /* Builds and queues a frame: header, then @target and 0x00 (if any), then
- * @body_tail from @bytes. Returns the op id, or 0 on error. */
+ * @head (if any) and @bytes, not joined. Returns the op id, or 0 on
+ * error. */
 static guint32
 queue_frame (ElbusClient  *self,
              guint8        op,
              ElbusQoS      qos,
              const char   *target,
+             GBytes       *head,
              GBytes       *bytes,
              GError      **error)
 {
   ElbusOutEntry entry = { 0 };
   gsize target_len = target != NULL ? strlen (target) : 0;
   gsize payload_len = bytes != NULL ? g_bytes_get_size (bytes) : 0;
-  gsize body_len = (target != NULL ? target_len + 1 : 0) + payload_len;
+  gsize head_len = head != NULL ? g_bytes_get_size (head) : 0;
+  gsize body_len = (target != NULL ? target_len + 1 : 0) + head_len + payload_len;
   guint32 op_id = next_op_id (self);
 
   if (body_len > G_MAXUINT32)
@@ -138,11 +141,21 @@ queue_frame (ElbusClient  *self,
   else
     entry.hdr_len = ELBUS_CLIENT_HEADER_LEN;
 
-  if (payload_len > 0)
+  if (head_len > 0 && payload_len > 0)
     {
-      entry.bytes = g_bytes_ref (bytes);
+      /* the head as the prefix of a payload that stays in its GBytes */
+      entry.bytes = g_bytes_ref (head);
+      entry.chunk = _elbus_chunk_new_for_bytes (bytes);
       entry.payload = g_bytes_get_data (bytes, NULL);
       entry.payload_len = payload_len;
+    }
+  else if (head_len > 0 || payload_len > 0)
+    {
+      if (head_len > 0)
+        bytes = head;
+      entry.bytes = g_bytes_ref (bytes);
+      entry.payload = g_bytes_get_data (bytes, NULL);
+      entry.payload_len = head_len + payload_len;
     }
 
   if (!client_enqueue (self, &entry, ELBUS_QOS_IS_REALTIME (qos), error))
@@ -196,6 +209,7 @@ static PendingOp *
 start_op (ElbusClient   *self,
           guint8         op,
           const char    *target,
+          GBytes        *head,
           GBytes        *body,
           ElbusQoS       qos,
           GError       **error)
@@ -207,7 +221,7 @@ start_op (ElbusClient   *self,
                                      target, error))
     return NULL;
 
-  op_id = queue_frame (self, op, qos, target, body, error);
+  op_id = queue_frame (self, op, qos, target, head, body, error);
   if (op_id == 0)
     return NULL;
 
@@ -227,14 +241,15 @@ start_op (ElbusClient   *self,
 
 void
 _elbus_client_op_async (ElbusClient         *self,
-          gpointer             source_tag,
-          guint8               op,
-          const char          *target,
-          GBytes              *body,
-          ElbusQoS             qos,
-          GCancellable        *cancellable,
-          GAsyncReadyCallback  callback,
-          gpointer             user_data)
+                        gpointer             source_tag,
+                        guint8               op,
+                        const char          *target,
+                        GBytes              *head,
+                        GBytes              *body,
+                        ElbusQoS             qos,
+                        GCancellable        *cancellable,
+                        GAsyncReadyCallback  callback,
+                        gpointer             user_data)
 {
   g_autoptr(GTask) task = NULL;
   GError *error = NULL;
@@ -244,7 +259,7 @@ _elbus_client_op_async (ElbusClient         *self,
   if (callback == NULL && !ELBUS_QOS_NEEDS_ACK (qos))
     {
       if (!g_cancellable_is_cancelled (cancellable))
-        start_op (self, op, target, body, qos, &error);
+        start_op (self, op, target, head, body, qos, &error);
       /* nobody to tell: say it in the log rather than lose it quietly */
       if (error != NULL)
         {
@@ -260,7 +275,7 @@ _elbus_client_op_async (ElbusClient         *self,
   if (g_task_return_error_if_cancelled (task))
     return;
 
-  pending = start_op (self, op, target, body, qos, &error);
+  pending = start_op (self, op, target, head, body, qos, &error);
   if (error != NULL)
     {
       g_task_return_error (task, error);
@@ -365,7 +380,7 @@ _elbus_client_op_sync (ElbusClient   *self,
   if (g_cancellable_set_error_if_cancelled (cancellable, error))
     return FALSE;
 
-  pending = start_op (self, op, target, body, qos, &op_error);
+  pending = start_op (self, op, target, NULL, body, qos, &op_error);
   if (op_error != NULL)
     {
       g_propagate_error (error, op_error);
@@ -433,7 +448,7 @@ _elbus_client_masks_async (ElbusClient         *self,
     }
 
   body = join_masks (masks);
-  _elbus_client_op_async (self, source_tag, op, NULL, body, qos, cancellable, callback, user_data);
+  _elbus_client_op_async (self, source_tag, op, NULL, NULL, body, qos, cancellable, callback, user_data);
 }
 
 gboolean

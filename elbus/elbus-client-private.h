@@ -31,5 +31,15 @@ gboolean     _elbus_client_pump_until       (ElbusClient    *client,
                                              double          timeout,
                                              GCancellable   *cancellable,
                                              GError        **error);
+/* elbus_client_send_async() of @head then @payload, not joined: a large
+ * payload is not copied on its way (elbus_client_send_finish()). */
+void         _elbus_client_send_parts_async (ElbusClient         *client,
+                                             const char          *target,
+                                             GBytes              *head,
+                                             GBytes              *payload,
+                                             ElbusQoS             qos,
+                                             GCancellable        *cancellable,
+                                             GAsyncReadyCallback  callback,
+                                             gpointer             user_data);
 
 G_END_DECLS

@@ -850,8 +850,28 @@ elbus_client_send_async (ElbusClient         *self,
   g_return_if_fail (ELBUS_IS_CLIENT (self));
   g_return_if_fail (target != NULL);
 
-  _elbus_client_op_async (self, elbus_client_send_async, ELBUS_OP_MESSAGE, target, payload, qos,
-            cancellable, callback, user_data);
+  _elbus_client_op_async (self, elbus_client_send_async, ELBUS_OP_MESSAGE, target, NULL, payload,
+                          qos, cancellable, callback, user_data);
+}
+
+/* elbus_client_send_async() of @head then @payload as one payload, not
+ * joined (an RPC answer's few bytes, then a large result as it lies);
+ * finished with elbus_client_send_finish(). */
+void
+_elbus_client_send_parts_async (ElbusClient         *self,
+                                const char          *target,
+                                GBytes              *head,
+                                GBytes              *payload,
+                                ElbusQoS             qos,
+                                GCancellable        *cancellable,
+                                GAsyncReadyCallback  callback,
+                                gpointer             user_data)
+{
+  g_return_if_fail (ELBUS_IS_CLIENT (self));
+  g_return_if_fail (target != NULL);
+
+  _elbus_client_op_async (self, elbus_client_send_async, ELBUS_OP_MESSAGE, target, head, payload,
+                          qos, cancellable, callback, user_data);
 }
 
 /**
@@ -933,8 +953,8 @@ elbus_client_send_broadcast_async (ElbusClient         *self,
   g_return_if_fail (ELBUS_IS_CLIENT (self));
   g_return_if_fail (mask != NULL);
 
-  _elbus_client_op_async (self, elbus_client_send_broadcast_async, ELBUS_OP_BROADCAST, mask, payload, qos,
-            cancellable, callback, user_data);
+  _elbus_client_op_async (self, elbus_client_send_broadcast_async, ELBUS_OP_BROADCAST, mask, NULL, payload,
+                          qos, cancellable, callback, user_data);
 }
 
 /**
@@ -1014,8 +1034,8 @@ elbus_client_publish_async (ElbusClient         *self,
   g_return_if_fail (ELBUS_IS_CLIENT (self));
   g_return_if_fail (topic != NULL);
 
-  _elbus_client_op_async (self, elbus_client_publish_async, ELBUS_OP_PUBLISH, topic, payload, qos,
-            cancellable, callback, user_data);
+  _elbus_client_op_async (self, elbus_client_publish_async, ELBUS_OP_PUBLISH, topic, NULL, payload,
+                          qos, cancellable, callback, user_data);
 }
 
 /**

@@ -71,6 +71,10 @@ typedef struct {
   const guint8  *payload;       /* after the target's terminator */
   gsize          payload_len;
   gsize          frame_len;     /* header + body */
+  /* (unowned) (nullable): never set by the decoder; a MESSAGE or BROADCAST
+   * an in-process client handed over by reference: the payload's first
+   * bytes, held apart, then payload_len more at payload */
+  GBytes        *head;
 } ElbusClientFrame;
 
 /* A frame from the broker to a client. */

@@ -30,11 +30,14 @@ G_BEGIN_DECLS
 
 typedef struct {
   gatomicrefcount ref;
-  gsize           size;
+  gsize           size;     /* of data[]; 0 for a chunk that wraps bytes */
+  GBytes         *bytes;    /* (owned) (nullable): the bytes a wrapping chunk
+                             * stands for, referenced instead of copied */
   guint8          data[];
 } ElbusChunk;
 
 ElbusChunk *_elbus_chunk_new        (gsize       size);
+ElbusChunk *_elbus_chunk_new_for_bytes (GBytes  *bytes);
 ElbusChunk *_elbus_chunk_ref        (ElbusChunk *chunk);
 void        _elbus_chunk_unref      (ElbusChunk *chunk);
 GBytes     *_elbus_chunk_share      (ElbusChunk   *chunk,

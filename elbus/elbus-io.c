@@ -59,6 +59,22 @@ _elbus_chunk_new (gsize size)
 
   g_atomic_ref_count_init (&chunk->ref);
   chunk->size = size;
+  chunk->bytes = NULL;
+
+  return chunk;
+}
+
+/* A chunk that holds a reference to @bytes instead of bytes of its own:
+ * queue entries and payloads that point into @bytes keep it alive, and a
+ * large payload handed over as GBytes is not copied. */
+ElbusChunk *
+_elbus_chunk_new_for_bytes (GBytes *bytes)
+{
+  ElbusChunk *chunk = g_new (ElbusChunk, 1);
+
+  g_atomic_ref_count_init (&chunk->ref);
+  chunk->size = 0;
+  chunk->bytes = g_bytes_ref (bytes);
 
   return chunk;
 }
@@ -76,7 +92,9 @@ _elbus_chunk_unref (ElbusChunk *chunk)
   if (!g_atomic_ref_count_dec (&chunk->ref))
     return;
 
-  if (chunk->size == ELBUS_READ_CHUNK_SIZE)
+  if (chunk->bytes != NULL)
+    g_bytes_unref (chunk->bytes);
+  else if (chunk->size == ELBUS_READ_CHUNK_SIZE)
     {
       g_mutex_lock (&chunk_pool_lock);
       if (chunk_pool_len < CHUNK_POOL_KEEP)
@@ -95,8 +113,14 @@ _elbus_chunk_share (ElbusChunk   *chunk,
                     const guint8 *data,
                     gsize         len)
 {
+  gsize bytes_len;
+
   if (len == 0)
     return g_bytes_new_static ("", 0);
+  /* all of a wrapped GBytes: that one */
+  if (chunk->bytes != NULL && g_bytes_get_data (chunk->bytes, &bytes_len) == data &&
+      bytes_len == len)
+    return g_bytes_ref (chunk->bytes);
 
   return g_bytes_new_with_free_func (data, len, (GDestroyNotify) _elbus_chunk_unref,
                                      _elbus_chunk_ref (chunk));
@@ -233,9 +257,10 @@ _elbus_out_entry_set_name (ElbusOutEntry *entry,
     }
 }
 
-/* Makes a payload that does not lie in a chunk (a GBytes, or a prefix
- * and a chunk's bytes) one chunk of its own, a copy: for an in-process
- * client, which takes payloads as GBytes shared with a chunk. */
+/* Makes a payload that does not lie in a chunk one chunk: a GBytes by
+ * reference (a chunk that wraps it), a prefix and a chunk's bytes by a
+ * copy of both. For an in-process client, which takes payloads as GBytes
+ * shared with a chunk. */
 void
 _elbus_out_entry_flatten (ElbusOutEntry *entry)
 {
@@ -246,8 +271,14 @@ _elbus_out_entry_flatten (ElbusOutEntry *entry)
   if (entry->bytes == NULL)
     return;
 
-  if (entry->chunk != NULL)
-    prefix = g_bytes_get_data (entry->bytes, &prefix_len);
+  if (entry->chunk == NULL)
+    {
+      entry->chunk = _elbus_chunk_new_for_bytes (entry->bytes);
+      g_clear_pointer (&entry->bytes, g_bytes_unref);
+      return;
+    }
+
+  prefix = g_bytes_get_data (entry->bytes, &prefix_len);
   chunk = _elbus_chunk_new (prefix_len + entry->payload_len);
   if (prefix_len > 0)
     memcpy (chunk->data, prefix, prefix_len);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "elbus-msgpack.h"
+#include "elbus-client-private.h"
 #include "elbus-msgpack-private.h"
 #include "elbus-rpc-private.h"
 
@@ -81,6 +82,22 @@ send_answer (ElbusRpcInvocation *self,
 
   head[0] = type;
   _elbus_write_u32 (head + 1, self->call_id);
+  if (body != NULL && g_bytes_get_size (body) >= ELBUS_READ_CHUNK_SIZE)
+    {
+      /* a large result goes as it lies, after the few bytes before it */
+      g_autoptr(GByteArray) before = g_byte_array_sized_new (sizeof head + prefix_len);
+      g_autoptr(GBytes) head_bytes = NULL;
+
+      g_byte_array_append (before, head, sizeof head);
+      if (prefix_len > 0)
+        g_byte_array_append (before, prefix, prefix_len);
+      head_bytes = g_byte_array_free_to_bytes (g_steal_pointer (&before));
+      _elbus_client_send_parts_async (self->client, self->sender, head_bytes, body,
+                                      self->realtime ? ELBUS_QOS_REALTIME_PROCESSED
+                                                     : ELBUS_QOS_PROCESSED,
+                                      NULL, reply_sent_cb, NULL);
+      return;
+    }
   payload = g_byte_array_sized_new (5 + prefix_len + (body != NULL ? g_bytes_get_size (body) : 0));
   g_byte_array_append (payload, head, sizeof head);
   if (prefix_len > 0)

@@ -682,6 +682,69 @@ test_wrong_thread (Fixture       *f,
   recorder_clear (&r);
 }
 
+static void
+echo_cb (GObject      *source,
+         GAsyncResult *result,
+         gpointer      user_data)
+{
+  GBytes **reply = user_data;
+  g_autoptr(GError) error = NULL;
+
+  *reply = elbus_rpc_peer_call_finish (ELBUS_RPC_PEER (source), result, &error);
+  g_assert_no_error (error);
+}
+
+static void
+test_large_by_reference (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ElbusClient) a = NULL;
+  g_autoptr(ElbusClient) b = NULL;
+  g_autoptr(ElbusRpcPeer) peer = NULL;
+  g_autoptr(GBytes) params = NULL;
+  g_autoptr(GBytes) reply = NULL;
+  Recorder rb = { 0 };
+  gsize len = 1024 * 1024 + 5;
+  guint8 *buf = g_malloc (len);
+  ElbusFrame *frame;
+
+  g_test_summary ("A large benchmark.test answer (sent as its head and the result, not "
+                  "joined) and a large message between in-process clients (routed by "
+                  "reference) arrive byte for byte");
+
+  buf[0] = 0xc6;
+  buf[1] = 0x00;
+  buf[2] = 0x10;
+  buf[3] = 0x00;
+  buf[4] = 0x00;
+  for (gsize i = 5; i < len; i++)
+    buf[i] = (guint8) (i * 7 + (i >> 11));
+  params = g_bytes_new_take (buf, len);
+
+  elbus_broker_enable_core_rpc (f->broker, &error);
+  g_assert_no_error (error);
+  a = elbus_broker_register_client (f->broker, "big.a", &error);
+  g_assert_no_error (error);
+  b = elbus_broker_register_client (f->broker, "big.b", &error);
+  g_assert_no_error (error);
+  recorder_attach (&rb, b);
+
+  peer = elbus_rpc_peer_new (a);
+  elbus_rpc_peer_call_async (peer, ".broker", "benchmark.test", params,
+                             ELBUS_QOS_PROCESSED, 5.0, NULL, echo_cb, &reply);
+  while (reply == NULL)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_true (g_bytes_equal (reply, params));
+
+  elbus_client_send_async (a, "big.b", params, ELBUS_QOS_PROCESSED, NULL, NULL, NULL);
+  frame = wait_frame (&rb, 0);
+  g_assert_cmpstr (elbus_frame_get_sender (frame), ==, "big.a");
+  g_assert_true (g_bytes_equal (elbus_frame_get_payload (frame), params));
+
+  recorder_clear (&rb);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -698,6 +761,8 @@ main (int    argc,
               fixture_tear_down);
   g_test_add ("/elbus/inprocess/dropped", Fixture, NULL, fixture_set_up, test_dropped,
               fixture_tear_down);
+  g_test_add ("/elbus/inprocess/large-by-reference", Fixture, NULL, fixture_set_up,
+              test_large_by_reference, fixture_tear_down);
   g_test_add ("/elbus/inprocess/monitor", Fixture, NULL, fixture_set_up, test_monitor,
               fixture_tear_down);
   g_test_add ("/elbus/inprocess/disconnect-after-frames", Fixture, NULL, fixture_set_up,

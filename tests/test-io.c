@@ -114,8 +114,9 @@ test_flatten (void)
   ElbusChunk *chunk = _elbus_chunk_new (4);
   ElbusOutEntry entry = { 0 };
 
-  g_test_summary ("flattening makes a prefix and a chunk's bytes, or a GBytes payload, "
-                  "one chunk; a chunk's payload is left as it is");
+  g_test_summary ("flattening makes a prefix and a chunk's bytes one chunk (a copy), "
+                  "a GBytes payload a chunk that references it; a chunk's payload is "
+                  "left as it is");
 
   memcpy (chunk->data, "load", 4);
 
@@ -136,7 +137,18 @@ test_flatten (void)
   entry.payload_len = 5;
   _elbus_out_entry_flatten (&entry);
   g_assert_null (entry.bytes);
+  g_assert_nonnull (entry.chunk);
   g_assert_cmpmem (entry.payload, entry.payload_len, "whole", 5);
+  /* by reference: the chunk wraps the GBytes, which a share of all of it
+   * gives back */
+  g_assert_true (entry.payload == g_bytes_get_data (whole, NULL));
+  {
+    g_autoptr(GBytes) shared = _elbus_chunk_share (entry.chunk, entry.payload, 5);
+    g_autoptr(GBytes) part = _elbus_chunk_share (entry.chunk, entry.payload + 1, 3);
+
+    g_assert_true (shared == whole);
+    g_assert_cmpmem (g_bytes_get_data (part, NULL), g_bytes_get_size (part), "hol", 3);
+  }
   _elbus_out_entry_clear (&entry);
 
   entry = (ElbusOutEntry) { 0 };
