@@ -16,6 +16,14 @@
 #include "elbus-codec-private.h"
 #include "elbus-error.h"
 
+static void
+client_start_transport (ElbusClient    *self,
+                        ElbusTransport *transport)
+{
+  _elbus_client_attach_transport (self, transport);
+  _elbus_client_restart_tick (self);
+}
+
 /* The handshake is done: the socket transport takes the connection. */
 static void
 client_start_io (ElbusClient *self)
@@ -23,8 +31,7 @@ client_start_io (ElbusClient *self)
   ElbusTransport *transport = _elbus_socket_transport_new (self, self->connection, self->context);
 
   g_clear_object (&self->connection);
-  _elbus_client_attach_transport (self, transport);
-  _elbus_client_restart_tick (self);
+  client_start_transport (self, transport);
 }
 
 void
@@ -225,6 +232,19 @@ connect_sync (ElbusClient   *self,
   gint64 deadline = g_get_monotonic_time () + (gint64) (self->timeout * G_USEC_PER_SEC);
   GSocket *socket;
   Handshake hs = { .step = 0 };
+
+  /* ws:// and wss:// (elbus-client-ws.c) */
+  if (_elbus_address_is_ws (self->address))
+    {
+      ElbusTransport *transport = _elbus_ws_connect_sync (self, self->address, self->name,
+                                                          self->context, self->timeout,
+                                                          cancellable, error);
+
+      if (transport == NULL)
+        return FALSE;
+      client_start_transport (self, transport);
+      return TRUE;
+    }
 
   connectable = make_connectable (self->address, error);
   if (connectable == NULL)
@@ -429,6 +449,27 @@ connect_cb (GObject      *source,
   handshake_step (task);
 }
 
+static void
+ws_connect_cb (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  GTask *task = user_data;
+  ElbusClient *self = g_task_get_source_object (task);
+  GError *error = NULL;
+  ElbusTransport *transport = _elbus_ws_connect_finish (result, &error);
+
+  if (transport == NULL)
+    {
+      connect_return_error (task, error);
+      return;
+    }
+  client_start_transport (self, transport);
+  init_done (self, NULL);
+  g_task_return_boolean (task, TRUE);
+  g_object_unref (task);
+}
+
 static gboolean
 check_new_args (const char  *address,
                 const char  *name,
@@ -523,7 +564,8 @@ _elbus_client_init_async (GAsyncInitable      *initable,
   g_task_set_task_data (task, data, (GDestroyNotify) connect_data_free);
 
   if (!check_new_args (self->address, self->name, &error) ||
-      (connectable = make_connectable (self->address, &error)) == NULL)
+      (!_elbus_address_is_ws (self->address) &&
+       (connectable = make_connectable (self->address, &error)) == NULL))
     {
       connect_return_error (task, error);
       return;
@@ -545,6 +587,13 @@ _elbus_client_init_async (GAsyncInitable      *initable,
   g_source_set_callback (data->deadline, connect_deadline_cb, task, NULL);
   g_source_attach (data->deadline, g_task_get_context (task));
 
+  if (connectable == NULL)
+    {
+      /* ws:// and wss:// (elbus-client-ws.c) */
+      _elbus_ws_connect_async (self, self->address, self->name, self->context,
+                               data->cancellable, ws_connect_cb, task);
+      return;
+    }
   socket_client = make_socket_client (self);
   g_socket_client_connect_async (socket_client, connectable, data->cancellable, connect_cb,
                                  task);

@@ -210,7 +210,14 @@ elbus_client_class_init (ElbusClientClass *klass)
   /**
    * ElbusClient:address:
    *
-   * The broker's address: a UNIX socket path or `HOST:PORT`.
+   * The broker's address: a UNIX socket path, `HOST:PORT`, or
+   * `ws://HOST:PORT/PATH` or `wss://HOST:PORT/PATH` for a broker serving
+   * WebSocket (with libsoup; else connecting fails with
+   * %G_IO_ERROR_NOT_SUPPORTED). `wss://` checks the certificate against
+   * the default TLS database, or the CA file the environment variable
+   * `ELBUS_TLS_CA_FILE` names. Over WebSocket the `_sync` calls iterate
+   * the client's main context (libsoup's sources live there), so other
+   * sources attached to it may run during them.
    *
    * Since: 1.0
    */

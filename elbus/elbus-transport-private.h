@@ -5,9 +5,10 @@
  * close), and what that end calls on the client (a frame arrived, an ack
  * arrived, the connection closed). The client knows nothing else of it.
  *
- * Implementations: the socket transport (elbus-client-socket.c) and the
- * in-process transport, which lives with the broker
- * (elbus-broker-local.c) and is the one place that knows both sides.
+ * Implementations: the socket transport (elbus-client-socket.c), the
+ * WebSocket transport (elbus-client-ws.c) and the in-process transport,
+ * which lives with the broker (elbus-broker-local.c) and is the one place
+ * that knows both sides.
  *
  * Every function runs on the client's thread. A transport is owned by its
  * client and freed with it; after close() it makes no more callbacks.
@@ -103,6 +104,28 @@ GError  *_elbus_client_registration_error (guint8         result,
 ElbusTransport *_elbus_socket_transport_new (ElbusClient       *client,
                                              GSocketConnection *connection,
                                              GMainContext      *context);
+
+/* The WebSocket transport (elbus-client-ws.c): ws:// and wss:// addresses.
+ * Connecting includes the handshake; its sources go on @context. Without
+ * libsoup it fails with G_IO_ERROR_NOT_SUPPORTED. */
+gboolean        _elbus_address_is_ws     (const char          *address);
+void            _elbus_ws_connect_async  (ElbusClient         *client,
+                                          const char          *address,
+                                          const char          *name,
+                                          GMainContext        *context,
+                                          GCancellable        *cancellable,
+                                          GAsyncReadyCallback  callback,
+                                          gpointer             user_data);
+ElbusTransport *_elbus_ws_connect_finish (GAsyncResult        *result,
+                                          GError             **error);
+/* Iterates @context until done, at most @timeout seconds. */
+ElbusTransport *_elbus_ws_connect_sync   (ElbusClient         *client,
+                                          const char          *address,
+                                          const char          *name,
+                                          GMainContext        *context,
+                                          double               timeout,
+                                          GCancellable        *cancellable,
+                                          GError             **error);
 
 static inline void
 _elbus_transport_frame (ElbusTransport *transport,

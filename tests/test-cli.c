@@ -168,6 +168,8 @@ test_send_publish_listen (gconstpointer data)
 
   if (transport == ELBUS_TEST_TRANSPORT_UNIX)
     address = g_strdup (elbus_test_broker_get_unix_path (tb));
+  else if (transport == ELBUS_TEST_TRANSPORT_WS)
+    address = g_strdup (elbus_test_broker_get_ws_url (tb));
   else
     address = g_strdup_printf ("127.0.0.1:%u", elbus_test_broker_get_tcp_port (tb));
 
@@ -714,6 +716,9 @@ main (int    argc,
                         GINT_TO_POINTER (ELBUS_TEST_TRANSPORT_UNIX), test_send_publish_listen);
   g_test_add_data_func ("/elbus/cli/send-publish-listen/tcp",
                         GINT_TO_POINTER (ELBUS_TEST_TRANSPORT_TCP), test_send_publish_listen);
+  if (elbus_test_have_websocket ())
+    g_test_add_data_func ("/elbus/cli/send-publish-listen/ws",
+                          GINT_TO_POINTER (ELBUS_TEST_TRANSPORT_WS), test_send_publish_listen);
   g_test_add_func ("/elbus/cli/errors", test_errors);
   g_test_add_func ("/elbus/cli/addresses", test_addresses);
   g_test_add_func ("/elbus/cli/broker", test_broker_commands);

@@ -448,9 +448,10 @@ elbus_tool_check_timeout (double   seconds,
  *
  * Checks @address before the library sees it, so that a mistake is said
  * once and plainly: a UNIX socket path (starting with `/`, `./` or `../`,
- * or ending in `.sock`, `.socket` or `.ipc`) or `HOST:PORT` with a port
- * from 1 to 65535. A word with no `:` is taken for a file name that
- * needs `./`.
+ * or ending in `.sock`, `.socket` or `.ipc`), `HOST:PORT` with a port
+ * from 1 to 65535, or a WebSocket URL `ws://HOST:PORT[/PATH]` or
+ * `wss://HOST:PORT[/PATH]`. A word with no `:` is taken for a file name
+ * that needs `./`.
  *
  * Returns: (transfer full) (nullable): the address to give the library (a
  *   path starting with `./` or `../` made absolute), or %NULL
@@ -476,6 +477,21 @@ elbus_tool_check_address (const char  *address,
     return g_canonicalize_filename (address, NULL);
   if (elbus_address_is_unix (address))
     return g_strdup (address);
+  if (g_ascii_strncasecmp (address, "ws://", 5) == 0 ||
+      g_ascii_strncasecmp (address, "wss://", 6) == 0)
+    {
+      g_autoptr(GUri) uri = g_uri_parse (address, G_URI_FLAGS_NONE, NULL);
+
+      if (uri == NULL || g_uri_get_host (uri) == NULL || *g_uri_get_host (uri) == '\0' ||
+          g_uri_get_port (uri) < (listening ? 0 : 1) || g_uri_get_query (uri) != NULL ||
+          g_uri_get_fragment (uri) != NULL)
+        {
+          g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                       _("“%s” is not a ws://HOST:PORT[/PATH] address"), address);
+          return NULL;
+        }
+      return g_strdup (address);
+    }
 
   colon = strrchr (address, ':');
   if (colon == NULL)
