@@ -521,11 +521,11 @@ cross_deliver (ElbusLocal    *self,
  * Only what was there when it started: handlers that send to themselves
  * are served in the next flush, not in a loop here. Returns FALSE when
  * the client is too slow (cross mode): the peer then drops it. */
-gboolean
-_elbus_local_deliver (ElbusLocal    *self,
-                      ElbusOutQueue *queue,
-                      guint64       *frames,
-                      guint64       *bytes)
+static gboolean
+local_deliver (ElbusLocal    *self,
+               ElbusOutQueue *queue,
+               guint64       *frames,
+               guint64       *bytes)
 {
   ElbusClient *client;
   guint n = queue->len;
@@ -576,10 +576,10 @@ cross_detach_broker (ElbusLocal *self)
 /* The broker dropped the peer (force_disconnect, slow consumer, broker
  * closing): the client learns it at once (cross mode: when its context
  * next runs). @self's peer link is already cut; the caller took
- * _elbus_local_hold() before the peer was forgotten. */
-void
-_elbus_local_closed (ElbusLocal *self,
-                     const char *reason)
+ * local_hold() before the peer was forgotten. */
+static void
+local_closed (ElbusLocal *self,
+              const char *reason)
 {
   GError *error = g_error_new (ELBUS_ERROR, ELBUS_ERROR_CLOSED,
                                _("the broker dropped this client: %s"), reason);
@@ -609,15 +609,43 @@ _elbus_local_closed (ElbusLocal *self,
 }
 
 /* Keeps @self (same mode: the client, so @self) alive until
- * _elbus_local_closed(). */
-void
-_elbus_local_hold (ElbusLocal *self)
+ * local_closed(). */
+static void
+local_hold (ElbusLocal *self)
 {
   if (self->cross)
     local_ref (self);
   else
     g_object_ref (self->parent.client);
 }
+
+/* What the peer calls on its in-process client (elbus-broker-peer.c). */
+
+/* Hands over what waits for the client: BLOCKED when it does not keep up
+ * (cross mode), and the peer drops it as a slow consumer. */
+static ElbusWriteStatus
+local_peer_write (ElbusPeer *peer,
+                  guint64   *frames,
+                  guint64   *bytes)
+{
+  return local_deliver (peer->local, &peer->out, frames, bytes) ? ELBUS_WRITE_DONE
+                                                               : ELBUS_WRITE_BLOCKED;
+}
+
+/* The peer closes: unless the client closed it, the client is held (a
+ * client-unregistered handler may drop it) until local_closed(). */
+static void
+local_peer_close (ElbusPeer *peer)
+{
+  if (peer->local != NULL)
+    local_hold (peer->local);
+}
+
+static const ElbusPeerFuncs local_peer_funcs = {
+  .write = local_peer_write,
+  .close = local_peer_close,
+  .closed = local_closed,
+};
 
 static ElbusLocal *
 local_new (ElbusClient *client)
@@ -666,7 +694,7 @@ _elbus_broker_local_client_new (ElbusBroker  *broker,
 
   client = g_object_new (ELBUS_TYPE_CLIENT, "name", name, NULL);
   self = local_new (client);
-  self->peer = _elbus_peer_new_internal (broker, self);
+  self->peer = _elbus_peer_new_internal (broker, self, &local_peer_funcs);
   result = _elbus_broker_register (broker, self->peer, name, name_len);
   if (result != ELBUS_RESULT_OK)
     {
@@ -917,7 +945,7 @@ register_on_broker (gpointer user_data)
     reg->closed = TRUE;
   else
     {
-      self->peer = _elbus_peer_new_internal (broker, self);
+      self->peer = _elbus_peer_new_internal (broker, self, &local_peer_funcs);
       reg->result = _elbus_broker_register (broker, self->peer, reg->name, strlen (reg->name));
       if (reg->result != ELBUS_RESULT_OK)
         {

@@ -93,22 +93,6 @@ static void restart_sweep (ElbusBroker *self);
 
 /* flushing */
 
-void
-_elbus_broker_mark_dirty (ElbusBroker *self,
-                          ElbusPeer   *peer,
-                          gboolean     urgent)
-{
-  if (!peer->dirty)
-    {
-      if (self->dirty.length == 0)
-        self->dirty_since = g_get_monotonic_time ();
-      g_queue_push_tail_link (&self->dirty, &peer->dirty_link);
-      peer->dirty = TRUE;
-    }
-  if (urgent)
-    self->flush_now = TRUE;
-}
-
 /* Flushes the peers dirty now; ones made dirty meanwhile (an in-process
  * client answering, say) wait for the next pass, so that a handler that
  * keeps sending cannot hold the loop. Returns whether any are left. */
@@ -708,39 +692,6 @@ sweep_interval (ElbusBroker *self)
   return MAX (timeout_us (self) / 4, 1000);
 }
 
-/* Connections that fail before registering (bad greetings, refused
- * names, hang-ups) are logged at most LOG_BURST a second: a flood of them
- * must not become a flood of log lines. What was left out is summed up
- * once the second is over (at the next such failure or the next sweep). */
-#define LOG_BURST 20
-
-static void
-log_window_roll (ElbusBroker *self,
-                 gint64       now)
-{
-  if (now - self->log_window_start < G_USEC_PER_SEC)
-    return;
-  if (self->log_suppressed > 0)
-    g_message (_("%u more connections failed before registering (not logged one by one)"),
-               self->log_suppressed);
-  self->log_window_start = now;
-  self->log_in_window = 0;
-  self->log_suppressed = 0;
-}
-
-gboolean
-_elbus_broker_log_unregistered (ElbusBroker *self)
-{
-  log_window_roll (self, g_get_monotonic_time ());
-  if (self->log_in_window < LOG_BURST)
-    {
-      self->log_in_window++;
-      return TRUE;
-    }
-  self->log_suppressed++;
-  return FALSE;
-}
-
 /* Freed memory goes back to the system: after a spike (thousands of
  * connections, a slow consumer's queue of referenced chunks, huge frames)
  * glibc otherwise keeps the heap it grew to, freed but resident. Checked
@@ -815,7 +766,7 @@ sweep_cb (gpointer user_data)
 
   _elbus_broker_flush_dirty (self);
   trim_memory (self, now);
-  log_window_roll (self, now);
+  _elbus_peer_log_window_roll (self, now);
 
   return G_SOURCE_CONTINUE;
 }
@@ -949,7 +900,7 @@ accept_dispatch (ElbusDispatchFile *file)
         }
       self->max_clients_logged = FALSE;
 
-      peer = _elbus_peer_new (self, fd, NULL, listener->kind, listener->bind_string,
+      peer = _elbus_peer_new (self, fd, NULL, NULL, listener->kind, listener->bind_string,
                               (struct sockaddr *) &addr, addr_len);
       _elbus_broker_add_pending (self, peer);
     }
@@ -1312,7 +1263,8 @@ elbus_broker_close (ElbusBroker *self)
   self->closed = TRUE;
 
   g_ptr_array_set_size (self->listeners, 0);
-  g_ptr_array_set_size (self->ws_listeners, 0);
+  if (self->ws_listeners != NULL)
+    g_ptr_array_set_size (self->ws_listeners, 0);
   g_ptr_array_set_size (self->fifos, 0);
 
   if (self->core != NULL)
@@ -1356,7 +1308,7 @@ elbus_broker_finalize (GObject *object)
   ElbusBroker *self = ELBUS_BROKER (object);
 
   g_ptr_array_unref (self->listeners);
-  g_ptr_array_unref (self->ws_listeners);
+  g_clear_pointer (&self->ws_listeners, g_ptr_array_unref);
   g_hash_table_unref (self->clients);
   g_hash_table_unref (self->pending);
   _elbus_name_tree_free (self->names);
@@ -1653,14 +1605,24 @@ elbus_broker_class_init (ElbusBrokerClass *klass)
                   G_TYPE_STRING | G_SIGNAL_TYPE_STATIC_SCOPE);
 }
 
+/* how the dispatcher and the peers reach the broker */
+static const ElbusBrokerOps broker_ops = {
+  .end_dispatch = _elbus_broker_end_dispatch,
+  .register_name = _elbus_broker_register,
+  .route = _elbus_broker_route,
+  .forget_peer = _elbus_broker_forget_peer,
+  .fd_closed = _elbus_broker_resume_accept,
+  .is_monitor = _elbus_broker_monitor_is,
+};
+
 static void
 elbus_broker_init (ElbusBroker *self)
 {
   struct _ElbusFlushSource *flush;
 
   self->context = g_main_context_ref_thread_default ();
+  self->ops = &broker_ops;
   self->listeners = g_ptr_array_new_with_free_func ((GDestroyNotify) listener_free);
-  self->ws_listeners = g_ptr_array_new_with_free_func (_elbus_ws_listener_free);
   self->clients = g_hash_table_new (g_str_hash, g_str_equal);
   self->pending = g_hash_table_new (NULL, NULL);
   self->names = _elbus_name_tree_new ();
