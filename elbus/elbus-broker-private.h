@@ -2,7 +2,7 @@
 /*
  * Internals shared by the broker's files, in layers; a file calls functions
  * of the files below it only, and reaches up through the function tables
- * below (ElbusBrokerOps, ElbusPeerFuncs):
+ * below (ElbusBrokerOps, ElbusPeerFuncs, ElbusCoreRpcHooks):
  *
  *  elbus-broker-check.c the invariants, for tests and fuzzing
  *  elbus-broker-fifo.c  the fifo: control channel, whose lines .broker sends
@@ -106,6 +106,18 @@ typedef struct {
   void             (*closed)   (ElbusLocal    *local,
                                 const char    *reason);
 } ElbusPeerFuncs;
+
+/* .broker (elbus-broker-rpc.c), as the broker calls up to it once it
+ * runs. */
+typedef struct {
+  /* a primary client registered or left: on .broker/info */
+  void        (*announce_client)   (ElbusCoreRpc  *core,
+                                    const char    *name,
+                                    gboolean       registered);
+  /* the broker closes: on .broker/warn */
+  void        (*announce_shutdown) (ElbusCoreRpc  *core);
+  void        (*free)              (ElbusCoreRpc  *core);
+} ElbusCoreRpcHooks;
 
 /* An fd on the broker's epoll instance (a listener or a connection).
  * Registered edge-triggered: @events collects what epoll reported, and the
@@ -246,9 +258,10 @@ struct _ElbusBroker {
   gboolean         closed;
 
   ElbusCoreRpc    *core;           /* (owned) (nullable): the .broker client */
+  const ElbusCoreRpcHooks *core_hooks; /* set with core */
   guint            routing;        /* depth of _elbus_broker_route() */
   GPtrArray       *announcements;  /* (owned): deferred while routing, "+NAME"/"-NAME" */
-  GPtrArray       *fifos;          /* (owned) (element-type ElbusFifo) */
+  GPtrArray       *fifos;          /* (owned) (nullable) (element-type ElbusFifo) */
   GPtrArray       *monitors;       /* (owned) (element-type ElbusMonitor) */
   GHashTable      *policy;         /* (owned) (nullable): primary name -> ElbusClientPolicy
                                     * (owned copies); NULL = no policy in force */
@@ -391,14 +404,6 @@ gboolean          _elbus_broker_listen_ws (ElbusBroker  *broker,
                                            GError      **error);
 
 /* elbus-broker-rpc.c */
-ElbusCoreRpc *_elbus_core_rpc_new               (ElbusBroker   *broker,
-                                                 GError       **error);
-void          _elbus_core_rpc_free              (ElbusCoreRpc  *core);
-void          _elbus_core_rpc_announce_client   (ElbusCoreRpc  *core,
-                                                 const char    *name,
-                                                 gboolean       registered);
-void          _elbus_core_rpc_announce_shutdown (ElbusCoreRpc  *core);
-GBytes       *_elbus_core_rpc_disconnect_notice (const char    *reason);
 ElbusClient  *_elbus_core_rpc_get_client        (ElbusCoreRpc  *core);
 ElbusRpcPeer *_elbus_core_rpc_get_peer          (ElbusCoreRpc  *core);
 
@@ -406,8 +411,5 @@ ElbusRpcPeer *_elbus_core_rpc_get_peer          (ElbusCoreRpc  *core);
 char         *_elbus_broker_check_invariants    (ElbusBroker   *broker);
 void          _elbus_broker_add_connection      (ElbusBroker   *broker,
                                                  int            fd);
-
-/* elbus-broker-fifo.c */
-void          _elbus_fifo_free                  (ElbusFifo     *fifo);
 
 G_END_DECLS

@@ -19,6 +19,7 @@
 #include "elbus-client-private.h"
 #include "elbus-error.h"
 #include "elbus-i18n-private.h"
+#include "elbus-msgpack.h"
 
 /**
  * ElbusBroker:
@@ -202,7 +203,7 @@ send_announcements (ElbusBroker *self)
     {
       const char *entry = g_ptr_array_index (pending, i);
 
-      _elbus_core_rpc_announce_client (self->core, entry + 1, entry[0] == '+');
+      self->core_hooks->announce_client (self->core, entry + 1, entry[0] == '+');
     }
 }
 
@@ -1265,10 +1266,11 @@ elbus_broker_close (ElbusBroker *self)
   g_ptr_array_set_size (self->listeners, 0);
   if (self->ws_listeners != NULL)
     g_ptr_array_set_size (self->ws_listeners, 0);
-  g_ptr_array_set_size (self->fifos, 0);
+  if (self->fifos != NULL)
+    g_ptr_array_set_size (self->fifos, 0);
 
   if (self->core != NULL)
-    _elbus_core_rpc_announce_shutdown (self->core);
+    self->core_hooks->announce_shutdown (self->core);
 
   /* what is queued still goes out, as far as the sockets take it */
   while (_elbus_broker_flush_dirty (self))
@@ -1280,7 +1282,8 @@ elbus_broker_close (ElbusBroker *self)
   for (guint i = 0; i < peers->len; i++)
     _elbus_peer_close (g_ptr_array_index (peers, i), G_LOG_LEVEL_INFO, "broker closing");
 
-  g_clear_pointer (&self->core, _elbus_core_rpc_free);
+  if (self->core != NULL)
+    self->core_hooks->free (g_steal_pointer (&self->core));
   empty_graveyard (self);
   _elbus_dispatch_clear (self);
 }
@@ -1316,7 +1319,7 @@ elbus_broker_finalize (GObject *object)
   g_ptr_array_unref (self->graveyard);
   g_ptr_array_unref (self->scratch);
   g_ptr_array_unref (self->announcements);
-  g_ptr_array_unref (self->fifos);
+  g_clear_pointer (&self->fifos, g_ptr_array_unref);
   g_ptr_array_unref (self->monitors);
   g_clear_pointer (&self->policy, g_hash_table_unref);
   g_main_context_unref (self->context);
@@ -1630,7 +1633,6 @@ elbus_broker_init (ElbusBroker *self)
   self->graveyard = g_ptr_array_new ();
   self->scratch = g_ptr_array_new ();
   self->announcements = g_ptr_array_new_with_free_func (g_free);
-  self->fifos = g_ptr_array_new_with_free_func ((GDestroyNotify) _elbus_fifo_free);
   self->monitors = g_ptr_array_new_with_free_func ((GDestroyNotify) _elbus_monitor_free);
   g_queue_init (&self->dirty);
   _elbus_dispatch_init (self);
@@ -2195,40 +2197,6 @@ elbus_broker_get_policy_enabled (ElbusBroker *self)
   return self->policy != NULL;
 }
 
-/**
- * elbus_broker_enable_core_rpc:
- * @self: a broker
- * @error: return location for an error
- *
- * Starts the broker's own client `.broker`, which answers the core RPC
- * methods `test`, `info`, `stats`, `client.list` and `benchmark.test`
- * (docs/protocol.md section 6), announces primary clients arriving and leaving
- * on `.broker/info`, and the broker's shutdown on `.broker/warn`. Calling
- * it again does nothing.
- *
- * Returns: %TRUE when `.broker` runs
- *
- * Since: 1.0
- */
-gboolean
-elbus_broker_enable_core_rpc (ElbusBroker  *self,
-                              GError      **error)
-{
-  g_return_val_if_fail (ELBUS_IS_BROKER (self), FALSE);
-  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
-
-  if (self->core != NULL)
-    return TRUE;
-  if (self->closed)
-    {
-      g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED, _("the broker is closed"));
-      return FALSE;
-    }
-
-  self->core = _elbus_core_rpc_new (self, error);
-  return self->core != NULL;
-}
-
 /* The calling thread's thread-default main context. */
 static GMainContext *
 caller_context (void)
@@ -2485,6 +2453,32 @@ find_subscriber_cb (gpointer value,
     find->found = TRUE;
 }
 
+/* The body of the publication a client gets when the broker disconnects
+ * it (elbus_broker_disconnect_client()): `.broker/warn` 00, then
+ * {"s": "disconnect", "d": REASON, "t": T}. */
+static GBytes *
+disconnect_notice (const char *reason)
+{
+  static const char topic[] = ".broker/warn";
+  g_autoptr(GVariant) value = NULL;
+  g_autoptr(GBytes) map = NULL;
+  GByteArray *body;
+  gsize len;
+  const guint8 *data;
+
+  value = g_variant_ref_sink (g_variant_new_parsed ("{'s': <'disconnect'>, 'd': <%s>, 't': <%t>}",
+                                                    reason,
+                                                    (guint64) g_get_real_time () * 1000));
+  map = elbus_msgpack_encode_variant (value, NULL);
+  g_return_val_if_fail (map != NULL, NULL);
+
+  data = g_bytes_get_data (map, &len);
+  body = g_byte_array_sized_new (sizeof topic + len);
+  g_byte_array_append (body, (const guint8 *) topic, sizeof topic);
+  g_byte_array_append (body, data, len);
+  return g_byte_array_free_to_bytes (body);
+}
+
 /**
  * elbus_broker_disconnect_client:
  * @self: a broker
@@ -2535,7 +2529,7 @@ elbus_broker_disconnect_client (ElbusBroker *self,
   _elbus_topic_tree_match (self->topics, ".broker/warn", strlen (".broker/warn"),
                            find_subscriber_cb, &find);
   if (find.found)
-    notice = _elbus_core_rpc_disconnect_notice (reason);
+    notice = disconnect_notice (reason);
   _elbus_peer_drain (find.peer, notice, reason);
   return TRUE;
 }
