@@ -5,12 +5,13 @@
  * below (ElbusBrokerOps, ElbusPeerFuncs, ElbusCoreRpcHooks):
  *
  *  elbus-broker-check.c the invariants, for tests and fuzzing
+ *  elbus-broker-listen.c  elbus_broker_listen(): an address picks its listener
  *  elbus-broker-fifo.c  the fifo: control channel, whose lines .broker sends
  *  elbus-broker-rpc.c   .broker: the core RPC methods and announcements
  *  elbus-broker-local.c the in-process transport (ElbusClient <-> peer)
  *  elbus-broker-ws.c    the WebSocket transport: a SoupServer per ws://
  *                       listener; its peers have no fd on epoll
- *  elbus-broker.c       the GObject, listeners, registry, routing,
+ *  elbus-broker.c       the GObject, socket listeners, registry, routing,
  *                       flushing, timers
  *  elbus-broker-monitor.c  monitors: filters and copies of routed events
  *  elbus-broker-peer.c  one connection: read buffer, handshake, frame loop,
@@ -394,9 +395,6 @@ void        _elbus_broker_add_pending (ElbusBroker   *broker,
 ElbusClient  *_elbus_broker_local_client_new    (ElbusBroker   *broker,
                                                  const char    *name,
                                                  GError       **error);
-ElbusClient  *_elbus_broker_local_client_new_cross (ElbusBroker *broker,
-                                                   const char  *name,
-                                                   GError     **error);
 
 /* elbus-broker-ws.c */
 gboolean          _elbus_broker_listen_ws (ElbusBroker  *broker,
