@@ -15,6 +15,10 @@
  * A WebSocket peer (elbus-broker-ws.c) has no fd: its input arrives in
  * _elbus_peer_feed(), its queue leaves as one WebSocket message per flush,
  * and it waits for _elbus_peer_writable() instead of EPOLLOUT.
+ *
+ * A peer calls nothing above it: the broker through broker->ops
+ * (ElbusBrokerOps), a WebSocket or in-process transport through
+ * peer->funcs (ElbusPeerFuncs).
  */
 #define _GNU_SOURCE   /* struct ucred */
 #include "config.h"

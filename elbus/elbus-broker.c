@@ -1,4 +1,7 @@
 /* SPDX-License-Identifier: MIT */
+/* The ElbusBroker object: socket listeners and accepting, the client
+ * registry, routing, flushing, keep-alive and timeouts. The peers and the
+ * dispatcher below reach it through broker->ops (ElbusBrokerOps). */
 #define _GNU_SOURCE   /* accept4() */
 #include "config.h"
 
