@@ -281,7 +281,7 @@ void
 _elbus_broker_add_connection (ElbusBroker *broker,
                               int          fd)
 {
-  ElbusPeer *peer = _elbus_peer_new (broker, fd, NULL, ELBUS_CLIENT_KIND_LOCAL_IPC,
+  ElbusPeer *peer = _elbus_peer_new (broker, fd, NULL, NULL, ELBUS_CLIENT_KIND_LOCAL_IPC,
                                      "socketpair", NULL, 0);
 
   _elbus_broker_add_pending (broker, peer);

@@ -116,7 +116,7 @@ dispatch_dispatch (GSource     *source,
     }
 
   /* real-time frames and acks go out in the dispatch that produced them */
-  _elbus_broker_end_dispatch (broker);
+  broker->ops->end_dispatch (broker);
   g_object_unref (broker);
 
   return G_SOURCE_CONTINUE;

@@ -151,8 +151,8 @@ fifo_readable_cb (int          fd,
   return G_SOURCE_CONTINUE;
 }
 
-void
-_elbus_fifo_free (ElbusFifo *fifo)
+static void
+fifo_free (ElbusFifo *fifo)
 {
   if (fifo->source != NULL)
     {
@@ -232,7 +232,7 @@ elbus_broker_listen_fifo (ElbusBroker  *self,
 
       g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
                    _("cannot open the FIFO %s: %s"), path, g_strerror (saved_errno));
-      _elbus_fifo_free (fifo);
+      fifo_free (fifo);
       return FALSE;
     }
 
@@ -241,6 +241,8 @@ elbus_broker_listen_fifo (ElbusBroker  *self,
   g_source_set_callback (fifo->source, G_SOURCE_FUNC (fifo_readable_cb), fifo, NULL);
   g_source_attach (fifo->source, self->context);
 
+  if (self->fifos == NULL)
+    self->fifos = g_ptr_array_new_with_free_func ((GDestroyNotify) fifo_free);
   g_ptr_array_add (self->fifos, fifo);
   g_info (_("listening on fifo:%s"), path);
 

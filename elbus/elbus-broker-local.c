@@ -521,11 +521,11 @@ cross_deliver (ElbusLocal    *self,
  * Only what was there when it started: handlers that send to themselves
  * are served in the next flush, not in a loop here. Returns FALSE when
  * the client is too slow (cross mode): the peer then drops it. */
-gboolean
-_elbus_local_deliver (ElbusLocal    *self,
-                      ElbusOutQueue *queue,
-                      guint64       *frames,
-                      guint64       *bytes)
+static gboolean
+local_deliver (ElbusLocal    *self,
+               ElbusOutQueue *queue,
+               guint64       *frames,
+               guint64       *bytes)
 {
   ElbusClient *client;
   guint n = queue->len;
@@ -576,10 +576,10 @@ cross_detach_broker (ElbusLocal *self)
 /* The broker dropped the peer (force_disconnect, slow consumer, broker
  * closing): the client learns it at once (cross mode: when its context
  * next runs). @self's peer link is already cut; the caller took
- * _elbus_local_hold() before the peer was forgotten. */
-void
-_elbus_local_closed (ElbusLocal *self,
-                     const char *reason)
+ * local_hold() before the peer was forgotten. */
+static void
+local_closed (ElbusLocal *self,
+              const char *reason)
 {
   GError *error = g_error_new (ELBUS_ERROR, ELBUS_ERROR_CLOSED,
                                _("the broker dropped this client: %s"), reason);
@@ -609,15 +609,43 @@ _elbus_local_closed (ElbusLocal *self,
 }
 
 /* Keeps @self (same mode: the client, so @self) alive until
- * _elbus_local_closed(). */
-void
-_elbus_local_hold (ElbusLocal *self)
+ * local_closed(). */
+static void
+local_hold (ElbusLocal *self)
 {
   if (self->cross)
     local_ref (self);
   else
     g_object_ref (self->parent.client);
 }
+
+/* What the peer calls on its in-process client (elbus-broker-peer.c). */
+
+/* Hands over what waits for the client: BLOCKED when it does not keep up
+ * (cross mode), and the peer drops it as a slow consumer. */
+static ElbusWriteStatus
+local_peer_write (ElbusPeer *peer,
+                  guint64   *frames,
+                  guint64   *bytes)
+{
+  return local_deliver (peer->local, &peer->out, frames, bytes) ? ELBUS_WRITE_DONE
+                                                               : ELBUS_WRITE_BLOCKED;
+}
+
+/* The peer closes: unless the client closed it, the client is held (a
+ * client-unregistered handler may drop it) until local_closed(). */
+static void
+local_peer_close (ElbusPeer *peer)
+{
+  if (peer->local != NULL)
+    local_hold (peer->local);
+}
+
+static const ElbusPeerFuncs local_peer_funcs = {
+  .write = local_peer_write,
+  .close = local_peer_close,
+  .closed = local_closed,
+};
 
 static ElbusLocal *
 local_new (ElbusClient *client)
@@ -666,7 +694,7 @@ _elbus_broker_local_client_new (ElbusBroker  *broker,
 
   client = g_object_new (ELBUS_TYPE_CLIENT, "name", name, NULL);
   self = local_new (client);
-  self->peer = _elbus_peer_new_internal (broker, self);
+  self->peer = _elbus_peer_new_internal (broker, self, &local_peer_funcs);
   result = _elbus_broker_register (broker, self->peer, name, name_len);
   if (result != ELBUS_RESULT_OK)
     {
@@ -917,7 +945,7 @@ register_on_broker (gpointer user_data)
     reg->closed = TRUE;
   else
     {
-      self->peer = _elbus_peer_new_internal (broker, self);
+      self->peer = _elbus_peer_new_internal (broker, self, &local_peer_funcs);
       reg->result = _elbus_broker_register (broker, self->peer, reg->name, strlen (reg->name));
       if (reg->result != ELBUS_RESULT_OK)
         {
@@ -1039,10 +1067,102 @@ cross_client_new (ElbusBroker   *broker,
   return g_steal_pointer (&client);
 }
 
-ElbusClient *
-_elbus_broker_local_client_new_cross (ElbusBroker  *broker,
-                                      const char   *name,
-                                      GError      **error)
+/* the public entry */
+
+/* The calling thread's thread-default main context. */
+static GMainContext *
+caller_context (void)
 {
-  return cross_client_new (broker, NULL, broker->context, name, error);
+  GMainContext *context = g_main_context_get_thread_default ();
+
+  return context != NULL ? context : g_main_context_default ();
 }
+
+/* The calling thread is the broker's: its thread-default main context is
+ * the broker's, and no other thread is running that context. */
+static gboolean
+on_broker_thread (ElbusBroker *self)
+{
+  if (caller_context () != self->context)
+    return FALSE;
+  if (!g_main_context_acquire (self->context))
+    return FALSE;
+  g_main_context_release (self->context);
+
+  return TRUE;
+}
+
+/**
+ * elbus_broker_register_client:
+ * @self: an #ElbusBroker
+ * @name: the client's name; names starting with `.` are allowed for the
+ *   broker's own services
+ * @error: return location for an error
+ *
+ * Registers an in-process client: an [class@Elbus.Client] that lives in the
+ * broker's process and costs no socket, but behaves like any other (same
+ * API, signals and acknowledgements; other clients see it as kind
+ * `internal`).
+ *
+ * Like every client, it is bound to the thread-default main context of the
+ * calling thread, and must be used from that thread only (other threads
+ * are refused with a critical warning and %ELBUS_ERROR_OTHER).
+ *
+ * Called on the broker's thread (the calling thread's thread-default main
+ * context is the broker's), its frames are routed as soon as it sends
+ * them, and frames for it are handed over when the broker flushes: before
+ * the main loop sleeps, or at once for real-time frames and
+ * acknowledgements.
+ *
+ * Called on any other thread, with its own thread-default main context,
+ * the registration runs on the broker's main context, and this call waits
+ * for it: if nobody runs the broker's context within the client's default
+ * [property@Elbus.Client:timeout], it fails with %ELBUS_ERROR_TIMEOUT.
+ * Frames then cross between the two contexts through a queue in each
+ * direction, one wake-up of the other context per batch; the client's
+ * signals are emitted when its own context runs. Frames waiting for it
+ * count against the broker's per-client queue limits, as for a socket
+ * client: a client whose context does not run is dropped as a slow
+ * consumer. Once the broker is closed or gone, its operations fail with
+ * %ELBUS_ERROR_CLOSED.
+ *
+ * Called from a thread whose thread-default main context is the broker's
+ * while another thread runs that context, it logs a critical warning and
+ * fails with %ELBUS_ERROR_OTHER without touching the broker. It has no
+ * [property@Elbus.Client:address]. Closing it, or the broker dropping it,
+ * ends it like a disconnection.
+ *
+ * Returns: (transfer full): a registered client, or %NULL when the name is
+ *   invalid or taken
+ *
+ * Since: 1.0
+ */
+ElbusClient *
+elbus_broker_register_client (ElbusBroker  *self,
+                              const char   *name,
+                              GError      **error)
+{
+  g_return_val_if_fail (ELBUS_IS_BROKER (self), NULL);
+  g_return_val_if_fail (name != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  /* the broker's state is read on its own thread only */
+  if (caller_context () != self->context)
+    return cross_client_new (self, NULL, self->context, name, error);
+  if (self->closed)
+    {
+      g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED, _("the broker is closed"));
+      return NULL;
+    }
+  if (!on_broker_thread (self))
+    {
+      g_critical ("elbus_broker_register_client (%s) called from a thread other than the "
+                  "broker's, on the broker's main context; refused", name);
+      g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_OTHER,
+                           "in-process clients are registered from the broker's thread only");
+      return NULL;
+    }
+
+  return _elbus_broker_local_client_new (self, name, error);
+}
+

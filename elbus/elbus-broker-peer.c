@@ -15,6 +15,10 @@
  * A WebSocket peer (elbus-broker-ws.c) has no fd: its input arrives in
  * _elbus_peer_feed(), its queue leaves as one WebSocket message per flush,
  * and it waits for _elbus_peer_writable() instead of EPOLLOUT.
+ *
+ * A peer calls nothing above it: the broker through broker->ops
+ * (ElbusBrokerOps), a WebSocket or in-process transport through
+ * peer->funcs (ElbusPeerFuncs).
  */
 #define _GNU_SOURCE   /* struct ucred */
 #include "config.h"
@@ -99,12 +103,13 @@ _elbus_sockaddr_describe (const struct sockaddr  *addr,
 }
 
 /* Takes over @fd, a non-blocking accepted socket, or else @ws, a
- * WebSocket connection (@fd is -1); @addr is its remote address as
- * accept() gave it. */
+ * WebSocket connection (@fd is -1) written through @funcs; @addr is its
+ * remote address as accept() gave it. */
 ElbusPeer *
 _elbus_peer_new (ElbusBroker           *broker,
                  int                    fd,
                  ElbusWsPeer           *ws,
+                 const ElbusPeerFuncs  *funcs,
                  ElbusClientKind        kind,
                  const char            *port,
                  const struct sockaddr *addr,
@@ -118,6 +123,7 @@ _elbus_peer_new (ElbusBroker           *broker,
   peer->ref = 1;
   peer->fd = fd;
   peer->ws = ws;
+  peer->funcs = funcs;
   peer->file.fd = -1;
   peer->uid = peer->gid = peer->pid = -1;
   peer->kind = kind;
@@ -155,8 +161,9 @@ _elbus_peer_new (ElbusBroker           *broker,
  * is handed to the client object when flushed; what it sends is routed
  * directly (see elbus-broker-local.c). */
 ElbusPeer *
-_elbus_peer_new_internal (ElbusBroker *broker,
-                          ElbusLocal  *local)
+_elbus_peer_new_internal (ElbusBroker          *broker,
+                          ElbusLocal           *local,
+                          const ElbusPeerFuncs *funcs)
 {
   ElbusPeer *peer = g_new0 (ElbusPeer, 1);
 
@@ -166,6 +173,7 @@ _elbus_peer_new_internal (ElbusBroker *broker,
   peer->file.fd = -1;
   peer->uid = peer->gid = peer->pid = -1;
   peer->kind = ELBUS_CLIENT_KIND_INTERNAL;
+  peer->funcs = funcs;
   peer->local = local;
   peer->state = ELBUS_PEER_NAME;
   peer->dirty_link.data = peer;
@@ -191,6 +199,39 @@ _elbus_peer_unref (ElbusPeer *peer)
   g_free (peer->source_addr);
   g_free (peer->port);
   g_free (peer);
+}
+
+/* Connections that fail before registering (bad greetings, refused
+ * names, hang-ups) are logged at most LOG_BURST a second: a flood of them
+ * must not become a flood of log lines. What was left out is summed up
+ * once the second is over (at the next such failure or the next sweep). */
+#define LOG_BURST 20
+
+void
+_elbus_peer_log_window_roll (ElbusBroker *self,
+                             gint64       now)
+{
+  if (now - self->log_window_start < G_USEC_PER_SEC)
+    return;
+  if (self->log_suppressed > 0)
+    g_message (_("%u more connections failed before registering (not logged one by one)"),
+               self->log_suppressed);
+  self->log_window_start = now;
+  self->log_in_window = 0;
+  self->log_suppressed = 0;
+}
+
+gboolean
+_elbus_peer_log_unregistered (ElbusBroker *self)
+{
+  _elbus_peer_log_window_roll (self, g_get_monotonic_time ());
+  if (self->log_in_window < LOG_BURST)
+    {
+      self->log_in_window++;
+      return TRUE;
+    }
+  self->log_suppressed++;
+  return FALSE;
 }
 
 /* Best effort to let a refusal byte reach a peer before the socket goes:
@@ -225,7 +266,7 @@ _elbus_peer_close (ElbusPeer      *peer,
   va_start (args, format);
   reason = g_strdup_vprintf (format, args);
   va_end (args);
-  if (peer->state == ELBUS_PEER_REGISTERED || _elbus_broker_log_unregistered (broker))
+  if (peer->state == ELBUS_PEER_REGISTERED || _elbus_peer_log_unregistered (broker))
     g_log (G_LOG_DOMAIN, level, _("client %s: %s"), _elbus_peer_describe (peer), reason);
 
   for (guint kind = 0; kind < ELBUS_N_DEADLINES; kind++)
@@ -248,24 +289,41 @@ _elbus_peer_close (ElbusPeer      *peer,
         }
       close (peer->fd);
       peer->fd = -1;
-      _elbus_broker_resume_accept (broker);
+      broker->ops->fd_closed (broker);
     }
-  if (peer->ws != NULL)
-    _elbus_ws_peer_free (peer);
+  /* a WebSocket connection goes; an in-process client is held: a
+   * client-unregistered handler may drop it */
+  if (peer->funcs != NULL)
+    peer->funcs->close (peer);
   _elbus_out_queue_clear (&peer->out);
   _elbus_read_buf_clear (&peer->rb);
 
-  /* held: a client-unregistered handler may drop it */
   local = g_steal_pointer (&peer->local);
-  if (local != NULL)
-    _elbus_local_hold (local);
 
   /* takes over the registry's reference and emits client-unregistered */
-  _elbus_broker_forget_peer (broker, peer);
+  broker->ops->forget_peer (broker, peer);
 
   /* an in-process client learns it at once, its name already free */
-  if (local != NULL)
-    _elbus_local_closed (local, reason);
+  if (local != NULL && peer->funcs->closed != NULL)
+    peer->funcs->closed (local, reason);
+}
+
+/* On the broker's dirty list, flushed at the end of the dispatch, or
+ * before the loop sleeps (elbus-broker.c). */
+static void
+mark_dirty (ElbusBroker *self,
+            ElbusPeer   *peer,
+            gboolean     urgent)
+{
+  if (!peer->dirty)
+    {
+      if (self->dirty.length == 0)
+        self->dirty_since = g_get_monotonic_time ();
+      g_queue_push_tail_link (&self->dirty, &peer->dirty_link);
+      peer->dirty = TRUE;
+    }
+  if (urgent)
+    self->flush_now = TRUE;
 }
 
 /* Takes over @entry's references. Returns FALSE, dropping them, when the
@@ -294,7 +352,7 @@ _elbus_peer_enqueue (ElbusPeer     *peer,
       if (peer->out.bytes >= broker->buf_size && peer->local == NULL)
         _elbus_peer_flush (peer);
       else
-        _elbus_broker_mark_dirty (broker, peer, urgent);
+        mark_dirty (broker, peer, urgent);
     }
 
   return TRUE;
@@ -306,7 +364,7 @@ void
 _elbus_peer_drop_slow (ElbusPeer *peer)
 {
   peer->abort = TRUE;
-  if (peer->broker->monitors->len > 0 && _elbus_broker_monitor_is (peer->broker, peer))
+  if (peer->broker->monitors->len > 0 && peer->broker->ops->is_monitor (peer->broker, peer))
     _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE,
                        _("queue overflow (%u frames, %lu bytes waiting), dropping slow monitor"),
                        peer->out.len, (gulong) peer->out.bytes);
@@ -428,28 +486,22 @@ _elbus_peer_flush (ElbusPeer *peer)
   if (peer->closed || peer->out.len == 0)
     return;
 
-  if (peer->local != NULL)
-    {
-      gboolean kept_up = _elbus_local_deliver (peer->local, &peer->out, &frames, &bytes);
-
-      peer->stats.w_frames += frames;
-      peer->stats.w_bytes += bytes;
-      broker->stats.w_frames += frames;
-      broker->stats.w_bytes += bytes;
-      /* a client on another thread that does not take what waits */
-      if (!kept_up && !peer->closed)
-        _elbus_peer_drop_slow (peer);
-      return;
-    }
-
-  if (peer->ws != NULL)
-    status = _elbus_ws_peer_write (peer, &frames, &bytes);
+  if (peer->funcs != NULL)
+    status = peer->funcs->write (peer, &frames, &bytes);
   else
     status = _elbus_out_queue_write (&peer->out, peer->fd, &frames, &bytes);
   peer->stats.w_frames += frames;
   peer->stats.w_bytes += bytes;
   broker->stats.w_frames += frames;
   broker->stats.w_bytes += bytes;
+
+  if (peer->kind == ELBUS_CLIENT_KIND_INTERNAL)
+    {
+      /* a client on another thread that does not take what waits */
+      if (status != ELBUS_WRITE_DONE && !peer->closed)
+        _elbus_peer_drop_slow (peer);
+      return;
+    }
 
   switch (status)
     {
@@ -546,7 +598,7 @@ handshake (ElbusPeer *peer)
       if (_elbus_codec_decode_name (buf, len, &name, &name_len, &consumed, &needed) ==
           ELBUS_DECODE_INCOMPLETE)
         {
-          if (needed > 2 + ELBUS_MAX_NAME_LENGTH)
+          if (needed > 2 + ELBUS_CODEC_MAX_NAME_LENGTH)
             refuse (peer, ELBUS_ERROR_DATA, _("client name too long"));
           else
             peer->rb.needed = needed;
@@ -555,7 +607,7 @@ handshake (ElbusPeer *peer)
 
       result = _elbus_codec_check_name (name, name_len);
       if (result == ELBUS_RESULT_OK)
-        result = _elbus_broker_register (broker, peer, name, name_len);
+        result = broker->ops->register_name (broker, peer, name, name_len);
       if (result != ELBUS_RESULT_OK)
         {
           g_autofree char *shown = g_utf8_make_valid (name, MIN (name_len, 256));
@@ -609,7 +661,7 @@ process_frames (ElbusPeer *peer)
           peer->stats.r_bytes += frame.frame_len;
           broker->stats.r_frames++;
           broker->stats.r_bytes += frame.frame_len;
-          _elbus_broker_route (broker, peer, &frame, chunk);
+          broker->ops->route (broker, peer, &frame, chunk);
           break;
 
         case ELBUS_DECODE_INCOMPLETE:

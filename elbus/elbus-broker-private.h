@@ -1,16 +1,24 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Internals shared by the broker's files:
+ * Internals shared by the broker's files, in layers; a file calls functions
+ * of the files below it only, and reaches up through the function tables
+ * below (ElbusBrokerOps, ElbusPeerFuncs, ElbusCoreRpcHooks):
  *
- *  elbus-broker.c       the GObject, listeners, registry, routing, timers
+ *  elbus-broker-check.c the invariants, for tests and fuzzing
+ *  elbus-broker-listen.c  elbus_broker_listen(): an address picks its listener
+ *  elbus-broker-fifo.c  the fifo: control channel, whose lines .broker sends
+ *  elbus-broker-rpc.c   .broker: the core RPC methods and announcements
+ *  elbus-broker-local.c the in-process transport (ElbusClient <-> peer)
+ *  elbus-broker-ws.c    the WebSocket transport: a SoupServer per ws://
+ *                       listener; its peers have no fd on epoll
+ *  elbus-broker.c       the GObject, socket listeners, registry, routing,
+ *                       flushing, timers
+ *  elbus-broker-monitor.c  monitors: filters and copies of routed events
  *  elbus-broker-peer.c  one connection: read buffer, handshake, frame loop,
  *                       outgoing queue and batched writes
  *  elbus-broker-dispatch.c  the one fd on the GMainContext: an epoll instance
  *                       with a ready list, and the deadline lists behind
  *                       the one timer
- *  elbus-broker-check.c the invariants, for tests and fuzzing
- *  elbus-broker-ws.c    the WebSocket transport: a SoupServer per ws://
- *                       listener; its peers have no fd on epoll
  *
  * Everything here runs on the broker's GMainContext; nothing is locked but the
  * handoff queues of in-process clients on other threads (elbus-broker-local.c).
@@ -57,6 +65,61 @@ typedef enum {
 
 typedef void (*ElbusDispatchFunc) (ElbusDispatchFile *file);
 
+/* What the dispatcher and the peers call up to the broker through: set by
+ * elbus-broker.c, so that neither names a function of the broker. */
+typedef struct {
+  /* the end of every dispatch: real-time frames and acks go out */
+  void        (*end_dispatch)  (ElbusBroker   *broker);
+  /* the registry: a name asked for in the handshake (a result byte) */
+  guint8      (*register_name) (ElbusBroker   *broker,
+                                ElbusPeer     *peer,
+                                const char    *name,
+                                gsize          name_len);
+  /* routing: one complete frame from @peer, in @chunk */
+  void        (*route)         (ElbusBroker   *broker,
+                                ElbusPeer     *peer,
+                                const ElbusClientFrame *frame,
+                                ElbusChunk    *chunk);
+  /* @peer closed: it leaves every table (client-unregistered) */
+  void        (*forget_peer)   (ElbusBroker   *broker,
+                                ElbusPeer     *peer);
+  /* a connection's fd closed: listeners out of fds try again */
+  void        (*fd_closed)     (ElbusBroker   *broker);
+  /* whether @peer is a monitor (for the words of its log lines) */
+  gboolean    (*is_monitor)    (ElbusBroker   *broker,
+                                ElbusPeer     *peer);
+} ElbusBrokerOps;
+
+/* A peer's transport when it is not a socket on epoll: set by the file
+ * that made the peer (elbus-broker-ws.c, elbus-broker-local.c). */
+typedef struct {
+  /* Hands over what waits in peer->out as far as the other end takes it:
+   * DONE when all went, BLOCKED when the rest must wait (an in-process
+   * client on another thread that does not keep up: a slow consumer). */
+  ElbusWriteStatus (*write)    (ElbusPeer     *peer,
+                                guint64       *frames,
+                                guint64       *bytes);
+  /* The peer closes, before the registry forgets it: the transport lets
+   * go of its connection (WebSocket) or holds its client (in process). */
+  void             (*close)    (ElbusPeer     *peer);
+  /* (nullable) After the registry forgot the peer, whose name is free
+   * now: the in-process client @local learns why. */
+  void             (*closed)   (ElbusLocal    *local,
+                                const char    *reason);
+} ElbusPeerFuncs;
+
+/* .broker (elbus-broker-rpc.c), as the broker calls up to it once it
+ * runs. */
+typedef struct {
+  /* a primary client registered or left: on .broker/info */
+  void        (*announce_client)   (ElbusCoreRpc  *core,
+                                    const char    *name,
+                                    gboolean       registered);
+  /* the broker closes: on .broker/warn */
+  void        (*announce_shutdown) (ElbusCoreRpc  *core);
+  void        (*free)              (ElbusCoreRpc  *core);
+} ElbusCoreRpcHooks;
+
 /* An fd on the broker's epoll instance (a listener or a connection).
  * Registered edge-triggered: @events collects what epoll reported, and the
  * handler clears a bit only once it has drained it (a short read, EAGAIN);
@@ -94,6 +157,7 @@ struct _ElbusPeer {
   int              fd;             /* (owned): the socket; -1 in process */
   ElbusDispatchFile file;          /* on the broker's epoll: IN, OUT while full */
   ElbusClientKind  kind;
+  const ElbusPeerFuncs *funcs;     /* (nullable): NULL for a socket */
   ElbusLocal      *local;          /* (unowned) (nullable): an in-process client's end */
   ElbusWsPeer     *ws;             /* (owned) (nullable): a WebSocket client's connection */
   char            *source_addr;    /* (owned) (nullable): "ip:port" for TCP */
@@ -147,8 +211,9 @@ struct _ElbusBroker {
   GObject          parent_instance;
 
   GMainContext    *context;        /* (owned): thread-default at construction */
+  const ElbusBrokerOps *ops;       /* for the dispatcher and the peers */
   GPtrArray       *listeners;      /* (owned) (element-type ElbusListener) */
-  GPtrArray       *ws_listeners;   /* (owned): ws:// listeners (elbus-broker-ws.c) */
+  GPtrArray       *ws_listeners;   /* (owned) (nullable): ws:// listeners (elbus-broker-ws.c) */
   GHashTable      *clients;        /* (owned): name -> ElbusPeer, registered only */
   GHashTable      *pending;        /* (owned): set of ElbusPeer in handshake */
   ElbusNameTree   *names;          /* (owned) */
@@ -194,9 +259,10 @@ struct _ElbusBroker {
   gboolean         closed;
 
   ElbusCoreRpc    *core;           /* (owned) (nullable): the .broker client */
+  const ElbusCoreRpcHooks *core_hooks; /* set with core */
   guint            routing;        /* depth of _elbus_broker_route() */
   GPtrArray       *announcements;  /* (owned): deferred while routing, "+NAME"/"-NAME" */
-  GPtrArray       *fifos;          /* (owned) (element-type ElbusFifo) */
+  GPtrArray       *fifos;          /* (owned) (nullable) (element-type ElbusFifo) */
   GPtrArray       *monitors;       /* (owned) (element-type ElbusMonitor) */
   GHashTable      *policy;         /* (owned) (nullable): primary name -> ElbusClientPolicy
                                     * (owned copies); NULL = no policy in force */
@@ -239,6 +305,7 @@ void        _elbus_dispatch_timer_wake (ElbusBroker  *broker,
 ElbusPeer  *_elbus_peer_new           (ElbusBroker   *broker,
                                        int            fd,
                                        ElbusWsPeer   *ws,
+                                       const ElbusPeerFuncs *funcs,
                                        ElbusClientKind kind,
                                        const char    *port,
                                        const struct sockaddr *addr,
@@ -249,7 +316,8 @@ void        _elbus_peer_feed          (ElbusPeer     *peer,
 void        _elbus_peer_hangup        (ElbusPeer     *peer);
 void        _elbus_peer_writable      (ElbusPeer     *peer);
 ElbusPeer  *_elbus_peer_new_internal  (ElbusBroker   *broker,
-                                       ElbusLocal    *local);
+                                       ElbusLocal    *local,
+                                       const ElbusPeerFuncs *funcs);
 void        _elbus_peer_unref         (ElbusPeer     *peer);
 void        _elbus_peer_close         (ElbusPeer     *peer,
                                        GLogLevelFlags level,
@@ -271,68 +339,9 @@ const char *_elbus_peer_describe      (ElbusPeer     *peer);
 char       *_elbus_sockaddr_describe  (const struct sockaddr *addr,
                                        gsize          addr_len,
                                        GInetAddress **address);
-
-/* elbus-broker.c */
-const char *_elbus_client_kind_name   (ElbusClientKind kind);
-guint8      _elbus_broker_register    (ElbusBroker   *broker,
-                                       ElbusPeer     *peer,
-                                       const char    *name,
-                                       gsize          name_len);
-void        _elbus_broker_route       (ElbusBroker   *broker,
-                                       ElbusPeer     *peer,
-                                       const ElbusClientFrame *frame,
-                                       ElbusChunk    *chunk);
-void        _elbus_broker_mark_dirty  (ElbusBroker   *broker,
-                                       ElbusPeer     *peer,
-                                       gboolean       urgent);
-gboolean    _elbus_broker_flush_dirty (ElbusBroker   *broker);
-void        _elbus_broker_end_dispatch (ElbusBroker  *broker);
-gboolean    _elbus_broker_log_unregistered (ElbusBroker *broker);
-void        _elbus_broker_forget_peer (ElbusBroker   *broker,
-                                       ElbusPeer     *peer);
-void        _elbus_broker_resume_accept (ElbusBroker *broker);
-gboolean    _elbus_broker_may_accept  (ElbusBroker   *broker,
-                                       const char    *bind_string,
-                                       const char    *source);
-void        _elbus_broker_add_pending (ElbusBroker   *broker,
-                                       ElbusPeer     *peer);
-
-/* elbus-broker-ws.c */
-gboolean          _elbus_broker_listen_ws (ElbusBroker  *broker,
-                                           const char   *address,
-                                           GError      **error);
-void              _elbus_ws_listener_free (gpointer      listener);
-ElbusWriteStatus  _elbus_ws_peer_write    (ElbusPeer    *peer,
-                                           guint64      *frames,
-                                           guint64      *bytes);
-void              _elbus_ws_peer_free     (ElbusPeer    *peer);
-
-/* elbus-broker-local.c: in-process clients */
-ElbusClient  *_elbus_broker_local_client_new    (ElbusBroker   *broker,
-                                                 const char    *name,
-                                                 GError       **error);
-ElbusClient  *_elbus_broker_local_client_new_cross (ElbusBroker *broker,
-                                                   const char  *name,
-                                                   GError     **error);
-gboolean      _elbus_local_deliver              (ElbusLocal    *local,
-                                                 ElbusOutQueue *queue,
-                                                 guint64       *frames,
-                                                 guint64       *bytes);
-void          _elbus_local_hold                 (ElbusLocal    *local);
-void          _elbus_local_closed               (ElbusLocal    *local,
-                                                 const char    *reason);
-
-/* elbus-broker-rpc.c */
-ElbusCoreRpc *_elbus_core_rpc_new               (ElbusBroker   *broker,
-                                                 GError       **error);
-void          _elbus_core_rpc_free              (ElbusCoreRpc  *core);
-void          _elbus_core_rpc_announce_client   (ElbusCoreRpc  *core,
-                                                 const char    *name,
-                                                 gboolean       registered);
-void          _elbus_core_rpc_announce_shutdown (ElbusCoreRpc  *core);
-GBytes       *_elbus_core_rpc_disconnect_notice (const char    *reason);
-ElbusClient  *_elbus_core_rpc_get_client        (ElbusCoreRpc  *core);
-ElbusRpcPeer *_elbus_core_rpc_get_peer          (ElbusCoreRpc  *core);
+gboolean    _elbus_peer_log_unregistered (ElbusBroker *broker);
+void        _elbus_peer_log_window_roll  (ElbusBroker *broker,
+                                          gint64       now);
 
 /* elbus-broker-monitor.c */
 void          _elbus_monitor_free               (ElbusMonitor  *monitor);
@@ -361,12 +370,44 @@ void          _elbus_broker_monitor_client      (ElbusBroker   *broker,
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ElbusMonitor, _elbus_monitor_free)
 
+/* elbus-broker.c */
+const char *_elbus_client_kind_name   (ElbusClientKind kind);
+guint8      _elbus_broker_register    (ElbusBroker   *broker,
+                                       ElbusPeer     *peer,
+                                       const char    *name,
+                                       gsize          name_len);
+void        _elbus_broker_route       (ElbusBroker   *broker,
+                                       ElbusPeer     *peer,
+                                       const ElbusClientFrame *frame,
+                                       ElbusChunk    *chunk);
+gboolean    _elbus_broker_flush_dirty (ElbusBroker   *broker);
+void        _elbus_broker_end_dispatch (ElbusBroker  *broker);
+void        _elbus_broker_forget_peer (ElbusBroker   *broker,
+                                       ElbusPeer     *peer);
+void        _elbus_broker_resume_accept (ElbusBroker *broker);
+gboolean    _elbus_broker_may_accept  (ElbusBroker   *broker,
+                                       const char    *bind_string,
+                                       const char    *source);
+void        _elbus_broker_add_pending (ElbusBroker   *broker,
+                                       ElbusPeer     *peer);
+
+/* elbus-broker-local.c: in-process clients */
+ElbusClient  *_elbus_broker_local_client_new    (ElbusBroker   *broker,
+                                                 const char    *name,
+                                                 GError       **error);
+
+/* elbus-broker-ws.c */
+gboolean          _elbus_broker_listen_ws (ElbusBroker  *broker,
+                                           const char   *address,
+                                           GError      **error);
+
+/* elbus-broker-rpc.c */
+ElbusClient  *_elbus_core_rpc_get_client        (ElbusCoreRpc  *core);
+ElbusRpcPeer *_elbus_core_rpc_get_peer          (ElbusCoreRpc  *core);
+
 /* elbus-broker-check.c: for tests and fuzzing, never on the hot path */
 char         *_elbus_broker_check_invariants    (ElbusBroker   *broker);
 void          _elbus_broker_add_connection      (ElbusBroker   *broker,
                                                  int            fd);
-
-/* elbus-broker-fifo.c */
-void          _elbus_fifo_free                  (ElbusFifo     *fifo);
 
 G_END_DECLS

@@ -360,10 +360,12 @@ now_ns (void)
   return (guint64) g_get_real_time () * 1000;
 }
 
-void
-_elbus_core_rpc_announce_client (ElbusCoreRpc *core,
-                                 const char   *name,
-                                 gboolean      registered)
+/* the hooks the broker calls (ElbusCoreRpcHooks) */
+
+static void
+core_rpc_announce_client (ElbusCoreRpc *core,
+                          const char   *name,
+                          gboolean      registered)
 {
   /* .broker itself is not announced */
   if (core->client == NULL || g_str_equal (name, ".broker"))
@@ -374,8 +376,8 @@ _elbus_core_rpc_announce_client (ElbusCoreRpc *core,
                                   registered ? "reg" : "unreg", name, now_ns ()));
 }
 
-void
-_elbus_core_rpc_announce_shutdown (ElbusCoreRpc *core)
+static void
+core_rpc_announce_shutdown (ElbusCoreRpc *core)
 {
   if (core->client == NULL)
     return;
@@ -386,34 +388,25 @@ _elbus_core_rpc_announce_shutdown (ElbusCoreRpc *core)
   elbus_client_flush_sync (core->client, NULL, NULL);
 }
 
-/* The body of the publication a client gets when the broker disconnects
- * it (elbus_broker_disconnect_client()): `.broker/warn` 00, then
- * {"s": "disconnect", "d": REASON, "t": T}. */
-GBytes *
-_elbus_core_rpc_disconnect_notice (const char *reason)
+static void
+core_rpc_free (ElbusCoreRpc *core)
 {
-  static const char topic[] = ".broker/warn";
-  g_autoptr(GVariant) value = NULL;
-  g_autoptr(GBytes) map = NULL;
-  GByteArray *body;
-  gsize len;
-  const guint8 *data;
-
-  value = g_variant_ref_sink (g_variant_new_parsed ("{'s': <'disconnect'>, 'd': <%s>, 't': <%t>}",
-                                                    reason, now_ns ()));
-  map = elbus_msgpack_encode_variant (value, NULL);
-  g_return_val_if_fail (map != NULL, NULL);
-
-  data = g_bytes_get_data (map, &len);
-  body = g_byte_array_sized_new (sizeof topic + len);
-  g_byte_array_append (body, (const guint8 *) topic, sizeof topic);
-  g_byte_array_append (body, data, len);
-  return g_byte_array_free_to_bytes (body);
+  if (core->peer != NULL)
+    g_signal_handlers_disconnect_by_data (core->peer, core);
+  g_clear_object (&core->peer);
+  g_clear_object (&core->client);
+  g_free (core);
 }
 
-ElbusCoreRpc *
-_elbus_core_rpc_new (ElbusBroker  *broker,
-                     GError      **error)
+static const ElbusCoreRpcHooks core_rpc_hooks = {
+  .announce_client = core_rpc_announce_client,
+  .announce_shutdown = core_rpc_announce_shutdown,
+  .free = core_rpc_free,
+};
+
+static ElbusCoreRpc *
+core_rpc_new (ElbusBroker  *broker,
+              GError      **error)
 {
   ElbusCoreRpc *core = g_new0 (ElbusCoreRpc, 1);
 
@@ -431,14 +424,39 @@ _elbus_core_rpc_new (ElbusBroker  *broker,
   return core;
 }
 
-void
-_elbus_core_rpc_free (ElbusCoreRpc *core)
+/**
+ * elbus_broker_enable_core_rpc:
+ * @self: a broker
+ * @error: return location for an error
+ *
+ * Starts the broker's own client `.broker`, which answers the core RPC
+ * methods `test`, `info`, `stats`, `client.list` and `benchmark.test`
+ * (docs/protocol.md section 6), announces primary clients arriving and leaving
+ * on `.broker/info`, and the broker's shutdown on `.broker/warn`. Calling
+ * it again does nothing.
+ *
+ * Returns: %TRUE when `.broker` runs
+ *
+ * Since: 1.0
+ */
+gboolean
+elbus_broker_enable_core_rpc (ElbusBroker  *self,
+                              GError      **error)
 {
-  if (core->peer != NULL)
-    g_signal_handlers_disconnect_by_data (core->peer, core);
-  g_clear_object (&core->peer);
-  g_clear_object (&core->client);
-  g_free (core);
+  g_return_val_if_fail (ELBUS_IS_BROKER (self), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (self->core != NULL)
+    return TRUE;
+  if (self->closed)
+    {
+      g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED, _("the broker is closed"));
+      return FALSE;
+    }
+
+  self->core_hooks = &core_rpc_hooks;
+  self->core = core_rpc_new (self, error);
+  return self->core != NULL;
 }
 
 ElbusClient *

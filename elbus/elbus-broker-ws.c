@@ -51,8 +51,8 @@ struct _ElbusWsPeer {
   GByteArray              *buf;    /* (owned): the batch being sent */
 };
 
-void
-_elbus_ws_listener_free (gpointer data)
+static void
+ws_listener_free (gpointer data)
 {
   ElbusWsListener *listener = data;
 
@@ -81,11 +81,15 @@ unref_idle_cb (gpointer user_data)
 /* Called by _elbus_peer_close(): what was queued before still goes out,
  * then a close frame, unless the peer is dropped (a slow consumer, a
  * broker closing), whose socket is closed at once. */
-void
-_elbus_ws_peer_free (ElbusPeer *peer)
+static void
+ws_peer_close (ElbusPeer *peer)
 {
   ElbusWsPeer *ws = g_steal_pointer (&peer->ws);
-  SoupWebsocketConnection *conn = ws->conn;
+  SoupWebsocketConnection *conn;
+
+  if (ws == NULL)
+    return;
+  conn = ws->conn;
 
   if (ws->writable != NULL)
     {
@@ -141,10 +145,10 @@ writable_cb (GObject  *stream,
 }
 
 /* Sends the whole queue as one binary message. */
-ElbusWriteStatus
-_elbus_ws_peer_write (ElbusPeer *peer,
-                      guint64   *frames,
-                      guint64   *bytes)
+static ElbusWriteStatus
+ws_peer_write (ElbusPeer *peer,
+               guint64   *frames,
+               guint64   *bytes)
 {
   ElbusWsPeer *ws = peer->ws;
   GOutputStream *out;
@@ -181,6 +185,12 @@ _elbus_ws_peer_write (ElbusPeer *peer,
   g_source_attach (ws->writable, peer->broker->context);
   return ELBUS_WRITE_BLOCKED;
 }
+
+/* what the peer calls on its WebSocket connection */
+static const ElbusPeerFuncs ws_peer_funcs = {
+  .write = ws_peer_write,
+  .close = ws_peer_close,
+};
 
 static void
 on_message (SoupWebsocketConnection *conn,
@@ -283,7 +293,8 @@ websocket_cb (SoupServer              *server,
   g_signal_connect (conn, "error", G_CALLBACK (on_error), ws);
   g_signal_connect (conn, "closed", G_CALLBACK (on_closed), ws);
 
-  peer = _elbus_peer_new (broker, -1, ws, ELBUS_CLIENT_KIND_WEBSOCKET, listener->bind_string,
+  peer = _elbus_peer_new (broker, -1, ws, &ws_peer_funcs, ELBUS_CLIENT_KIND_WEBSOCKET,
+                          listener->bind_string,
                           addr_len > 0 ? (struct sockaddr *) &addr : NULL, addr_len);
   if (peer->ws != NULL)
     ws->peer = peer;
@@ -319,7 +330,7 @@ request_finished_cb (SoupServer        *server,
 
   if (status == SOUP_STATUS_SWITCHING_PROTOCOLS)
     return;
-  if (!_elbus_broker_log_unregistered (listener->broker))
+  if (!_elbus_peer_log_unregistered (listener->broker))
     return;
 
   g_message (_("%s: HTTP %s %s from %s answered %u %s: not a WebSocket upgrade to %s"),
@@ -408,35 +419,18 @@ _elbus_broker_listen_ws (ElbusBroker  *broker,
         g_propagate_prefixed_error (error, g_steal_pointer (&local_error), "%s: ", address);
       else
         g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, _("cannot resolve “%s”"), address);
-      _elbus_ws_listener_free (listener);
+      ws_listener_free (listener);
       return FALSE;
     }
 
+  if (broker->ws_listeners == NULL)
+    broker->ws_listeners = g_ptr_array_new_with_free_func (ws_listener_free);
   g_ptr_array_add (broker->ws_listeners, listener);
   g_info ("listening on %s", address);
   return TRUE;
 }
 
 #else /* !HAVE_LIBSOUP */
-
-void
-_elbus_ws_listener_free (gpointer data)
-{
-}
-
-void
-_elbus_ws_peer_free (ElbusPeer *peer)
-{
-}
-
-ElbusWriteStatus
-_elbus_ws_peer_write (ElbusPeer *peer,
-                      guint64   *frames,
-                      guint64   *bytes)
-{
-  errno = ENOTSUP;
-  return ELBUS_WRITE_FAILED;
-}
 
 gboolean
 _elbus_broker_listen_ws (ElbusBroker  *broker,

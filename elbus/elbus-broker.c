@@ -1,4 +1,7 @@
 /* SPDX-License-Identifier: MIT */
+/* The ElbusBroker object: socket listeners and accepting, the client
+ * registry, routing, flushing, keep-alive and timeouts. The peers and the
+ * dispatcher below reach it through broker->ops (ElbusBrokerOps). */
 #define _GNU_SOURCE   /* accept4() */
 #include "config.h"
 
@@ -19,6 +22,7 @@
 #include "elbus-client-private.h"
 #include "elbus-error.h"
 #include "elbus-i18n-private.h"
+#include "elbus-msgpack.h"
 
 /**
  * ElbusBroker:
@@ -92,22 +96,6 @@ G_DEFINE_FINAL_TYPE (ElbusBroker, elbus_broker, G_TYPE_OBJECT)
 static void restart_sweep (ElbusBroker *self);
 
 /* flushing */
-
-void
-_elbus_broker_mark_dirty (ElbusBroker *self,
-                          ElbusPeer   *peer,
-                          gboolean     urgent)
-{
-  if (!peer->dirty)
-    {
-      if (self->dirty.length == 0)
-        self->dirty_since = g_get_monotonic_time ();
-      g_queue_push_tail_link (&self->dirty, &peer->dirty_link);
-      peer->dirty = TRUE;
-    }
-  if (urgent)
-    self->flush_now = TRUE;
-}
 
 /* Flushes the peers dirty now; ones made dirty meanwhile (an in-process
  * client answering, say) wait for the next pass, so that a handler that
@@ -218,7 +206,7 @@ send_announcements (ElbusBroker *self)
     {
       const char *entry = g_ptr_array_index (pending, i);
 
-      _elbus_core_rpc_announce_client (self->core, entry + 1, entry[0] == '+');
+      self->core_hooks->announce_client (self->core, entry + 1, entry[0] == '+');
     }
 }
 
@@ -708,39 +696,6 @@ sweep_interval (ElbusBroker *self)
   return MAX (timeout_us (self) / 4, 1000);
 }
 
-/* Connections that fail before registering (bad greetings, refused
- * names, hang-ups) are logged at most LOG_BURST a second: a flood of them
- * must not become a flood of log lines. What was left out is summed up
- * once the second is over (at the next such failure or the next sweep). */
-#define LOG_BURST 20
-
-static void
-log_window_roll (ElbusBroker *self,
-                 gint64       now)
-{
-  if (now - self->log_window_start < G_USEC_PER_SEC)
-    return;
-  if (self->log_suppressed > 0)
-    g_message (_("%u more connections failed before registering (not logged one by one)"),
-               self->log_suppressed);
-  self->log_window_start = now;
-  self->log_in_window = 0;
-  self->log_suppressed = 0;
-}
-
-gboolean
-_elbus_broker_log_unregistered (ElbusBroker *self)
-{
-  log_window_roll (self, g_get_monotonic_time ());
-  if (self->log_in_window < LOG_BURST)
-    {
-      self->log_in_window++;
-      return TRUE;
-    }
-  self->log_suppressed++;
-  return FALSE;
-}
-
 /* Freed memory goes back to the system: after a spike (thousands of
  * connections, a slow consumer's queue of referenced chunks, huge frames)
  * glibc otherwise keeps the heap it grew to, freed but resident. Checked
@@ -815,7 +770,7 @@ sweep_cb (gpointer user_data)
 
   _elbus_broker_flush_dirty (self);
   trim_memory (self, now);
-  log_window_roll (self, now);
+  _elbus_peer_log_window_roll (self, now);
 
   return G_SOURCE_CONTINUE;
 }
@@ -949,7 +904,7 @@ accept_dispatch (ElbusDispatchFile *file)
         }
       self->max_clients_logged = FALSE;
 
-      peer = _elbus_peer_new (self, fd, NULL, listener->kind, listener->bind_string,
+      peer = _elbus_peer_new (self, fd, NULL, NULL, listener->kind, listener->bind_string,
                               (struct sockaddr *) &addr, addr_len);
       _elbus_broker_add_pending (self, peer);
     }
@@ -1192,46 +1147,6 @@ elbus_broker_listen_tcp (ElbusBroker  *self,
 }
 
 /**
- * elbus_broker_listen:
- * @self: a broker
- * @address: a UNIX socket path, `HOST:PORT`, `ws://HOST:PORT[/PATH]` or
- *   `fifo:PATH`
- *
- * Listens on @address: `fifo:PATH` is the FIFO control channel (see
- * [method@Elbus.Broker.listen_fifo]); `ws://HOST:PORT[/PATH]` serves elbus
- * over WebSocket at PATH (`/` when left out), the elbus byte stream riding
- * in binary WebSocket messages whose boundaries mean nothing (this needs a
- * library built with libsoup; else it fails with
- * %G_IO_ERROR_NOT_SUPPORTED); an address that starts with `/` or
- * ends with `.sock`, `.socket` or `.ipc` is a UNIX socket path (see
- * [method@Elbus.Broker.listen_unix]); anything else `HOST:PORT` (see
- * [method@Elbus.Broker.listen_tcp]).
- *
- * Returns: %TRUE when listening
- *
- * Since: 1.0
- */
-gboolean
-elbus_broker_listen (ElbusBroker  *self,
-                     const char   *address,
-                     GError      **error)
-{
-  g_return_val_if_fail (ELBUS_IS_BROKER (self), FALSE);
-  g_return_val_if_fail (address != NULL, FALSE);
-
-  if (g_str_has_prefix (address, "fifo:"))
-    return elbus_broker_listen_fifo (self, address + strlen ("fifo:"), error);
-
-  if (g_str_has_prefix (address, "ws://") || g_str_has_prefix (address, "wss://"))
-    return _elbus_broker_listen_ws (self, address, error);
-
-  if (_elbus_address_is_unix (address))
-    return elbus_broker_listen_unix (self, address, error);
-
-  return elbus_broker_listen_tcp (self, address, error);
-}
-
-/**
  * elbus_broker_add_socket:
  * @self: a broker
  * @socket: a bound stream socket (UNIX or TCP), listening or not
@@ -1312,11 +1227,13 @@ elbus_broker_close (ElbusBroker *self)
   self->closed = TRUE;
 
   g_ptr_array_set_size (self->listeners, 0);
-  g_ptr_array_set_size (self->ws_listeners, 0);
-  g_ptr_array_set_size (self->fifos, 0);
+  if (self->ws_listeners != NULL)
+    g_ptr_array_set_size (self->ws_listeners, 0);
+  if (self->fifos != NULL)
+    g_ptr_array_set_size (self->fifos, 0);
 
   if (self->core != NULL)
-    _elbus_core_rpc_announce_shutdown (self->core);
+    self->core_hooks->announce_shutdown (self->core);
 
   /* what is queued still goes out, as far as the sockets take it */
   while (_elbus_broker_flush_dirty (self))
@@ -1328,7 +1245,8 @@ elbus_broker_close (ElbusBroker *self)
   for (guint i = 0; i < peers->len; i++)
     _elbus_peer_close (g_ptr_array_index (peers, i), G_LOG_LEVEL_INFO, "broker closing");
 
-  g_clear_pointer (&self->core, _elbus_core_rpc_free);
+  if (self->core != NULL)
+    self->core_hooks->free (g_steal_pointer (&self->core));
   empty_graveyard (self);
   _elbus_dispatch_clear (self);
 }
@@ -1356,7 +1274,7 @@ elbus_broker_finalize (GObject *object)
   ElbusBroker *self = ELBUS_BROKER (object);
 
   g_ptr_array_unref (self->listeners);
-  g_ptr_array_unref (self->ws_listeners);
+  g_clear_pointer (&self->ws_listeners, g_ptr_array_unref);
   g_hash_table_unref (self->clients);
   g_hash_table_unref (self->pending);
   _elbus_name_tree_free (self->names);
@@ -1364,7 +1282,7 @@ elbus_broker_finalize (GObject *object)
   g_ptr_array_unref (self->graveyard);
   g_ptr_array_unref (self->scratch);
   g_ptr_array_unref (self->announcements);
-  g_ptr_array_unref (self->fifos);
+  g_clear_pointer (&self->fifos, g_ptr_array_unref);
   g_ptr_array_unref (self->monitors);
   g_clear_pointer (&self->policy, g_hash_table_unref);
   g_main_context_unref (self->context);
@@ -1653,14 +1571,24 @@ elbus_broker_class_init (ElbusBrokerClass *klass)
                   G_TYPE_STRING | G_SIGNAL_TYPE_STATIC_SCOPE);
 }
 
+/* how the dispatcher and the peers reach the broker */
+static const ElbusBrokerOps broker_ops = {
+  .end_dispatch = _elbus_broker_end_dispatch,
+  .register_name = _elbus_broker_register,
+  .route = _elbus_broker_route,
+  .forget_peer = _elbus_broker_forget_peer,
+  .fd_closed = _elbus_broker_resume_accept,
+  .is_monitor = _elbus_broker_monitor_is,
+};
+
 static void
 elbus_broker_init (ElbusBroker *self)
 {
   struct _ElbusFlushSource *flush;
 
   self->context = g_main_context_ref_thread_default ();
+  self->ops = &broker_ops;
   self->listeners = g_ptr_array_new_with_free_func ((GDestroyNotify) listener_free);
-  self->ws_listeners = g_ptr_array_new_with_free_func (_elbus_ws_listener_free);
   self->clients = g_hash_table_new (g_str_hash, g_str_equal);
   self->pending = g_hash_table_new (NULL, NULL);
   self->names = _elbus_name_tree_new ();
@@ -1668,7 +1596,6 @@ elbus_broker_init (ElbusBroker *self)
   self->graveyard = g_ptr_array_new ();
   self->scratch = g_ptr_array_new ();
   self->announcements = g_ptr_array_new_with_free_func (g_free);
-  self->fifos = g_ptr_array_new_with_free_func ((GDestroyNotify) _elbus_fifo_free);
   self->monitors = g_ptr_array_new_with_free_func ((GDestroyNotify) _elbus_monitor_free);
   g_queue_init (&self->dirty);
   _elbus_dispatch_init (self);
@@ -2233,137 +2160,6 @@ elbus_broker_get_policy_enabled (ElbusBroker *self)
   return self->policy != NULL;
 }
 
-/**
- * elbus_broker_enable_core_rpc:
- * @self: a broker
- * @error: return location for an error
- *
- * Starts the broker's own client `.broker`, which answers the core RPC
- * methods `test`, `info`, `stats`, `client.list` and `benchmark.test`
- * (docs/protocol.md section 6), announces primary clients arriving and leaving
- * on `.broker/info`, and the broker's shutdown on `.broker/warn`. Calling
- * it again does nothing.
- *
- * Returns: %TRUE when `.broker` runs
- *
- * Since: 1.0
- */
-gboolean
-elbus_broker_enable_core_rpc (ElbusBroker  *self,
-                              GError      **error)
-{
-  g_return_val_if_fail (ELBUS_IS_BROKER (self), FALSE);
-  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
-
-  if (self->core != NULL)
-    return TRUE;
-  if (self->closed)
-    {
-      g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED, _("the broker is closed"));
-      return FALSE;
-    }
-
-  self->core = _elbus_core_rpc_new (self, error);
-  return self->core != NULL;
-}
-
-/* The calling thread's thread-default main context. */
-static GMainContext *
-caller_context (void)
-{
-  GMainContext *context = g_main_context_get_thread_default ();
-
-  return context != NULL ? context : g_main_context_default ();
-}
-
-/* The calling thread is the broker's: its thread-default main context is
- * the broker's, and no other thread is running that context. */
-static gboolean
-on_broker_thread (ElbusBroker *self)
-{
-  if (caller_context () != self->context)
-    return FALSE;
-  if (!g_main_context_acquire (self->context))
-    return FALSE;
-  g_main_context_release (self->context);
-
-  return TRUE;
-}
-
-/**
- * elbus_broker_register_client:
- * @self: an #ElbusBroker
- * @name: the client's name; names starting with `.` are allowed for the
- *   broker's own services
- * @error: return location for an error
- *
- * Registers an in-process client: an [class@Elbus.Client] that lives in the
- * broker's process and costs no socket, but behaves like any other (same
- * API, signals and acknowledgements; other clients see it as kind
- * `internal`).
- *
- * Like every client, it is bound to the thread-default main context of the
- * calling thread, and must be used from that thread only (other threads
- * are refused with a critical warning and %ELBUS_ERROR_OTHER).
- *
- * Called on the broker's thread (the calling thread's thread-default main
- * context is the broker's), its frames are routed as soon as it sends
- * them, and frames for it are handed over when the broker flushes: before
- * the main loop sleeps, or at once for real-time frames and
- * acknowledgements.
- *
- * Called on any other thread, with its own thread-default main context,
- * the registration runs on the broker's main context, and this call waits
- * for it: if nobody runs the broker's context within the client's default
- * [property@Elbus.Client:timeout], it fails with %ELBUS_ERROR_TIMEOUT.
- * Frames then cross between the two contexts through a queue in each
- * direction, one wake-up of the other context per batch; the client's
- * signals are emitted when its own context runs. Frames waiting for it
- * count against the broker's per-client queue limits, as for a socket
- * client: a client whose context does not run is dropped as a slow
- * consumer. Once the broker is closed or gone, its operations fail with
- * %ELBUS_ERROR_CLOSED.
- *
- * Called from a thread whose thread-default main context is the broker's
- * while another thread runs that context, it logs a critical warning and
- * fails with %ELBUS_ERROR_OTHER without touching the broker. It has no
- * [property@Elbus.Client:address]. Closing it, or the broker dropping it,
- * ends it like a disconnection.
- *
- * Returns: (transfer full): a registered client, or %NULL when the name is
- *   invalid or taken
- *
- * Since: 1.0
- */
-ElbusClient *
-elbus_broker_register_client (ElbusBroker  *self,
-                              const char   *name,
-                              GError      **error)
-{
-  g_return_val_if_fail (ELBUS_IS_BROKER (self), NULL);
-  g_return_val_if_fail (name != NULL, NULL);
-  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
-
-  /* the broker's state is read on its own thread only */
-  if (caller_context () != self->context)
-    return _elbus_broker_local_client_new_cross (self, name, error);
-  if (self->closed)
-    {
-      g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED, _("the broker is closed"));
-      return NULL;
-    }
-  if (!on_broker_thread (self))
-    {
-      g_critical ("elbus_broker_register_client (%s) called from a thread other than the "
-                  "broker's, on the broker's main context; refused", name);
-      g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_OTHER,
-                           "in-process clients are registered from the broker's thread only");
-      return NULL;
-    }
-
-  return _elbus_broker_local_client_new (self, name, error);
-}
-
 static int
 compare_strings (gconstpointer a,
                  gconstpointer b)
@@ -2523,6 +2319,32 @@ find_subscriber_cb (gpointer value,
     find->found = TRUE;
 }
 
+/* The body of the publication a client gets when the broker disconnects
+ * it (elbus_broker_disconnect_client()): `.broker/warn` 00, then
+ * {"s": "disconnect", "d": REASON, "t": T}. */
+static GBytes *
+disconnect_notice (const char *reason)
+{
+  static const char topic[] = ".broker/warn";
+  g_autoptr(GVariant) value = NULL;
+  g_autoptr(GBytes) map = NULL;
+  GByteArray *body;
+  gsize len;
+  const guint8 *data;
+
+  value = g_variant_ref_sink (g_variant_new_parsed ("{'s': <'disconnect'>, 'd': <%s>, 't': <%t>}",
+                                                    reason,
+                                                    (guint64) g_get_real_time () * 1000));
+  map = elbus_msgpack_encode_variant (value, NULL);
+  g_return_val_if_fail (map != NULL, NULL);
+
+  data = g_bytes_get_data (map, &len);
+  body = g_byte_array_sized_new (sizeof topic + len);
+  g_byte_array_append (body, (const guint8 *) topic, sizeof topic);
+  g_byte_array_append (body, data, len);
+  return g_byte_array_free_to_bytes (body);
+}
+
 /**
  * elbus_broker_disconnect_client:
  * @self: a broker
@@ -2573,7 +2395,7 @@ elbus_broker_disconnect_client (ElbusBroker *self,
   _elbus_topic_tree_match (self->topics, ".broker/warn", strlen (".broker/warn"),
                            find_subscriber_cb, &find);
   if (find.found)
-    notice = _elbus_core_rpc_disconnect_notice (reason);
+    notice = disconnect_notice (reason);
   _elbus_peer_drain (find.peer, notice, reason);
   return TRUE;
 }
