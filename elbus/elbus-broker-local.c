@@ -534,6 +534,8 @@ _elbus_local_deliver (ElbusLocal    *self,
   if (self->cross)
     return cross_deliver (self, queue, frames, bytes);
 
+  if (n > 0)
+    self->broker->local_delivered = TRUE;
   client = g_object_ref (self->parent.client);
   while (n-- > 0 && self->peer != NULL && _elbus_out_queue_pop (queue, &e))
     {
