@@ -5,7 +5,9 @@
  * (same-thread), in-process on a worker thread with its own context
  * (cross-thread), and on a worker thread over a UNIX socket.
  *
- *   elbus-bench-inprocess [ROUND_TRIPS [MESSAGES]]
+ *   elbus-bench-inprocess [ROUND_TRIPS [MESSAGES [same|cross|socket]]]
+ *
+ * (the third argument runs that stage alone, for a profiler)
  */
 #include "config.h"
 
@@ -146,6 +148,7 @@ main (int    argc,
   g_autofree char *path = NULL;
   guint round_trips = argc > 1 ? atoi (argv[1]) : 20000;
   guint messages = argc > 2 ? atoi (argv[2]) : 200000;
+  static const char *only[] = { "same", "cross", "socket" };
 
   g_assert_no_error (error);
   path = g_build_filename (dir, "bus.sock", NULL);
@@ -163,6 +166,8 @@ main (int    argc,
       Run run = { .broker = broker, .path = path, .mode = mode, .round_trips = round_trips,
                   .messages = messages };
 
+      if (argc > 3 && !g_str_equal (argv[3], only[mode]))
+        continue;
       if (mode == MODE_SAME)
         measure (&run);
       else
