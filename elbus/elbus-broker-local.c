@@ -1091,6 +1091,16 @@ cross_client_dispatch (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
+/* A cancellation wakes a _sync call waiting on the link's condition. */
+static void
+cross_pump_cancelled (GCancellable *cancellable,
+                      ElbusLocal   *self)
+{
+  g_mutex_lock (&self->lock);
+  g_cond_broadcast (&self->cond);
+  g_mutex_unlock (&self->lock);
+}
+
 /* The engine of the _sync calls: waits for the broker's side on the
  * calling (the client's) thread and delivers here, until *@done. */
 static gboolean
@@ -1100,31 +1110,42 @@ cross_pump (ElbusLocal    *self,
             GCancellable  *cancellable)
 {
   gint64 deadline = g_get_monotonic_time () + (gint64) (timeout * G_USEC_PER_SEC);
+  gulong cancel_id = 0;
+  gboolean ok = TRUE;
 
   cross_publish (self);
   cross_take (self);
+  if (*done)
+    return TRUE;
+
+  /* runs at once if already cancelled; not under the lock */
+  if (cancellable != NULL)
+    cancel_id = g_cancellable_connect (cancellable, G_CALLBACK (cross_pump_cancelled), self,
+                                       NULL);
   while (!*done)
     {
       gboolean ready;
 
-      if (g_cancellable_is_cancelled (cancellable))
-        return FALSE;
       g_mutex_lock (&self->lock);
       self->client_waiting++;
       while (self->towards_client.len == 0 && self->closed_error == NULL && !self->broker_gone &&
-             g_get_monotonic_time () < deadline)
-        /* in slices, to notice a cancellation */
-        g_cond_wait_until (&self->cond, &self->lock,
-                           MIN (deadline, g_get_monotonic_time () + G_USEC_PER_SEC / 10));
+             !g_cancellable_is_cancelled (cancellable))
+        if (!g_cond_wait_until (&self->cond, &self->lock, deadline))
+          break;
       self->client_waiting--;
       ready = self->towards_client.len > 0 || self->closed_error != NULL;
       g_mutex_unlock (&self->lock);
-      if (!ready)
-        return FALSE;
+      if (!ready || g_cancellable_is_cancelled (cancellable))
+        {
+          ok = FALSE;
+          break;
+        }
       cross_take (self);
     }
+  /* waits for a handler running on another thread; not under the lock */
+  g_cancellable_disconnect (cancellable, cancel_id);
 
-  return TRUE;
+  return ok;
 }
 
 typedef enum {
