@@ -1188,9 +1188,11 @@ static gboolean
 register_on_broker (gpointer user_data)
 {
   Register *reg = user_data;
-  ElbusLocal *self = reg->self;
+  ElbusLocal *self;
   ElbusBroker *broker;
 
+  /* the caller attached this under the lock: what it wrote before is
+   * seen from here */
   g_mutex_lock (&reg->lock);
   if (reg->state == REGISTER_ABANDONED)
     {
@@ -1198,6 +1200,7 @@ register_on_broker (gpointer user_data)
       return G_SOURCE_REMOVE;
     }
   reg->state = REGISTER_RUNNING;
+  self = reg->self;
   g_mutex_unlock (&reg->lock);
 
   broker = reg->primary != NULL ? reg->primary->broker : reg->broker;
@@ -1290,17 +1293,17 @@ cross_client_new (ElbusBroker   *broker,
   reg->self = local_ref (self);
   reg->name = g_strdup (name);
 
-
-  /* attached, never run in place: the broker's thread registers */
+  /* attached, never run in place: the broker's thread registers; under
+   * the lock, which the broker's side takes before it reads anything, so
+   * that what was written here is ordered before it by the lock alone */
+  deadline = g_get_monotonic_time () + (gint64) (elbus_client_get_timeout (client) * G_USEC_PER_SEC);
   idle = g_idle_source_new ();
   g_source_set_priority (idle, G_PRIORITY_HIGH);
   g_atomic_ref_count_inc (&reg->ref);
   g_source_set_callback (idle, register_on_broker, reg, (GDestroyNotify) register_unref);
   g_source_set_static_name (idle, "elbus in-process registration");
-  g_source_attach (idle, broker_context);
-
-  deadline = g_get_monotonic_time () + (gint64) (elbus_client_get_timeout (client) * G_USEC_PER_SEC);
   g_mutex_lock (&reg->lock);
+  g_source_attach (idle, broker_context);
   while (reg->state != REGISTER_DONE)
     if (!g_cond_wait_until (&reg->cond, &reg->lock, deadline) && reg->state == REGISTER_PENDING)
       {
