@@ -28,10 +28,21 @@
 #include "elbus-i18n-private.h"
 #include "elbus-transport-private.h"
 
+/* How one side of a cross-mode link learns that the other queued work for
+ * it: set pending, then wake its context if its source is armed (it may be
+ * sleeping). Both are sequentially consistent atomics, so either the
+ * sleeper's prepare() sees pending or the waker sees armed. */
+typedef struct {
+  gint pending;
+  gint armed;
+} CrossWake;
+
 /* A client frame on its way to the broker (cross mode). */
 typedef struct {
-  ElbusChunk       *chunk;         /* (owned) */
+  ElbusChunk       *chunk;         /* (owned) when owns */
   ElbusClientFrame  frame;         /* decoded, pointing into chunk */
+  gboolean          owns;          /* FALSE: the frame before it in the
+                                    * same batch holds the chunk */
 } LocalFrame;
 
 struct _ElbusLocal {
@@ -45,15 +56,31 @@ struct _ElbusLocal {
   gatomicrefcount ref;             /* the client's transport, the peer, each source */
   guint           max_frame_size;
   GMutex          lock;            /* guards what follows */
-  GCond           cond;            /* signalled when towards_client or closed changes */
+  GCond           cond;            /* signalled for a waiting _sync call */
+  guint           client_waiting;  /* a _sync call waits on cond */
   GArray         *towards_broker;  /* LocalFrame */
   ElbusOutQueue   towards_client;
   GError         *closed_error;    /* (nullable): the broker dropped the client */
   gboolean        client_closed;   /* the client closed its end */
-  gboolean        broker_gone;     /* the peer is closed */
+  gint            broker_gone;     /* (atomic): the peer is closed */
   GSource        *broker_source;   /* (owned) (nullable): on the broker's context */
   GSource        *client_source;   /* (owned) (nullable): on the client's context */
+  /* the wake-ups, outside the lock (atomic): each side's source is pending
+   * when its queue turned non-empty (or a close waits), and armed from its
+   * prepare() to its check(), while its context may sleep in poll(); the
+   * other side wakes that context only then */
+  CrossWake       towards_broker_wake;
+  CrossWake       towards_client_wake;
   GMainContext   *broker_context;  /* (owned) */
+  GMainContext   *client_context;  /* (owned) */
+  /* the client's thread: its frames not yet handed over (cross mode) */
+  GArray         *client_batch;    /* LocalFrame */
+  gsize           client_batch_bytes;
+  GSource        *flush_source;    /* (owned) (nullable): hands them over before
+                                    * the client's loop sleeps */
+  /* the client's thread: where its small frames are copied (both modes) */
+  ElbusChunk     *send_chunk;      /* (owned) (nullable) */
+  gsize           send_used;
   /* outside the lock: each side's spare, swapped with the shared queue */
   GArray         *broker_spare;    /* the broker's thread */
   ElbusOutQueue   client_spare;    /* the client's thread */
@@ -72,33 +99,87 @@ local_unref (ElbusLocal *self)
   if (!g_atomic_ref_count_dec (&self->ref))
     return;
 
+  g_clear_pointer (&self->send_chunk, _elbus_chunk_unref);
   if (self->cross)
     {
       for (guint i = 0; i < self->towards_broker->len; i++)
-        _elbus_chunk_unref (g_array_index (self->towards_broker, LocalFrame, i).chunk);
+        if (g_array_index (self->towards_broker, LocalFrame, i).owns)
+          _elbus_chunk_unref (g_array_index (self->towards_broker, LocalFrame, i).chunk);
+      for (guint i = 0; i < self->client_batch->len; i++)
+        if (g_array_index (self->client_batch, LocalFrame, i).owns)
+          _elbus_chunk_unref (g_array_index (self->client_batch, LocalFrame, i).chunk);
       g_array_unref (self->towards_broker);
+      g_array_unref (self->client_batch);
       g_array_unref (self->broker_spare);
       _elbus_out_queue_clear (&self->towards_client);
       _elbus_out_queue_clear (&self->client_spare);
       g_clear_error (&self->closed_error);
       g_main_context_unref (self->broker_context);
+      g_main_context_unref (self->client_context);
       g_mutex_clear (&self->lock);
       g_cond_clear (&self->cond);
     }
   g_free (self);
 }
 
-/* Copies an encoded client frame into one chunk and checks it like any
- * frame from a socket. */
+/* Frames up to this size share the link's send chunk, of this many bytes
+ * times four; larger ones get a chunk of their own. */
+#define LOCAL_SHARED_FRAME_MAX 2048
+#define LOCAL_SEND_CHUNK_SIZE (4 * LOCAL_SHARED_FRAME_MAX)
+
+/* Where the next frame of @len bytes is copied (the client's thread): the
+ * end of the link's send chunk, a fresh one when it is full (the old one
+ * lives on while routed frames point into it), or the same one from its
+ * start when nobody else holds it any more; or a chunk of its own. So
+ * small frames cost no allocation each. Returns the link's send chunk
+ * (borrowed), or a new chunk of its own. */
 static ElbusChunk *
-local_copy_frame (ElbusOutEntry     *entry,
+local_frame_space (ElbusLocal  *self,
+                   gsize        len,
+                   guint8     **p)
+{
+  ElbusChunk *chunk;
+
+  if (len > LOCAL_SHARED_FRAME_MAX)
+    {
+      chunk = _elbus_chunk_new (len);
+      *p = chunk->data;
+      return chunk;
+    }
+
+  if (self->send_chunk != NULL &&
+      (self->send_used + len > LOCAL_SEND_CHUNK_SIZE ||
+       g_atomic_ref_count_compare (&self->send_chunk->ref, 1)))
+    {
+      if (g_atomic_ref_count_compare (&self->send_chunk->ref, 1))
+        self->send_used = 0;
+      else
+        g_clear_pointer (&self->send_chunk, _elbus_chunk_unref);
+    }
+  if (self->send_chunk == NULL)
+    {
+      self->send_chunk = _elbus_chunk_new (LOCAL_SEND_CHUNK_SIZE);
+      self->send_used = 0;
+    }
+
+  *p = self->send_chunk->data + self->send_used;
+  return self->send_chunk;
+}
+
+/* Copies an encoded client frame into a chunk and checks it like any
+ * frame from a socket. Returns that chunk (the link's send chunk
+ * borrowed, any other a new reference), and the frame decoded in it. */
+static ElbusChunk *
+local_copy_frame (ElbusLocal        *self,
+                  ElbusOutEntry     *entry,
                   guint              max_frame_size,
                   ElbusClientFrame  *frame,
                   GError           **error)
 {
   gsize len = _elbus_out_entry_len (entry);
-  ElbusChunk *chunk = _elbus_chunk_new (len);
-  guint8 *p = chunk->data;
+  guint8 *start;
+  ElbusChunk *chunk = local_frame_space (self, len, &start);
+  guint8 *p = start;
   gsize needed;
   g_autoptr(GError) decode_error = NULL;
 
@@ -123,14 +204,18 @@ local_copy_frame (ElbusOutEntry     *entry,
     memcpy (p, entry->payload, entry->payload_len);
   _elbus_out_entry_clear (entry);
 
-  if (_elbus_codec_decode_client_frame (chunk->data, len, max_frame_size, frame,
+  if (_elbus_codec_decode_client_frame (start, len, max_frame_size, frame,
                                         &needed, &decode_error) != ELBUS_DECODE_OK)
     {
-      _elbus_chunk_unref (chunk);
+      /* its bytes in the send chunk are taken by the next frame */
+      if (chunk != self->send_chunk)
+        _elbus_chunk_unref (chunk);
       g_set_error (error, ELBUS_ERROR, ELBUS_ERROR_DATA, _("the broker refuses the frame: %s"),
                    decode_error != NULL ? decode_error->message : _("incomplete"));
       return NULL;
     }
+  if (chunk == self->send_chunk)
+    self->send_used += len;
 
   return chunk;
 }
@@ -219,7 +304,9 @@ local_route (ElbusLocal       *self,
 
 static gboolean cross_send (ElbusLocal     *self,
                             ElbusOutEntry  *entry,
+                            gboolean        realtime,
                             GError        **error);
+static void     cross_publish (ElbusLocal *self);
 
 /* Routes a frame of an in-process client at once: one copy into a chunk,
  * decoded and checked like any frame from a socket. */
@@ -236,7 +323,7 @@ local_send (ElbusTransport  *transport,
   GError *reference_error = NULL;
 
   if (self->cross)
-    return cross_send (self, entry, error);
+    return cross_send (self, entry, realtime, error);
 
   chunk = local_reference_frame (entry, self->broker->max_frame_size, small, &frame,
                                  &reference_error);
@@ -254,12 +341,14 @@ local_send (ElbusTransport  *transport,
       return FALSE;
     }
 
-  chunk = local_copy_frame (entry, self->broker->max_frame_size, &frame, error);
+  chunk = local_copy_frame (self, entry, self->broker->max_frame_size, &frame, error);
   if (chunk == NULL)
     return FALSE;
 
+  /* routing takes the references it keeps */
   local_route (self, &frame, chunk);
-  _elbus_chunk_unref (chunk);
+  if (chunk != self->send_chunk)
+    _elbus_chunk_unref (chunk);
 
   return TRUE;
 }
@@ -267,13 +356,19 @@ local_send (ElbusTransport  *transport,
 static guint
 local_queued (ElbusTransport *transport)
 {
-  /* routed, or on the cross queue, as sent */
-  return 0;
+  ElbusLocal *self = (ElbusLocal *) transport;
+
+  /* same mode: routed as sent; cross mode: the batch not yet handed over */
+  return self->cross ? self->client_batch->len : 0;
 }
 
 static void
 local_flush (ElbusTransport *transport)
 {
+  ElbusLocal *self = (ElbusLocal *) transport;
+
+  if (self->cross)
+    cross_publish (self);
 }
 
 /* The broker answers in the same thread: let it flush, a bounded few
@@ -295,8 +390,10 @@ local_flush_sync (ElbusTransport  *transport,
 {
   ElbusLocal *self = (ElbusLocal *) transport;
 
-  /* cross mode: what was sent is on the broker's queue already */
-  if (!self->cross)
+  /* cross mode: handed over to the broker's queue, which it takes */
+  if (self->cross)
+    cross_publish (self);
+  else
     local_flush_broker (self, NULL);
   return TRUE;
 }
@@ -320,9 +417,7 @@ local_pump (ElbusTransport  *transport,
     {
       if (cross_pump (self, done, timeout, cancellable))
         return TRUE;
-      g_mutex_lock (&self->lock);
-      open = !self->broker_gone;
-      g_mutex_unlock (&self->lock);
+      open = !g_atomic_int_get (&self->broker_gone);
     }
   else
     {
@@ -377,6 +472,9 @@ local_new_secondary (ElbusTransport  *transport,
   return _elbus_broker_local_client_new (self->broker, name, error);
 }
 
+static void cross_wake (CrossWake    *wake,
+                        GMainContext *context);
+
 static void
 local_close (ElbusTransport *transport)
 {
@@ -385,22 +483,28 @@ local_close (ElbusTransport *transport)
 
   if (self->cross)
     {
+      gboolean wake;
+
       /* the broker's side closes the peer once it has routed what came
        * before */
+      cross_publish (self);
       g_mutex_lock (&self->lock);
-      if (!self->client_closed)
-        {
-          self->client_closed = TRUE;
-          if (self->broker_source != NULL)
-            g_source_set_ready_time (self->broker_source, 0);
-        }
+      wake = !self->client_closed && !self->broker_gone;
+      self->client_closed = TRUE;
       _elbus_out_queue_clear (&self->towards_client);
       _elbus_out_queue_init (&self->towards_client);
       g_mutex_unlock (&self->lock);
+      if (wake)
+        cross_wake (&self->towards_broker_wake, self->broker_context);
       if (self->client_source != NULL)
         {
           g_source_destroy (self->client_source);
           g_clear_pointer (&self->client_source, g_source_unref);
+        }
+      if (self->flush_source != NULL)
+        {
+          g_source_destroy (self->flush_source);
+          g_clear_pointer (&self->flush_source, g_source_unref);
         }
       return;
     }
@@ -484,7 +588,7 @@ cross_deliver (ElbusLocal    *self,
                guint64       *bytes)
 {
   ElbusBroker *broker = self->broker;
-  gboolean overflow;
+  gboolean overflow, was_empty;
   ElbusOutEntry e;
 
   g_mutex_lock (&self->lock);
@@ -495,24 +599,31 @@ cross_deliver (ElbusLocal    *self,
       _elbus_out_queue_init (queue);
       return TRUE;
     }
-  if (self->towards_client.len == 0 && self->client_source != NULL)
-    g_source_set_ready_time (self->client_source, 0);
-  while (_elbus_out_queue_pop (queue, &e))
+  /* every entry the broker queues is a whole frame (an ack too) */
+  *frames += queue->len;
+  *bytes += queue->bytes;
+  was_empty = self->towards_client.len == 0;
+  if (was_empty)
     {
-      gsize len = _elbus_out_entry_len (&e);
+      /* the whole batch at once: the rings change hands */
+      ElbusOutQueue empty = self->towards_client;
 
-      if (len >= ELBUS_BROKER_HEADER_LEN)
-        {
-          (*frames)++;
-          *bytes += len;
-        }
-      _elbus_out_queue_push (&self->towards_client, &e);
+      self->towards_client = *queue;
+      *queue = empty;
     }
+  else
+    while (_elbus_out_queue_pop (queue, &e))
+      _elbus_out_queue_push (&self->towards_client, &e);
   overflow = self->towards_client.len > broker->queue_size ||
              (broker->max_queue_bytes > 0 && self->towards_client.len > 1 &&
               self->towards_client.bytes > broker->max_queue_bytes);
-  g_cond_signal (&self->cond);
+  if (self->client_waiting > 0)
+    g_cond_signal (&self->cond);
   g_mutex_unlock (&self->lock);
+
+  /* one wake-up per batch, and none while the client's context runs */
+  if (was_empty)
+    cross_wake (&self->towards_client_wake, self->client_context);
 
   return !overflow;
 }
@@ -534,6 +645,8 @@ local_deliver (ElbusLocal    *self,
   if (self->cross)
     return cross_deliver (self, queue, frames, bytes);
 
+  if (n > 0)
+    self->broker->local_delivered = TRUE;
   client = g_object_ref (self->parent.client);
   while (n-- > 0 && self->peer != NULL && _elbus_out_queue_pop (queue, &e))
     {
@@ -558,7 +671,7 @@ cross_detach_broker (ElbusLocal *self)
   GSource *source;
 
   g_mutex_lock (&self->lock);
-  self->broker_gone = TRUE;
+  g_atomic_int_set (&self->broker_gone, TRUE);
   source = g_steal_pointer (&self->broker_source);
   g_cond_signal (&self->cond);
   g_mutex_unlock (&self->lock);
@@ -587,15 +700,18 @@ local_closed (ElbusLocal *self,
 
   if (self->cross)
     {
+      gboolean wake = FALSE;
+
       g_mutex_lock (&self->lock);
       if (!self->client_closed && self->closed_error == NULL)
         {
           self->closed_error = g_steal_pointer (&error);
-          if (self->towards_client.len == 0 && self->client_source != NULL)
-            g_source_set_ready_time (self->client_source, 0);
+          wake = TRUE;
         }
       g_mutex_unlock (&self->lock);
       g_clear_error (&error);
+      if (wake)
+        cross_wake (&self->towards_client_wake, self->client_context);
       cross_detach_broker (self);
       local_unref (self);   /* the hold */
       return;
@@ -713,6 +829,39 @@ _elbus_broker_local_client_new (ElbusBroker  *broker,
 
 /* cross mode */
 
+/* A side's source: ready while its CrossWake is pending. */
+typedef struct {
+  GSource    source;
+  CrossWake *wake;       /* in the link, which the callback data keeps */
+} CrossSource;
+
+static gboolean
+cross_source_prepare (GSource *source,
+                      int     *timeout)
+{
+  CrossWake *wake = ((CrossSource *) source)->wake;
+
+  *timeout = -1;
+  /* armed first, then pending: a waker that set pending after this look
+   * sees armed and wakes the poll() that may follow */
+  g_atomic_int_set (&wake->armed, TRUE);
+  if (g_atomic_int_get (&wake->pending))
+    {
+      g_atomic_int_set (&wake->armed, FALSE);
+      return TRUE;
+    }
+  return FALSE;
+}
+
+static gboolean
+cross_source_check (GSource *source)
+{
+  CrossWake *wake = ((CrossSource *) source)->wake;
+
+  g_atomic_int_set (&wake->armed, FALSE);
+  return g_atomic_int_get (&wake->pending);
+}
+
 static gboolean
 cross_source_dispatch (GSource     *source,
                        GSourceFunc  callback,
@@ -722,52 +871,161 @@ cross_source_dispatch (GSource     *source,
 }
 
 static GSourceFuncs cross_source_funcs = {
+  .prepare = cross_source_prepare,
+  .check = cross_source_check,
   .dispatch = cross_source_dispatch,
 };
 
 static GSource *
 cross_source_new (ElbusLocal   *self,
+                  CrossWake    *wake,
                   GSourceFunc   func,
                   const char   *name)
 {
-  GSource *source = g_source_new (&cross_source_funcs, sizeof (GSource));
+  GSource *source = g_source_new (&cross_source_funcs, sizeof (CrossSource));
 
+  ((CrossSource *) source)->wake = wake;
   g_source_set_callback (source, func, local_ref (self), (GDestroyNotify) local_unref);
   g_source_set_static_name (source, name);
 
   return source;
 }
 
-/* On the client's thread: encoded once into a chunk, checked, queued
- * towards the broker; the broker's context is woken when the queue turns
- * non-empty. */
+/* Tells the other side that its queue turned non-empty (or a close waits
+ * for it): one wake-up of its context, and none while that context runs
+ * (it looks at pending before it sleeps). */
+static void
+cross_wake (CrossWake    *wake,
+            GMainContext *context)
+{
+  g_atomic_int_set (&wake->pending, TRUE);
+  if (g_atomic_int_get (&wake->armed))
+    g_main_context_wakeup (context);
+}
+
+/* Drops frames that will never be routed. */
+static void
+local_frames_clear (GArray *frames)
+{
+  for (guint i = 0; i < frames->len; i++)
+    if (g_array_index (frames, LocalFrame, i).owns)
+      _elbus_chunk_unref (g_array_index (frames, LocalFrame, i).chunk);
+  g_array_set_size (frames, 0);
+}
+
+/* On the client's thread: hands the batch over to the broker's queue
+ * (the arrays change hands when that is empty), and wakes the broker's
+ * context if the queue was empty. */
+static void
+cross_publish (ElbusLocal *self)
+{
+  gboolean was_empty;
+
+  if (self->client_batch->len == 0)
+    return;
+
+  self->client_batch_bytes = 0;
+  g_mutex_lock (&self->lock);
+  if (G_UNLIKELY (self->broker_gone || self->client_closed))
+    {
+      /* the client learns it from the broker's close */
+      g_mutex_unlock (&self->lock);
+      local_frames_clear (self->client_batch);
+      return;
+    }
+  was_empty = self->towards_broker->len == 0;
+  if (was_empty)
+    {
+      GArray *empty = self->towards_broker;
+
+      self->towards_broker = self->client_batch;
+      self->client_batch = empty;
+    }
+  else
+    {
+      g_array_append_vals (self->towards_broker, self->client_batch->data,
+                           self->client_batch->len);
+      g_array_set_size (self->client_batch, 0);
+    }
+  g_mutex_unlock (&self->lock);
+
+  if (was_empty)
+    cross_wake (&self->towards_broker_wake, self->broker_context);
+}
+
+/* On the client's thread: encoded once into a chunk, checked, and added
+ * to the client's batch, which goes to the broker at once for a
+ * real-time frame or once buf-size bytes wait, else before the client's
+ * loop sleeps (as a socket client writes). */
 static gboolean
 cross_send (ElbusLocal     *self,
             ElbusOutEntry  *entry,
+            gboolean        realtime,
             GError        **error)
 {
   LocalFrame f;
 
-  f.chunk = local_copy_frame (entry, self->max_frame_size, &f.frame, error);
-  if (f.chunk == NULL)
-    return FALSE;
-
-  g_mutex_lock (&self->lock);
-  if (G_UNLIKELY (self->broker_gone || self->client_closed))
+  if (G_UNLIKELY (g_atomic_int_get (&self->broker_gone)))
     {
-      g_mutex_unlock (&self->lock);
-      _elbus_chunk_unref (f.chunk);
+      _elbus_out_entry_clear (entry);
       g_set_error_literal (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED,
                            _("the connection to the broker is closed"));
       return FALSE;
     }
-  if (self->towards_broker->len == 0 && self->broker_source != NULL)
-    g_source_set_ready_time (self->broker_source, 0);
-  g_array_append_val (self->towards_broker, f);
-  g_mutex_unlock (&self->lock);
+
+  f.chunk = local_copy_frame (self, entry, self->max_frame_size, &f.frame, error);
+  if (f.chunk == NULL)
+    return FALSE;
+  /* one reference per run of frames in the same chunk of a batch: fewer
+   * atomic operations on a count the broker's thread uses too */
+  f.owns = TRUE;
+  if (f.chunk == self->send_chunk)
+    {
+      if (self->client_batch->len > 0 &&
+          g_array_index (self->client_batch, LocalFrame, self->client_batch->len - 1).chunk ==
+          f.chunk)
+        f.owns = FALSE;
+      else
+        _elbus_chunk_ref (f.chunk);
+    }
+
+  g_array_append_val (self->client_batch, f);
+  self->client_batch_bytes += f.frame.frame_len;
+  if (realtime || self->client_batch_bytes >= self->parent.buf_size)
+    cross_publish (self);
 
   return TRUE;
 }
+
+/* Before the client's loop sleeps, its batch goes to the broker. The
+ * source is destroyed when the client closes, on the same thread, so its
+ * link is not referenced. */
+typedef struct {
+  GSource     source;
+  ElbusLocal *link;      /* (unowned) */
+} CrossFlushSource;
+
+static gboolean
+cross_flush_prepare (GSource *source,
+                     int     *timeout)
+{
+  *timeout = -1;
+  cross_publish (((CrossFlushSource *) source)->link);
+  return FALSE;
+}
+
+static gboolean
+cross_flush_dispatch (GSource     *source,
+                      GSourceFunc  callback,
+                      gpointer     user_data)
+{
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs cross_flush_source_funcs = {
+  .prepare = cross_flush_prepare,
+  .dispatch = cross_flush_dispatch,
+};
 
 /* On the broker's context: routes a batch of the client's frames as if
  * read from a socket, then closes the peer if the client closed. */
@@ -777,26 +1035,33 @@ cross_broker_dispatch (gpointer user_data)
   ElbusLocal *self = user_data;
   GArray *batch = self->broker_spare;
   ElbusBroker *broker = self->broker;
+  ElbusChunk *held = NULL;
   gboolean client_closed;
 
+  /* cleared before the swap: what is queued after it wakes again */
+  g_atomic_int_set (&self->towards_broker_wake.pending, FALSE);
   g_mutex_lock (&self->lock);
   self->broker_spare = self->towards_broker;
   self->towards_broker = batch;
   batch = self->broker_spare;
   client_closed = self->client_closed;
-  if (self->broker_source != NULL)
-    g_source_set_ready_time (self->broker_source, -1);
   g_mutex_unlock (&self->lock);
 
   for (guint i = 0; i < batch->len; i++)
     {
       LocalFrame *f = &g_array_index (batch, LocalFrame, i);
 
+      /* the run of frames in one chunk is held until it ends */
+      if (f->owns)
+        {
+          g_clear_pointer (&held, _elbus_chunk_unref);
+          held = f->chunk;
+        }
       /* routing may close the peer (a refused frame) */
       if (self->peer != NULL)
         local_route (self, &f->frame, f->chunk);
-      _elbus_chunk_unref (f->chunk);
     }
+  g_clear_pointer (&held, _elbus_chunk_unref);
   g_array_set_size (batch, 0);
 
   if (client_closed && self->peer != NULL)
@@ -822,13 +1087,12 @@ cross_take (ElbusLocal *self)
   GError *closed_error;
   ElbusOutEntry e;
 
+  g_atomic_int_set (&self->towards_client_wake.pending, FALSE);
   g_mutex_lock (&self->lock);
   self->client_spare = self->towards_client;
   self->towards_client = batch;
   batch = self->client_spare;
   closed_error = g_steal_pointer (&self->closed_error);
-  if (self->client_source != NULL)
-    g_source_set_ready_time (self->client_source, -1);
   g_mutex_unlock (&self->lock);
 
   if (batch.len == 0 && closed_error == NULL)
@@ -855,6 +1119,16 @@ cross_client_dispatch (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
+/* A cancellation wakes a _sync call waiting on the link's condition. */
+static void
+cross_pump_cancelled (GCancellable *cancellable,
+                      ElbusLocal   *self)
+{
+  g_mutex_lock (&self->lock);
+  g_cond_broadcast (&self->cond);
+  g_mutex_unlock (&self->lock);
+}
+
 /* The engine of the _sync calls: waits for the broker's side on the
  * calling (the client's) thread and delivers here, until *@done. */
 static gboolean
@@ -864,28 +1138,42 @@ cross_pump (ElbusLocal    *self,
             GCancellable  *cancellable)
 {
   gint64 deadline = g_get_monotonic_time () + (gint64) (timeout * G_USEC_PER_SEC);
+  gulong cancel_id = 0;
+  gboolean ok = TRUE;
 
+  cross_publish (self);
   cross_take (self);
+  if (*done)
+    return TRUE;
+
+  /* runs at once if already cancelled; not under the lock */
+  if (cancellable != NULL)
+    cancel_id = g_cancellable_connect (cancellable, G_CALLBACK (cross_pump_cancelled), self,
+                                       NULL);
   while (!*done)
     {
       gboolean ready;
 
-      if (g_cancellable_is_cancelled (cancellable))
-        return FALSE;
       g_mutex_lock (&self->lock);
+      self->client_waiting++;
       while (self->towards_client.len == 0 && self->closed_error == NULL && !self->broker_gone &&
-             g_get_monotonic_time () < deadline)
-        /* in slices, to notice a cancellation */
-        g_cond_wait_until (&self->cond, &self->lock,
-                           MIN (deadline, g_get_monotonic_time () + G_USEC_PER_SEC / 10));
+             !g_cancellable_is_cancelled (cancellable))
+        if (!g_cond_wait_until (&self->cond, &self->lock, deadline))
+          break;
+      self->client_waiting--;
       ready = self->towards_client.len > 0 || self->closed_error != NULL;
       g_mutex_unlock (&self->lock);
-      if (!ready)
-        return FALSE;
+      if (!ready || g_cancellable_is_cancelled (cancellable))
+        {
+          ok = FALSE;
+          break;
+        }
       cross_take (self);
     }
+  /* waits for a handler running on another thread; not under the lock */
+  g_cancellable_disconnect (cancellable, cancel_id);
 
-  return TRUE;
+  return ok;
 }
 
 typedef enum {
@@ -928,9 +1216,11 @@ static gboolean
 register_on_broker (gpointer user_data)
 {
   Register *reg = user_data;
-  ElbusLocal *self = reg->self;
+  ElbusLocal *self;
   ElbusBroker *broker;
 
+  /* the caller attached this under the lock: what it wrote before is
+   * seen from here */
   g_mutex_lock (&reg->lock);
   if (reg->state == REGISTER_ABANDONED)
     {
@@ -938,6 +1228,7 @@ register_on_broker (gpointer user_data)
       return G_SOURCE_REMOVE;
     }
   reg->state = REGISTER_RUNNING;
+  self = reg->self;
   g_mutex_unlock (&reg->lock);
 
   broker = reg->primary != NULL ? reg->primary->broker : reg->broker;
@@ -959,7 +1250,8 @@ register_on_broker (gpointer user_data)
           self->max_frame_size = broker->max_frame_size;
           local_ref (self);   /* the peer's */
           g_mutex_lock (&self->lock);
-          self->broker_source = cross_source_new (self, cross_broker_dispatch,
+          self->broker_source = cross_source_new (self, &self->towards_broker_wake,
+                                                  cross_broker_dispatch,
                                                   "elbus in-process client");
           g_source_attach (self->broker_source, broker->context);
           g_mutex_unlock (&self->lock);
@@ -1005,8 +1297,16 @@ cross_client_new (ElbusBroker   *broker,
   self->broker_spare = g_array_new (FALSE, FALSE, sizeof (LocalFrame));
   _elbus_out_queue_init (&self->towards_client);
   _elbus_out_queue_init (&self->client_spare);
-  self->client_source = cross_source_new (self, cross_client_dispatch,
-                                          "elbus in-process client");
+  self->client_batch = g_array_new (FALSE, FALSE, sizeof (LocalFrame));
+  self->client_source = cross_source_new (self, &self->towards_client_wake,
+                                          cross_client_dispatch, "elbus in-process client");
+  /* prepared before anything else, as a socket client's flush */
+  self->flush_source = g_source_new (&cross_flush_source_funcs, sizeof (CrossFlushSource));
+  ((CrossFlushSource *) self->flush_source)->link = self;
+  g_source_set_static_name (self->flush_source, "elbus in-process client flush");
+  g_source_set_priority (self->flush_source, G_PRIORITY_HIGH - 100);
+  /* before the registration: the broker's side wakes it from then on */
+  self->client_context = g_main_context_ref (context);
 
   if (broker_context == NULL)
     broker_context = primary->broker_context;
@@ -1021,17 +1321,17 @@ cross_client_new (ElbusBroker   *broker,
   reg->self = local_ref (self);
   reg->name = g_strdup (name);
 
-
-  /* attached, never run in place: the broker's thread registers */
+  /* attached, never run in place: the broker's thread registers; under
+   * the lock, which the broker's side takes before it reads anything, so
+   * that what was written here is ordered before it by the lock alone */
+  deadline = g_get_monotonic_time () + (gint64) (elbus_client_get_timeout (client) * G_USEC_PER_SEC);
   idle = g_idle_source_new ();
   g_source_set_priority (idle, G_PRIORITY_HIGH);
   g_atomic_ref_count_inc (&reg->ref);
   g_source_set_callback (idle, register_on_broker, reg, (GDestroyNotify) register_unref);
   g_source_set_static_name (idle, "elbus in-process registration");
-  g_source_attach (idle, broker_context);
-
-  deadline = g_get_monotonic_time () + (gint64) (elbus_client_get_timeout (client) * G_USEC_PER_SEC);
   g_mutex_lock (&reg->lock);
+  g_source_attach (idle, broker_context);
   while (reg->state != REGISTER_DONE)
     if (!g_cond_wait_until (&reg->cond, &reg->lock, deadline) && reg->state == REGISTER_PENDING)
       {
@@ -1056,6 +1356,7 @@ cross_client_new (ElbusBroker   *broker,
       register_unref (reg);
       g_source_destroy (self->client_source);
       g_clear_pointer (&self->client_source, g_source_unref);
+      g_clear_pointer (&self->flush_source, g_source_unref);
       local_unref (self);
       return NULL;
     }
@@ -1063,6 +1364,7 @@ cross_client_new (ElbusBroker   *broker,
 
   _elbus_client_attach_transport (client, &self->parent);
   g_source_attach (self->client_source, context);
+  g_source_attach (self->flush_source, context);
 
   return g_steal_pointer (&client);
 }

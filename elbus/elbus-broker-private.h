@@ -226,6 +226,9 @@ struct _ElbusBroker {
   GQueue           dirty;
   gint64           dirty_since;
   gboolean         flush_now;
+  /* a flush handed frames to a same-thread in-process client: its
+   * handlers ran, so the loop must look again before it sleeps */
+  gboolean         local_delivered;
   GSource         *flush_source;   /* (owned) */
   /* the one fd on the context: an epoll instance (elbus-broker-dispatch.c) */
   int              epoll_fd;       /* (owned) */

@@ -145,10 +145,19 @@ flush_prepare (GSource *source,
   ElbusBroker *self = ((struct _ElbusFlushSource *) source)->broker;
 
   /* the loop is about to sleep: nothing may wait past this point, and
-   * what the flush itself made dirty keeps the loop from sleeping */
+   * what the flush itself made dirty keeps the loop from sleeping; so do
+   * frames it handed to a same-thread in-process client (they ran its
+   * handlers, outside any dispatch: whoever iterates the loop for them
+   * must get control back, not sleep) */
   *timeout = -1;
+  self->local_delivered = FALSE;
   if (self->dirty.length > 0 && _elbus_broker_flush_dirty (self))
     *timeout = 0;
+  if (self->local_delivered)
+    {
+      self->local_delivered = FALSE;
+      *timeout = 0;
+    }
   if (self->graveyard->len > 0)
     empty_graveyard (self);
 

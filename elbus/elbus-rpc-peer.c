@@ -183,11 +183,16 @@ rpc_hub_free (RpcHub *hub)
 static RpcHub *
 rpc_hub_get (ElbusClient *client)
 {
-  static GQuark quark;
+  /* peers are made on any thread: threads that race store the same */
+  static guint quark_id;
+  GQuark quark = g_atomic_int_get (&quark_id);
   RpcHub *hub;
 
   if (G_UNLIKELY (quark == 0))
-    quark = g_quark_from_static_string ("elbus-rpc-hub");
+    {
+      quark = g_quark_from_static_string ("elbus-rpc-hub");
+      g_atomic_int_set (&quark_id, quark);
+    }
   hub = g_object_get_qdata (G_OBJECT (client), quark);
   if (hub == NULL)
     {

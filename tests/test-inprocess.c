@@ -745,6 +745,65 @@ test_large_by_reference (Fixture       *f,
   recorder_clear (&rb);
 }
 
+/* One iteration by hand up to the poll: returns the poll's timeout. */
+static int
+prepare_and_query (void)
+{
+  GMainContext *context = g_main_context_default ();
+  GPollFD fds[64];
+  int timeout;
+  int priority;
+  int n;
+
+  g_assert_true (g_main_context_acquire (context));
+  g_main_context_prepare (context, &priority);
+  n = g_main_context_query (context, priority, &timeout, fds, G_N_ELEMENTS (fds));
+  g_assert_cmpint (n, <=, G_N_ELEMENTS (fds));
+  for (int i = 0; i < n; i++)
+    fds[i].revents = 0;
+  if (g_main_context_check (context, priority, fds, n))
+    g_main_context_dispatch (context);
+  g_main_context_release (context);
+
+  return timeout;
+}
+
+static void
+test_no_sleep_after_delivery (Fixture       *f,
+                              gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ElbusClient) a = NULL;
+  g_autoptr(ElbusClient) b = NULL;
+  g_autoptr(GBytes) hello = bytes ("hello");
+  Recorder rb = { 0 };
+
+  g_test_summary ("Frames the broker hands to a same-thread in-process client before the "
+                  "loop sleeps ran its handlers: the loop does not sleep after them, so "
+                  "whoever waits for them by iterating the context gets control back");
+
+  a = elbus_broker_register_client (f->broker, "wake.a", &error);
+  g_assert_no_error (error);
+  b = elbus_broker_register_client (f->broker, "wake.b", &error);
+  g_assert_no_error (error);
+  recorder_attach (&rb, b);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  /* nothing to do: the loop would sleep */
+  g_assert_cmpint (prepare_and_query (), !=, 0);
+
+  /* sent outside any dispatch, handed over as the loop prepares */
+  elbus_client_send_async (a, "wake.b", hello, ELBUS_QOS_NO, NULL, NULL, NULL);
+  g_assert_cmpuint (rb.frames->len, ==, 0);
+  g_assert_cmpint (prepare_and_query (), ==, 0);
+  g_assert_cmpuint (rb.frames->len, ==, 1);
+  assert_frame (g_ptr_array_index (rb.frames, 0), ELBUS_FRAME_KIND_MESSAGE, "wake.a", NULL,
+                "hello");
+
+  g_signal_handlers_disconnect_by_data (b, &rb);
+  recorder_clear (&rb);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -767,6 +826,8 @@ main (int    argc,
               fixture_tear_down);
   g_test_add ("/elbus/inprocess/disconnect-after-frames", Fixture, NULL, fixture_set_up,
               test_disconnect_after_frames, fixture_tear_down);
+  g_test_add ("/elbus/inprocess/no-sleep-after-delivery", Fixture, NULL, fixture_set_up,
+              test_no_sleep_after_delivery, fixture_tear_down);
   g_test_add ("/elbus/inprocess/wrong-thread", Fixture, NULL, fixture_set_up, test_wrong_thread,
               fixture_tear_down);
 

@@ -2,7 +2,8 @@
 /* In-process clients on worker threads, each on its own main context, and
  * a socket client, all on one broker run by the main thread: acked
  * messages in a ring, publications and RPC calls; a client freed with
- * frames in flight; a broker closed while workers still send. */
+ * frames in flight; a broker closed while workers still send; a _sync
+ * call cancelled while it waits. */
 #include "config.h"
 
 #include <glib/gstdio.h>
@@ -534,6 +535,86 @@ test_broker_shutdown (Fixture       *f,
   join_workers (f, N_INPROC);
 }
 
+/* A _sync call of an in-process client on a worker thread, waiting for
+ * an answer that does not come, returns G_IO_ERROR_CANCELLED when its
+ * cancellable is cancelled from another thread: the cancellation wakes
+ * the wait. */
+typedef struct {
+  Fixture            *f;
+  GCancellable       *cancellable;
+  ElbusRpcInvocation *held;          /* never answered */
+  GError             *error;         /* the worker's call's */
+} Cancel;
+
+static gboolean
+on_hold (ElbusRpcPeer       *peer,
+         ElbusRpcInvocation *invocation,
+         Cancel             *c)
+{
+  /* the call arrived, so the worker waits for its answer: cancel it from
+   * here, the broker's thread */
+  g_assert_null (c->held);
+  c->held = g_object_ref (invocation);
+  g_cancellable_cancel (c->cancellable);
+  return TRUE;
+}
+
+static gpointer
+cancel_worker (gpointer user_data)
+{
+  Cancel *c = user_data;
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(ElbusClient) client = NULL;
+  g_autoptr(ElbusRpcPeer) peer = NULL;
+  g_autoptr(GBytes) params = g_bytes_new_static ("", 0);
+  g_autoptr(GBytes) reply = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_main_context_push_thread_default (context);
+  client = elbus_broker_register_client (c->f->broker, "cancel.worker", &error);
+  g_assert_no_error (error);
+  peer = elbus_rpc_peer_new (client);
+
+  /* a long timeout: only the cancellation ends the wait */
+  reply = elbus_rpc_peer_call_sync (peer, "cancel.svc", "hold", params, ELBUS_QOS_PROCESSED,
+                                    3600, c->cancellable, &c->error);
+  g_assert_null (reply);
+
+  g_clear_object (&peer);
+  g_clear_object (&client);
+  g_main_context_pop_thread_default (context);
+  worker_returns (c->f);
+  return NULL;
+}
+
+static void
+test_cancel_sync (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ElbusClient) svc = NULL;
+  g_autoptr(ElbusRpcPeer) peer = NULL;
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  Cancel c = { .f = f, .cancellable = cancellable };
+
+  g_test_summary ("A cancelled _sync call of an in-process client on another thread "
+                  "returns G_IO_ERROR_CANCELLED while it waits");
+
+  svc = elbus_broker_register_client (f->broker, "cancel.svc", &error);
+  g_assert_no_error (error);
+  peer = elbus_rpc_peer_new (svc);
+  g_signal_connect (peer, "handle-call::hold", G_CALLBACK (on_hold), &c);
+
+  g_atomic_int_set (&f->running, 1);
+  f->workers[0].thread = g_thread_new ("cancel", cancel_worker, &c);
+  join_workers (f, 1);
+
+  g_assert_nonnull (c.held);
+  g_assert_error (c.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&c.error);
+  g_clear_object (&c.held);
+}
+
 /* Nobody runs the broker's context: a registration from another thread
  * fails after the client's timeout instead of waiting for ever. */
 static gpointer
@@ -577,6 +658,14 @@ main (int    argc,
       char **argv)
 {
   elbus_test_init (&argc, &argv);
+  /* the classes the threads use are made here, before any thread starts:
+   * GObject hands a class made on one thread to the others with atomics in
+   * (uninstrumented) GLib that ThreadSanitizer cannot see */
+  g_type_class_unref (g_type_class_ref (ELBUS_TYPE_CLIENT));
+  g_type_class_unref (g_type_class_ref (ELBUS_TYPE_RPC_PEER));
+  g_type_class_unref (g_type_class_ref (ELBUS_TYPE_RPC_INVOCATION));
+  g_type_class_unref (g_type_class_ref (G_TYPE_TASK));
+  g_type_class_unref (g_type_class_ref (G_TYPE_CANCELLABLE));
 
   g_test_add ("/elbus/threads/ring", Fixture, NULL, fixture_set_up, test_ring,
               fixture_tear_down);
@@ -584,6 +673,8 @@ main (int    argc,
               test_free_in_flight, fixture_tear_down);
   g_test_add ("/elbus/threads/broker-shutdown", Fixture, NULL, fixture_set_up,
               test_broker_shutdown, fixture_tear_down);
+  g_test_add ("/elbus/threads/cancel-sync", Fixture, NULL, fixture_set_up, test_cancel_sync,
+              fixture_tear_down);
   g_test_add ("/elbus/threads/unserved", Fixture, NULL, fixture_set_up, test_unserved,
               fixture_tear_down);
 
