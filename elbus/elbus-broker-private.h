@@ -148,7 +148,8 @@ struct _ElbusBroker {
 
   GMainContext    *context;        /* (owned): thread-default at construction */
   GPtrArray       *listeners;      /* (owned) (element-type ElbusListener) */
-  GPtrArray       *ws_listeners;   /* (owned): ws:// listeners (elbus-broker-ws.c) */
+  GPtrArray       *ws_listeners;   /* (owned): ws:// and wss:// listeners (elbus-broker-ws.c) */
+  GTlsCertificate *tls_certificate; /* (owned) (nullable): what wss:// listeners serve */
   GHashTable      *clients;        /* (owned): name -> ElbusPeer, registered only */
   GHashTable      *pending;        /* (owned): set of ElbusPeer in handshake */
   ElbusNameTree   *names;          /* (owned) */
@@ -302,6 +303,7 @@ gboolean          _elbus_broker_listen_ws (ElbusBroker  *broker,
                                            const char   *address,
                                            GError      **error);
 void              _elbus_ws_listener_free (gpointer      listener);
+void              _elbus_ws_listeners_set_tls_certificate (ElbusBroker *broker);
 ElbusWriteStatus  _elbus_ws_peer_write    (ElbusPeer    *peer,
                                            guint64      *frames,
                                            guint64      *bytes);

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The broker's WebSocket transport (ws://HOST:PORT[/PATH]), as BUS/RT has
- * it: a SoupServer on the broker's GMainContext answers the HTTP upgrade,
- * and the elbus byte stream then rides in binary WebSocket messages whose
- * boundaries mean nothing (a frame may span messages, a message may hold
- * many frames).
+ * The broker's WebSocket transport (ws://HOST:PORT[/PATH], and
+ * wss://HOST:PORT[/PATH] over TLS), as BUS/RT has it: a SoupServer on the
+ * broker's GMainContext answers the HTTP upgrade, and the elbus byte
+ * stream then rides in binary WebSocket messages whose boundaries mean
+ * nothing (a frame may span messages, a message may hold many frames).
+ * A wss:// server presents the broker's tls-certificate; libsoup does the
+ * TLS handshake before the HTTP request is read.
  *
  * A WebSocket peer is an ElbusPeer without an fd. libsoup reads the
  * socket; each binary message is fed to the peer's read path
@@ -42,6 +44,7 @@ typedef struct {
   SoupServer  *server;             /* (owned) */
   char        *bind_string;        /* (owned): the ws:// address as configured */
   char        *path;               /* (owned) */
+  gboolean     tls;                /* wss:// */
 } ElbusWsListener;
 
 struct _ElbusWsPeer {
@@ -56,11 +59,26 @@ _elbus_ws_listener_free (gpointer data)
 {
   ElbusWsListener *listener = data;
 
+  g_object_set_data (G_OBJECT (listener->server), "elbus-listener", NULL);
   soup_server_disconnect (listener->server);
   g_object_unref (listener->server);
   g_free (listener->bind_string);
   g_free (listener->path);
   g_free (listener);
+}
+
+/* A new certificate for the wss:// servers: libsoup hands it on to their
+ * listening sockets, for the connections accepted from now on. */
+void
+_elbus_ws_listeners_set_tls_certificate (ElbusBroker *broker)
+{
+  for (guint i = 0; i < broker->ws_listeners->len; i++)
+    {
+      ElbusWsListener *listener = g_ptr_array_index (broker->ws_listeners, i);
+
+      if (listener->tls)
+        soup_server_set_tls_certificate (listener->server, broker->tls_certificate);
+    }
 }
 
 static void
@@ -291,12 +309,10 @@ websocket_cb (SoupServer              *server,
   _elbus_broker_end_dispatch (broker);
 }
 
-/* The peer's address, noted while it waits for the answer: by the time
- * the request is finished, it may be gone. */
+/* The peer's address, noted on the message: by the time it is finished,
+ * the connection may be gone. */
 static void
-request_read_cb (SoupServer        *server,
-                 SoupServerMessage *msg,
-                 gpointer           user_data)
+note_source (SoupServerMessage *msg)
 {
   GSocketAddress *remote = soup_server_message_get_remote_address (msg);
 
@@ -304,6 +320,60 @@ request_read_cb (SoupServer        *server,
     g_object_set_data_full (G_OBJECT (msg), "elbus-source",
                             g_socket_connectable_to_string (G_SOCKET_CONNECTABLE (remote)),
                             g_free);
+}
+
+/* The first request of a connection went before it was read whole: the
+ * client hung up early, or (wss://) the TLS handshake failed, which is
+ * what a client refusing the certificate does. */
+static void
+first_request_gone_cb (SoupServerMessage *msg,
+                       SoupServer        *server)
+{
+  ElbusWsListener *listener = g_object_get_data (G_OBJECT (server), "elbus-listener");
+  GSocket *socket = soup_server_message_get_socket (msg);
+  const char *source = g_object_get_data (G_OBJECT (msg), "elbus-source");
+
+  if (listener == NULL || listener->broker->closed ||
+      soup_server_message_get_status (msg) != 0 ||
+      (socket != NULL && g_object_get_data (G_OBJECT (socket), "elbus-request-read") != NULL) ||
+      !_elbus_broker_log_unregistered (listener->broker))
+    return;
+
+  if (listener->tls)
+    g_message (_("%s: connection from %s closed before a complete HTTP request: "
+                 "the TLS handshake failed (does the client trust the certificate?), "
+                 "or the client left"),
+               listener->bind_string, source != NULL ? source : _("(unknown)"));
+  else
+    g_message (_("%s: connection from %s closed before a complete HTTP request"),
+               listener->bind_string, source != NULL ? source : _("(unknown)"));
+}
+
+static void
+request_started_cb (SoupServer        *server,
+                    SoupServerMessage *msg,
+                    gpointer           user_data)
+{
+  GSocket *socket = soup_server_message_get_socket (msg);
+
+  /* later requests on a kept-alive connection: its end is no news */
+  if (socket != NULL && g_object_get_data (G_OBJECT (socket), "elbus-request-read") != NULL)
+    return;
+  note_source (msg);
+  g_signal_connect_object (msg, "disconnected", G_CALLBACK (first_request_gone_cb),
+                           server, 0);
+}
+
+static void
+request_read_cb (SoupServer        *server,
+                 SoupServerMessage *msg,
+                 gpointer           user_data)
+{
+  GSocket *socket = soup_server_message_get_socket (msg);
+
+  note_source (msg);
+  if (socket != NULL)
+    g_object_set_data (G_OBJECT (socket), "elbus-request-read", GINT_TO_POINTER (TRUE));
 }
 
 /* An HTTP request that did not become a WebSocket: libsoup answered it
@@ -343,10 +413,12 @@ _elbus_broker_listen_ws (ElbusBroker  *broker,
   const char *path;
   guint n_bound = 0;
 
-  if (g_str_has_prefix (address, "wss://"))
+  gboolean tls = g_str_has_prefix (address, "wss://");
+
+  if (tls && broker->tls_certificate == NULL)
     {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                   _("“%s”: wss:// is not supported yet; use ws:// behind a TLS proxy"), address);
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   _("“%s”: wss:// needs a TLS certificate and its key"), address);
       return FALSE;
     }
 
@@ -355,7 +427,8 @@ _elbus_broker_listen_ws (ElbusBroker  *broker,
       g_uri_get_query (uri) != NULL || g_uri_get_fragment (uri) != NULL)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                   _("“%s” is not a ws://HOST:PORT[/PATH] address%s%s"), address,
+                   tls ? _("“%s” is not a wss://HOST:PORT[/PATH] address%s%s")
+                       : _("“%s” is not a ws://HOST:PORT[/PATH] address%s%s"), address,
                    local_error != NULL ? ": " : "",
                    local_error != NULL ? local_error->message : "");
       return FALSE;
@@ -374,12 +447,17 @@ _elbus_broker_listen_ws (ElbusBroker  *broker,
   listener->broker = broker;
   listener->bind_string = g_strdup (address);
   listener->path = g_strdup (path);
+  listener->tls = tls;
 
   /* the server's sources go to the broker's context */
   g_main_context_push_thread_default (broker->context);
   listener->server = soup_server_new ("server-header", PACKAGE_NAME " ", NULL);
+  if (tls)
+    soup_server_set_tls_certificate (listener->server, broker->tls_certificate);
   soup_server_add_websocket_handler (listener->server, path, NULL, NULL,
                                      websocket_cb, listener, NULL);
+  g_object_set_data (G_OBJECT (listener->server), "elbus-listener", listener);
+  g_signal_connect (listener->server, "request-started", G_CALLBACK (request_started_cb), NULL);
   g_signal_connect (listener->server, "request-read", G_CALLBACK (request_read_cb), NULL);
   g_signal_connect (listener->server, "request-finished", G_CALLBACK (request_finished_cb),
                     listener);
@@ -395,7 +473,8 @@ _elbus_broker_listen_ws (ElbusBroker  *broker,
                                              local_error == NULL ? &local_error : NULL);
       if (sa == NULL)
         break;
-      if (soup_server_listen (listener->server, sa, 0, &bind_error))
+      if (soup_server_listen (listener->server, sa, tls ? SOUP_SERVER_LISTEN_HTTPS : 0,
+                              &bind_error))
         n_bound++;
       else if (local_error == NULL)
         local_error = g_steal_pointer (&bind_error);
@@ -421,6 +500,11 @@ _elbus_broker_listen_ws (ElbusBroker  *broker,
 
 void
 _elbus_ws_listener_free (gpointer data)
+{
+}
+
+void
+_elbus_ws_listeners_set_tls_certificate (ElbusBroker *broker)
 {
 }
 

@@ -75,6 +75,7 @@ enum {
   PROP_MAX_SUBSCRIPTIONS,
   PROP_HANDSHAKE_TIMEOUT,
   PROP_FORCE_REGISTER,
+  PROP_TLS_CERTIFICATE,
   N_PROPS
 };
 
@@ -1194,15 +1195,17 @@ elbus_broker_listen_tcp (ElbusBroker  *self,
 /**
  * elbus_broker_listen:
  * @self: a broker
- * @address: a UNIX socket path, `HOST:PORT`, `ws://HOST:PORT[/PATH]` or
- *   `fifo:PATH`
+ * @address: a UNIX socket path, `HOST:PORT`, `ws://HOST:PORT[/PATH]`,
+ *   `wss://HOST:PORT[/PATH]` or `fifo:PATH`
  *
  * Listens on @address: `fifo:PATH` is the FIFO control channel (see
  * [method@Elbus.Broker.listen_fifo]); `ws://HOST:PORT[/PATH]` serves elbus
  * over WebSocket at PATH (`/` when left out), the elbus byte stream riding
  * in binary WebSocket messages whose boundaries mean nothing (this needs a
  * library built with libsoup; else it fails with
- * %G_IO_ERROR_NOT_SUPPORTED); an address that starts with `/` or
+ * %G_IO_ERROR_NOT_SUPPORTED); `wss://HOST:PORT[/PATH]` the same over TLS,
+ * with [property@Elbus.Broker:tls-certificate], which must be set first
+ * (else it fails with %G_IO_ERROR_INVALID_ARGUMENT); an address that starts with `/` or
  * ends with `.sock`, `.socket` or `.ipc` is a UNIX socket path (see
  * [method@Elbus.Broker.listen_unix]); anything else `HOST:PORT` (see
  * [method@Elbus.Broker.listen_tcp]).
@@ -1367,6 +1370,7 @@ elbus_broker_finalize (GObject *object)
   g_ptr_array_unref (self->fifos);
   g_ptr_array_unref (self->monitors);
   g_clear_pointer (&self->policy, g_hash_table_unref);
+  g_clear_object (&self->tls_certificate);
   g_main_context_unref (self->context);
 
   G_OBJECT_CLASS (elbus_broker_parent_class)->finalize (object);
@@ -1412,6 +1416,9 @@ elbus_broker_get_property (GObject    *object,
     case PROP_FORCE_REGISTER:
       g_value_set_boolean (value, self->force_register);
       break;
+    case PROP_TLS_CERTIFICATE:
+      g_value_set_object (value, self->tls_certificate);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -1456,6 +1463,9 @@ elbus_broker_set_property (GObject      *object,
       break;
     case PROP_FORCE_REGISTER:
       elbus_broker_set_force_register (self, g_value_get_boolean (value));
+      break;
+    case PROP_TLS_CERTIFICATE:
+      elbus_broker_set_tls_certificate (self, g_value_get_object (value));
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -1619,6 +1629,23 @@ elbus_broker_class_init (ElbusBrokerClass *klass)
   properties[PROP_FORCE_REGISTER] =
     g_param_spec_boolean ("force-register", NULL, NULL, FALSE,
                           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+
+  /**
+   * ElbusBroker:tls-certificate:
+   *
+   * The certificate, with its private key, that `wss://` listeners present
+   * to their clients (see [method@Elbus.Broker.listen]); %NULL until set,
+   * and a `wss://` listener cannot be opened without one. Setting another
+   * certificate replaces that of the open `wss://` listeners too, for the
+   * connections they accept from then on (a renewed certificate needs no
+   * restart); connections already made keep theirs. Setting %NULL leaves
+   * the open listeners as they are.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_TLS_CERTIFICATE] =
+    g_param_spec_object ("tls-certificate", NULL, NULL, G_TYPE_TLS_CERTIFICATE,
+                         G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
 
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
@@ -2122,6 +2149,51 @@ elbus_broker_set_force_register (ElbusBroker *self,
 
   self->force_register = force_register;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_FORCE_REGISTER]);
+}
+
+/**
+ * elbus_broker_get_tls_certificate:
+ * @self: a broker
+ *
+ * Gets [property@Elbus.Broker:tls-certificate].
+ *
+ * Returns: (transfer none) (nullable): the certificate of the `wss://`
+ *   listeners
+ *
+ * Since: 1.0
+ */
+GTlsCertificate *
+elbus_broker_get_tls_certificate (ElbusBroker *self)
+{
+  g_return_val_if_fail (ELBUS_IS_BROKER (self), NULL);
+
+  return self->tls_certificate;
+}
+
+/**
+ * elbus_broker_set_tls_certificate:
+ * @self: a broker
+ * @certificate: (nullable): a certificate with its private key, as
+ *   g_tls_certificate_new_from_files() makes it from PEM files
+ *
+ * Sets [property@Elbus.Broker:tls-certificate]: the certificate `wss://`
+ * listeners present, those opened from now on and those already open.
+ *
+ * Since: 1.0
+ */
+void
+elbus_broker_set_tls_certificate (ElbusBroker     *self,
+                                  GTlsCertificate *certificate)
+{
+  g_return_if_fail (ELBUS_IS_BROKER (self));
+  g_return_if_fail (certificate == NULL || G_IS_TLS_CERTIFICATE (certificate));
+
+  if (!g_set_object (&self->tls_certificate, certificate))
+    return;
+
+  if (certificate != NULL)
+    _elbus_ws_listeners_set_tls_certificate (self);
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_TLS_CERTIFICATE]);
 }
 
 static GHashTable *
