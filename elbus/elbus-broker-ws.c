@@ -233,7 +233,12 @@ on_error (SoupWebsocketConnection *conn,
   ElbusPeer *peer = ws->peer;
 
   peer->ref++;
-  _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE, _("WebSocket error: %s"), error->message);
+  /* after the client's close frame: what fails is the answer to it, the
+   * client gone already */
+  if (soup_websocket_connection_get_close_code (conn) != 0)
+    _elbus_peer_hangup (peer);
+  else
+    _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE, _("WebSocket error: %s"), error->message);
   _elbus_broker_end_dispatch (peer->broker);
   _elbus_peer_unref (peer);
 }
@@ -246,7 +251,15 @@ on_closed (SoupWebsocketConnection *conn,
   ElbusPeer *peer = ws->peer;
 
   peer->ref++;
-  _elbus_peer_hangup (peer);
+  /* no close frame came (libsoup says code 0): the socket went, perhaps
+   * in the middle of a WebSocket frame, which libsoup keeps to itself */
+  if (soup_websocket_connection_get_close_code (conn) == 0 &&
+      peer->state == ELBUS_PEER_REGISTERED && peer->rb.end == peer->rb.start)
+    _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE,
+                       _("the connection ended without a WebSocket close frame "
+                         "(the client went away, perhaps in the middle of a WebSocket frame)"));
+  else
+    _elbus_peer_hangup (peer);
   _elbus_broker_end_dispatch (peer->broker);
   _elbus_peer_unref (peer);
 }
@@ -309,44 +322,64 @@ websocket_cb (SoupServer              *server,
   _elbus_broker_end_dispatch (broker);
 }
 
-/* The peer's address, noted on the message: by the time it is finished,
- * the connection may be gone. */
+/* The first request of a connection, watched until it is read whole: if
+ * it is not, the client hung up early or (wss://) the TLS handshake
+ * failed, which is what a client refusing the certificate does. libsoup
+ * has no signal for either: the message is disconnected (after a failed
+ * handshake) or just dropped (after half a request). */
+typedef struct {
+  GWeakRef server;                 /* the listener's SoupServer */
+  char    *source;                 /* (owned) (nullable) */
+  gboolean done;                   /* read whole, or said */
+} FirstRequest;
+
 static void
-note_source (SoupServerMessage *msg)
+first_request_gone (FirstRequest *first)
 {
-  GSocketAddress *remote = soup_server_message_get_remote_address (msg);
+  g_autoptr(SoupServer) server = NULL;
+  ElbusWsListener *listener;
+  const char *source;
 
-  if (remote != NULL)
-    g_object_set_data_full (G_OBJECT (msg), "elbus-source",
-                            g_socket_connectable_to_string (G_SOCKET_CONNECTABLE (remote)),
-                            g_free);
-}
+  if (first->done)
+    return;
+  first->done = TRUE;
 
-/* The first request of a connection went before it was read whole: the
- * client hung up early, or (wss://) the TLS handshake failed, which is
- * what a client refusing the certificate does. */
-static void
-first_request_gone_cb (SoupServerMessage *msg,
-                       SoupServer        *server)
-{
-  ElbusWsListener *listener = g_object_get_data (G_OBJECT (server), "elbus-listener");
-  GSocket *socket = soup_server_message_get_socket (msg);
-  const char *source = g_object_get_data (G_OBJECT (msg), "elbus-source");
-
+  server = g_weak_ref_get (&first->server);
+  listener = server != NULL ? g_object_get_data (G_OBJECT (server), "elbus-listener") : NULL;
   if (listener == NULL || listener->broker->closed ||
-      soup_server_message_get_status (msg) != 0 ||
-      (socket != NULL && g_object_get_data (G_OBJECT (socket), "elbus-request-read") != NULL) ||
       !_elbus_broker_log_unregistered (listener->broker))
     return;
 
+  source = first->source != NULL ? first->source : _("(unknown)");
   if (listener->tls)
     g_message (_("%s: connection from %s closed before a complete HTTP request: "
                  "the TLS handshake failed (does the client trust the certificate?), "
                  "or the client left"),
-               listener->bind_string, source != NULL ? source : _("(unknown)"));
+               listener->bind_string, source);
   else
     g_message (_("%s: connection from %s closed before a complete HTTP request"),
-               listener->bind_string, source != NULL ? source : _("(unknown)"));
+               listener->bind_string, source);
+}
+
+static void
+first_request_free (gpointer data)
+{
+  FirstRequest *first = data;
+
+  first_request_gone (first);
+  g_weak_ref_clear (&first->server);
+  g_free (first->source);
+  g_free (first);
+}
+
+static void
+first_request_disconnected_cb (SoupServerMessage *msg,
+                               gpointer           user_data)
+{
+  FirstRequest *first = g_object_get_data (G_OBJECT (msg), "elbus-first-request");
+
+  if (first != NULL)
+    first_request_gone (first);
 }
 
 static void
@@ -355,25 +388,40 @@ request_started_cb (SoupServer        *server,
                     gpointer           user_data)
 {
   GSocket *socket = soup_server_message_get_socket (msg);
+  GSocketAddress *remote = soup_server_message_get_remote_address (msg);
+  FirstRequest *first;
 
   /* later requests on a kept-alive connection: its end is no news */
   if (socket != NULL && g_object_get_data (G_OBJECT (socket), "elbus-request-read") != NULL)
     return;
-  note_source (msg);
-  g_signal_connect_object (msg, "disconnected", G_CALLBACK (first_request_gone_cb),
-                           server, 0);
+
+  first = g_new0 (FirstRequest, 1);
+  g_weak_ref_init (&first->server, server);
+  if (remote != NULL)
+    first->source = g_socket_connectable_to_string (G_SOCKET_CONNECTABLE (remote));
+  g_object_set_data_full (G_OBJECT (msg), "elbus-first-request", first, first_request_free);
+  g_signal_connect (msg, "disconnected", G_CALLBACK (first_request_disconnected_cb), NULL);
 }
 
+/* The peer's address, noted while it waits for the answer: by the time
+ * the request is finished, it may be gone. */
 static void
 request_read_cb (SoupServer        *server,
                  SoupServerMessage *msg,
                  gpointer           user_data)
 {
   GSocket *socket = soup_server_message_get_socket (msg);
+  GSocketAddress *remote = soup_server_message_get_remote_address (msg);
+  FirstRequest *first = g_object_get_data (G_OBJECT (msg), "elbus-first-request");
 
-  note_source (msg);
+  if (first != NULL)
+    first->done = TRUE;
   if (socket != NULL)
     g_object_set_data (G_OBJECT (socket), "elbus-request-read", GINT_TO_POINTER (TRUE));
+  if (remote != NULL)
+    g_object_set_data_full (G_OBJECT (msg), "elbus-source",
+                            g_socket_connectable_to_string (G_SOCKET_CONNECTABLE (remote)),
+                            g_free);
 }
 
 /* An HTTP request that did not become a WebSocket: libsoup answered it

@@ -2551,17 +2551,68 @@ add_both (const char    *path,
 /* ------------------------------------------------------------------ */
 /* WebSocket only: what is bad about the WebSocket itself */
 
+/* The broker's log lines, recorded (on its thread too) to check that bad
+ * input is logged; each is still written out. */
+static GMutex log_mutex;
+static GPtrArray *log_lines;
+static guint log_seen;
+
+static GLogWriterOutput
+record_log_cb (GLogLevelFlags   level,
+               const GLogField *fields,
+               gsize            n_fields,
+               gpointer         user_data)
+{
+  for (gsize i = 0; i < n_fields && (level & G_LOG_LEVEL_DEBUG) == 0; i++)
+    if (g_str_equal (fields[i].key, "MESSAGE"))
+      {
+        g_mutex_lock (&log_mutex);
+        g_ptr_array_add (log_lines, g_strdup (fields[i].value));
+        g_mutex_unlock (&log_mutex);
+      }
+  return g_log_writer_default (level, fields, n_fields, user_data);
+}
+
+/* Waits for a log line after the last one found that holds @needle;
+ * returns it. */
+static char *
+wait_log_line (const char *needle)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) ELBUS_TEST_DEADLINE_MS * 1000;
+
+  for (;;)
+    {
+      char *found = NULL;
+
+      g_mutex_lock (&log_mutex);
+      for (guint i = log_seen; i < log_lines->len && found == NULL; i++)
+        if (strstr (g_ptr_array_index (log_lines, i), needle) != NULL)
+          {
+            found = g_strdup (g_ptr_array_index (log_lines, i));
+            log_seen = i + 1;
+          }
+      g_mutex_unlock (&log_mutex);
+      if (found != NULL)
+        return found;
+      if (g_get_monotonic_time () > deadline)
+        g_error ("no log line with “%s”", needle);
+      g_usleep (5000);
+    }
+}
+
 static void
 test_ws_text_message (void)
 {
   ElbusTestBroker *tb = new_broker ();
   g_autoptr(ElbusTestConn) conn = elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_WS, "texter");
 
-  g_test_summary ("A WebSocket text message costs only its connection");
+  g_test_summary ("A WebSocket text message costs only its connection, "
+                  "with a log line that says why");
 
   elbus_test_conn_send_ws_text (conn, "hello");
   elbus_test_conn_expect_eof (conn);
   elbus_test_broker_wait_client (tb, "texter", FALSE);
+  wait_log_line ("client texter: protocol error: a WebSocket text message (elbus takes binary ones)");
   check_broker_works (tb, ELBUS_TEST_TRANSPORT_WS);
   check_broker_works (tb, ELBUS_TEST_TRANSPORT_TCP);
 
@@ -2575,13 +2626,17 @@ test_ws_message_too_large (void)
   ElbusTestBroker *tb = elbus_test_broker_new (&options);
   g_autoptr(ElbusTestConn) conn = elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_WS, "big");
   g_autofree guint8 *junk = g_malloc0 (1024 * 1024);
+  g_autofree char *line = NULL;
 
   g_test_summary ("A WebSocket message larger than the frame size limit allows "
-                  "costs only its connection, before it is read whole");
+                  "costs only its connection, before it is read whole, with a "
+                  "log line that says why");
 
   elbus_test_conn_try_send (conn, junk, 1024 * 1024);
   elbus_test_conn_drain_until_eof (conn, ELBUS_TEST_DEADLINE_MS);
   elbus_test_broker_wait_client (tb, "big", FALSE);
+  line = wait_log_line ("client big: WebSocket error: ");
+  g_assert_nonnull (strstr (line, "larger than"));
   check_broker_works (tb, ELBUS_TEST_TRANSPORT_WS);
 
   elbus_test_broker_free (tb);
@@ -2611,16 +2666,56 @@ test_ws_not_an_upgrade (void)
   ElbusTestBroker *tb = new_broker ();
   g_autofree char *plain = NULL;
   g_autofree char *elsewhere = NULL;
+  g_autofree char *line = NULL;
 
   g_test_summary ("An HTTP request that is no WebSocket upgrade is answered "
-                  "400 (404 off the path), and the broker goes on");
+                  "400 (404 off the path), a connection that closes before its "
+                  "request is dropped, each with a log line; the broker goes on");
 
   plain = http_status_line (tb, "GET /elbus HTTP/1.1\r\nHost: x\r\n\r\n");
   g_assert_cmpstr (plain, ==, "HTTP/1.1 400");
+  line = wait_log_line ("HTTP GET /elbus from 127.0.0.1:");
+  g_assert_nonnull (strstr (line, "answered 400 Bad Request: not a WebSocket upgrade to /elbus"));
+  g_assert_true (g_str_has_prefix (line, elbus_test_broker_get_ws_url (tb)));
+  g_clear_pointer (&line, g_free);
   elsewhere = http_status_line (tb, "GET /other HTTP/1.1\r\nHost: x\r\n\r\n");
   g_assert_cmpstr (elsewhere, ==, "HTTP/1.1 404");
+  g_free (wait_log_line ("HTTP GET /other from 127.0.0.1:"));
+
+  /* half a request line, then gone */
+  {
+    const char *url = elbus_test_broker_get_ws_url (tb);
+    g_autofree char *host_port = g_strndup (url + strlen ("ws://"),
+                                            strchr (url + strlen ("ws://"), '/') -
+                                            (url + strlen ("ws://")));
+    g_autoptr(ElbusTestConn) conn = elbus_test_conn_connect_address (host_port);
+
+    elbus_test_conn_send (conn, "GET /elb", strlen ("GET /elb"));
+    elbus_test_conn_close (conn);
+  }
+  g_free (wait_log_line ("closed before a complete HTTP request"));
   check_broker_works (tb, ELBUS_TEST_TRANSPORT_WS);
 
+  elbus_test_broker_free (tb);
+}
+
+static void
+test_ws_close_mid_frame (void)
+{
+  ElbusTestBroker *tb = new_broker ();
+  g_autoptr(ElbusTestConn) good = elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_WS, "good");
+  g_autoptr(ElbusTestConn) bad = elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_WS, "quitter");
+
+  g_test_summary ("A client that closes its socket in the middle of a WebSocket "
+                  "frame costs only its connection, with a log line");
+
+  elbus_test_conn_close_mid_ws_frame (bad);
+  elbus_test_broker_wait_client (tb, "quitter", FALSE);
+  g_free (wait_log_line ("client quitter: the connection ended without a WebSocket close frame"));
+
+  send_fence (good, good);
+  expect_fence (good, good);
+  check_broker_works (tb, ELBUS_TEST_TRANSPORT_WS);
   elbus_test_broker_free (tb);
 }
 
@@ -2662,6 +2757,8 @@ int
 main (int   argc,
       char *argv[])
 {
+  log_lines = g_ptr_array_new_with_free_func (g_free);
+  g_log_set_writer_func (record_log_cb, NULL, NULL);
   elbus_test_init (&argc, &argv);
   /* 1,500 and more clients and their broker ends live in this process */
   elbus_test_raise_nofile (4 * 1600);
@@ -2676,6 +2773,7 @@ main (int   argc,
       g_test_add_func ("/elbus/broker/ws/text-message", test_ws_text_message);
       g_test_add_func ("/elbus/broker/ws/message-too-large", test_ws_message_too_large);
       g_test_add_func ("/elbus/broker/ws/not-an-upgrade", test_ws_not_an_upgrade);
+      g_test_add_func ("/elbus/broker/ws/close-mid-frame", test_ws_close_mid_frame);
       g_test_add_func ("/elbus/broker/ws/list", test_ws_list_kind);
     }
   add_all ("handshake/pipelined", test_handshake_pipelined);
