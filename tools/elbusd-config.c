@@ -16,10 +16,13 @@
 
 #include "elbusd-config.h"
 
+#include <errno.h>
 #include <grp.h>
 #include <math.h>
 #include <pwd.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <glib/gi18n.h>
 
@@ -449,6 +452,171 @@ resolve_path (Parser     *p,
 
 /* ---- [elbusd] ---------------------------------------------------------------- */
 
+typedef struct {
+  guint pending;
+  GError *error;          /* (owned) (nullable): the first handshake's failure */
+  GSocket *sockets[2];    /* (unowned) */
+} TlsProbe;
+
+static void
+probe_handshake_cb (GObject      *source,
+                    GAsyncResult *result,
+                    gpointer      user_data)
+{
+  TlsProbe *probe = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!g_tls_connection_handshake_finish (G_TLS_CONNECTION (source), result, &error) &&
+      probe->error == NULL)
+    {
+      probe->error = g_steal_pointer (&error);
+      /* the other end would wait for more */
+      for (guint i = 0; i < G_N_ELEMENTS (probe->sockets); i++)
+        (void) g_socket_shutdown (probe->sockets[i], TRUE, TRUE, NULL);
+    }
+  probe->pending--;
+}
+
+static gboolean
+probe_accept_cb (GTlsConnection       *connection,
+                 GTlsCertificate      *certificate,
+                 GTlsCertificateFlags  errors,
+                 gpointer              user_data)
+{
+  /* who signed it is the clients' business: only the key is tried here */
+  return TRUE;
+}
+
+/* Whether @certificate's key is the one its certificate was made for: a
+ * TLS handshake with itself over a socket pair, whose client checks the
+ * server's signature (GTlsCertificate cannot compare the keys). A wrong
+ * key would otherwise fail every wss:// handshake. */
+static gboolean
+check_tls_key (GTlsCertificate  *certificate,
+               GError          **error)
+{
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(GSocket) server_socket = NULL;
+  g_autoptr(GSocket) client_socket = NULL;
+  g_autoptr(GSocketConnection) server_stream = NULL;
+  g_autoptr(GSocketConnection) client_stream = NULL;
+  g_autoptr(GIOStream) server = NULL;
+  g_autoptr(GIOStream) client = NULL;
+  TlsProbe probe = { 0 };
+  int fds[2];
+
+  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
+    {
+      int saved_errno = errno;
+
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
+                   "socketpair: %s", g_strerror (saved_errno));
+      return FALSE;
+    }
+  server_socket = g_socket_new_from_fd (fds[0], error);
+  if (server_socket == NULL)
+    {
+      close (fds[0]);
+      close (fds[1]);
+      return FALSE;
+    }
+  client_socket = g_socket_new_from_fd (fds[1], error);
+  if (client_socket == NULL)
+    {
+      close (fds[1]);
+      return FALSE;
+    }
+  server_stream = g_socket_connection_factory_create_connection (server_socket);
+  client_stream = g_socket_connection_factory_create_connection (client_socket);
+
+  server = g_tls_server_connection_new (G_IO_STREAM (server_stream), certificate, error);
+  if (server == NULL)
+    return FALSE;
+  client = g_tls_client_connection_new (G_IO_STREAM (client_stream), NULL, error);
+  if (client == NULL)
+    return FALSE;
+  g_signal_connect (client, "accept-certificate", G_CALLBACK (probe_accept_cb), NULL);
+
+  g_main_context_push_thread_default (context);
+  probe.sockets[0] = server_socket;
+  probe.sockets[1] = client_socket;
+  probe.pending = 2;
+  g_tls_connection_handshake_async (G_TLS_CONNECTION (server), G_PRIORITY_DEFAULT, NULL,
+                                    probe_handshake_cb, &probe);
+  g_tls_connection_handshake_async (G_TLS_CONNECTION (client), G_PRIORITY_DEFAULT, NULL,
+                                    probe_handshake_cb, &probe);
+  while (probe.pending > 0)
+    g_main_context_iteration (context, TRUE);
+  g_main_context_pop_thread_default (context);
+
+  if (probe.error != NULL)
+    {
+      g_propagate_error (error, probe.error);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* tls-certificate and tls-key: the files are read now, so that a file that
+ * cannot be used is a bad configuration (at start, and on SIGHUP, where
+ * the certificate in force stays). Without tls-key the certificate file
+ * holds the key too. wss:// in listen needs them. */
+static gboolean
+load_tls_certificate (Parser        *p,
+                      const char    *group,
+                      ElbusdConfig  *config,
+                      GError       **error)
+{
+  g_autoptr(GError) local_error = NULL;
+  g_autofree char *key_pem = NULL;
+  guint line = key_line (p, group, "tls-certificate");
+
+  if (config->tls_certificate_file == NULL)
+    {
+      if (config->tls_key_file != NULL)
+        return fail_at (p, key_line (p, group, "tls-key"), error,
+                        _("tls-key without tls-certificate"));
+      for (guint i = 0; config->listen != NULL && config->listen[i] != NULL; i++)
+        if (g_str_has_prefix (config->listen[i], "wss://"))
+          return fail_at (p, key_line (p, group, "listen"), error,
+                          _("listen: %s needs tls-certificate and tls-key"),
+                          config->listen[i]);
+      return TRUE;
+    }
+
+  if (config->tls_key_file != NULL)
+    config->tls_certificate = g_tls_certificate_new_from_files (config->tls_certificate_file,
+                                                                config->tls_key_file,
+                                                                &local_error);
+  else
+    config->tls_certificate = g_tls_certificate_new_from_file (config->tls_certificate_file,
+                                                               &local_error);
+  if (config->tls_certificate == NULL)
+    {
+      if (config->tls_key_file != NULL)
+        return fail_at (p, line, error, _("tls-certificate: cannot load %s with the key %s: %s"),
+                        config->tls_certificate_file, config->tls_key_file,
+                        local_error->message);
+      return fail_at (p, line, error, _("tls-certificate: cannot load %s: %s"),
+                      config->tls_certificate_file, local_error->message);
+    }
+
+  g_object_get (config->tls_certificate, "private-key-pem", &key_pem, NULL);
+  if (key_pem == NULL)
+    return fail_at (p, line, error,
+                    _("tls-certificate: %s holds no private key: name its file in tls-key"),
+                    config->tls_certificate_file);
+
+  if (!check_tls_key (config->tls_certificate, &local_error))
+    return fail_at (p, line, error,
+                    _("tls-certificate: the key in %s does not work with the certificate %s: %s"),
+                    config->tls_key_file != NULL ? config->tls_key_file
+                                                 : config->tls_certificate_file,
+                    config->tls_certificate_file, local_error->message);
+
+  return TRUE;
+}
+
 static gboolean
 parse_server_group (Parser        *p,
                     GKeyFile      *keyfile,
@@ -511,7 +679,7 @@ parse_server_group (Parser        *p,
                 }
               else if (strrchr (address, ':') == NULL)
                 return fail_at (p, line, error,
-                                _("listen: “%s” is neither a UNIX socket path, HOST:PORT, ws://HOST:PORT/PATH nor fifo:PATH"),
+                                _("listen: “%s” is neither a UNIX socket path, HOST:PORT, ws://HOST:PORT/PATH, wss://HOST:PORT/PATH nor fifo:PATH"),
                                 address);
               else
                 g_strv_builder_add (builder, address);
@@ -546,13 +714,32 @@ parse_server_group (Parser        *p,
           if (!get_boolean (p, keyfile, group, key, &config->force_register, error))
             return FALSE;
         }
+      else if (g_str_equal (key, "tls-certificate") || g_str_equal (key, "tls-key"))
+        {
+          g_autofree char *path = get_string (p, keyfile, group, key, error);
+
+          if (path == NULL)
+            return FALSE;
+          if (*path == '\0')
+            return fail_at (p, line, error, _("%s: empty"), key);
+          if (g_str_equal (key, "tls-certificate"))
+            {
+              g_free (config->tls_certificate_file);
+              config->tls_certificate_file = resolve_path (p, path);
+            }
+          else
+            {
+              g_free (config->tls_key_file);
+              config->tls_key_file = resolve_path (p, path);
+            }
+        }
       else
         {
           return fail_at (p, line, error, _("unknown key “%s” in [%s]"), key, group);
         }
     }
 
-  return TRUE;
+  return load_tls_certificate (p, group, config, error);
 }
 
 /* ---- [client NAME] ------------------------------------------------------------- */
@@ -871,6 +1058,9 @@ elbusd_config_free (ElbusdConfig *config)
   g_free (config->path);
   g_strfreev (config->listen);
   g_free (config->pid_file);
+  g_free (config->tls_certificate_file);
+  g_free (config->tls_key_file);
+  g_clear_object (&config->tls_certificate);
   g_clear_pointer (&config->policy, g_hash_table_unref);
   g_free (config);
 }

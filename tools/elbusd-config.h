@@ -63,6 +63,9 @@ typedef struct {
   gboolean verbose;       /* `verbose` */
   gboolean log_syslog;    /* `log-syslog` */
   gboolean force_register; /* `force-register` */
+  char *tls_certificate_file; /* (owned) (nullable): `tls-certificate`, absolute */
+  char *tls_key_file;     /* (owned) (nullable): `tls-key`, absolute */
+  GTlsCertificate *tls_certificate; /* (owned) (nullable): loaded from those */
   ElbusdLimits limits;    /* the limit keys that are present */
   GHashTable *policy;     /* (owned) (nullable): primary name → ElbusClientPolicy;
                            * NULL when the file has no [client …] group */
