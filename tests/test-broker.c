@@ -2719,6 +2719,80 @@ test_ws_close_mid_frame (void)
   elbus_test_broker_free (tb);
 }
 
+/* A self-signed certificate and its key made by openssl in @dir, loaded;
+ * NULL (the test skipped) without openssl. */
+static GTlsCertificate *
+make_certificate (const char *dir)
+{
+  g_autofree char *openssl = g_find_program_in_path ("openssl");
+  g_autofree char *cert = g_build_filename (dir, "cert.pem", NULL);
+  g_autofree char *key = g_build_filename (dir, "key.pem", NULL);
+  const char *argv[] = {
+    NULL, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+    "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost", NULL
+  };
+  g_autoptr(GError) error = NULL;
+  GTlsCertificate *certificate;
+  int status = -1;
+
+  if (openssl == NULL)
+    {
+      g_test_skip ("openssl is not installed: no test certificate");
+      return NULL;
+    }
+  argv[0] = openssl;
+  g_spawn_sync (NULL, (char **) argv, NULL,
+                G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL,
+                NULL, NULL, NULL, NULL, &status, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_spawn_check_wait_status (status, NULL));
+  certificate = g_tls_certificate_new_from_files (cert, key, &error);
+  g_assert_no_error (error);
+  (void) g_remove (cert);
+  (void) g_remove (key);
+  return certificate;
+}
+
+static void
+test_ws_tls_certificate (void)
+{
+  g_autoptr(ElbusBroker) broker = elbus_broker_new ();
+  g_autoptr(GHashTable) counts = g_hash_table_new (g_str_hash, g_str_equal);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GTlsCertificate) certificate = NULL;
+  g_autoptr(GTlsCertificate) got = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("elbus-tls-XXXXXX", NULL);
+
+  g_test_summary ("wss:// needs the tls-certificate property: without it listening "
+                  "fails with G_IO_ERROR_INVALID_ARGUMENT, with it the listener opens");
+
+  g_assert_null (elbus_broker_get_tls_certificate (broker));
+  g_assert_false (elbus_broker_listen (broker, "wss://127.0.0.1:0/elbus", &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  g_test_message ("%s", error->message);
+  g_clear_error (&error);
+
+  certificate = make_certificate (dir);
+  (void) g_rmdir (dir);
+  if (certificate == NULL)
+    return;
+
+  g_signal_connect (broker, "notify", G_CALLBACK (count_notify_cb), counts);
+  elbus_broker_set_tls_certificate (broker, certificate);
+  elbus_broker_set_tls_certificate (broker, certificate);
+  g_assert_cmpuint (notify_count (counts, "tls-certificate"), ==, 1);
+  g_object_get (broker, "tls-certificate", &got, NULL);
+  g_assert_true (got == certificate);
+  g_assert_true (elbus_broker_listen (broker, "wss://127.0.0.1:0/elbus", &error));
+  g_assert_no_error (error);
+
+  /* NULL leaves the open listener as it is */
+  elbus_broker_set_tls_certificate (broker, NULL);
+  g_assert_null (elbus_broker_get_tls_certificate (broker));
+  g_assert_cmpuint (notify_count (counts, "tls-certificate"), ==, 2);
+  elbus_broker_close (broker);
+}
+
 static void
 test_ws_list_kind (void)
 {
@@ -2774,6 +2848,7 @@ main (int   argc,
       g_test_add_func ("/elbus/broker/ws/message-too-large", test_ws_message_too_large);
       g_test_add_func ("/elbus/broker/ws/not-an-upgrade", test_ws_not_an_upgrade);
       g_test_add_func ("/elbus/broker/ws/close-mid-frame", test_ws_close_mid_frame);
+      g_test_add_func ("/elbus/broker/ws/tls-certificate", test_ws_tls_certificate);
       g_test_add_func ("/elbus/broker/ws/list", test_ws_list_kind);
     }
   add_all ("handshake/pipelined", test_handshake_pipelined);
