@@ -68,7 +68,9 @@ _elbus_ws_listener_free (gpointer data)
 }
 
 /* A new certificate for the wss:// servers: libsoup hands it on to their
- * listening sockets, for the connections accepted from now on. */
+ * listening sockets, for the connections accepted from now on. (libsoup
+ * 3.2's listening socket keeps a reference on the certificate it had:
+ * one certificate per listener and renewal.) */
 void
 _elbus_ws_listeners_set_tls_certificate (ElbusBroker *broker)
 {
@@ -460,7 +462,6 @@ _elbus_broker_listen_ws (ElbusBroker  *broker,
   ElbusWsListener *listener;
   const char *path;
   guint n_bound = 0;
-
   gboolean tls = g_str_has_prefix (address, "wss://");
 
   if (tls && broker->tls_certificate == NULL)

@@ -2177,7 +2177,9 @@ elbus_broker_get_tls_certificate (ElbusBroker *self)
  *   g_tls_certificate_new_from_files() makes it from PEM files
  *
  * Sets [property@Elbus.Broker:tls-certificate]: the certificate `wss://`
- * listeners present, those opened from now on and those already open.
+ * listeners present, those opened from now on and those already open. A
+ * certificate the same as the one set (g_tls_certificate_is_same()) is
+ * no change.
  *
  * Since: 1.0
  */
@@ -2188,6 +2190,11 @@ elbus_broker_set_tls_certificate (ElbusBroker     *self,
   g_return_if_fail (ELBUS_IS_BROKER (self));
   g_return_if_fail (certificate == NULL || G_IS_TLS_CERTIFICATE (certificate));
 
+  /* the same certificate read again (a reload without a renewal) is no
+   * change: libsoup 3.2's listeners would keep a reference on the old one */
+  if (certificate != NULL && self->tls_certificate != NULL &&
+      g_tls_certificate_is_same (certificate, self->tls_certificate))
+    return;
   if (!g_set_object (&self->tls_certificate, certificate))
     return;
 

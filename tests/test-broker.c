@@ -2612,7 +2612,8 @@ test_ws_text_message (void)
   elbus_test_conn_send_ws_text (conn, "hello");
   elbus_test_conn_expect_eof (conn);
   elbus_test_broker_wait_client (tb, "texter", FALSE);
-  wait_log_line ("client texter: protocol error: a WebSocket text message (elbus takes binary ones)");
+  g_free (wait_log_line ("client texter: protocol error: a WebSocket text message "
+                         "(elbus takes binary ones)"));
   check_broker_works (tb, ELBUS_TEST_TRANSPORT_WS);
   check_broker_works (tb, ELBUS_TEST_TRANSPORT_TCP);
 
