@@ -705,7 +705,7 @@ log_restart_needed (const ElbusdConfig *old,
  * renewed certificate is served to the connections made from then on. */
 static void
 log_tls_certificate (ElbusBroker        *broker,
-                            const ElbusdConfig *config)
+                     const ElbusdConfig *config)
 {
   GTlsCertificate *old = elbus_broker_get_tls_certificate (broker);
 
