@@ -752,8 +752,8 @@ test_wss (void)
   g_autoptr(GBytes) news = g_bytes_new_static ("news", 4);
   g_autoptr(GBytes) params = elbus_test_msgpack_from_text ("{'x': <int64 7>}");
   g_auto(ElbusTestCall) call = { 0 };
-  Received messages = { g_ptr_array_new_with_free_func ((GDestroyNotify) elbus_frame_unref) };
-  Received publications = { g_ptr_array_new_with_free_func ((GDestroyNotify) elbus_frame_unref) };
+  Received messages = { NULL };
+  Received publications = { NULL };
   g_autofree char *line = NULL;
 
   g_test_summary ("wss:// in listen with tls-certificate and tls-key: clients that "
@@ -783,6 +783,8 @@ test_wss (void)
   b = connect_with_ca (url, "wss.b", ca_file, &error);
   g_assert_no_error (error);
   g_free (conf_test_wait_log (t, "client wss.b: registered (websocket 127.0.0.1:"));
+  messages.frames = g_ptr_array_new_with_free_func ((GDestroyNotify) elbus_frame_unref);
+  publications.frames = g_ptr_array_new_with_free_func ((GDestroyNotify) elbus_frame_unref);
   g_signal_connect (b, "message", G_CALLBACK (frame_cb), &messages);
   g_signal_connect (b, "publication", G_CALLBACK (frame_cb), &publications);
 
