@@ -940,6 +940,70 @@ test_wss_sighup (void)
 }
 
 static void
+test_wss_daemonize (void)
+{
+  g_autoptr(ConfTest) t = conf_test_new ();
+  g_autofree char *url = NULL;
+  g_autofree char *config = NULL;
+  g_autofree char *ca_file = g_build_filename (t->dir, "cert.pem", NULL);
+  g_autofree char *pid_file = g_build_filename (t->dir, "elbusd.pid", NULL);
+  g_autofree char *pid_text = NULL;
+  g_autofree char *err = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ElbusClient) client = NULL;
+  const char *args[] = { "--config", t->conf, "-D", NULL };
+  int status = -1;
+  GPid pid;
+
+  g_test_summary ("elbusd -D with a wss:// listener: the daemon serves TLS (the "
+                  "key is tried after the fork, whose child must not inherit "
+                  "GLib's worker threads)");
+
+  if (!elbus_test_have_websocket ())
+    {
+      g_test_skip ("built without WebSocket support");
+      return;
+    }
+  if (!make_certificate (t->dir, "cert.pem", "key.pem"))
+    return;
+
+  url = g_strdup_printf ("wss://127.0.0.1:%u/elbus", elbus_test_pick_free_port ());
+  config = g_strdup_printf ("[elbusd]\n"
+                            "listen=elbusd.sock;%s\n"
+                            "pid-file=elbusd.pid\n"
+                            "tls-certificate=cert.pem\n"
+                            "tls-key=key.pem\n", url);
+  conf_test_write (t, config);
+  run_elbusd_sync (args, &err, &status);
+  g_test_message ("stderr: %s", err);
+  assert_exit_status (status, 0);
+  g_assert_true (g_file_get_contents (pid_file, &pid_text, NULL, NULL));
+  pid = (GPid) g_ascii_strtoll (pid_text, NULL, 10);
+  g_assert_cmpint (pid, >, 0);
+
+  client = connect_with_ca (url, "wss.daemon", ca_file, &error);
+  g_assert_no_error (error);
+  elbus_client_close (client);
+
+  /* it removes its pid file on the way out (a zombie would still answer
+   * kill (pid, 0) where nobody reaps it) */
+  g_assert_cmpint (kill (pid, SIGTERM), ==, 0);
+  {
+    gint64 deadline = g_get_monotonic_time () + (gint64) ELBUS_TEST_DEADLINE_MS * 1000;
+
+    while (g_file_test (pid_file, G_FILE_TEST_EXISTS))
+      {
+        if (g_get_monotonic_time () > deadline)
+          {
+            (void) kill (pid, SIGKILL);
+            g_error ("the daemon %d does not stop", (int) pid);
+          }
+        g_usleep (10000);
+      }
+  }
+}
+
+static void
 test_wss_bad_certificate (void)
 {
   g_autoptr(ConfTest) t = conf_test_new ();
@@ -1434,6 +1498,7 @@ main (int   argc,
   g_test_add_func ("/elbus/elbusd/config/bad-file", test_bad_file);
   g_test_add_func ("/elbus/elbusd/config/wss", test_wss);
   g_test_add_func ("/elbus/elbusd/config/wss-sighup", test_wss_sighup);
+  g_test_add_func ("/elbus/elbusd/config/wss-daemonize", test_wss_daemonize);
   g_test_add_func ("/elbus/elbusd/config/wss-bad-certificate", test_wss_bad_certificate);
   g_test_add_func ("/elbus/elbusd/config/policy", test_policy);
   g_test_add_func ("/elbus/elbusd/config/policy-sources", test_policy_sources);

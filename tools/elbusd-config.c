@@ -453,28 +453,25 @@ resolve_path (Parser     *p,
 /* ---- [elbusd] ---------------------------------------------------------------- */
 
 typedef struct {
-  guint pending;
-  GError *error;          /* (owned) (nullable): the first handshake's failure */
-  GSocket *sockets[2];    /* (unowned) */
+  GTlsConnection *server;  /* (unowned) */
+  GSocket *socket;         /* (unowned): its socket */
+  int first_failed;        /* (atomic): 0, or the side that failed first */
 } TlsProbe;
 
-static void
-probe_handshake_cb (GObject      *source,
-                    GAsyncResult *result,
-                    gpointer      user_data)
-{
-  TlsProbe *probe = user_data;
-  g_autoptr(GError) error = NULL;
+enum { PROBE_SERVER = 1, PROBE_CLIENT };
 
-  if (!g_tls_connection_handshake_finish (G_TLS_CONNECTION (source), result, &error) &&
-      probe->error == NULL)
-    {
-      probe->error = g_steal_pointer (&error);
-      /* the other end would wait for more */
-      for (guint i = 0; i < G_N_ELEMENTS (probe->sockets); i++)
-        (void) g_socket_shutdown (probe->sockets[i], TRUE, TRUE, NULL);
-    }
-  probe->pending--;
+static gpointer
+probe_server_thread (gpointer data)
+{
+  TlsProbe *probe = data;
+  GError *error = NULL;
+
+  if (g_tls_connection_handshake (probe->server, NULL, &error))
+    return NULL;
+  g_atomic_int_compare_and_exchange (&probe->first_failed, 0, PROBE_SERVER);
+  /* the client's side would wait for more */
+  (void) g_socket_shutdown (probe->socket, TRUE, TRUE, NULL);
+  return error;
 }
 
 static gboolean
@@ -488,21 +485,24 @@ probe_accept_cb (GTlsConnection       *connection,
 }
 
 /* Whether @certificate's key is the one its certificate was made for: a
- * TLS handshake with itself over a socket pair, whose client checks the
- * server's signature (GTlsCertificate cannot compare the keys). A wrong
- * key would otherwise fail every wss:// handshake. */
+ * TLS handshake with itself over a socket pair (the server's side on a
+ * thread of its own), whose client checks the server's signature
+ * (GTlsCertificate cannot compare the keys). A wrong key would otherwise
+ * fail every wss:// handshake. */
 static gboolean
 check_tls_key (GTlsCertificate  *certificate,
                GError          **error)
 {
-  g_autoptr(GMainContext) context = g_main_context_new ();
   g_autoptr(GSocket) server_socket = NULL;
   g_autoptr(GSocket) client_socket = NULL;
   g_autoptr(GSocketConnection) server_stream = NULL;
   g_autoptr(GSocketConnection) client_stream = NULL;
   g_autoptr(GIOStream) server = NULL;
   g_autoptr(GIOStream) client = NULL;
+  g_autoptr(GError) client_error = NULL;
+  g_autoptr(GError) server_error = NULL;
   TlsProbe probe = { 0 };
+  GThread *thread;
   int fds[2];
 
   if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
@@ -535,23 +535,30 @@ check_tls_key (GTlsCertificate  *certificate,
   client = g_tls_client_connection_new (G_IO_STREAM (client_stream), NULL, error);
   if (client == NULL)
     return FALSE;
+  /* no CA is consulted (loading the system's takes longer than the rest) */
+  g_tls_connection_set_database (G_TLS_CONNECTION (client), NULL);
   g_signal_connect (client, "accept-certificate", G_CALLBACK (probe_accept_cb), NULL);
 
-  g_main_context_push_thread_default (context);
-  probe.sockets[0] = server_socket;
-  probe.sockets[1] = client_socket;
-  probe.pending = 2;
-  g_tls_connection_handshake_async (G_TLS_CONNECTION (server), G_PRIORITY_DEFAULT, NULL,
-                                    probe_handshake_cb, &probe);
-  g_tls_connection_handshake_async (G_TLS_CONNECTION (client), G_PRIORITY_DEFAULT, NULL,
-                                    probe_handshake_cb, &probe);
-  while (probe.pending > 0)
-    g_main_context_iteration (context, TRUE);
-  g_main_context_pop_thread_default (context);
-
-  if (probe.error != NULL)
+  probe.server = G_TLS_CONNECTION (server);
+  probe.socket = server_socket;
+  thread = g_thread_new ("elbusd-tls-probe", probe_server_thread, &probe);
+  if (!g_tls_connection_handshake (G_TLS_CONNECTION (client), NULL, &client_error))
     {
-      g_propagate_error (error, probe.error);
+      g_atomic_int_compare_and_exchange (&probe.first_failed, 0, PROBE_CLIENT);
+      /* the server's side would wait for more */
+      (void) g_socket_shutdown (client_socket, TRUE, TRUE, NULL);
+    }
+  server_error = g_thread_join (thread);
+
+  /* the side that failed first says why; the other one lost its peer */
+  if (server_error != NULL && (client_error == NULL || probe.first_failed == PROBE_SERVER))
+    {
+      g_propagate_error (error, g_steal_pointer (&server_error));
+      return FALSE;
+    }
+  if (client_error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&client_error));
       return FALSE;
     }
   return TRUE;
@@ -560,7 +567,8 @@ check_tls_key (GTlsCertificate  *certificate,
 /* tls-certificate and tls-key: the files are read now, so that a file that
  * cannot be used is a bad configuration (at start, and on SIGHUP, where
  * the certificate in force stays). Without tls-key the certificate file
- * holds the key too. wss:// in listen needs them. */
+ * holds the key too. wss:// in listen needs them. Whether the key belongs
+ * to the certificate is elbusd_config_check_tls_key()'s question. */
 static gboolean
 load_tls_certificate (Parser        *p,
                       const char    *group,
@@ -607,12 +615,7 @@ load_tls_certificate (Parser        *p,
                     _("tls-certificate: %s holds no private key: name its file in tls-key"),
                     config->tls_certificate_file);
 
-  if (!check_tls_key (config->tls_certificate, &local_error))
-    return fail_at (p, line, error,
-                    _("tls-certificate: the key in %s does not work with the certificate %s: %s"),
-                    config->tls_key_file != NULL ? config->tls_key_file
-                                                 : config->tls_certificate_file,
-                    config->tls_certificate_file, local_error->message);
+  config->tls_certificate_line = line;
 
   return TRUE;
 }
@@ -1097,4 +1100,29 @@ elbusd_config_apply_policy (const ElbusdConfig *config,
                             ElbusBroker        *broker)
 {
   elbus_broker_set_policy (broker, config->policy);
+}
+
+/* Whether the key of @config's certificate belongs to it (TRUE without a
+ * certificate), tried in a TLS handshake; the error names the file and
+ * the line of tls-certificate, as a bad file's does. Not part of loading:
+ * the handshake starts GLib's worker threads, which elbusd must not have
+ * before it daemonizes. */
+gboolean
+elbusd_config_check_tls_key (const ElbusdConfig  *config,
+                             GError             **error)
+{
+  g_autoptr(GError) local_error = NULL;
+  g_autofree char *message = NULL;
+
+  if (config->tls_certificate == NULL ||
+      check_tls_key (config->tls_certificate, &local_error))
+    return TRUE;
+
+  message = g_strdup_printf (_("tls-certificate: the key in %s does not work with the certificate %s: %s"),
+                             config->tls_key_file != NULL ? config->tls_key_file
+                                                          : config->tls_certificate_file,
+                             config->tls_certificate_file, local_error->message);
+  g_set_error (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_PARSE, "%s:%u: %s",
+               config->path, config->tls_certificate_line, message);
+  return FALSE;
 }

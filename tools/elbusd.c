@@ -758,6 +758,8 @@ reload_config (Daemon *daemon)
   notify_service_manager ("RELOADING=1");
 
   config = elbusd_config_load (daemon->config_path, &error);
+  if (config != NULL && !elbusd_config_check_tls_key (config, &error))
+    g_clear_pointer (&config, elbusd_config_free);
   if (config == NULL)
     {
       g_warning ("%s; configuration not reloaded: the current one stays in force",
@@ -891,6 +893,21 @@ run (Daemon *daemon)
     {
       elbus_broker_close (broker);
       return EXIT_FAILURE;
+    }
+
+  /* the file's TLS key, tried now: the handshake starts GLib's worker
+   * threads, which must not be there when daemonize_start() forks (its
+   * error still reaches the terminal, and the parent exits 1) */
+  if (daemon->config != NULL)
+    {
+      g_autoptr(GError) key_error = NULL;
+
+      if (!elbusd_config_check_tls_key (daemon->config, &key_error))
+        {
+          g_printerr ("elbusd: %s\n", key_error->message);
+          elbus_broker_close (broker);
+          return EXIT_FAILURE;
+        }
     }
 
   if (pid_file != NULL && !write_pid_file (pid_file))
