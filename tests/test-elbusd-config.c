@@ -1022,6 +1022,8 @@ test_wss_bad_certificate (void)
     { g_strdup ("[elbusd]\nlisten=x.sock\ntls-certificate=\n"), 3, "tls-certificate: empty" },
     { g_strdup ("[elbusd]\nlisten=x.sock\ntls-certificate=missing.pem\ntls-key=key.pem\n"), 3,
       "missing.pem" },
+    { g_strdup ("[elbusd]\nlisten=x.sock\ntls-certificate=/dev/zero\n"), 3,
+      "tls-certificate: /dev/zero is not a file" },
     { g_strdup ("[elbusd]\nlisten=x.sock\ntls-certificate=garbage.pem\ntls-key=key.pem\n"), 3,
       "tls-certificate: cannot load" },
     { g_strdup ("[elbusd]\nlisten=x.sock\ntls-certificate=cert.pem\ntls-key=garbage.pem\n"), 3,
@@ -1049,7 +1051,7 @@ test_wss_bad_certificate (void)
       int status = -1;
 
       /* without openssl, the cases that need no certificate */
-      if (i < 4 || have_certificate)
+      if (i < 5 || have_certificate)
         {
           g_test_message ("case %" G_GSIZE_FORMAT ": %s", i, cases[i].contents);
           conf_test_write (t, cases[i].contents);

@@ -592,6 +592,18 @@ load_tls_certificate (Parser        *p,
       return TRUE;
     }
 
+  /* not a device or a FIFO, which could be read without end (a missing
+   * file is the loader's to say) */
+  if (g_file_test (config->tls_certificate_file, G_FILE_TEST_EXISTS) &&
+      !g_file_test (config->tls_certificate_file, G_FILE_TEST_IS_REGULAR))
+    return fail_at (p, line, error, _("tls-certificate: %s is not a file"),
+                    config->tls_certificate_file);
+  if (config->tls_key_file != NULL &&
+      g_file_test (config->tls_key_file, G_FILE_TEST_EXISTS) &&
+      !g_file_test (config->tls_key_file, G_FILE_TEST_IS_REGULAR))
+    return fail_at (p, key_line (p, group, "tls-key"), error, _("tls-key: %s is not a file"),
+                    config->tls_key_file);
+
   if (config->tls_key_file != NULL)
     config->tls_certificate = g_tls_certificate_new_from_files (config->tls_certificate_file,
                                                                 config->tls_key_file,
