@@ -12,15 +12,18 @@
 /**
  * elbus_broker_listen:
  * @self: a broker
- * @address: a UNIX socket path, `HOST:PORT`, `ws://HOST:PORT[/PATH]` or
- *   `fifo:PATH`
+ * @address: a UNIX socket path, `HOST:PORT`, `ws://HOST:PORT[/PATH]`,
+ *   `wss://HOST:PORT[/PATH]` or `fifo:PATH`
  *
  * Listens on @address: `fifo:PATH` is the FIFO control channel (see
  * [method@Elbus.Broker.listen_fifo]); `ws://HOST:PORT[/PATH]` serves elbus
  * over WebSocket at PATH (`/` when left out), the elbus byte stream riding
  * in binary WebSocket messages whose boundaries mean nothing (this needs a
  * library built with libsoup; else it fails with
- * %G_IO_ERROR_NOT_SUPPORTED); an address that starts with `/` or
+ * %G_IO_ERROR_NOT_SUPPORTED); `wss://HOST:PORT[/PATH]` the same over TLS,
+ * with [property@Elbus.Broker:tls-certificate], which must be set first
+ * (else it fails with %G_IO_ERROR_INVALID_ARGUMENT); an address that starts
+ * with `/` or
  * ends with `.sock`, `.socket` or `.ipc` is a UNIX socket path (see
  * [method@Elbus.Broker.listen_unix]); anything else `HOST:PORT` (see
  * [method@Elbus.Broker.listen_tcp]).

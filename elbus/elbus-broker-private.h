@@ -213,7 +213,9 @@ struct _ElbusBroker {
   GMainContext    *context;        /* (owned): thread-default at construction */
   const ElbusBrokerOps *ops;       /* for the dispatcher and the peers */
   GPtrArray       *listeners;      /* (owned) (element-type ElbusListener) */
-  GPtrArray       *ws_listeners;   /* (owned) (nullable): ws:// listeners (elbus-broker-ws.c) */
+  GPtrArray       *ws_listeners;   /* (owned) (nullable): ws:// and wss:// listeners
+                                    * (elbus-broker-ws.c) */
+  GTlsCertificate *tls_certificate; /* (owned) (nullable): what wss:// listeners serve */
   GHashTable      *clients;        /* (owned): name -> ElbusPeer, registered only */
   GHashTable      *pending;        /* (owned): set of ElbusPeer in handshake */
   ElbusNameTree   *names;          /* (owned) */

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The broker's WebSocket transport (ws://HOST:PORT[/PATH]), as BUS/RT has
- * it: a SoupServer on the broker's GMainContext answers the HTTP upgrade,
- * and the elbus byte stream then rides in binary WebSocket messages whose
- * boundaries mean nothing (a frame may span messages, a message may hold
- * many frames).
+ * The broker's WebSocket transport (ws://HOST:PORT[/PATH], and
+ * wss://HOST:PORT[/PATH] over TLS), as BUS/RT has it: a SoupServer on the
+ * broker's GMainContext answers the HTTP upgrade, and the elbus byte
+ * stream then rides in binary WebSocket messages whose boundaries mean
+ * nothing (a frame may span messages, a message may hold many frames).
+ * A wss:// server presents the broker's tls-certificate; libsoup does the
+ * TLS handshake before the HTTP request is read.
  *
  * A WebSocket peer is an ElbusPeer without an fd. libsoup reads the
  * socket; each binary message is fed to the peer's read path
@@ -42,6 +44,7 @@ typedef struct {
   SoupServer  *server;             /* (owned) */
   char        *bind_string;        /* (owned): the ws:// address as configured */
   char        *path;               /* (owned) */
+  gboolean     tls;                /* wss:// */
 } ElbusWsListener;
 
 struct _ElbusWsPeer {
@@ -56,11 +59,34 @@ ws_listener_free (gpointer data)
 {
   ElbusWsListener *listener = data;
 
+  g_object_set_data (G_OBJECT (listener->server), "elbus-listener", NULL);
   soup_server_disconnect (listener->server);
   g_object_unref (listener->server);
   g_free (listener->bind_string);
   g_free (listener->path);
   g_free (listener);
+}
+
+/* A new certificate for the wss:// servers (notify::tls-certificate, so
+ * that the broker core needs to know nothing of them): libsoup hands it on
+ * to their listening sockets, for the connections accepted from now on.
+ * (libsoup 3.2's listening socket keeps a reference on the certificate it
+ * had: one certificate per listener and renewal.) */
+static void
+tls_certificate_notify_cb (ElbusBroker *broker,
+                           GParamSpec  *pspec,
+                           gpointer     user_data)
+{
+  if (broker->ws_listeners == NULL || broker->tls_certificate == NULL)
+    return;
+
+  for (guint i = 0; i < broker->ws_listeners->len; i++)
+    {
+      ElbusWsListener *listener = g_ptr_array_index (broker->ws_listeners, i);
+
+      if (listener->tls)
+        soup_server_set_tls_certificate (listener->server, broker->tls_certificate);
+    }
 }
 
 static void
@@ -225,7 +251,12 @@ on_error (SoupWebsocketConnection *conn,
   ElbusPeer *peer = ws->peer;
 
   peer->ref++;
-  _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE, _("WebSocket error: %s"), error->message);
+  /* after the client's close frame: what fails is the answer to it, the
+   * client gone already */
+  if (soup_websocket_connection_get_close_code (conn) != 0)
+    _elbus_peer_hangup (peer);
+  else
+    _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE, _("WebSocket error: %s"), error->message);
   _elbus_broker_end_dispatch (peer->broker);
   _elbus_peer_unref (peer);
 }
@@ -238,7 +269,15 @@ on_closed (SoupWebsocketConnection *conn,
   ElbusPeer *peer = ws->peer;
 
   peer->ref++;
-  _elbus_peer_hangup (peer);
+  /* no close frame came (libsoup says code 0): the socket went, perhaps
+   * in the middle of a WebSocket frame, which libsoup keeps to itself */
+  if (soup_websocket_connection_get_close_code (conn) == 0 &&
+      peer->state == ELBUS_PEER_REGISTERED && peer->rb.end == peer->rb.start)
+    _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE,
+                       _("the connection ended without a WebSocket close frame "
+                         "(the client went away, perhaps in the middle of a WebSocket frame)"));
+  else
+    _elbus_peer_hangup (peer);
   _elbus_broker_end_dispatch (peer->broker);
   _elbus_peer_unref (peer);
 }
@@ -302,6 +341,87 @@ websocket_cb (SoupServer              *server,
   _elbus_broker_end_dispatch (broker);
 }
 
+/* The first request of a connection, watched until it is read whole: if
+ * it is not, the client hung up early or (wss://) the TLS handshake
+ * failed, which is what a client refusing the certificate does. libsoup
+ * has no signal for either: the message is disconnected (after a failed
+ * handshake) or just dropped (after half a request). */
+typedef struct {
+  GWeakRef server;                 /* the listener's SoupServer */
+  char    *source;                 /* (owned) (nullable) */
+  gboolean done;                   /* read whole, or said */
+} FirstRequest;
+
+static void
+first_request_gone (FirstRequest *first)
+{
+  g_autoptr(SoupServer) server = NULL;
+  ElbusWsListener *listener;
+  const char *source;
+
+  if (first->done)
+    return;
+  first->done = TRUE;
+
+  server = g_weak_ref_get (&first->server);
+  listener = server != NULL ? g_object_get_data (G_OBJECT (server), "elbus-listener") : NULL;
+  if (listener == NULL || listener->broker->closed ||
+      !_elbus_peer_log_unregistered (listener->broker))
+    return;
+
+  source = first->source != NULL ? first->source : _("(unknown)");
+  if (listener->tls)
+    g_message (_("%s: connection from %s closed before a complete HTTP request: "
+                 "the TLS handshake failed (does the client trust the certificate?), "
+                 "or the client left"),
+               listener->bind_string, source);
+  else
+    g_message (_("%s: connection from %s closed before a complete HTTP request"),
+               listener->bind_string, source);
+}
+
+static void
+first_request_free (gpointer data)
+{
+  FirstRequest *first = data;
+
+  first_request_gone (first);
+  g_weak_ref_clear (&first->server);
+  g_free (first->source);
+  g_free (first);
+}
+
+static void
+first_request_disconnected_cb (SoupServerMessage *msg,
+                               gpointer           user_data)
+{
+  FirstRequest *first = g_object_get_data (G_OBJECT (msg), "elbus-first-request");
+
+  if (first != NULL)
+    first_request_gone (first);
+}
+
+static void
+request_started_cb (SoupServer        *server,
+                    SoupServerMessage *msg,
+                    gpointer           user_data)
+{
+  GSocket *socket = soup_server_message_get_socket (msg);
+  GSocketAddress *remote = soup_server_message_get_remote_address (msg);
+  FirstRequest *first;
+
+  /* later requests on a kept-alive connection: its end is no news */
+  if (socket != NULL && g_object_get_data (G_OBJECT (socket), "elbus-request-read") != NULL)
+    return;
+
+  first = g_new0 (FirstRequest, 1);
+  g_weak_ref_init (&first->server, server);
+  if (remote != NULL)
+    first->source = g_socket_connectable_to_string (G_SOCKET_CONNECTABLE (remote));
+  g_object_set_data_full (G_OBJECT (msg), "elbus-first-request", first, first_request_free);
+  g_signal_connect (msg, "disconnected", G_CALLBACK (first_request_disconnected_cb), NULL);
+}
+
 /* The peer's address, noted while it waits for the answer: by the time
  * the request is finished, it may be gone. */
 static void
@@ -309,8 +429,14 @@ request_read_cb (SoupServer        *server,
                  SoupServerMessage *msg,
                  gpointer           user_data)
 {
+  GSocket *socket = soup_server_message_get_socket (msg);
   GSocketAddress *remote = soup_server_message_get_remote_address (msg);
+  FirstRequest *first = g_object_get_data (G_OBJECT (msg), "elbus-first-request");
 
+  if (first != NULL)
+    first->done = TRUE;
+  if (socket != NULL)
+    g_object_set_data (G_OBJECT (socket), "elbus-request-read", GINT_TO_POINTER (TRUE));
   if (remote != NULL)
     g_object_set_data_full (G_OBJECT (msg), "elbus-source",
                             g_socket_connectable_to_string (G_SOCKET_CONNECTABLE (remote)),
@@ -353,11 +479,12 @@ _elbus_broker_listen_ws (ElbusBroker  *broker,
   ElbusWsListener *listener;
   const char *path;
   guint n_bound = 0;
+  gboolean tls = g_str_has_prefix (address, "wss://");
 
-  if (g_str_has_prefix (address, "wss://"))
+  if (tls && broker->tls_certificate == NULL)
     {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                   _("“%s”: wss:// is not supported yet; use ws:// behind a TLS proxy"), address);
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   _("“%s”: wss:// needs a TLS certificate and its key"), address);
       return FALSE;
     }
 
@@ -366,7 +493,8 @@ _elbus_broker_listen_ws (ElbusBroker  *broker,
       g_uri_get_query (uri) != NULL || g_uri_get_fragment (uri) != NULL)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                   _("“%s” is not a ws://HOST:PORT[/PATH] address%s%s"), address,
+                   tls ? _("“%s” is not a wss://HOST:PORT[/PATH] address%s%s")
+                       : _("“%s” is not a ws://HOST:PORT[/PATH] address%s%s"), address,
                    local_error != NULL ? ": " : "",
                    local_error != NULL ? local_error->message : "");
       return FALSE;
@@ -385,12 +513,17 @@ _elbus_broker_listen_ws (ElbusBroker  *broker,
   listener->broker = broker;
   listener->bind_string = g_strdup (address);
   listener->path = g_strdup (path);
+  listener->tls = tls;
 
   /* the server's sources go to the broker's context */
   g_main_context_push_thread_default (broker->context);
   listener->server = soup_server_new ("server-header", PACKAGE_NAME " ", NULL);
+  if (tls)
+    soup_server_set_tls_certificate (listener->server, broker->tls_certificate);
   soup_server_add_websocket_handler (listener->server, path, NULL, NULL,
                                      websocket_cb, listener, NULL);
+  g_object_set_data (G_OBJECT (listener->server), "elbus-listener", listener);
+  g_signal_connect (listener->server, "request-started", G_CALLBACK (request_started_cb), NULL);
   g_signal_connect (listener->server, "request-read", G_CALLBACK (request_read_cb), NULL);
   g_signal_connect (listener->server, "request-finished", G_CALLBACK (request_finished_cb),
                     listener);
@@ -406,7 +539,8 @@ _elbus_broker_listen_ws (ElbusBroker  *broker,
                                              local_error == NULL ? &local_error : NULL);
       if (sa == NULL)
         break;
-      if (soup_server_listen (listener->server, sa, 0, &bind_error))
+      if (soup_server_listen (listener->server, sa, tls ? SOUP_SERVER_LISTEN_HTTPS : 0,
+                              &bind_error))
         n_bound++;
       else if (local_error == NULL)
         local_error = g_steal_pointer (&bind_error);
@@ -424,7 +558,11 @@ _elbus_broker_listen_ws (ElbusBroker  *broker,
     }
 
   if (broker->ws_listeners == NULL)
-    broker->ws_listeners = g_ptr_array_new_with_free_func (ws_listener_free);
+    {
+      broker->ws_listeners = g_ptr_array_new_with_free_func (ws_listener_free);
+      g_signal_connect (broker, "notify::tls-certificate",
+                        G_CALLBACK (tls_certificate_notify_cb), NULL);
+    }
   g_ptr_array_add (broker->ws_listeners, listener);
   g_info ("listening on %s", address);
   return TRUE;

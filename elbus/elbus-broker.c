@@ -79,6 +79,7 @@ enum {
   PROP_MAX_SUBSCRIPTIONS,
   PROP_HANDSHAKE_TIMEOUT,
   PROP_FORCE_REGISTER,
+  PROP_TLS_CERTIFICATE,
   N_PROPS
 };
 
@@ -1294,6 +1295,7 @@ elbus_broker_finalize (GObject *object)
   g_clear_pointer (&self->fifos, g_ptr_array_unref);
   g_ptr_array_unref (self->monitors);
   g_clear_pointer (&self->policy, g_hash_table_unref);
+  g_clear_object (&self->tls_certificate);
   g_main_context_unref (self->context);
 
   G_OBJECT_CLASS (elbus_broker_parent_class)->finalize (object);
@@ -1339,6 +1341,9 @@ elbus_broker_get_property (GObject    *object,
     case PROP_FORCE_REGISTER:
       g_value_set_boolean (value, self->force_register);
       break;
+    case PROP_TLS_CERTIFICATE:
+      g_value_set_object (value, self->tls_certificate);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -1383,6 +1388,9 @@ elbus_broker_set_property (GObject      *object,
       break;
     case PROP_FORCE_REGISTER:
       elbus_broker_set_force_register (self, g_value_get_boolean (value));
+      break;
+    case PROP_TLS_CERTIFICATE:
+      elbus_broker_set_tls_certificate (self, g_value_get_object (value));
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -1546,6 +1554,23 @@ elbus_broker_class_init (ElbusBrokerClass *klass)
   properties[PROP_FORCE_REGISTER] =
     g_param_spec_boolean ("force-register", NULL, NULL, FALSE,
                           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+
+  /**
+   * ElbusBroker:tls-certificate:
+   *
+   * The certificate, with its private key, that `wss://` listeners present
+   * to their clients (see [method@Elbus.Broker.listen]); %NULL until set,
+   * and a `wss://` listener cannot be opened without one. Setting another
+   * certificate replaces that of the open `wss://` listeners too, for the
+   * connections they accept from then on (a renewed certificate needs no
+   * restart); connections already made keep theirs. Setting %NULL leaves
+   * the open listeners as they are.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_TLS_CERTIFICATE] =
+    g_param_spec_object ("tls-certificate", NULL, NULL, G_TYPE_TLS_CERTIFICATE,
+                         G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
 
   g_object_class_install_properties (object_class, N_PROPS, properties);
 
@@ -2058,6 +2083,57 @@ elbus_broker_set_force_register (ElbusBroker *self,
 
   self->force_register = force_register;
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_FORCE_REGISTER]);
+}
+
+/**
+ * elbus_broker_get_tls_certificate:
+ * @self: a broker
+ *
+ * Gets [property@Elbus.Broker:tls-certificate].
+ *
+ * Returns: (transfer none) (nullable): the certificate of the `wss://`
+ *   listeners
+ *
+ * Since: 1.0
+ */
+GTlsCertificate *
+elbus_broker_get_tls_certificate (ElbusBroker *self)
+{
+  g_return_val_if_fail (ELBUS_IS_BROKER (self), NULL);
+
+  return self->tls_certificate;
+}
+
+/**
+ * elbus_broker_set_tls_certificate:
+ * @self: a broker
+ * @certificate: (nullable): a certificate with its private key, as
+ *   g_tls_certificate_new_from_files() makes it from PEM files
+ *
+ * Sets [property@Elbus.Broker:tls-certificate]: the certificate `wss://`
+ * listeners present, those opened from now on and those already open. A
+ * certificate the same as the one set (g_tls_certificate_is_same()) is
+ * no change.
+ *
+ * Since: 1.0
+ */
+void
+elbus_broker_set_tls_certificate (ElbusBroker     *self,
+                                  GTlsCertificate *certificate)
+{
+  g_return_if_fail (ELBUS_IS_BROKER (self));
+  g_return_if_fail (certificate == NULL || G_IS_TLS_CERTIFICATE (certificate));
+
+  /* the same certificate read again (a reload without a renewal) is no
+   * change: libsoup 3.2's listeners would keep a reference on the old one */
+  if (certificate != NULL && self->tls_certificate != NULL &&
+      g_tls_certificate_is_same (certificate, self->tls_certificate))
+    return;
+  if (!g_set_object (&self->tls_certificate, certificate))
+    return;
+
+  /* elbus-broker-ws.c hands it to its wss:// listeners on the notify */
+  g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_TLS_CERTIFICATE]);
 }
 
 static GHashTable *

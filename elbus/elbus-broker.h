@@ -190,6 +190,11 @@ gboolean      elbus_broker_get_force_register (ElbusBroker *self);
 ELBUS_AVAILABLE_IN_1_0
 void          elbus_broker_set_force_register (ElbusBroker *self,
                                                gboolean     force_register);
+ELBUS_AVAILABLE_IN_1_0
+GTlsCertificate *elbus_broker_get_tls_certificate (ElbusBroker     *self);
+ELBUS_AVAILABLE_IN_1_0
+void          elbus_broker_set_tls_certificate (ElbusBroker     *self,
+                                                GTlsCertificate *certificate);
 
 ELBUS_AVAILABLE_IN_1_0
 void          elbus_broker_set_policy         (ElbusBroker  *self,

@@ -845,12 +845,46 @@ elbus_test_conn_send_ws_text (ElbusTestConn *conn,
   g_main_context_pop_thread_default (conn->ws_context);
   ws_iterate (conn, &conn->ws_closed, -1);
 }
+
+/* Writes the start of a binary WebSocket frame (its header announces 100
+ * bytes, 10 follow) on the socket, under libsoup, then closes it. */
+void
+elbus_test_conn_close_mid_ws_frame (ElbusTestConn *conn)
+{
+  static const guint8 partial[] = {
+    0x82, 0x80 | 100,             /* FIN, binary; masked, 100 bytes */
+    0x11, 0x22, 0x33, 0x44,       /* the mask */
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+  };
+  GIOStream *stream;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_nonnull (conn->ws);
+  stream = soup_websocket_connection_get_io_stream (conn->ws);
+  g_signal_handlers_disconnect_by_data (conn->ws, conn);
+  g_main_context_push_thread_default (conn->ws_context);
+  g_output_stream_write_all (g_io_stream_get_output_stream (stream), partial, sizeof partial,
+                             NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_io_stream_close (stream, NULL, NULL);
+  g_main_context_pop_thread_default (conn->ws_context);
+  ws_iterate (conn, &conn->ws_closed, -1);
+  g_clear_object (&conn->ws);
+  g_clear_object (&conn->ws_session);
+  conn->ws_closed = TRUE;
+}
 #else
 ElbusTestConn *
 elbus_test_conn_connect_ws (const char *url)
 {
   g_error ("built without WebSocket support");
   return NULL;
+}
+
+void
+elbus_test_conn_close_mid_ws_frame (ElbusTestConn *conn)
+{
+  g_error ("built without WebSocket support");
 }
 
 void

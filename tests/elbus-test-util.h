@@ -154,6 +154,8 @@ ElbusTestConn *elbus_test_conn_connect_ws (const char *url);
 /* Sends @text as a WebSocket text message (which elbus does not take). */
 void           elbus_test_conn_send_ws_text (ElbusTestConn *conn,
                                              const char    *text);
+/* Sends the first bytes of a WebSocket frame, then closes the socket. */
+void           elbus_test_conn_close_mid_ws_frame (ElbusTestConn *conn);
 
 ElbusTestConn *elbus_test_conn_connect_address (const char *address);
 ElbusTestConn *elbus_test_conn_connect  (ElbusTestBroker    *tb,

@@ -2551,17 +2551,69 @@ add_both (const char    *path,
 /* ------------------------------------------------------------------ */
 /* WebSocket only: what is bad about the WebSocket itself */
 
+/* The broker's log lines, recorded (on its thread too) to check that bad
+ * input is logged; each is still written out. */
+static GMutex log_mutex;
+static GPtrArray *log_lines;
+static guint log_seen;
+
+static GLogWriterOutput
+record_log_cb (GLogLevelFlags   level,
+               const GLogField *fields,
+               gsize            n_fields,
+               gpointer         user_data)
+{
+  for (gsize i = 0; i < n_fields && (level & G_LOG_LEVEL_DEBUG) == 0; i++)
+    if (g_str_equal (fields[i].key, "MESSAGE"))
+      {
+        g_mutex_lock (&log_mutex);
+        g_ptr_array_add (log_lines, g_strdup (fields[i].value));
+        g_mutex_unlock (&log_mutex);
+      }
+  return g_log_writer_default (level, fields, n_fields, user_data);
+}
+
+/* Waits for a log line after the last one found that holds @needle;
+ * returns it. */
+static char *
+wait_log_line (const char *needle)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) ELBUS_TEST_DEADLINE_MS * 1000;
+
+  for (;;)
+    {
+      char *found = NULL;
+
+      g_mutex_lock (&log_mutex);
+      for (guint i = log_seen; i < log_lines->len && found == NULL; i++)
+        if (strstr (g_ptr_array_index (log_lines, i), needle) != NULL)
+          {
+            found = g_strdup (g_ptr_array_index (log_lines, i));
+            log_seen = i + 1;
+          }
+      g_mutex_unlock (&log_mutex);
+      if (found != NULL)
+        return found;
+      if (g_get_monotonic_time () > deadline)
+        g_error ("no log line with “%s”", needle);
+      g_usleep (5000);
+    }
+}
+
 static void
 test_ws_text_message (void)
 {
   ElbusTestBroker *tb = new_broker ();
   g_autoptr(ElbusTestConn) conn = elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_WS, "texter");
 
-  g_test_summary ("A WebSocket text message costs only its connection");
+  g_test_summary ("A WebSocket text message costs only its connection, "
+                  "with a log line that says why");
 
   elbus_test_conn_send_ws_text (conn, "hello");
   elbus_test_conn_expect_eof (conn);
   elbus_test_broker_wait_client (tb, "texter", FALSE);
+  g_free (wait_log_line ("client texter: protocol error: a WebSocket text message "
+                         "(elbus takes binary ones)"));
   check_broker_works (tb, ELBUS_TEST_TRANSPORT_WS);
   check_broker_works (tb, ELBUS_TEST_TRANSPORT_TCP);
 
@@ -2575,13 +2627,17 @@ test_ws_message_too_large (void)
   ElbusTestBroker *tb = elbus_test_broker_new (&options);
   g_autoptr(ElbusTestConn) conn = elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_WS, "big");
   g_autofree guint8 *junk = g_malloc0 (1024 * 1024);
+  g_autofree char *line = NULL;
 
   g_test_summary ("A WebSocket message larger than the frame size limit allows "
-                  "costs only its connection, before it is read whole");
+                  "costs only its connection, before it is read whole, with a "
+                  "log line that says why");
 
   elbus_test_conn_try_send (conn, junk, 1024 * 1024);
   elbus_test_conn_drain_until_eof (conn, ELBUS_TEST_DEADLINE_MS);
   elbus_test_broker_wait_client (tb, "big", FALSE);
+  line = wait_log_line ("client big: WebSocket error: ");
+  g_assert_nonnull (strstr (line, "larger than"));
   check_broker_works (tb, ELBUS_TEST_TRANSPORT_WS);
 
   elbus_test_broker_free (tb);
@@ -2611,17 +2667,131 @@ test_ws_not_an_upgrade (void)
   ElbusTestBroker *tb = new_broker ();
   g_autofree char *plain = NULL;
   g_autofree char *elsewhere = NULL;
+  g_autofree char *line = NULL;
 
   g_test_summary ("An HTTP request that is no WebSocket upgrade is answered "
-                  "400 (404 off the path), and the broker goes on");
+                  "400 (404 off the path), a connection that closes before its "
+                  "request is dropped, each with a log line; the broker goes on");
 
   plain = http_status_line (tb, "GET /elbus HTTP/1.1\r\nHost: x\r\n\r\n");
   g_assert_cmpstr (plain, ==, "HTTP/1.1 400");
+  line = wait_log_line ("HTTP GET /elbus from 127.0.0.1:");
+  g_assert_nonnull (strstr (line, "answered 400 Bad Request: not a WebSocket upgrade to /elbus"));
+  g_assert_true (g_str_has_prefix (line, elbus_test_broker_get_ws_url (tb)));
+  g_clear_pointer (&line, g_free);
   elsewhere = http_status_line (tb, "GET /other HTTP/1.1\r\nHost: x\r\n\r\n");
   g_assert_cmpstr (elsewhere, ==, "HTTP/1.1 404");
+  g_free (wait_log_line ("HTTP GET /other from 127.0.0.1:"));
+
+  /* half a request line, then gone */
+  {
+    const char *url = elbus_test_broker_get_ws_url (tb);
+    g_autofree char *host_port = g_strndup (url + strlen ("ws://"),
+                                            strchr (url + strlen ("ws://"), '/') -
+                                            (url + strlen ("ws://")));
+    g_autoptr(ElbusTestConn) conn = elbus_test_conn_connect_address (host_port);
+
+    elbus_test_conn_send (conn, "GET /elb", strlen ("GET /elb"));
+    elbus_test_conn_close (conn);
+  }
+  g_free (wait_log_line ("closed before a complete HTTP request"));
   check_broker_works (tb, ELBUS_TEST_TRANSPORT_WS);
 
   elbus_test_broker_free (tb);
+}
+
+static void
+test_ws_close_mid_frame (void)
+{
+  ElbusTestBroker *tb = new_broker ();
+  g_autoptr(ElbusTestConn) good = elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_WS, "good");
+  g_autoptr(ElbusTestConn) bad = elbus_test_conn_new (tb, ELBUS_TEST_TRANSPORT_WS, "quitter");
+
+  g_test_summary ("A client that closes its socket in the middle of a WebSocket "
+                  "frame costs only its connection, with a log line");
+
+  elbus_test_conn_close_mid_ws_frame (bad);
+  elbus_test_broker_wait_client (tb, "quitter", FALSE);
+  g_free (wait_log_line ("client quitter: the connection ended without a WebSocket close frame"));
+
+  send_fence (good, good);
+  expect_fence (good, good);
+  check_broker_works (tb, ELBUS_TEST_TRANSPORT_WS);
+  elbus_test_broker_free (tb);
+}
+
+/* A self-signed certificate and its key made by openssl in @dir, loaded;
+ * NULL (the test skipped) without openssl. */
+static GTlsCertificate *
+make_certificate (const char *dir)
+{
+  g_autofree char *openssl = g_find_program_in_path ("openssl");
+  g_autofree char *cert = g_build_filename (dir, "cert.pem", NULL);
+  g_autofree char *key = g_build_filename (dir, "key.pem", NULL);
+  const char *argv[] = {
+    NULL, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+    "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost", NULL
+  };
+  g_autoptr(GError) error = NULL;
+  GTlsCertificate *certificate;
+  int status = -1;
+
+  if (openssl == NULL)
+    {
+      g_test_skip ("openssl is not installed: no test certificate");
+      return NULL;
+    }
+  argv[0] = openssl;
+  g_spawn_sync (NULL, (char **) argv, NULL,
+                G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL,
+                NULL, NULL, NULL, NULL, &status, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_spawn_check_wait_status (status, NULL));
+  certificate = g_tls_certificate_new_from_files (cert, key, &error);
+  g_assert_no_error (error);
+  (void) g_remove (cert);
+  (void) g_remove (key);
+  return certificate;
+}
+
+static void
+test_ws_tls_certificate (void)
+{
+  g_autoptr(ElbusBroker) broker = elbus_broker_new ();
+  g_autoptr(GHashTable) counts = g_hash_table_new (g_str_hash, g_str_equal);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GTlsCertificate) certificate = NULL;
+  g_autoptr(GTlsCertificate) got = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("elbus-tls-XXXXXX", NULL);
+
+  g_test_summary ("wss:// needs the tls-certificate property: without it listening "
+                  "fails with G_IO_ERROR_INVALID_ARGUMENT, with it the listener opens");
+
+  g_assert_null (elbus_broker_get_tls_certificate (broker));
+  g_assert_false (elbus_broker_listen (broker, "wss://127.0.0.1:0/elbus", &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  g_test_message ("%s", error->message);
+  g_clear_error (&error);
+
+  certificate = make_certificate (dir);
+  (void) g_rmdir (dir);
+  if (certificate == NULL)
+    return;
+
+  g_signal_connect (broker, "notify", G_CALLBACK (count_notify_cb), counts);
+  elbus_broker_set_tls_certificate (broker, certificate);
+  elbus_broker_set_tls_certificate (broker, certificate);
+  g_assert_cmpuint (notify_count (counts, "tls-certificate"), ==, 1);
+  g_object_get (broker, "tls-certificate", &got, NULL);
+  g_assert_true (got == certificate);
+  g_assert_true (elbus_broker_listen (broker, "wss://127.0.0.1:0/elbus", &error));
+  g_assert_no_error (error);
+
+  /* NULL leaves the open listener as it is */
+  elbus_broker_set_tls_certificate (broker, NULL);
+  g_assert_null (elbus_broker_get_tls_certificate (broker));
+  g_assert_cmpuint (notify_count (counts, "tls-certificate"), ==, 2);
+  elbus_broker_close (broker);
 }
 
 static void
@@ -2662,6 +2832,8 @@ int
 main (int   argc,
       char *argv[])
 {
+  log_lines = g_ptr_array_new_with_free_func (g_free);
+  g_log_set_writer_func (record_log_cb, NULL, NULL);
   elbus_test_init (&argc, &argv);
   /* 1,500 and more clients and their broker ends live in this process */
   elbus_test_raise_nofile (4 * 1600);
@@ -2676,6 +2848,8 @@ main (int   argc,
       g_test_add_func ("/elbus/broker/ws/text-message", test_ws_text_message);
       g_test_add_func ("/elbus/broker/ws/message-too-large", test_ws_message_too_large);
       g_test_add_func ("/elbus/broker/ws/not-an-upgrade", test_ws_not_an_upgrade);
+      g_test_add_func ("/elbus/broker/ws/close-mid-frame", test_ws_close_mid_frame);
+      g_test_add_func ("/elbus/broker/ws/tls-certificate", test_ws_tls_certificate);
       g_test_add_func ("/elbus/broker/ws/list", test_ws_list_kind);
     }
   add_all ("handshake/pipelined", test_handshake_pipelined);

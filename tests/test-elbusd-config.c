@@ -2,8 +2,9 @@
 /*
  * elbusd's configuration file ($ELBUSD --config FILE), spawned: limits and
  * listeners from the file, the command line over the file, bad files at
- * startup, the security policy, and SIGHUP reloads. elbusd's standard
- * error goes to a file, so that the tests can wait for its log lines.
+ * startup, wss:// with the file's certificate, the security policy, and
+ * SIGHUP reloads. elbusd's standard error goes to a file, so that the
+ * tests can wait for its log lines.
  */
 #include "config.h"
 
@@ -631,6 +632,453 @@ test_bad_file (void)
   }
 }
 
+/* ---- wss:// ------------------------------------------------------------------ */
+
+/* Makes a self-signed certificate for 127.0.0.1 and localhost, and its
+ * key, in DIR/CERT and DIR/KEY with openssl. FALSE (the test skipped)
+ * without openssl. */
+static gboolean
+make_certificate (const char *dir,
+                  const char *cert,
+                  const char *key)
+{
+  g_autofree char *openssl = g_find_program_in_path ("openssl");
+  g_autofree char *cert_path = g_build_filename (dir, cert, NULL);
+  g_autofree char *key_path = g_build_filename (dir, key, NULL);
+  const char *argv[] = {
+    NULL, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+    "-nodes", "-keyout", key_path, "-out", cert_path, "-days", "2",
+    "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+    NULL
+  };
+  g_autofree char *err = NULL;
+  g_autoptr(GError) error = NULL;
+  int status = -1;
+
+  if (openssl == NULL)
+    {
+      g_test_skip ("openssl is not installed: no test certificate");
+      return FALSE;
+    }
+  argv[0] = openssl;
+  g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL,
+                NULL, &err, &status, &error);
+  g_assert_no_error (error);
+  if (!g_spawn_check_wait_status (status, NULL))
+    g_error ("openssl req failed: %s", err);
+  return TRUE;
+}
+
+typedef struct {
+  GPtrArray *frames;      /* (owned) (element-type ElbusFrame) */
+} Received;
+
+static void
+frame_cb (ElbusClient *client,
+          ElbusFrame  *frame,
+          gpointer     user_data)
+{
+  Received *received = user_data;
+
+  g_ptr_array_add (received->frames, elbus_frame_ref (frame));
+}
+
+static gboolean
+echo_call_cb (ElbusRpcPeer       *peer,
+              ElbusRpcInvocation *invocation,
+              gpointer            user_data)
+{
+  elbus_rpc_invocation_return_value (invocation, elbus_rpc_invocation_get_params (invocation));
+  return TRUE;
+}
+
+static void
+assert_payload (ElbusFrame *frame,
+                const char *text)
+{
+  GBytes *payload = elbus_frame_get_payload (frame);
+
+  g_assert_cmpmem (g_bytes_get_data (payload, NULL), g_bytes_get_size (payload),
+                   text, strlen (text));
+}
+
+/* With ELBUS_TLS_CA_FILE naming @ca_file: a client registers as @name at
+ * @url, or the connection fails (NULL, @error set). */
+static ElbusClient *
+connect_with_ca (const char  *url,
+                 const char  *name,
+                 const char  *ca_file,
+                 GError     **error)
+{
+  ElbusClient *client;
+
+  if (ca_file != NULL)
+    g_setenv ("ELBUS_TLS_CA_FILE", ca_file, TRUE);
+  else
+    g_unsetenv ("ELBUS_TLS_CA_FILE");
+  /* a TLS handshake under valgrind takes its time */
+  client = g_initable_new (ELBUS_TYPE_CLIENT, NULL, error, "address", url, "name", name,
+                           "timeout", elbus_test_scale_ms (5000) / 1000.0, NULL);
+  g_unsetenv ("ELBUS_TLS_CA_FILE");
+  return client;
+}
+
+static void
+assert_certificate_refused (const char *url,
+                            const char *ca_file)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ElbusClient) client = connect_with_ca (url, "wss.untrusting", ca_file, &error);
+
+  g_assert_null (client);
+  g_assert_nonnull (error);
+  g_test_message ("refused: %s", error->message);
+  g_assert_error (error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE);
+}
+
+static void
+test_wss (void)
+{
+  g_autoptr(ConfTest) t = conf_test_new ();
+  g_autofree char *url = NULL;
+  g_autofree char *config = NULL;
+  g_autofree char *ca_file = g_build_filename (t->dir, "cert.pem", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ElbusClient) a = NULL;
+  g_autoptr(ElbusClient) b = NULL;
+  g_autoptr(ElbusRpcPeer) a_rpc = NULL;
+  g_autoptr(ElbusRpcPeer) b_rpc = NULL;
+  g_autoptr(GBytes) hello = g_bytes_new_static ("hello", 5);
+  g_autoptr(GBytes) news = g_bytes_new_static ("news", 4);
+  g_autoptr(GBytes) params = elbus_test_msgpack_from_text ("{'x': <int64 7>}");
+  g_auto(ElbusTestCall) call = { 0 };
+  Received messages = { NULL };
+  Received publications = { NULL };
+  g_autofree char *line = NULL;
+
+  g_test_summary ("wss:// in listen with tls-certificate and tls-key: clients that "
+                  "trust the certificate (ELBUS_TLS_CA_FILE) register, send, publish "
+                  "and call over TLS, the elbus tool too; a client that does not is "
+                  "refused with a certificate error, logged, and costs nothing else");
+
+  if (!elbus_test_have_websocket ())
+    {
+      g_test_skip ("built without WebSocket support");
+      return;
+    }
+  if (!make_certificate (t->dir, "cert.pem", "key.pem"))
+    return;
+
+  url = g_strdup_printf ("wss://127.0.0.1:%u/elbus", elbus_test_pick_free_port ());
+  config = g_strdup_printf ("[elbusd]\n"
+                            "listen=elbusd.sock;%s\n"
+                            "tls-certificate=cert.pem\n"
+                            "tls-key=key.pem\n", url);
+  conf_test_write (t, config);
+  conf_test_spawn (t, NULL, t->socket_path);
+  g_free (conf_test_wait_log (t, "listening on wss://"));
+
+  a = connect_with_ca (url, "wss.a", ca_file, &error);
+  g_assert_no_error (error);
+  b = connect_with_ca (url, "wss.b", ca_file, &error);
+  g_assert_no_error (error);
+  g_free (conf_test_wait_log (t, "client wss.b: registered (websocket 127.0.0.1:"));
+  messages.frames = g_ptr_array_new_with_free_func ((GDestroyNotify) elbus_frame_unref);
+  publications.frames = g_ptr_array_new_with_free_func ((GDestroyNotify) elbus_frame_unref);
+  g_signal_connect (b, "message", G_CALLBACK (frame_cb), &messages);
+  g_signal_connect (b, "publication", G_CALLBACK (frame_cb), &publications);
+
+  /* send and publish */
+  {
+    const char *masks[] = { "wss/#", NULL };
+
+    elbus_client_subscribe_sync (b, masks, ELBUS_QOS_PROCESSED, NULL, &error);
+  }
+  g_assert_no_error (error);
+  elbus_client_send_sync (a, "wss.b", hello, ELBUS_QOS_PROCESSED, NULL, &error);
+  g_assert_no_error (error);
+  elbus_client_publish_sync (a, "wss/news", news, ELBUS_QOS_PROCESSED, NULL, &error);
+  g_assert_no_error (error);
+  while (messages.frames->len < 1 || publications.frames->len < 1)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_cmpstr (elbus_frame_get_sender (g_ptr_array_index (messages.frames, 0)), ==, "wss.a");
+  assert_payload (g_ptr_array_index (messages.frames, 0), "hello");
+  g_assert_cmpstr (elbus_frame_get_topic (g_ptr_array_index (publications.frames, 0)), ==,
+                   "wss/news");
+  assert_payload (g_ptr_array_index (publications.frames, 0), "news");
+
+  /* RPC: one wss client calls the other, and the broker */
+  a_rpc = elbus_rpc_peer_new (a);
+  b_rpc = elbus_rpc_peer_new (b);
+  g_signal_connect (b_rpc, "handle-call::echo", G_CALLBACK (echo_call_cb), NULL);
+  elbus_test_call_and_wait (a_rpc, "wss.b", "echo", params, ELBUS_QOS_PROCESSED, 10.0, &call);
+  g_assert_no_error (call.error);
+  g_assert_true (g_bytes_equal (call.reply, params));
+  elbus_test_call_and_wait (a_rpc, ".broker", "test", NULL, ELBUS_QOS_PROCESSED, 10.0, &call);
+  g_assert_no_error (call.error);
+
+  /* the elbus tool */
+  {
+    const char *args[] = { url, "rpc", "call", ".broker", "test", NULL };
+    g_autofree char *out = NULL;
+    g_autofree char *err = NULL;
+    int status;
+
+    g_setenv ("ELBUS_TLS_CA_FILE", ca_file, TRUE);
+    status = elbus_test_run_program (g_getenv ("ELBUS_CLI"), args, NULL, &out, &err);
+    g_unsetenv ("ELBUS_TLS_CA_FILE");
+    g_test_message ("elbus: %s%s", out, err);
+    g_assert_cmpint (status, ==, 0);
+    g_assert_nonnull (strstr (out, "\"ok\":true"));
+  }
+
+  /* no CA file: the system's CAs do not know the test certificate */
+  assert_certificate_refused (url, NULL);
+  line = conf_test_wait_log (t, "closed before a complete HTTP request: the TLS handshake failed");
+  g_assert_nonnull (strstr (line, url));
+
+  /* the others are unharmed */
+  elbus_client_send_sync (a, "wss.b", hello, ELBUS_QOS_PROCESSED, NULL, &error);
+  g_assert_no_error (error);
+  while (messages.frames->len < 2)
+    g_main_context_iteration (NULL, TRUE);
+
+  elbus_client_close (a);
+  elbus_client_close (b);
+  g_ptr_array_unref (messages.frames);
+  g_ptr_array_unref (publications.frames);
+  conf_test_stop (t);
+}
+
+static void
+test_wss_sighup (void)
+{
+  g_autoptr(ConfTest) t = conf_test_new ();
+  g_autofree char *url = NULL;
+  g_autofree char *config = NULL;
+  g_autofree char *cert = g_build_filename (t->dir, "cert.pem", NULL);
+  g_autofree char *key = g_build_filename (t->dir, "key.pem", NULL);
+  g_autofree char *old_ca = g_build_filename (t->dir, "old.pem", NULL);
+  g_autofree char *new_cert = g_build_filename (t->dir, "new.pem", NULL);
+  g_autofree char *new_key = g_build_filename (t->dir, "new.key", NULL);
+  g_autofree char *other_key = g_build_filename (t->dir, "other.key", NULL);
+  g_autoptr(ElbusClient) before = NULL;
+  g_autoptr(ElbusClient) after = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) hello = g_bytes_new_static ("hello", 5);
+  g_autofree char *line = NULL;
+
+  g_test_summary ("SIGHUP reads the certificate files again: connections made "
+                  "then get the renewed certificate, those made before stay; "
+                  "a key that does not match is refused and the certificate in "
+                  "force stays");
+
+  if (!elbus_test_have_websocket ())
+    {
+      g_test_skip ("built without WebSocket support");
+      return;
+    }
+  if (!make_certificate (t->dir, "cert.pem", "key.pem") ||
+      !make_certificate (t->dir, "new.pem", "new.key") ||
+      !make_certificate (t->dir, "other.pem", "other.key"))
+    return;
+  /* the clients' copy of the first certificate: cert.pem is renewed */
+  {
+    g_autofree char *pem = NULL;
+
+    g_assert_true (g_file_get_contents (cert, &pem, NULL, NULL));
+    g_assert_true (g_file_set_contents (old_ca, pem, -1, NULL));
+  }
+
+  url = g_strdup_printf ("wss://127.0.0.1:%u/elbus", elbus_test_pick_free_port ());
+  config = g_strdup_printf ("[elbusd]\n"
+                            "listen=elbusd.sock;%s\n"
+                            "tls-certificate=cert.pem\n"
+                            "tls-key=key.pem\n", url);
+  conf_test_write (t, config);
+  conf_test_spawn (t, NULL, t->socket_path);
+  g_free (conf_test_wait_log (t, "listening on wss://"));
+
+  before = connect_with_ca (url, "wss.before", old_ca, &error);
+  g_assert_no_error (error);
+
+  /* the certificate is renewed in place */
+  {
+    g_autofree char *pem = NULL;
+
+    g_assert_true (g_file_get_contents (new_cert, &pem, NULL, NULL));
+    g_assert_true (g_file_set_contents (cert, pem, -1, NULL));
+    g_clear_pointer (&pem, g_free);
+    g_assert_true (g_file_get_contents (new_key, &pem, NULL, NULL));
+    g_assert_true (g_file_set_contents (key, pem, -1, NULL));
+  }
+  g_free (conf_test_reload (t, config, "TLS certificate loaded from"));
+  g_free (conf_test_wait_log (t, "reloaded the configuration from"));
+
+  assert_certificate_refused (url, old_ca);
+  after = connect_with_ca (url, "wss.after", new_cert, &error);
+  g_assert_no_error (error);
+  elbus_client_send_sync (before, "wss.after", hello, ELBUS_QOS_PROCESSED, NULL, &error);
+  g_assert_no_error (error);
+
+  /* a key of another certificate: not reloaded, the renewed one stays */
+  {
+    g_autofree char *pem = NULL;
+
+    g_assert_true (g_file_get_contents (other_key, &pem, NULL, NULL));
+    g_assert_true (g_file_set_contents (key, pem, -1, NULL));
+  }
+  line = conf_test_reload (t, config, "does not work with the certificate");
+  g_assert_nonnull (strstr (line, "configuration not reloaded"));
+  g_clear_object (&after);
+  after = connect_with_ca (url, "wss.after2", new_cert, &error);
+  g_assert_no_error (error);
+
+  elbus_client_close (before);
+  elbus_client_close (after);
+  conf_test_stop (t);
+}
+
+static void
+test_wss_daemonize (void)
+{
+  g_autoptr(ConfTest) t = conf_test_new ();
+  g_autofree char *url = NULL;
+  g_autofree char *config = NULL;
+  g_autofree char *ca_file = g_build_filename (t->dir, "cert.pem", NULL);
+  g_autofree char *pid_file = g_build_filename (t->dir, "elbusd.pid", NULL);
+  g_autofree char *pid_text = NULL;
+  g_autofree char *err = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ElbusClient) client = NULL;
+  const char *args[] = { "--config", t->conf, "-D", NULL };
+  int status = -1;
+  GPid pid;
+
+  g_test_summary ("elbusd -D with a wss:// listener: the daemon serves TLS (the "
+                  "key is tried after the fork, whose child must not inherit "
+                  "GLib's worker threads)");
+
+  if (!elbus_test_have_websocket ())
+    {
+      g_test_skip ("built without WebSocket support");
+      return;
+    }
+  if (!make_certificate (t->dir, "cert.pem", "key.pem"))
+    return;
+
+  url = g_strdup_printf ("wss://127.0.0.1:%u/elbus", elbus_test_pick_free_port ());
+  config = g_strdup_printf ("[elbusd]\n"
+                            "listen=elbusd.sock;%s\n"
+                            "pid-file=elbusd.pid\n"
+                            "tls-certificate=cert.pem\n"
+                            "tls-key=key.pem\n", url);
+  conf_test_write (t, config);
+  run_elbusd_sync (args, &err, &status);
+  g_test_message ("stderr: %s", err);
+  assert_exit_status (status, 0);
+  g_assert_true (g_file_get_contents (pid_file, &pid_text, NULL, NULL));
+  pid = (GPid) g_ascii_strtoll (pid_text, NULL, 10);
+  g_assert_cmpint (pid, >, 0);
+
+  client = connect_with_ca (url, "wss.daemon", ca_file, &error);
+  g_assert_no_error (error);
+  elbus_client_close (client);
+
+  /* it removes its pid file on the way out (a zombie would still answer
+   * kill (pid, 0) where nobody reaps it) */
+  g_assert_cmpint (kill (pid, SIGTERM), ==, 0);
+  {
+    gint64 deadline = g_get_monotonic_time () + (gint64) ELBUS_TEST_DEADLINE_MS * 1000;
+
+    while (g_file_test (pid_file, G_FILE_TEST_EXISTS))
+      {
+        if (g_get_monotonic_time () > deadline)
+          {
+            (void) kill (pid, SIGKILL);
+            g_error ("the daemon %d does not stop", (int) pid);
+          }
+        g_usleep (10000);
+      }
+  }
+}
+
+static void
+test_wss_bad_certificate (void)
+{
+  g_autoptr(ConfTest) t = conf_test_new ();
+  guint16 port = elbus_test_pick_free_port ();
+  g_autofree char *wss = g_strdup_printf ("wss://127.0.0.1:%u/", port);
+  g_autofree char *garbage = g_build_filename (t->dir, "garbage.pem", NULL);
+  struct {
+    char *contents;
+    guint line;
+    const char *message;
+  } cases[] = {
+    { g_strdup_printf ("[elbusd]\nlisten=%s\n", wss), 2,
+      "needs tls-certificate and tls-key" },
+    { g_strdup ("[elbusd]\nlisten=x.sock\ntls-key=key.pem\n"), 3,
+      "tls-key without tls-certificate" },
+    { g_strdup ("[elbusd]\nlisten=x.sock\ntls-certificate=\n"), 3, "tls-certificate: empty" },
+    { g_strdup ("[elbusd]\nlisten=x.sock\ntls-certificate=missing.pem\ntls-key=key.pem\n"), 3,
+      "missing.pem" },
+    { g_strdup ("[elbusd]\nlisten=x.sock\ntls-certificate=/dev/zero\n"), 3,
+      "tls-certificate: /dev/zero is not a file" },
+    { g_strdup ("[elbusd]\nlisten=x.sock\ntls-certificate=garbage.pem\ntls-key=key.pem\n"), 3,
+      "tls-certificate: cannot load" },
+    { g_strdup ("[elbusd]\nlisten=x.sock\ntls-certificate=cert.pem\ntls-key=garbage.pem\n"), 3,
+      "tls-certificate: cannot load" },
+    { g_strdup ("[elbusd]\nlisten=x.sock\ntls-certificate=cert.pem\n"), 3,
+      "holds no private key" },
+    { g_strdup ("[elbusd]\nlisten=x.sock\ntls-certificate=cert.pem\ntls-key=other.key\n"), 3,
+      "does not work with the certificate" },
+  };
+  gboolean have_certificate;
+
+  g_test_summary ("A wss:// listener without tls-certificate, and certificate or "
+                  "key files that cannot be read, are not certificates or do not "
+                  "match, stop elbusd at startup with FILE:LINE: and why");
+
+  g_assert_true (g_file_set_contents (garbage, "-----BEGIN NONSENSE-----\n", -1, NULL));
+  have_certificate = make_certificate (t->dir, "cert.pem", "key.pem") &&
+                     make_certificate (t->dir, "other.pem", "other.key");
+
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      const char *args[] = { "--config", t->conf, NULL };
+      g_autofree char *err = NULL;
+      g_autofree char *expected = g_strdup_printf ("elbusd: %s:%u: ", t->conf, cases[i].line);
+      int status = -1;
+
+      /* without openssl, the cases that need no certificate */
+      if (i < 5 || have_certificate)
+        {
+          g_test_message ("case %" G_GSIZE_FORMAT ": %s", i, cases[i].contents);
+          conf_test_write (t, cases[i].contents);
+          run_elbusd_sync (args, &err, &status);
+          g_test_message ("stderr: %s", err);
+          assert_exit_status (status, 1);
+          g_assert_true (g_str_has_prefix (err, expected));
+          g_assert_nonnull (strstr (err, cases[i].message));
+        }
+      g_free (cases[i].contents);
+    }
+
+  /* -B wss:// and no certificate in the file */
+  if (elbus_test_have_websocket ())
+    {
+      const char *args[] = { "--config", "/dev/null", "-B", wss, NULL };
+      g_autofree char *err = NULL;
+      int status = -1;
+
+      run_elbusd_sync (args, &err, &status);
+      g_test_message ("stderr: %s", err);
+      assert_exit_status (status, 1);
+      g_assert_nonnull (strstr (err, "wss:// needs a TLS certificate and its key"));
+      g_assert_nonnull (strstr (err, "tls-certificate"));
+    }
+}
+
 /* ---- policy -------------------------------------------------------------------- */
 
 static void
@@ -1050,6 +1498,10 @@ main (int   argc,
   g_test_add_func ("/elbus/elbusd/config/command-line-wins", test_command_line_wins);
   g_test_add_func ("/elbus/elbusd/config/listeners", test_listeners);
   g_test_add_func ("/elbus/elbusd/config/bad-file", test_bad_file);
+  g_test_add_func ("/elbus/elbusd/config/wss", test_wss);
+  g_test_add_func ("/elbus/elbusd/config/wss-sighup", test_wss_sighup);
+  g_test_add_func ("/elbus/elbusd/config/wss-daemonize", test_wss_daemonize);
+  g_test_add_func ("/elbus/elbusd/config/wss-bad-certificate", test_wss_bad_certificate);
   g_test_add_func ("/elbus/elbusd/config/policy", test_policy);
   g_test_add_func ("/elbus/elbusd/config/policy-sources", test_policy_sources);
   g_test_add_func ("/elbus/elbusd/config/no-policy", test_no_policy);

@@ -16,10 +16,13 @@
 
 #include "elbusd-config.h"
 
+#include <errno.h>
 #include <grp.h>
 #include <math.h>
 #include <pwd.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <glib/gi18n.h>
 
@@ -449,6 +452,186 @@ resolve_path (Parser     *p,
 
 /* ---- [elbusd] ---------------------------------------------------------------- */
 
+typedef struct {
+  GTlsConnection *server;  /* (unowned) */
+  GSocket *socket;         /* (unowned): its socket */
+  int first_failed;        /* (atomic): 0, or the side that failed first */
+} TlsProbe;
+
+enum { PROBE_SERVER = 1, PROBE_CLIENT };
+
+static gpointer
+probe_server_thread (gpointer data)
+{
+  TlsProbe *probe = data;
+  GError *error = NULL;
+
+  if (g_tls_connection_handshake (probe->server, NULL, &error))
+    return NULL;
+  g_atomic_int_compare_and_exchange (&probe->first_failed, 0, PROBE_SERVER);
+  /* the client's side would wait for more */
+  (void) g_socket_shutdown (probe->socket, TRUE, TRUE, NULL);
+  return error;
+}
+
+static gboolean
+probe_accept_cb (GTlsConnection       *connection,
+                 GTlsCertificate      *certificate,
+                 GTlsCertificateFlags  errors,
+                 gpointer              user_data)
+{
+  /* who signed it is the clients' business: only the key is tried here */
+  return TRUE;
+}
+
+/* Whether @certificate's key is the one its certificate was made for: a
+ * TLS handshake with itself over a socket pair (the server's side on a
+ * thread of its own), whose client checks the server's signature
+ * (GTlsCertificate cannot compare the keys). A wrong key would otherwise
+ * fail every wss:// handshake. */
+static gboolean
+check_tls_key (GTlsCertificate  *certificate,
+               GError          **error)
+{
+  g_autoptr(GSocket) server_socket = NULL;
+  g_autoptr(GSocket) client_socket = NULL;
+  g_autoptr(GSocketConnection) server_stream = NULL;
+  g_autoptr(GSocketConnection) client_stream = NULL;
+  g_autoptr(GIOStream) server = NULL;
+  g_autoptr(GIOStream) client = NULL;
+  g_autoptr(GError) client_error = NULL;
+  g_autoptr(GError) server_error = NULL;
+  TlsProbe probe = { 0 };
+  GThread *thread;
+  int fds[2];
+
+  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
+    {
+      int saved_errno = errno;
+
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
+                   "socketpair: %s", g_strerror (saved_errno));
+      return FALSE;
+    }
+  server_socket = g_socket_new_from_fd (fds[0], error);
+  if (server_socket == NULL)
+    {
+      close (fds[0]);
+      close (fds[1]);
+      return FALSE;
+    }
+  client_socket = g_socket_new_from_fd (fds[1], error);
+  if (client_socket == NULL)
+    {
+      close (fds[1]);
+      return FALSE;
+    }
+  server_stream = g_socket_connection_factory_create_connection (server_socket);
+  client_stream = g_socket_connection_factory_create_connection (client_socket);
+
+  server = g_tls_server_connection_new (G_IO_STREAM (server_stream), certificate, error);
+  if (server == NULL)
+    return FALSE;
+  client = g_tls_client_connection_new (G_IO_STREAM (client_stream), NULL, error);
+  if (client == NULL)
+    return FALSE;
+  /* no CA is consulted (loading the system's takes longer than the rest) */
+  g_tls_connection_set_database (G_TLS_CONNECTION (client), NULL);
+  g_signal_connect (client, "accept-certificate", G_CALLBACK (probe_accept_cb), NULL);
+
+  probe.server = G_TLS_CONNECTION (server);
+  probe.socket = server_socket;
+  thread = g_thread_new ("elbusd-tls-probe", probe_server_thread, &probe);
+  if (!g_tls_connection_handshake (G_TLS_CONNECTION (client), NULL, &client_error))
+    {
+      g_atomic_int_compare_and_exchange (&probe.first_failed, 0, PROBE_CLIENT);
+      /* the server's side would wait for more */
+      (void) g_socket_shutdown (client_socket, TRUE, TRUE, NULL);
+    }
+  server_error = g_thread_join (thread);
+
+  /* the side that failed first says why; the other one lost its peer */
+  if (server_error != NULL && (client_error == NULL || probe.first_failed == PROBE_SERVER))
+    {
+      g_propagate_error (error, g_steal_pointer (&server_error));
+      return FALSE;
+    }
+  if (client_error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&client_error));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* tls-certificate and tls-key: the files are read now, so that a file that
+ * cannot be used is a bad configuration (at start, and on SIGHUP, where
+ * the certificate in force stays). Without tls-key the certificate file
+ * holds the key too. wss:// in listen needs them. Whether the key belongs
+ * to the certificate is elbusd_config_check_tls_key()'s question. */
+static gboolean
+load_tls_certificate (Parser        *p,
+                      const char    *group,
+                      ElbusdConfig  *config,
+                      GError       **error)
+{
+  g_autoptr(GError) local_error = NULL;
+  g_autofree char *key_pem = NULL;
+  guint line = key_line (p, group, "tls-certificate");
+
+  if (config->tls_certificate_file == NULL)
+    {
+      if (config->tls_key_file != NULL)
+        return fail_at (p, key_line (p, group, "tls-key"), error,
+                        _("tls-key without tls-certificate"));
+      for (guint i = 0; config->listen != NULL && config->listen[i] != NULL; i++)
+        if (g_str_has_prefix (config->listen[i], "wss://"))
+          return fail_at (p, key_line (p, group, "listen"), error,
+                          _("listen: %s needs tls-certificate and tls-key"),
+                          config->listen[i]);
+      return TRUE;
+    }
+
+  /* not a device or a FIFO, which could be read without end (a missing
+   * file is the loader's to say) */
+  if (g_file_test (config->tls_certificate_file, G_FILE_TEST_EXISTS) &&
+      !g_file_test (config->tls_certificate_file, G_FILE_TEST_IS_REGULAR))
+    return fail_at (p, line, error, _("tls-certificate: %s is not a file"),
+                    config->tls_certificate_file);
+  if (config->tls_key_file != NULL &&
+      g_file_test (config->tls_key_file, G_FILE_TEST_EXISTS) &&
+      !g_file_test (config->tls_key_file, G_FILE_TEST_IS_REGULAR))
+    return fail_at (p, key_line (p, group, "tls-key"), error, _("tls-key: %s is not a file"),
+                    config->tls_key_file);
+
+  if (config->tls_key_file != NULL)
+    config->tls_certificate = g_tls_certificate_new_from_files (config->tls_certificate_file,
+                                                                config->tls_key_file,
+                                                                &local_error);
+  else
+    config->tls_certificate = g_tls_certificate_new_from_file (config->tls_certificate_file,
+                                                               &local_error);
+  if (config->tls_certificate == NULL)
+    {
+      if (config->tls_key_file != NULL)
+        return fail_at (p, line, error, _("tls-certificate: cannot load %s with the key %s: %s"),
+                        config->tls_certificate_file, config->tls_key_file,
+                        local_error->message);
+      return fail_at (p, line, error, _("tls-certificate: cannot load %s: %s"),
+                      config->tls_certificate_file, local_error->message);
+    }
+
+  g_object_get (config->tls_certificate, "private-key-pem", &key_pem, NULL);
+  if (key_pem == NULL)
+    return fail_at (p, line, error,
+                    _("tls-certificate: %s holds no private key: name its file in tls-key"),
+                    config->tls_certificate_file);
+
+  config->tls_certificate_line = line;
+
+  return TRUE;
+}
+
 static gboolean
 parse_server_group (Parser        *p,
                     GKeyFile      *keyfile,
@@ -511,7 +694,7 @@ parse_server_group (Parser        *p,
                 }
               else if (strrchr (address, ':') == NULL)
                 return fail_at (p, line, error,
-                                _("listen: “%s” is neither a UNIX socket path, HOST:PORT, ws://HOST:PORT/PATH nor fifo:PATH"),
+                                _("listen: “%s” is neither a UNIX socket path, HOST:PORT, ws://HOST:PORT/PATH, wss://HOST:PORT/PATH nor fifo:PATH"),
                                 address);
               else
                 g_strv_builder_add (builder, address);
@@ -546,13 +729,32 @@ parse_server_group (Parser        *p,
           if (!get_boolean (p, keyfile, group, key, &config->force_register, error))
             return FALSE;
         }
+      else if (g_str_equal (key, "tls-certificate") || g_str_equal (key, "tls-key"))
+        {
+          g_autofree char *path = get_string (p, keyfile, group, key, error);
+
+          if (path == NULL)
+            return FALSE;
+          if (*path == '\0')
+            return fail_at (p, line, error, _("%s: empty"), key);
+          if (g_str_equal (key, "tls-certificate"))
+            {
+              g_free (config->tls_certificate_file);
+              config->tls_certificate_file = resolve_path (p, path);
+            }
+          else
+            {
+              g_free (config->tls_key_file);
+              config->tls_key_file = resolve_path (p, path);
+            }
+        }
       else
         {
           return fail_at (p, line, error, _("unknown key “%s” in [%s]"), key, group);
         }
     }
 
-  return TRUE;
+  return load_tls_certificate (p, group, config, error);
 }
 
 /* ---- [client NAME] ------------------------------------------------------------- */
@@ -871,6 +1073,9 @@ elbusd_config_free (ElbusdConfig *config)
   g_free (config->path);
   g_strfreev (config->listen);
   g_free (config->pid_file);
+  g_free (config->tls_certificate_file);
+  g_free (config->tls_key_file);
+  g_clear_object (&config->tls_certificate);
   g_clear_pointer (&config->policy, g_hash_table_unref);
   g_free (config);
 }
@@ -907,4 +1112,29 @@ elbusd_config_apply_policy (const ElbusdConfig *config,
                             ElbusBroker        *broker)
 {
   elbus_broker_set_policy (broker, config->policy);
+}
+
+/* Whether the key of @config's certificate belongs to it (TRUE without a
+ * certificate), tried in a TLS handshake; the error names the file and
+ * the line of tls-certificate, as a bad file's does. Not part of loading:
+ * the handshake starts GLib's worker threads, which elbusd must not have
+ * before it daemonizes. */
+gboolean
+elbusd_config_check_tls_key (const ElbusdConfig  *config,
+                             GError             **error)
+{
+  g_autoptr(GError) local_error = NULL;
+  g_autofree char *message = NULL;
+
+  if (config->tls_certificate == NULL ||
+      check_tls_key (config->tls_certificate, &local_error))
+    return TRUE;
+
+  message = g_strdup_printf (_("tls-certificate: the key in %s does not work with the certificate %s: %s"),
+                             config->tls_key_file != NULL ? config->tls_key_file
+                                                          : config->tls_certificate_file,
+                             config->tls_certificate_file, local_error->message);
+  g_set_error (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_PARSE, "%s:%u: %s",
+               config->path, config->tls_certificate_line, message);
+  return FALSE;
 }

@@ -54,7 +54,9 @@ void        elbusd_limits_apply        (const ElbusdLimits  *first,
  * ElbusdConfig:
  *
  * A configuration file, parsed and checked: nothing in it can fail to
- * apply any more (listeners excepted, which are opened by elbusd).
+ * apply any more (listeners excepted, which are opened by elbusd; and
+ * whether the TLS key belongs to the certificate is asked apart, by
+ * elbusd_config_check_tls_key()).
  */
 typedef struct {
   char *path;             /* (owned): the file, as given */
@@ -63,6 +65,10 @@ typedef struct {
   gboolean verbose;       /* `verbose` */
   gboolean log_syslog;    /* `log-syslog` */
   gboolean force_register; /* `force-register` */
+  char *tls_certificate_file; /* (owned) (nullable): `tls-certificate`, absolute */
+  char *tls_key_file;     /* (owned) (nullable): `tls-key`, absolute */
+  GTlsCertificate *tls_certificate; /* (owned) (nullable): loaded from those */
+  guint tls_certificate_line; /* where tls-certificate is, for messages */
   ElbusdLimits limits;    /* the limit keys that are present */
   GHashTable *policy;     /* (owned) (nullable): primary name → ElbusClientPolicy;
                            * NULL when the file has no [client …] group */
@@ -80,6 +86,8 @@ gboolean      elbusd_config_allows_name    (const ElbusdConfig *config,
                                             const char         *name);
 void          elbusd_config_apply_policy   (const ElbusdConfig *config,
                                             ElbusBroker        *broker);
+gboolean      elbusd_config_check_tls_key  (const ElbusdConfig *config,
+                                            GError            **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ElbusdConfig, elbusd_config_free)
 

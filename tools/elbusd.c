@@ -71,7 +71,7 @@ static gboolean limit_option_cb (const char  *option_name,
  * describe_limit_options(). */
 static GOptionEntry option_entries[] = {
   { "bind", 'B', 0, G_OPTION_ARG_FILENAME_ARRAY, &opts.binds,
-    N_("Listen on ADDRESS: a UNIX socket path, HOST:PORT, ws://HOST:PORT/PATH or fifo:PATH (repeatable)"),
+    N_("Listen on ADDRESS: a UNIX socket path, HOST:PORT, ws://HOST:PORT/PATH, wss://HOST:PORT/PATH or fifo:PATH (repeatable)"),
     N_("ADDRESS") },
   { "pid-file", 'P', 0, G_OPTION_ARG_FILENAME, &opts.pid_file,
     N_("Write the process id to FILE once all listeners are up"),
@@ -241,14 +241,16 @@ parse_options (int    *argc,
       "\n"
       "Each -B adds a listener. An ADDRESS that starts with “/” or ends in\n"
       "“.sock”, “.socket” or “.ipc” is a UNIX socket path: the socket file is\n"
-      "created, and removed again on shutdown. Anything else is HOST:PORT\n"
-      "for TCP. At least one -B is needed, unless the configuration file lists\n"
-      "listeners or the service manager passes listening sockets (systemd\n"
-      "socket activation).\n"
+      "created, and removed again on shutdown. ws://HOST:PORT/PATH serves\n"
+      "elbus over WebSocket, wss://HOST:PORT/PATH over WebSocket and TLS with\n"
+      "the certificate and key named in the configuration file. Anything else\n"
+      "is HOST:PORT for TCP. At least one -B is needed, unless the\n"
+      "configuration file lists listeners or the service manager passes\n"
+      "listening sockets (systemd socket activation).\n"
       "\n"
-      "The configuration file holds these options and the security policy;\n"
-      "options given on the command line win over the file. SIGHUP reloads\n"
-      "the file."));
+      "The configuration file holds these options, the TLS certificate and\n"
+      "the security policy; options given on the command line win over the\n"
+      "file. SIGHUP reloads the file."));
   g_option_context_set_description (context,
     _("Examples:\n"
       "  elbusd -B /tmp/elbus.sock\n"
@@ -338,6 +340,14 @@ listen_on_address (ElbusBroker *broker,
     bind_string = g_canonicalize_filename (address, NULL);
   else
     bind_string = g_strdup (address);
+
+  if (g_str_has_prefix (address, "wss://") && elbus_broker_get_tls_certificate (broker) == NULL)
+    {
+      g_printerr (_("elbusd: cannot listen on %s: wss:// needs a TLS certificate and its key: "
+                    "name their files in tls-certificate and tls-key in the configuration file\n"),
+                  address);
+      return FALSE;
+    }
 
   /* The library logs "listening on ADDRESS" at info level. */
   if (!elbus_broker_listen (broker, bind_string, &error))
@@ -597,6 +607,9 @@ configure_broker (Daemon *daemon)
                        broker);
   elbus_broker_set_force_register (broker, opts.force_register ||
                                    (daemon->config != NULL && daemon->config->force_register));
+  /* none in the file leaves open wss:// listeners with the one they have */
+  if (daemon->config != NULL && daemon->config->tls_certificate != NULL)
+    elbus_broker_set_tls_certificate (broker, daemon->config->tls_certificate);
 
   g_debug ("timeout %g s, buf-size %u bytes, buf-ttl %u µs, "
            "queue-size %u frames, max-queue-bytes %u, max-frame-size %u bytes, "
@@ -688,10 +701,39 @@ log_restart_needed (const ElbusdConfig *old,
     g_message ("%s: log-syslog changed: restart elbusd to apply it", config->path);
 }
 
+/* Said at start and on SIGHUP, which reads the certificate files again: a
+ * renewed certificate is served to the connections made from then on. */
+static void
+log_tls_certificate (ElbusBroker        *broker,
+                     const ElbusdConfig *config)
+{
+  GTlsCertificate *old = elbus_broker_get_tls_certificate (broker);
+
+  if (config->tls_certificate != NULL)
+    {
+      g_autoptr(GDateTime) not_after = g_tls_certificate_get_not_valid_after (config->tls_certificate);
+      g_autoptr(GDateTime) now = g_date_time_new_now_utc ();
+
+      if (old == NULL || !g_tls_certificate_is_same (old, config->tls_certificate))
+        g_info ("%s: TLS certificate loaded from %s", config->path,
+                config->tls_certificate_file);
+      if (not_after != NULL && g_date_time_compare (not_after, now) < 0)
+        {
+          g_autofree char *when = g_date_time_format_iso8601 (not_after);
+
+          g_message ("%s: the TLS certificate %s expired on %s: wss:// clients will refuse it",
+                     config->path, config->tls_certificate_file, when);
+        }
+    }
+  else if (old != NULL)
+    g_message ("%s: tls-certificate removed: the wss:// listeners keep the "
+               "certificate they have until elbusd restarts", config->path);
+}
+
 /* SIGHUP: reads the configuration file again. A bad file changes nothing.
- * A good one replaces the limits and the policy, which apply to
- * connections made from now on; connected clients whose name has no entry
- * any more are disconnected (with their secondaries). */
+ * A good one replaces the limits, the policy and the TLS certificate,
+ * which apply to connections made from now on; connected clients whose
+ * name has no entry any more are disconnected (with their secondaries). */
 static void
 reload_config (Daemon *daemon)
 {
@@ -716,6 +758,8 @@ reload_config (Daemon *daemon)
   notify_service_manager ("RELOADING=1");
 
   config = elbusd_config_load (daemon->config_path, &error);
+  if (config != NULL && !elbusd_config_check_tls_key (config, &error))
+    g_clear_pointer (&config, elbusd_config_free);
   if (config == NULL)
     {
       g_warning ("%s; configuration not reloaded: the current one stays in force",
@@ -725,6 +769,7 @@ reload_config (Daemon *daemon)
     }
 
   log_restart_needed (daemon->config, config);
+  log_tls_certificate (daemon->broker, config);
 
   g_clear_pointer (&daemon->config, elbusd_config_free);
   daemon->config = g_steal_pointer (&config);
@@ -816,6 +861,8 @@ run (Daemon *daemon)
 
   broker = elbus_broker_new ();
   daemon->broker = broker;
+  if (daemon->config != NULL)
+    log_tls_certificate (broker, daemon->config);
   configure_broker (daemon);
   if (daemon->config != NULL)
     {
@@ -846,6 +893,21 @@ run (Daemon *daemon)
     {
       elbus_broker_close (broker);
       return EXIT_FAILURE;
+    }
+
+  /* the file's TLS key, tried now: the handshake starts GLib's worker
+   * threads, which must not be there when daemonize_start() forks (its
+   * error still reaches the terminal, and the parent exits 1) */
+  if (daemon->config != NULL)
+    {
+      g_autoptr(GError) key_error = NULL;
+
+      if (!elbusd_config_check_tls_key (daemon->config, &key_error))
+        {
+          g_printerr ("elbusd: %s\n", key_error->message);
+          elbus_broker_close (broker);
+          return EXIT_FAILURE;
+        }
     }
 
   if (pid_file != NULL && !write_pid_file (pid_file))
