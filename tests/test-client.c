@@ -128,6 +128,8 @@ broker_address (ElbusTestBroker    *tb,
 {
   if (transport == ELBUS_TEST_TRANSPORT_UNIX)
     return g_strdup (elbus_test_broker_get_unix_path (tb));
+  if (transport == ELBUS_TEST_TRANSPORT_WS)
+    return g_strdup (elbus_test_broker_get_ws_url (tb));
   return g_strdup_printf ("127.0.0.1:%u", elbus_test_broker_get_tcp_port (tb));
 }
 
@@ -4264,19 +4266,40 @@ add_both (const char    *path,
     }
 }
 
+static void
+skip_no_websocket (gconstpointer data)
+{
+  g_test_skip ("this build has no WebSocket support (-Dwebsocket=disabled)");
+}
+
+/* A test against the in-process broker, with the same body over UNIX,
+ * TCP and WebSocket (/elbus/client/PATH/unix, tcp and ws). */
+static void
+add_all (const char    *path,
+         GTestDataFunc  func)
+{
+  g_autofree char *ws = g_strdup_printf ("/elbus/client/%s/ws", path);
+
+  add_both (path, func);
+  if (elbus_test_have_websocket ())
+    g_test_add_data_func (ws, GINT_TO_POINTER (ELBUS_TEST_TRANSPORT_WS), func);
+  else
+    g_test_add_data_func (ws, NULL, skip_no_websocket);
+}
+
 int
 main (int   argc,
       char *argv[])
 {
-  static QosCase qos_cases[3 * 4 * 2];
+  static QosCase qos_cases[3 * 4 * 3];
   guint n = 0;
 
   elbus_test_init (&argc, &argv);
 
-  add_both ("connect/sync", test_connect_sync);
-  add_both ("disconnected/reason", test_disconnected_with_reason);
-  add_both ("connect/async", test_connect_async);
-  add_both ("connect/name-taken", test_connect_name_taken);
+  add_all ("connect/sync", test_connect_sync);
+  add_all ("disconnected/reason", test_disconnected_with_reason);
+  add_all ("connect/async", test_connect_async);
+  add_all ("connect/name-taken", test_connect_name_taken);
   g_test_add_func ("/elbus/client/connect/invalid-names", test_connect_invalid_names);
   g_test_add_func ("/elbus/client/connect/unreachable", test_connect_unreachable);
   g_test_add_func ("/elbus/client/connect/address-forms", test_connect_address_forms);
@@ -4287,27 +4310,30 @@ main (int   argc,
   g_test_add_func ("/elbus/client/connect/silent-broker", test_connect_silent_broker);
   g_test_add_func ("/elbus/client/connect/initable", test_connect_initable);
 
-  add_both ("secondary", test_secondary);
+  add_all ("secondary", test_secondary);
 
   for (OpKind kind = OP_KIND_MESSAGE; kind <= OP_KIND_PUBLISH; kind++)
     for (ElbusQoS qos = ELBUS_QOS_NO; qos <= ELBUS_QOS_REALTIME_PROCESSED; qos++)
-      for (int t = ELBUS_TEST_TRANSPORT_UNIX; t <= ELBUS_TEST_TRANSPORT_TCP; t++)
+      for (int t = ELBUS_TEST_TRANSPORT_UNIX; t <= ELBUS_TEST_TRANSPORT_WS; t++)
         {
           g_autofree char *path = g_strdup_printf ("/elbus/client/%s/%s/%s",
                                                    op_kind_paths[kind], qos_names[qos],
                                                    elbus_test_transport_name (t));
 
           qos_cases[n] = (QosCase) { kind, qos, t };
-          g_test_add_data_func (path, &qos_cases[n], test_op_qos);
+          if (t == ELBUS_TEST_TRANSPORT_WS && !elbus_test_have_websocket ())
+            g_test_add_data_func (path, NULL, skip_no_websocket);
+          else
+            g_test_add_data_func (path, &qos_cases[n], test_op_qos);
           n++;
         }
-  add_both ("send/empty-payload", test_op_empty_payload);
-  add_both ("send/not-registered", test_message_not_registered);
+  add_all ("send/empty-payload", test_op_empty_payload);
+  add_all ("send/not-registered", test_message_not_registered);
   g_test_add_func ("/elbus/client/send/invalid-utf8", test_op_invalid_utf8);
-  add_both ("send/self", test_self);
-  add_both ("broadcast/masks", test_broadcast_masks);
-  add_both ("publish/masks", test_topic_masks);
-  add_both ("subscribe/qos", test_subscribe_qos);
+  add_all ("send/self", test_self);
+  add_all ("broadcast/masks", test_broadcast_masks);
+  add_all ("publish/masks", test_topic_masks);
+  add_all ("subscribe/qos", test_subscribe_qos);
 
   add_both ("wire/frames", test_wire_frames);
   add_both ("wire/ack-results", test_wire_ack_results);
@@ -4317,30 +4343,30 @@ main (int   argc,
   add_both ("wire/stalled-broker", test_wire_stall);
   add_both ("wire/garbage", test_wire_garbage);
 
-  add_both ("disconnect/broker-stopped", test_disconnect_broker_stopped);
+  add_all ("disconnect/broker-stopped", test_disconnect_broker_stopped);
   add_both ("disconnect/sync-pending", test_disconnect_sync_pending);
   add_both ("disconnect/frames-before-eof", test_disconnect_frames_before_eof);
   g_test_add_func ("/elbus/client/disconnect/elbusd-killed", test_disconnect_elbusd_killed);
   g_test_add_func ("/elbus/client/disconnect/elbusd-killed-queued",
                    test_disconnect_elbusd_killed_queued);
 
-  add_both ("cancel/pending", test_cancel_pending);
+  add_all ("cancel/pending", test_cancel_pending);
   add_both ("cancel/sync-waiting", test_cancel_sync_waiting);
   add_both ("cancel/no-ack", test_cancel_no_ack);
   add_both ("cancel/flush-stalled", test_cancel_flush_stalled);
 
-  add_both ("sync/no-loop", test_sync_no_loop);
-  add_both ("sync/deferred-order", test_sync_deferred_order);
-  add_both ("sync/from-handler", test_sync_from_handler);
+  add_all ("sync/no-loop", test_sync_no_loop);
+  add_all ("sync/deferred-order", test_sync_deferred_order);
+  add_all ("sync/from-handler", test_sync_from_handler);
 
-  add_both ("unref-in-handler", test_unref_in_handler);
+  add_all ("unref-in-handler", test_unref_in_handler);
 
-  add_both ("volume/10000-to-self", test_volume_self);
-  add_both ("volume/1mib-payload", test_volume_large);
+  add_all ("volume/10000-to-self", test_volume_self);
+  add_all ("volume/1mib-payload", test_volume_large);
 
-  add_both ("flush", test_flush);
-  add_both ("close", test_close);
-  add_both ("close-in-handler", test_close_in_handler);
+  add_all ("flush", test_flush);
+  add_all ("close", test_close);
+  add_all ("close-in-handler", test_close_in_handler);
   g_test_add_func ("/elbus/client/properties", test_properties);
 
   g_test_add_func ("/elbus/client/elbusd/basic", test_elbusd_basic);
