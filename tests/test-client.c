@@ -4,7 +4,7 @@
  * the top of elbus-client.c) against three kinds of broker:
  *
  * - the in-process ElbusBroker of elbus-test-util, on its own thread, over
- *   UNIX and TCP sockets;
+ *   UNIX and TCP sockets and WebSocket (ws://, the same test bodies);
  * - a spawned elbusd;
  * - fake brokers written here: a listening socket whose accepted
  *   connections a script on another thread drives byte by byte, to see
