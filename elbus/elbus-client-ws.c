@@ -661,6 +661,51 @@ ws_tick (ElbusTransport *transport,
 }
 
 static void
+set_true (gpointer data)
+{
+  *(gboolean *) data = TRUE;
+}
+
+/* Lets go of @conn at once and for good. Disposing of a connection whose
+ * stream is not closed yet starts an asynchronous close that holds a
+ * reference until it completes on the thread-default context; on the
+ * client's context, it would wait for the next iteration, which a tool
+ * that exits after elbus_client_close() never makes (the connection and
+ * its message would stay, as valgrind saw). So the stream is closed here,
+ * and the connection disposed of on a context of its own, iterated until
+ * it is finalized (at once: the stream is closed already). */
+static void
+release_conn (SoupWebsocketConnection *conn)
+{
+  GIOStream *stream = soup_websocket_connection_get_io_stream (conn);
+  g_autoptr(GMainContext) context = NULL;
+  gboolean gone = FALSE, timed_out = FALSE;
+  GSource *timer;
+
+  if (g_io_stream_has_pending (stream))
+    {
+      /* libsoup is closing it on the client's context: it ends there */
+      g_object_unref (conn);
+      return;
+    }
+
+  g_io_stream_close (stream, NULL, NULL);
+  /* qdata goes in finalize, after dispose (where weak references go) */
+  g_object_set_data_full (G_OBJECT (conn), "elbus-finalized", &gone, set_true);
+  context = g_main_context_new ();
+  timer = g_timeout_source_new (1000);
+  g_source_set_callback (timer, wake_cb, &timed_out, NULL);
+  g_source_attach (timer, context);
+  g_main_context_push_thread_default (context);
+  g_object_unref (conn);
+  while (!gone && !timed_out)
+    g_main_context_iteration (context, TRUE);
+  g_main_context_pop_thread_default (context);
+  g_source_destroy (timer);
+  g_source_unref (timer);
+}
+
+static void
 on_close_done (SoupWebsocketConnection *conn,
                gpointer                 user_data)
 {
@@ -712,7 +757,7 @@ ws_close (ElbusTransport *transport)
       pop_context (self, pushed);
       return;
     }
-  g_clear_object (&self->conn);
+  release_conn (g_steal_pointer (&self->conn));
 }
 
 static void
@@ -725,8 +770,7 @@ ws_free (ElbusTransport *transport)
     {
       /* still closing: no one iterates its context for it any more */
       g_signal_handlers_disconnect_by_data (self->conn, self);
-      g_io_stream_close (soup_websocket_connection_get_io_stream (self->conn), NULL, NULL);
-      g_clear_object (&self->conn);
+      release_conn (g_steal_pointer (&self->conn));
     }
   if (self->cancel_source != NULL)
     {
