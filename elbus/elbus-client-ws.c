@@ -660,10 +660,19 @@ ws_tick (ElbusTransport *transport,
   return NULL;
 }
 
+/* Whether a connection is finalized: shared by release_conn() and the
+ * connection's data, either of which may go first. */
+typedef struct {
+  gboolean gone;
+} Finalized;
+
 static void
-set_true (gpointer data)
+finalized_cb (gpointer data)
 {
-  *(gboolean *) data = TRUE;
+  Finalized *f = data;
+
+  f->gone = TRUE;
+  g_atomic_rc_box_release (f);
 }
 
 /* Lets go of @conn at once and for good. Disposing of a connection whose
@@ -673,13 +682,15 @@ set_true (gpointer data)
  * that exits after elbus_client_close() never makes (the connection and
  * its message would stay, as valgrind saw). So the stream is closed here,
  * and the connection disposed of on a context of its own, iterated until
- * it is finalized (at once: the stream is closed already). */
+ * it is finalized (at once: the stream is closed already; a bound all the
+ * same). */
 static void
 release_conn (SoupWebsocketConnection *conn)
 {
   GIOStream *stream = soup_websocket_connection_get_io_stream (conn);
   g_autoptr(GMainContext) context = NULL;
-  gboolean gone = FALSE, timed_out = FALSE;
+  Finalized *f;
+  gboolean timed_out = FALSE;
   GSource *timer;
 
   if (g_io_stream_has_pending (stream))
@@ -690,19 +701,22 @@ release_conn (SoupWebsocketConnection *conn)
     }
 
   g_io_stream_close (stream, NULL, NULL);
-  /* qdata goes in finalize, after dispose (where weak references go) */
-  g_object_set_data_full (G_OBJECT (conn), "elbus-finalized", &gone, set_true);
+  /* object data goes in finalize, after dispose (where weak references go) */
+  f = g_atomic_rc_box_new0 (Finalized);
+  g_object_set_data_full (G_OBJECT (conn), "elbus-finalized", g_atomic_rc_box_acquire (f),
+                          finalized_cb);
   context = g_main_context_new ();
-  timer = g_timeout_source_new (1000);
+  timer = g_timeout_source_new (5000);
   g_source_set_callback (timer, wake_cb, &timed_out, NULL);
   g_source_attach (timer, context);
   g_main_context_push_thread_default (context);
   g_object_unref (conn);
-  while (!gone && !timed_out)
+  while (!f->gone && !timed_out)
     g_main_context_iteration (context, TRUE);
   g_main_context_pop_thread_default (context);
   g_source_destroy (timer);
   g_source_unref (timer);
+  g_atomic_rc_box_release (f);
 }
 
 static void
