@@ -1224,6 +1224,42 @@ test_connect_unreachable (void)
 }
 
 static void
+test_connect_ws_unreachable (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ElbusClient) client = NULL;
+  g_autofree char *url = g_strdup_printf ("ws://127.0.0.1:%u/elbus",
+                                          elbus_test_pick_free_port ());
+  /* what the build tells apart: nobody listening, or no WebSocket at all */
+  gint code = elbus_test_have_websocket () ? G_IO_ERROR_CONNECTION_REFUSED
+                                           : G_IO_ERROR_NOT_SUPPORTED;
+
+  g_test_summary ("A ws:// port nobody listens on is refused with G_IO_ERROR_CONNECTION_REFUSED, "
+                  "sync and async, naming the URL; without WebSocket support any ws:// or "
+                  "wss:// fails with G_IO_ERROR_NOT_SUPPORTED and says why");
+
+  client = elbus_client_new_sync (url, "unreach.ws", NULL, &error);
+  g_assert_error (error, G_IO_ERROR, code);
+  g_assert_nonnull (strstr (error->message, url));
+  g_assert_null (client);
+  g_clear_error (&error);
+
+  client = connect_async (url, "unreach.ws", NULL, &error);
+  g_assert_error (error, G_IO_ERROR, code);
+  g_assert_null (client);
+  g_clear_error (&error);
+
+  if (!elbus_test_have_websocket ())
+    {
+      client = elbus_client_new_sync ("wss://127.0.0.1:1/elbus", "unreach.ws", NULL, &error);
+      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED);
+      g_assert_nonnull (strstr (error->message, "without WebSocket support"));
+      g_clear_error (&error);
+    }
+  drain_context ();
+}
+
+static void
 test_connect_address_forms (void)
 {
   ElbusTestBroker *tb = new_broker ();
@@ -4302,6 +4338,7 @@ main (int   argc,
   add_all ("connect/name-taken", test_connect_name_taken);
   g_test_add_func ("/elbus/client/connect/invalid-names", test_connect_invalid_names);
   g_test_add_func ("/elbus/client/connect/unreachable", test_connect_unreachable);
+  g_test_add_func ("/elbus/client/connect/ws-unreachable", test_connect_ws_unreachable);
   g_test_add_func ("/elbus/client/connect/address-forms", test_connect_address_forms);
   add_both ("connect/bad-greeting", test_handshake_bad_greeting);
   add_both ("connect/refused", test_handshake_refused);
