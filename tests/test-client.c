@@ -615,7 +615,9 @@ typedef void (*FakeScript) (FakeBroker    *fb,
                             guint          index);
 
 struct _FakeBroker {
-  int           listen_fd;
+  int           listen_fd;       /* -1 over WebSocket */
+  GMainContext *ws_context;      /* (nullable): the WebSocket server's, served on the thread */
+  ElbusTestWsListener *ws;       /* (nullable) */
   char         *dir;             /* (nullable) */
   char         *path;            /* (nullable): the UNIX socket */
   char         *address;
@@ -643,6 +645,15 @@ fake_thread_func (gpointer user_data)
       struct pollfd pfd = { .fd = fb->listen_fd, .events = POLLIN };
       ElbusTestConn *peer;
       int fd, rc;
+
+      if (fb->transport == ELBUS_TEST_TRANSPORT_WS)
+        {
+          peer = elbus_test_ws_listener_accept (fb->ws, ELBUS_TEST_DEADLINE_MS);
+          fb->script (fb, peer, i);
+          elbus_test_conn_free (peer);
+          g_atomic_int_inc (&fb->served);
+          continue;
+        }
 
       do
         rc = poll (&pfd, 1, ELBUS_TEST_DEADLINE_MS);
@@ -687,6 +698,16 @@ fake_broker_new (ElbusTestTransport  transport,
   g_mutex_init (&fb->mutex);
   g_cond_init (&fb->cond);
 
+  if (transport == ELBUS_TEST_TRANSPORT_WS)
+    {
+      /* a libsoup server on a context the fake broker's thread serves */
+      fb->listen_fd = -1;
+      fb->ws_context = g_main_context_new ();
+      fb->ws = elbus_test_ws_listener_new (fb->ws_context);
+      fb->address = g_strdup (elbus_test_ws_listener_get_url (fb->ws));
+      fb->thread = g_thread_new ("elbus-fake-broker", fake_thread_func, fb);
+      return fb;
+    }
   if (transport == ELBUS_TEST_TRANSPORT_UNIX)
     {
       struct sockaddr_un sun = { .sun_family = AF_UNIX };
@@ -778,7 +799,10 @@ fake_broker_free (FakeBroker *fb)
   g_mutex_unlock (&fb->mutex);
 
   g_thread_join (fb->thread);
-  close (fb->listen_fd);
+  elbus_test_ws_listener_free (fb->ws);
+  g_clear_pointer (&fb->ws_context, g_main_context_unref);
+  if (fb->listen_fd >= 0)
+    close (fb->listen_fd);
   if (fb->path != NULL)
     (void) g_remove (fb->path);
   if (fb->dir != NULL)
@@ -4340,10 +4364,10 @@ main (int   argc,
   g_test_add_func ("/elbus/client/connect/unreachable", test_connect_unreachable);
   g_test_add_func ("/elbus/client/connect/ws-unreachable", test_connect_ws_unreachable);
   g_test_add_func ("/elbus/client/connect/address-forms", test_connect_address_forms);
-  add_both ("connect/bad-greeting", test_handshake_bad_greeting);
-  add_both ("connect/refused", test_handshake_refused);
-  add_both ("connect/eof-in-handshake", test_handshake_eof);
-  add_both ("connect/cancel", test_connect_cancel);
+  add_all ("connect/bad-greeting", test_handshake_bad_greeting);
+  add_all ("connect/refused", test_handshake_refused);
+  add_all ("connect/eof-in-handshake", test_handshake_eof);
+  add_all ("connect/cancel", test_connect_cancel);
   g_test_add_func ("/elbus/client/connect/silent-broker", test_connect_silent_broker);
   g_test_add_func ("/elbus/client/connect/initable", test_connect_initable);
 
@@ -4372,25 +4396,25 @@ main (int   argc,
   add_all ("publish/masks", test_topic_masks);
   add_all ("subscribe/qos", test_subscribe_qos);
 
-  add_both ("wire/frames", test_wire_frames);
-  add_both ("wire/ack-results", test_wire_ack_results);
-  add_both ("wire/split-frames", test_wire_split);
-  add_both ("wire/ping", test_wire_ping);
-  add_both ("wire/ack-timeout", test_wire_ack_timeout);
-  add_both ("wire/stalled-broker", test_wire_stall);
-  add_both ("wire/garbage", test_wire_garbage);
+  add_all ("wire/frames", test_wire_frames);
+  add_all ("wire/ack-results", test_wire_ack_results);
+  add_all ("wire/split-frames", test_wire_split);
+  add_all ("wire/ping", test_wire_ping);
+  add_all ("wire/ack-timeout", test_wire_ack_timeout);
+  add_all ("wire/stalled-broker", test_wire_stall);
+  add_all ("wire/garbage", test_wire_garbage);
 
   add_all ("disconnect/broker-stopped", test_disconnect_broker_stopped);
-  add_both ("disconnect/sync-pending", test_disconnect_sync_pending);
-  add_both ("disconnect/frames-before-eof", test_disconnect_frames_before_eof);
+  add_all ("disconnect/sync-pending", test_disconnect_sync_pending);
+  add_all ("disconnect/frames-before-eof", test_disconnect_frames_before_eof);
   g_test_add_func ("/elbus/client/disconnect/elbusd-killed", test_disconnect_elbusd_killed);
   g_test_add_func ("/elbus/client/disconnect/elbusd-killed-queued",
                    test_disconnect_elbusd_killed_queued);
 
   add_all ("cancel/pending", test_cancel_pending);
-  add_both ("cancel/sync-waiting", test_cancel_sync_waiting);
-  add_both ("cancel/no-ack", test_cancel_no_ack);
-  add_both ("cancel/flush-stalled", test_cancel_flush_stalled);
+  add_all ("cancel/sync-waiting", test_cancel_sync_waiting);
+  add_all ("cancel/no-ack", test_cancel_no_ack);
+  add_all ("cancel/flush-stalled", test_cancel_flush_stalled);
 
   add_all ("sync/no-loop", test_sync_no_loop);
   add_all ("sync/deferred-order", test_sync_deferred_order);
