@@ -6,10 +6,11 @@
  * - the in-process ElbusBroker of elbus-test-util, on its own thread, over
  *   UNIX and TCP sockets and WebSocket (ws://, the same test bodies);
  * - a spawned elbusd;
- * - fake brokers written here: a listening socket whose accepted
- *   connections a script on another thread drives byte by byte, to see
- *   exactly what the client writes and to feed it what a real broker would
- *   not (bad greetings, refusals, odd acks, garbage, silence).
+ * - fake brokers written here: a listening socket (or, for ws://, a
+ *   libsoup server) whose accepted connections a script on another thread
+ *   drives byte by byte, to see exactly what the client writes and to
+ *   feed it what a real broker would not (bad greetings, refusals, odd
+ *   acks, garbage, silence).
  *
  * The clients live on the test thread's default main context. Waiting is
  * spinning that context until a condition holds or a deadline passes.
