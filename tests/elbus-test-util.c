@@ -883,21 +883,33 @@ elbus_test_ws_listener_new (GMainContext *context)
 {
   ElbusTestWsListener *listener = g_new0 (ElbusTestWsListener, 1);
   g_autoptr(GSocketAddress) loopback = g_inet_socket_address_new_from_string ("127.0.0.1", 0);
+  g_autoptr(GSocketAddress) bound = NULL;
+  g_autoptr(GSocket) socket = NULL;
   g_autoptr(GError) error = NULL;
-  GSList *uris;
 
   listener->context = g_main_context_ref (context);
   g_queue_init (&listener->pending);
+
+  /* our own socket: libsoup 3.2's soup_server_get_uris() leaks the
+   * address it caches */
+  socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP,
+                         &error);
+  g_assert_no_error (error);
+  g_socket_bind (socket, loopback, TRUE, &error);
+  g_assert_no_error (error);
+  g_socket_listen (socket, &error);
+  g_assert_no_error (error);
+  bound = g_socket_get_local_address (socket, &error);
+  g_assert_no_error (error);
+  listener->url = g_strdup_printf ("ws://127.0.0.1:%u/elbus",
+                                   g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound)));
+
   g_main_context_push_thread_default (context);
   listener->server = soup_server_new (NULL, NULL);
   soup_server_add_websocket_handler (listener->server, "/elbus", NULL, NULL, ws_listener_cb,
                                      listener, NULL);
-  soup_server_listen (listener->server, loopback, 0, &error);
+  soup_server_listen_socket (listener->server, socket, 0, &error);
   g_assert_no_error (error);
-  uris = soup_server_get_uris (listener->server);
-  g_assert_nonnull (uris);
-  listener->url = g_strdup_printf ("ws://127.0.0.1:%d/elbus", g_uri_get_port (uris->data));
-  g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
   g_main_context_pop_thread_default (context);
   return listener;
 }
