@@ -476,7 +476,8 @@ main (int    argc,
   g_option_context_add_main_entries (context, main_entries, GETTEXT_PACKAGE);
   g_option_context_set_summary (context,
     _("Connects to the elbus broker at PATH (a UNIX socket path, HOST:PORT, or "
-      "ws://HOST:PORT/PATH or wss://HOST:PORT/PATH for WebSocket) and to an MQTT "
+      "ws://HOST:PORT/PATH or wss://HOST:PORT/PATH for WebSocket, wss:// trusting the CA "
+      "certificates in the file ELBUS_TLS_CA_FILE names, or else the system's) and to an MQTT "
       "broker, and passes publications between them: local ones that match an --export mask "
       "go to MQTT as PREFIX/TOPIC, MQTT messages on PREFIX/MASK for an --import mask are "
       "published locally without the prefix. A message never returns to the bus it came "

@@ -1565,7 +1565,8 @@ main (int    argc,
   g_option_context_set_summary (context,
     _("Shows every message, broadcast, publication, subscription and client registration the "
       "broker at PATH (a UNIX socket path, HOST:PORT, or ws://HOST:PORT/PATH or "
-      "wss://HOST:PORT/PATH for WebSocket) routes, one line each. The broker must "
+      "wss://HOST:PORT/PATH for WebSocket, wss:// trusting the CA certificates in the file "
+      "ELBUS_TLS_CA_FILE names, or else the system's) routes, one line each. The broker must "
       "support monitoring (elbusd of elbus-glib does). Filters of different options must all "
       "match; the masks of one option are alternatives; --count counts the events they let "
       "through. .broker's announcements of clients are left out (the reg and unreg events "
