@@ -660,6 +660,68 @@ ws_tick (ElbusTransport *transport,
   return NULL;
 }
 
+/* Whether a connection is finalized: shared by release_conn() and the
+ * connection's data, either of which may go first. */
+typedef struct {
+  gboolean gone;
+} Finalized;
+
+static void
+finalized_cb (gpointer data)
+{
+  Finalized *f = data;
+
+  f->gone = TRUE;
+  g_atomic_rc_box_release (f);
+}
+
+/* Lets go of @conn at once and for good. Disposing of a connection whose
+ * stream is not closed yet starts an asynchronous close that holds a
+ * reference until it completes on the thread-default context; on the
+ * client's context, it would wait for the next iteration, which a tool
+ * that exits after elbus_client_close() never makes (the connection and
+ * its message would stay, as valgrind saw). So the stream is closed here,
+ * and the connection disposed of on a context of its own, iterated until
+ * it is finalized (at once: the stream is closed already; bounded all the
+ * same). */
+static void
+release_conn (SoupWebsocketConnection *conn)
+{
+  GIOStream *stream = soup_websocket_connection_get_io_stream (conn);
+  g_autoptr(GMainContext) context = NULL;
+  Finalized *f;
+  gboolean timed_out = FALSE;
+  GSource *timer;
+
+  if (soup_websocket_connection_get_state (conn) == SOUP_WEBSOCKET_STATE_CLOSED ||
+      g_io_stream_has_pending (stream))
+    {
+      /* closed (we may be in its "closed" signal, which holds it), or
+       * libsoup closing it on the client's context: nothing waits on a
+       * context that is not iterated, it goes with its last reference */
+      g_object_unref (conn);
+      return;
+    }
+
+  g_io_stream_close (stream, NULL, NULL);
+  /* object data goes in finalize, after dispose (where weak references go) */
+  f = g_atomic_rc_box_new0 (Finalized);
+  g_object_set_data_full (G_OBJECT (conn), "elbus-finalized", g_atomic_rc_box_acquire (f),
+                          finalized_cb);
+  context = g_main_context_new ();
+  timer = g_timeout_source_new (1000);
+  g_source_set_callback (timer, wake_cb, &timed_out, NULL);
+  g_source_attach (timer, context);
+  g_main_context_push_thread_default (context);
+  g_object_unref (conn);
+  while (!f->gone && !timed_out)
+    g_main_context_iteration (context, TRUE);
+  g_main_context_pop_thread_default (context);
+  g_source_destroy (timer);
+  g_source_unref (timer);
+  g_atomic_rc_box_release (f);
+}
+
 static void
 on_close_done (SoupWebsocketConnection *conn,
                gpointer                 user_data)
@@ -674,6 +736,8 @@ static void
 ws_close (ElbusTransport *transport)
 {
   WsTransport *self = (WsTransport *) transport;
+  /* the socket took no more: a close frame would wait behind the rest */
+  gboolean stalled = self->writable != NULL;
 
   if (self->state == WS_CLOSED)
     return;
@@ -701,7 +765,7 @@ ws_close (ElbusTransport *transport)
   if (self->conn == NULL)
     return;
   g_signal_handlers_disconnect_by_data (self->conn, self);
-  if (soup_websocket_connection_get_state (self->conn) == SOUP_WEBSOCKET_STATE_OPEN)
+  if (!stalled && soup_websocket_connection_get_state (self->conn) == SOUP_WEBSOCKET_STATE_OPEN)
     {
       gboolean pushed = push_context (self);
 
@@ -712,7 +776,7 @@ ws_close (ElbusTransport *transport)
       pop_context (self, pushed);
       return;
     }
-  g_clear_object (&self->conn);
+  release_conn (g_steal_pointer (&self->conn));
 }
 
 static void
@@ -725,8 +789,7 @@ ws_free (ElbusTransport *transport)
     {
       /* still closing: no one iterates its context for it any more */
       g_signal_handlers_disconnect_by_data (self->conn, self);
-      g_io_stream_close (soup_websocket_connection_get_io_stream (self->conn), NULL, NULL);
-      g_clear_object (&self->conn);
+      release_conn (g_steal_pointer (&self->conn));
     }
   if (self->cancel_source != NULL)
     {
@@ -872,6 +935,13 @@ _elbus_ws_connect_async (ElbusClient         *client,
   g_source_set_priority (self->flush_source, G_PRIORITY_HIGH - 100);
   g_source_attach (self->flush_source, context);
 
+  if (g_cancellable_set_error_if_cancelled (cancellable, &error))
+    {
+      /* nothing happens, as with a socket */
+      ws_closed (self, g_steal_pointer (&error));
+      return;
+    }
+
   pushed = push_context (self);
   self->session = make_session (address, &error);
   if (self->session != NULL)
@@ -913,6 +983,13 @@ _elbus_ws_connect_finish (GAsyncResult  *result,
 }
 
 static void
+cancel_ours_cb (GCancellable *cancellable,
+                gpointer      ours)
+{
+  g_cancellable_cancel (G_CANCELLABLE (ours));
+}
+
+static void
 sync_cb (GObject      *source,
          GAsyncResult *result,
          gpointer      user_data)
@@ -945,8 +1022,9 @@ _elbus_ws_connect_sync (ElbusClient   *client,
       return NULL;
     }
   g_main_context_push_thread_default (context);
+  /* "cancelled" passes the caller's cancellable first: ours is the data */
   if (cancellable != NULL)
-    handler = g_cancellable_connect (cancellable, G_CALLBACK (g_cancellable_cancel),
+    handler = g_cancellable_connect (cancellable, G_CALLBACK (cancel_ours_cb),
                                      g_object_ref (ours), g_object_unref);
 
   timer = g_timeout_source_new ((guint) CLAMP ((deadline - g_get_monotonic_time () + 999) / 1000,

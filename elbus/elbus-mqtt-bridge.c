@@ -65,6 +65,7 @@
 #include "elbus-mask-private.h"
 #include "elbus-rpc-peer.h"
 #include "elbus-rpc-invocation.h"
+#include "elbus-transport-private.h"
 
 #ifdef HAVE_LIBMOSQUITTO
 #include <mosquitto.h>
@@ -1362,7 +1363,8 @@ elbus_mqtt_bridge_class_init (ElbusMqttBridgeClass *klass)
   /**
    * ElbusMqttBridge:local-address:
    *
-   * The local elbus broker: a UNIX socket path or `HOST:PORT`.
+   * The local elbus broker: a UNIX socket path, `HOST:PORT`, or
+   * `ws://HOST:PORT/PATH` or `wss://HOST:PORT/PATH` (WebSocket).
    *
    * Since: 1.0
    */
@@ -1550,7 +1552,8 @@ elbus_mqtt_bridge_is_supported (void)
 
 /**
  * elbus_mqtt_bridge_new:
- * @local_address: the local elbus broker (a UNIX socket path or `HOST:PORT`)
+ * @local_address: the local elbus broker (a UNIX socket path, `HOST:PORT`,
+ *   or `ws://HOST:PORT/PATH` or `wss://HOST:PORT/PATH`)
  * @name: the bridge's client name there
  * @mqtt_address: the MQTT broker, `HOST:PORT` or `HOST` (port 1883)
  *
@@ -1766,8 +1769,9 @@ elbus_mqtt_bridge_set_tls (ElbusMqttBridge *self,
  * [signal@Elbus.MqttBridge::failed].
  *
  * Returns: %TRUE, or %FALSE with @error set for a bad MQTT address,
- *   unreadable TLS files, or a library built without MQTT support
- *   (%G_IO_ERROR_NOT_SUPPORTED)
+ *   unreadable TLS files, a library built without MQTT support, or a
+ *   `ws://` or `wss://` local address in a library built without
+ *   WebSocket support (both %G_IO_ERROR_NOT_SUPPORTED)
  *
  * Since: 1.0
  */
@@ -1785,6 +1789,17 @@ elbus_mqtt_bridge_start (ElbusMqttBridge  *self,
 
   if (self->running)
     return TRUE;
+
+#ifndef HAVE_LIBSOUP
+  /* retrying would not mend it */
+  if (_elbus_address_is_ws (self->local_address))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                   _("“%s”: this elbus library was built without WebSocket support (libsoup)"),
+                   self->local_address);
+      return FALSE;
+    }
+#endif
 
 #ifdef HAVE_LIBMOSQUITTO
   address = g_network_address_parse (self->mqtt_address, 1883, &local_error);

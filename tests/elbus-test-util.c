@@ -873,12 +873,148 @@ elbus_test_conn_close_mid_ws_frame (ElbusTestConn *conn)
   g_clear_object (&conn->ws_session);
   conn->ws_closed = TRUE;
 }
+
+/* fake brokers' WebSocket server */
+
+struct _ElbusTestWsListener {
+  GMainContext *context;        /* (owned) */
+  SoupServer   *server;         /* (owned) */
+  GQueue        pending;        /* (element-type ElbusTestConn) (owned) */
+  char         *url;            /* (owned) */
+};
+
+static void
+ws_listener_cb (SoupServer              *server,
+                SoupServerMessage       *msg,
+                const char              *path,
+                SoupWebsocketConnection *ws,
+                gpointer                 user_data)
+{
+  ElbusTestWsListener *listener = user_data;
+  ElbusTestConn *conn = g_new0 (ElbusTestConn, 1);
+
+  /* wrapped at once: what the client sends is kept from the start */
+  conn->fd = -1;
+  conn->next_op_id = 1;
+  conn->rbuf = g_byte_array_new ();
+  conn->ws_context = g_main_context_ref (listener->context);
+  conn->ws = g_object_ref (ws);
+  soup_websocket_connection_set_max_incoming_payload_size (ws, 0);
+  soup_websocket_connection_set_keepalive_interval (ws, 0);
+  g_signal_connect (ws, "message", G_CALLBACK (ws_message_cb), conn);
+  g_signal_connect (ws, "closed", G_CALLBACK (ws_closed_cb), conn);
+  g_queue_push_tail (&listener->pending, conn);
+}
+
+ElbusTestWsListener *
+elbus_test_ws_listener_new (GMainContext *context)
+{
+  ElbusTestWsListener *listener = g_new0 (ElbusTestWsListener, 1);
+  g_autoptr(GSocketAddress) loopback = g_inet_socket_address_new_from_string ("127.0.0.1", 0);
+  g_autoptr(GSocketAddress) bound = NULL;
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GError) error = NULL;
+
+  listener->context = g_main_context_ref (context);
+  g_queue_init (&listener->pending);
+
+  /* our own socket: libsoup 3.2's soup_server_get_uris() leaks the
+   * address it caches */
+  socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP,
+                         &error);
+  g_assert_no_error (error);
+  g_socket_bind (socket, loopback, TRUE, &error);
+  g_assert_no_error (error);
+  g_socket_listen (socket, &error);
+  g_assert_no_error (error);
+  bound = g_socket_get_local_address (socket, &error);
+  g_assert_no_error (error);
+  listener->url = g_strdup_printf ("ws://127.0.0.1:%u/elbus",
+                                   g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound)));
+
+  g_main_context_push_thread_default (context);
+  listener->server = soup_server_new (NULL, NULL);
+  soup_server_add_websocket_handler (listener->server, "/elbus", NULL, NULL, ws_listener_cb,
+                                     listener, NULL);
+  soup_server_listen_socket (listener->server, socket, 0, &error);
+  g_assert_no_error (error);
+  g_main_context_pop_thread_default (context);
+  return listener;
+}
+
+const char *
+elbus_test_ws_listener_get_url (ElbusTestWsListener *listener)
+{
+  return listener->url;
+}
+
+ElbusTestConn *
+elbus_test_ws_listener_accept (ElbusTestWsListener *listener,
+                               guint                timeout_ms)
+{
+  gboolean timed_out = FALSE;
+  GSource *timeout = g_timeout_source_new (timeout_ms);
+
+  g_main_context_push_thread_default (listener->context);
+  g_source_set_callback (timeout, ws_timeout_cb, &timed_out, NULL);
+  g_source_attach (timeout, listener->context);
+  while (listener->pending.length == 0 && !timed_out)
+    g_main_context_iteration (listener->context, TRUE);
+  g_source_destroy (timeout);
+  g_source_unref (timeout);
+  g_main_context_pop_thread_default (listener->context);
+  if (listener->pending.length == 0)
+    g_error ("no WebSocket connection to %s within %u ms", listener->url, timeout_ms);
+  return g_queue_pop_head (&listener->pending);
+}
+
+void
+elbus_test_ws_listener_free (ElbusTestWsListener *listener)
+{
+  if (listener == NULL)
+    return;
+  g_queue_clear_full (&listener->pending, (GDestroyNotify) elbus_test_conn_free);
+  g_main_context_push_thread_default (listener->context);
+  soup_server_disconnect (listener->server);
+  g_clear_object (&listener->server);
+  while (g_main_context_iteration (listener->context, FALSE))
+    ;
+  g_main_context_pop_thread_default (listener->context);
+  g_main_context_unref (listener->context);
+  g_free (listener->url);
+  g_free (listener);
+}
 #else
 ElbusTestConn *
 elbus_test_conn_connect_ws (const char *url)
 {
   g_error ("built without WebSocket support");
   return NULL;
+}
+
+ElbusTestWsListener *
+elbus_test_ws_listener_new (GMainContext *context)
+{
+  g_error ("built without WebSocket support");
+  return NULL;
+}
+
+const char *
+elbus_test_ws_listener_get_url (ElbusTestWsListener *listener)
+{
+  return NULL;
+}
+
+ElbusTestConn *
+elbus_test_ws_listener_accept (ElbusTestWsListener *listener,
+                               guint                timeout_ms)
+{
+  return NULL;
+}
+
+void
+elbus_test_ws_listener_free (ElbusTestWsListener *listener)
+{
 }
 
 void

@@ -157,6 +157,19 @@ void           elbus_test_conn_send_ws_text (ElbusTestConn *conn,
 /* Sends the first bytes of a WebSocket frame, then closes the socket. */
 void           elbus_test_conn_close_mid_ws_frame (ElbusTestConn *conn);
 
+/* A WebSocket server for fake brokers (the libsoup server side), on
+ * @context: each connection to ws://127.0.0.1:PORT/elbus becomes an
+ * ElbusTestConn served on that context. Only in builds with WebSocket. */
+typedef struct _ElbusTestWsListener ElbusTestWsListener;
+
+ElbusTestWsListener *elbus_test_ws_listener_new     (GMainContext        *context);
+const char          *elbus_test_ws_listener_get_url (ElbusTestWsListener *listener);
+/* Iterates the listener's context (thread-default meanwhile) until a
+ * connection comes, or fails the test after @timeout_ms. */
+ElbusTestConn       *elbus_test_ws_listener_accept  (ElbusTestWsListener *listener,
+                                                     guint                timeout_ms);
+void                 elbus_test_ws_listener_free    (ElbusTestWsListener *listener);
+
 ElbusTestConn *elbus_test_conn_connect_address (const char *address);
 ElbusTestConn *elbus_test_conn_connect  (ElbusTestBroker    *tb,
                                          ElbusTestTransport  transport);

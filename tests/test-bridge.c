@@ -6,7 +6,8 @@
  * published on one bus arrives on another through two bridges and MQTT,
  * exactly once and never back; masks and prefixes; no loops with three
  * buses; Mosquitto and elbusd restarts; refused credentials, an
- * unreachable broker, TLS, and the tool's options and exit statuses.
+ * unreachable broker, TLS, the tool's options and exit statuses, and both
+ * over ws:// (the buses' WebSocket listeners).
  *
  * Nothing leaves the loopback interface. The bridges run on the test's
  * own main context. Before a case counts deliveries it "warms up" the
@@ -180,13 +181,17 @@ mosquitto_address (Mosquitto *m)
 typedef struct {
   char *dir;
   char *path;
+  char *ws_url;             /* (nullable): a WebSocket listener too */
   ElbusTestDaemon *daemon;
 } Bus;
 
 static void
 bus_run (Bus *bus)
 {
-  const char *argv[] = { "-B", bus->path, NULL };
+  /* the WebSocket listener first: once the socket accepts, both are up */
+  const char *with_ws[] = { "-B", bus->ws_url, "-B", bus->path, NULL };
+  const char *without[] = { "-B", bus->path, NULL };
+  const char * const *argv = bus->ws_url != NULL ? with_ws : without;
 
   bus->daemon = elbus_test_daemon_spawn (argv, FALSE);
   if (!elbus_test_wait_for_socket (bus->path, bus->daemon->pid, ELBUS_TEST_DEADLINE_MS))
@@ -222,6 +227,7 @@ bus_free (Bus *bus)
   (void) g_remove (bus->path);
   (void) g_rmdir (bus->dir);
   g_free (bus->path);
+  g_free (bus->ws_url);
   g_free (bus->dir);
   g_free (bus);
 }
@@ -1563,6 +1569,19 @@ test_tool_options (void)
                 "cannot read the configuration file");
   expect_usage ((const char *[]) { NULL }, "which broker?");
   expect_usage ((const char *[]) { "/x.sock", "extra", NULL }, "unexpected argument");
+  expect_usage ((const char *[]) { "ws://h/e", "--mqtt", "h:1", "--export", "a", NULL },
+                "is not a ws://HOST:PORT[/PATH] address");
+  expect_usage ((const char *[]) { "x", "--mqtt", "h:1", "--export", "a", NULL },
+                "neither a UNIX socket path nor HOST:PORT");
+  if (!elbus_test_have_websocket ())
+    {
+      /* refused at once, not retried */
+      g_assert_cmpint (run_tool ((const char *[]) { "ws://127.0.0.1:1/e", "--mqtt", "h:1",
+                                                    "--export", "a", NULL }, &err), ==, 1);
+      if (strstr (err, "without WebSocket support") == NULL)
+        g_error ("not a clear refusal: %s", err);
+      g_clear_pointer (&err, g_free);
+    }
   expect_usage ((const char *[]) { "--bogus", NULL }, "--bogus");
 
   g_assert_cmpint (run_tool ((const char *[]) { "--version", NULL }, &err), ==, 0);
@@ -1632,6 +1651,87 @@ test_tool (Net          *net,
   g_clear_pointer (&bridge_b, bridge_free);
 }
 
+static void
+assert_payload (ElbusFrame *frame,
+                const char *data,
+                gsize       len)
+{
+  GBytes *payload = elbus_frame_get_payload (frame);
+
+  g_assert_nonnull (payload);
+  g_assert_cmpmem (g_bytes_get_data (payload, NULL), g_bytes_get_size (payload), data, len);
+}
+
+/* Both buses serve ws:// too, and the bridges reach them over it: A's
+ * the class, B's the tool. */
+static void
+test_ws (Net          *net,
+         gconstpointer  data)
+{
+  g_autoptr(ElbusMqttBridge) bridge_a = NULL;
+  g_autoptr(Sink) sink_a = NULL;
+  g_autoptr(Sink) sink_b = NULL;
+  g_autoptr(ElbusClient) pub_a = NULL;
+  g_autoptr(ElbusClient) pub_b = NULL;
+  g_autoptr(GSubprocess) tool = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *mqtt = NULL;
+  const char *exports[] = { "ws/#", NULL };
+  const char *imports[] = { "back/#", NULL };
+
+  if (net->m == NULL)
+    return;
+  if (!elbus_test_have_websocket ())
+    {
+      g_test_skip ("this build has no WebSocket support (-Dwebsocket=disabled)");
+      return;
+    }
+  for (Bus **bus = (Bus *[]) { net->a, net->b, NULL }; *bus != NULL; bus++)
+    {
+      bus_stop (*bus);
+      (*bus)->ws_url = g_strdup_printf ("ws://127.0.0.1:%u/elbus", elbus_test_pick_free_port ());
+      bus_run (*bus);
+    }
+
+  mqtt = mosquitto_address (net->m);
+  bridge_a = elbus_mqtt_bridge_new (net->a->ws_url, "bridge.a", mqtt);
+  for (guint i = 0; exports[i] != NULL; i++)
+    {
+      elbus_mqtt_bridge_add_export (bridge_a, exports[i], &error);
+      g_assert_no_error (error);
+      elbus_mqtt_bridge_add_import (bridge_a, imports[i], &error);
+      g_assert_no_error (error);
+    }
+  bridge_start (bridge_a);
+  tool = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE, &error, bridge_tool (),
+                           net->b->ws_url, "--mqtt", mqtt, "--name", "bridge.b",
+                           "--import", "ws/#", "--export", "back/#", NULL);
+  g_assert_no_error (error);
+
+  /* A to B */
+  sink_b = sink_new (net->b, "sink.b", "ws/#");
+  pub_a = client_new (net->a, "pub.a");
+  warm_up (pub_a, "ws/warm", sink_b);
+  publish (pub_a, "ws/1", "over ws", 7);
+  sink_wait (sink_b, 1);
+  assert_payload (sink_find (sink_b, "ws/1"), "over ws", 7);
+
+  /* B to A */
+  sink_a = sink_new (net->a, "sink.a", "back/#");
+  pub_b = client_new (net->b, "pub.b");
+  warm_up (pub_b, "back/warm", sink_a);
+  publish (pub_b, "back/1", "and back", 8);
+  sink_wait (sink_a, 1);
+  assert_payload (sink_find (sink_a, "back/1"), "and back", 8);
+
+  g_subprocess_send_signal (tool, SIGTERM);
+  g_subprocess_wait (tool, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_get_if_exited (tool));
+  g_assert_cmpint (g_subprocess_get_exit_status (tool), ==, 0);
+  g_clear_pointer (&bridge_a, bridge_free);
+}
+
 /* The tool exits 1 when the broker refuses it. */
 static void
 test_tool_refused (Net          *net,
@@ -1683,6 +1783,7 @@ main (int    argc,
   g_test_add_func ("/elbus/bridge/tool-options", test_tool_options);
   NET_CASE ("tool", test_tool, NULL);
   NET_CASE ("tool-refused", test_tool_refused, NO_ANONYMOUS);
+  NET_CASE ("ws", test_ws, NULL);
 
   status = g_test_run ();
   g_ptr_array_unref (logged);

@@ -2884,9 +2884,9 @@ main (int   argc,
   add_all ("bad/short-body", test_bad_short_body);
   add_all ("bad/over-max-frame-size", test_bad_too_long);
   add_both ("bad/over-default-max", test_bad_huge_default);
-  add_both ("bad/slow-consumer", test_bad_slow_consumer);
+  add_all ("bad/slow-consumer", test_bad_slow_consumer);
   add_both ("bad/stuck-writer", test_bad_stuck_writer);
-  add_both ("bad/slow-subscriber", test_bad_slow_subscriber);
+  add_all ("bad/slow-subscriber", test_bad_slow_subscriber);
   add_all ("bad/after-good-frames", test_bad_after_good_frames);
   add_all ("bad/disconnect-mid-frame", test_bad_disconnect_mid_frame);
 

@@ -4,12 +4,13 @@
  * the top of elbus-client.c) against three kinds of broker:
  *
  * - the in-process ElbusBroker of elbus-test-util, on its own thread, over
- *   UNIX and TCP sockets;
+ *   UNIX and TCP sockets and WebSocket (ws://, the same test bodies);
  * - a spawned elbusd;
- * - fake brokers written here: a listening socket whose accepted
- *   connections a script on another thread drives byte by byte, to see
- *   exactly what the client writes and to feed it what a real broker would
- *   not (bad greetings, refusals, odd acks, garbage, silence).
+ * - fake brokers written here: a listening socket (or, for ws://, a
+ *   libsoup server) whose accepted connections a script on another thread
+ *   drives byte by byte, to see exactly what the client writes and to
+ *   feed it what a real broker would not (bad greetings, refusals, odd
+ *   acks, garbage, silence).
  *
  * The clients live on the test thread's default main context. Waiting is
  * spinning that context until a condition holds or a deadline passes.
@@ -128,6 +129,8 @@ broker_address (ElbusTestBroker    *tb,
 {
   if (transport == ELBUS_TEST_TRANSPORT_UNIX)
     return g_strdup (elbus_test_broker_get_unix_path (tb));
+  if (transport == ELBUS_TEST_TRANSPORT_WS)
+    return g_strdup (elbus_test_broker_get_ws_url (tb));
   return g_strdup_printf ("127.0.0.1:%u", elbus_test_broker_get_tcp_port (tb));
 }
 
@@ -613,7 +616,9 @@ typedef void (*FakeScript) (FakeBroker    *fb,
                             guint          index);
 
 struct _FakeBroker {
-  int           listen_fd;
+  int           listen_fd;       /* -1 over WebSocket */
+  GMainContext *ws_context;      /* (nullable): the WebSocket server's, served on the thread */
+  ElbusTestWsListener *ws;       /* (nullable) */
   char         *dir;             /* (nullable) */
   char         *path;            /* (nullable): the UNIX socket */
   char         *address;
@@ -641,6 +646,15 @@ fake_thread_func (gpointer user_data)
       struct pollfd pfd = { .fd = fb->listen_fd, .events = POLLIN };
       ElbusTestConn *peer;
       int fd, rc;
+
+      if (fb->transport == ELBUS_TEST_TRANSPORT_WS)
+        {
+          peer = elbus_test_ws_listener_accept (fb->ws, ELBUS_TEST_DEADLINE_MS);
+          fb->script (fb, peer, i);
+          elbus_test_conn_free (peer);
+          g_atomic_int_inc (&fb->served);
+          continue;
+        }
 
       do
         rc = poll (&pfd, 1, ELBUS_TEST_DEADLINE_MS);
@@ -685,6 +699,16 @@ fake_broker_new (ElbusTestTransport  transport,
   g_mutex_init (&fb->mutex);
   g_cond_init (&fb->cond);
 
+  if (transport == ELBUS_TEST_TRANSPORT_WS)
+    {
+      /* a libsoup server on a context the fake broker's thread serves */
+      fb->listen_fd = -1;
+      fb->ws_context = g_main_context_new ();
+      fb->ws = elbus_test_ws_listener_new (fb->ws_context);
+      fb->address = g_strdup (elbus_test_ws_listener_get_url (fb->ws));
+      fb->thread = g_thread_new ("elbus-fake-broker", fake_thread_func, fb);
+      return fb;
+    }
   if (transport == ELBUS_TEST_TRANSPORT_UNIX)
     {
       struct sockaddr_un sun = { .sun_family = AF_UNIX };
@@ -776,7 +800,10 @@ fake_broker_free (FakeBroker *fb)
   g_mutex_unlock (&fb->mutex);
 
   g_thread_join (fb->thread);
-  close (fb->listen_fd);
+  elbus_test_ws_listener_free (fb->ws);
+  g_clear_pointer (&fb->ws_context, g_main_context_unref);
+  if (fb->listen_fd >= 0)
+    close (fb->listen_fd);
   if (fb->path != NULL)
     (void) g_remove (fb->path);
   if (fb->dir != NULL)
@@ -1218,6 +1245,42 @@ test_connect_unreachable (void)
   g_clear_error (&error);
 
   (void) g_rmdir (dir);
+  drain_context ();
+}
+
+static void
+test_connect_ws_unreachable (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ElbusClient) client = NULL;
+  g_autofree char *url = g_strdup_printf ("ws://127.0.0.1:%u/elbus",
+                                          elbus_test_pick_free_port ());
+  /* what the build tells apart: nobody listening, or no WebSocket at all */
+  gint code = elbus_test_have_websocket () ? G_IO_ERROR_CONNECTION_REFUSED
+                                           : G_IO_ERROR_NOT_SUPPORTED;
+
+  g_test_summary ("A ws:// port nobody listens on is refused with G_IO_ERROR_CONNECTION_REFUSED, "
+                  "sync and async, naming the URL; without WebSocket support any ws:// or "
+                  "wss:// fails with G_IO_ERROR_NOT_SUPPORTED and says why");
+
+  client = elbus_client_new_sync (url, "unreach.ws", NULL, &error);
+  g_assert_error (error, G_IO_ERROR, code);
+  g_assert_nonnull (strstr (error->message, url));
+  g_assert_null (client);
+  g_clear_error (&error);
+
+  client = connect_async (url, "unreach.ws", NULL, &error);
+  g_assert_error (error, G_IO_ERROR, code);
+  g_assert_null (client);
+  g_clear_error (&error);
+
+  if (!elbus_test_have_websocket ())
+    {
+      client = elbus_client_new_sync ("wss://127.0.0.1:1/elbus", "unreach.ws", NULL, &error);
+      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED);
+      g_assert_nonnull (strstr (error->message, "without WebSocket support"));
+      g_clear_error (&error);
+    }
   drain_context ();
 }
 
@@ -4264,83 +4327,108 @@ add_both (const char    *path,
     }
 }
 
+static void
+skip_no_websocket (gconstpointer data)
+{
+  g_test_skip ("this build has no WebSocket support (-Dwebsocket=disabled)");
+}
+
+/* A test against the in-process broker, with the same body over UNIX,
+ * TCP and WebSocket (/elbus/client/PATH/unix, tcp and ws). */
+static void
+add_all (const char    *path,
+         GTestDataFunc  func)
+{
+  g_autofree char *ws = g_strdup_printf ("/elbus/client/%s/ws", path);
+
+  add_both (path, func);
+  if (elbus_test_have_websocket ())
+    g_test_add_data_func (ws, GINT_TO_POINTER (ELBUS_TEST_TRANSPORT_WS), func);
+  else
+    g_test_add_data_func (ws, NULL, skip_no_websocket);
+}
+
 int
 main (int   argc,
       char *argv[])
 {
-  static QosCase qos_cases[3 * 4 * 2];
+  static QosCase qos_cases[3 * 4 * 3];
   guint n = 0;
 
   elbus_test_init (&argc, &argv);
 
-  add_both ("connect/sync", test_connect_sync);
-  add_both ("disconnected/reason", test_disconnected_with_reason);
-  add_both ("connect/async", test_connect_async);
-  add_both ("connect/name-taken", test_connect_name_taken);
+  add_all ("connect/sync", test_connect_sync);
+  add_all ("disconnected/reason", test_disconnected_with_reason);
+  add_all ("connect/async", test_connect_async);
+  add_all ("connect/name-taken", test_connect_name_taken);
   g_test_add_func ("/elbus/client/connect/invalid-names", test_connect_invalid_names);
   g_test_add_func ("/elbus/client/connect/unreachable", test_connect_unreachable);
+  g_test_add_func ("/elbus/client/connect/ws-unreachable", test_connect_ws_unreachable);
   g_test_add_func ("/elbus/client/connect/address-forms", test_connect_address_forms);
-  add_both ("connect/bad-greeting", test_handshake_bad_greeting);
-  add_both ("connect/refused", test_handshake_refused);
-  add_both ("connect/eof-in-handshake", test_handshake_eof);
-  add_both ("connect/cancel", test_connect_cancel);
+  add_all ("connect/bad-greeting", test_handshake_bad_greeting);
+  add_all ("connect/refused", test_handshake_refused);
+  add_all ("connect/eof-in-handshake", test_handshake_eof);
+  add_all ("connect/cancel", test_connect_cancel);
   g_test_add_func ("/elbus/client/connect/silent-broker", test_connect_silent_broker);
   g_test_add_func ("/elbus/client/connect/initable", test_connect_initable);
 
-  add_both ("secondary", test_secondary);
+  add_all ("secondary", test_secondary);
 
   for (OpKind kind = OP_KIND_MESSAGE; kind <= OP_KIND_PUBLISH; kind++)
     for (ElbusQoS qos = ELBUS_QOS_NO; qos <= ELBUS_QOS_REALTIME_PROCESSED; qos++)
-      for (int t = ELBUS_TEST_TRANSPORT_UNIX; t <= ELBUS_TEST_TRANSPORT_TCP; t++)
+      for (int t = ELBUS_TEST_TRANSPORT_UNIX; t <= ELBUS_TEST_TRANSPORT_WS; t++)
         {
           g_autofree char *path = g_strdup_printf ("/elbus/client/%s/%s/%s",
                                                    op_kind_paths[kind], qos_names[qos],
                                                    elbus_test_transport_name (t));
 
           qos_cases[n] = (QosCase) { kind, qos, t };
-          g_test_add_data_func (path, &qos_cases[n], test_op_qos);
+          if (t == ELBUS_TEST_TRANSPORT_WS && !elbus_test_have_websocket ())
+            g_test_add_data_func (path, NULL, skip_no_websocket);
+          else
+            g_test_add_data_func (path, &qos_cases[n], test_op_qos);
           n++;
         }
-  add_both ("send/empty-payload", test_op_empty_payload);
-  add_both ("send/not-registered", test_message_not_registered);
+  add_all ("send/empty-payload", test_op_empty_payload);
+  add_all ("send/not-registered", test_message_not_registered);
   g_test_add_func ("/elbus/client/send/invalid-utf8", test_op_invalid_utf8);
-  add_both ("send/self", test_self);
-  add_both ("broadcast/masks", test_broadcast_masks);
-  add_both ("publish/masks", test_topic_masks);
-  add_both ("subscribe/qos", test_subscribe_qos);
+  add_all ("send/self", test_self);
+  add_all ("broadcast/masks", test_broadcast_masks);
+  add_all ("publish/masks", test_topic_masks);
+  add_all ("subscribe/qos", test_subscribe_qos);
 
-  add_both ("wire/frames", test_wire_frames);
-  add_both ("wire/ack-results", test_wire_ack_results);
-  add_both ("wire/split-frames", test_wire_split);
-  add_both ("wire/ping", test_wire_ping);
-  add_both ("wire/ack-timeout", test_wire_ack_timeout);
-  add_both ("wire/stalled-broker", test_wire_stall);
-  add_both ("wire/garbage", test_wire_garbage);
+  add_all ("wire/frames", test_wire_frames);
+  add_all ("wire/ack-results", test_wire_ack_results);
+  add_all ("wire/split-frames", test_wire_split);
+  add_all ("wire/ping", test_wire_ping);
+  add_all ("wire/ack-timeout", test_wire_ack_timeout);
+  add_all ("wire/stalled-broker", test_wire_stall);
+  add_all ("wire/garbage", test_wire_garbage);
 
-  add_both ("disconnect/broker-stopped", test_disconnect_broker_stopped);
-  add_both ("disconnect/sync-pending", test_disconnect_sync_pending);
-  add_both ("disconnect/frames-before-eof", test_disconnect_frames_before_eof);
+  add_all ("disconnect/broker-stopped", test_disconnect_broker_stopped);
+  add_all ("disconnect/sync-pending", test_disconnect_sync_pending);
+  add_all ("disconnect/frames-before-eof", test_disconnect_frames_before_eof);
   g_test_add_func ("/elbus/client/disconnect/elbusd-killed", test_disconnect_elbusd_killed);
   g_test_add_func ("/elbus/client/disconnect/elbusd-killed-queued",
                    test_disconnect_elbusd_killed_queued);
 
-  add_both ("cancel/pending", test_cancel_pending);
-  add_both ("cancel/sync-waiting", test_cancel_sync_waiting);
-  add_both ("cancel/no-ack", test_cancel_no_ack);
-  add_both ("cancel/flush-stalled", test_cancel_flush_stalled);
+  add_all ("cancel/pending", test_cancel_pending);
+  add_all ("cancel/sync-waiting", test_cancel_sync_waiting);
+  add_all ("cancel/no-ack", test_cancel_no_ack);
+  add_all ("cancel/flush-stalled", test_cancel_flush_stalled);
 
-  add_both ("sync/no-loop", test_sync_no_loop);
-  add_both ("sync/deferred-order", test_sync_deferred_order);
-  add_both ("sync/from-handler", test_sync_from_handler);
+  add_all ("sync/no-loop", test_sync_no_loop);
+  add_all ("sync/deferred-order", test_sync_deferred_order);
+  add_all ("sync/from-handler", test_sync_from_handler);
 
-  add_both ("unref-in-handler", test_unref_in_handler);
+  add_all ("unref-in-handler", test_unref_in_handler);
 
-  add_both ("volume/10000-to-self", test_volume_self);
-  add_both ("volume/1mib-payload", test_volume_large);
+  add_all ("volume/10000-to-self", test_volume_self);
+  add_all ("volume/1mib-payload", test_volume_large);
 
-  add_both ("flush", test_flush);
-  add_both ("close", test_close);
-  add_both ("close-in-handler", test_close_in_handler);
+  add_all ("flush", test_flush);
+  add_all ("close", test_close);
+  add_all ("close-in-handler", test_close_in_handler);
   g_test_add_func ("/elbus/client/properties", test_properties);
 
   g_test_add_func ("/elbus/client/elbusd/basic", test_elbusd_basic);

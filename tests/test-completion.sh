@@ -159,6 +159,11 @@ run_cases()
     expect 'elbus -v ' a.sock b.socket c.ipc sub
     expect 'elbus -n '
     expect 'elbus --timeout='
+    # WebSocket URLs and HOST:PORT: the schemes offered, then one PATH
+    expect 'elbus w' ws:// wss://
+    expect 'elbus wss' wss://
+    expect 'elbus ws://127.0.0.1:8080/elbus p' publish
+    expect 'elbus 127.0.0.1:7777 --timeout 2 rpc c' call call0
     commands=$(complete_line "elbus $sock ")
     compare "[$mode] 'elbus $sock ' offers the commands of 'elbus --help'" "$commands" \
         "$("$ELBUS_CLI" --help | sed -n '/^Commands:/,/^$/s/^  \([a-z]\+\) .*/\1/p')"
@@ -187,6 +192,9 @@ run_cases()
     expect_help_options 'elbus-monitor -' "$ELBUS_MONITOR"
     expect 'elbus-monitor ' a.sock b.socket c.ipc sub
     expect 'elbus-monitor --count 5 --json ' a.sock b.socket c.ipc sub
+    expect 'elbus-monitor w' ws:// wss://
+    compare "[$mode] 'elbus-monitor ws://h:1/e ' offers its options" \
+        "$(complete_line 'elbus-monitor ws://h:1/e ')" "$(complete_line 'elbus-monitor -')"
     compare "[$mode] 'elbus-monitor $sock ' offers its options" \
         "$(complete_line "elbus-monitor $sock ")" "$(complete_line 'elbus-monitor -')"
     compare "[$mode] 'elbus-monitor --kind ' offers the kinds elbus-monitor knows" \
@@ -209,6 +217,8 @@ run_cases()
     if [[ -n ${ELBUS_BRIDGE:-} ]]; then
         expect_help_options 'elbus-bridge -' "$ELBUS_BRIDGE"
         expect 'elbus-bridge ' a.sock b.socket c.ipc sub
+        expect 'elbus-bridge w' ws:// wss://
+        expect 'elbus-bridge --mqtt h:1 wss://h:1/e --mqtt-qos ' 0 1 2
         compare "[$mode] 'elbus-bridge $sock ' offers its options" \
             "$(complete_line "elbus-bridge $sock ")" "$(complete_line 'elbus-bridge -')"
         expect 'elbus-bridge --mqtt h:1 --export a/# ' a.sock b.socket c.ipc sub

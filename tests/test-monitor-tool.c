@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * elbus-monitor, run as a user would: a subprocess watching a broker
- * (a spawned elbusd or the in-process test broker) while the test drives
- * traffic with the library, checked by its output, its pcap file and its
- * exit status.
+ * (a spawned elbusd or the in-process test broker, over a UNIX socket or
+ * ws://) while the test drives traffic with the library, checked by its
+ * output, its pcap file and its exit status.
  *
  * The tool says "monitoring …" on standard error once the broker has
  * answered monitor.start; the tests wait for that line before they send
@@ -510,10 +510,12 @@ test_json (void)
 }
 
 static void
-test_lines (void)
+test_lines (gconstpointer data)
 {
+  ElbusTestTransport transport = GPOINTER_TO_INT (data);
   ElbusTestBroker *tb = elbus_test_broker_new (NULL);
-  const char *address = elbus_test_broker_get_unix_path (tb);
+  const char *address = transport == ELBUS_TEST_TRANSPORT_WS ? elbus_test_broker_get_ws_url (tb)
+                                                             : elbus_test_broker_get_unix_path (tb);
   g_autoptr(Monitor) m = NULL;
   g_autoptr(ElbusClient) h = NULL;
   g_autoptr(ElbusRpcPeer) peer = NULL;
@@ -1160,6 +1162,74 @@ test_unreachable (void)
   g_rmdir (dir);
 }
 
+static void
+test_ws_unreachable (void)
+{
+  g_autofree char *url = g_strdup_printf ("ws://127.0.0.1:%u/elbus",
+                                          elbus_test_pick_free_port ());
+  g_autofree char *err = NULL;
+
+  g_test_summary ("A ws:// broker nobody serves, or any ws:// in a build without WebSocket "
+                  "support: exit status 1 and a message naming the URL or saying why");
+
+  g_assert_cmpint (run_monitor ((const char *[]) { url, NULL }, &err), ==, 1);
+  g_assert_true (g_str_has_prefix (err, "elbus-monitor: "));
+  if (elbus_test_have_websocket ())
+    g_assert_nonnull (strstr (err, url));
+  else if (strstr (err, "without WebSocket support") == NULL)
+    g_error ("not a clear refusal: %s", err);
+}
+
+/* elbusd serving ws:// only: the monitor sees its traffic, and says so
+ * when the broker shuts down. */
+static void
+test_ws_elbusd (void)
+{
+  g_autofree char *url = g_strdup_printf ("ws://127.0.0.1:%u/elbus",
+                                          elbus_test_pick_free_port ());
+  const char *args[] = { "-B", url, NULL };
+  g_autoptr(ElbusTestDaemon) daemon = NULL;
+  g_autoptr(Monitor) m = NULL;
+  g_autoptr(ElbusClient) client = NULL;
+  g_autoptr(GBytes) payload = g_bytes_new_static ("21.5", 4);
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("elbus-monitor over ws:// against elbusd: a publication's line, then "
+                  "exit status 1 when the broker shuts down");
+
+  if (!elbus_test_have_websocket ())
+    {
+      g_test_skip ("this build has no WebSocket support (-Dwebsocket=disabled)");
+      return;
+    }
+  daemon = elbus_test_daemon_spawn (args, FALSE);
+  /* connecting is how to know it listens */
+  for (guint i = 0; client == NULL; i++)
+    {
+      g_clear_error (&error);
+      client = elbus_client_new_sync (url, "ws.pub", NULL, &error);
+      if (client == NULL && i * 20 > ELBUS_TEST_DEADLINE_MS)
+        g_error ("elbusd did not serve %s: %s", url, error->message);
+      if (client == NULL)
+        g_usleep (20000);
+    }
+
+  m = monitor_spawn (url, "watch.ws", (const char *[]) { "--sender", "ws.pub", NULL }, TRUE);
+  g_assert_true (elbus_client_publish_sync (client, "room/temp", payload, ELBUS_QOS_PROCESSED,
+                                            NULL, &error));
+  g_assert_no_error (error);
+  expect_line (m, "publish     ws.pub → room/temp q1 ×0 4 B 21.5");
+  elbus_client_close (client);
+
+  g_assert_true (WIFEXITED (elbus_test_daemon_stop (daemon)));
+  g_assert_cmpint (monitor_wait (m), ==, 1);
+  {
+    g_autofree char *err = read_rest (m->err);
+
+    g_assert_cmpstr (err, ==, "elbus-monitor: the broker shut down\n");
+  }
+}
+
 /* A `.broker` that knows no methods: what an original broker answers. */
 typedef struct {
   ElbusClient  *client;
@@ -1306,7 +1376,13 @@ main (int    argc,
 
   g_test_add_func ("/elbus/monitor-tool/help", test_help);
   g_test_add_func ("/elbus/monitor-tool/json", test_json);
-  g_test_add_func ("/elbus/monitor-tool/lines", test_lines);
+  g_test_add_data_func ("/elbus/monitor-tool/lines", GINT_TO_POINTER (ELBUS_TEST_TRANSPORT_UNIX),
+                        test_lines);
+  if (elbus_test_have_websocket ())
+    g_test_add_data_func ("/elbus/monitor-tool/lines/ws", GINT_TO_POINTER (ELBUS_TEST_TRANSPORT_WS),
+                          test_lines);
+  g_test_add_func ("/elbus/monitor-tool/ws/elbusd", test_ws_elbusd);
+  g_test_add_func ("/elbus/monitor-tool/ws/unreachable", test_ws_unreachable);
   g_test_add_func ("/elbus/monitor-tool/filters", test_filters);
   g_test_add_func ("/elbus/monitor-tool/announcements", test_announcements);
   g_test_add_func ("/elbus/monitor-tool/pcap", test_pcap);

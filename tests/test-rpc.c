@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The RPC layer (ElbusRpcPeer, ElbusRpcInvocation) between real clients of
- * a broker running on its own thread.
+ * a broker running on its own thread; the clients' tests run over UNIX,
+ * TCP and WebSocket (PATH/unix, PATH/tcp, PATH/ws), the same body on each.
  */
 #include "config.h"
 
@@ -162,6 +163,7 @@ server_clear (Server *s)
 
 typedef struct {
   ElbusTestBroker *tb;
+  ElbusTestTransport transport;  /* of the clients under test */
   ElbusClient     *server_client;
   ElbusRpcPeer    *server;
   ElbusClient     *caller_client;
@@ -169,13 +171,25 @@ typedef struct {
   Server           s;
 } Fixture;
 
+static char *
+broker_address (ElbusTestBroker    *tb,
+                ElbusTestTransport  transport)
+{
+  if (transport == ELBUS_TEST_TRANSPORT_WS)
+    return g_strdup (elbus_test_broker_get_ws_url (tb));
+  if (transport == ELBUS_TEST_TRANSPORT_TCP)
+    return g_strdup_printf ("127.0.0.1:%u", elbus_test_broker_get_tcp_port (tb));
+  return g_strdup (elbus_test_broker_get_unix_path (tb));
+}
+
 static ElbusClient *
-connect_client (ElbusTestBroker *tb,
-                const char      *name)
+connect_client (ElbusTestBroker    *tb,
+                ElbusTestTransport  transport,
+                const char         *name)
 {
   g_autoptr(GError) error = NULL;
-  ElbusClient *client = elbus_client_new_sync (elbus_test_broker_get_unix_path (tb), name,
-                                               NULL, &error);
+  g_autofree char *address = broker_address (tb, transport);
+  ElbusClient *client = elbus_client_new_sync (address, name, NULL, &error);
 
   g_assert_no_error (error);
   return client;
@@ -186,11 +200,12 @@ fixture_set_up (Fixture       *f,
                 gconstpointer  data)
 {
   f->tb = elbus_test_broker_new (NULL);
-  f->server_client = connect_client (f->tb, "rpc.server");
+  f->transport = GPOINTER_TO_INT (data);
+  f->server_client = connect_client (f->tb, f->transport, "rpc.server");
   f->server = elbus_rpc_peer_new (f->server_client);
   g_signal_connect (f->server, "handle-call", G_CALLBACK (handle_call_cb), &f->s);
   g_signal_connect (f->server, "notification", G_CALLBACK (notification_cb), &f->s);
-  f->caller_client = connect_client (f->tb, "rpc.caller");
+  f->caller_client = connect_client (f->tb, f->transport, "rpc.caller");
   f->caller = elbus_rpc_peer_new (f->caller_client);
 }
 
@@ -284,7 +299,7 @@ test_several_peers (Fixture       *f,
 {
   g_autoptr(ElbusRpcPeer) newer = elbus_rpc_peer_new (f->caller_client);
   g_autoptr(ElbusRpcPeer) server2 = elbus_rpc_peer_new (f->server_client);
-  g_autoptr(ElbusTestConn) raw = elbus_test_conn_new (f->tb, ELBUS_TEST_TRANSPORT_UNIX,
+  g_autoptr(ElbusTestConn) raw = elbus_test_conn_new (f->tb, f->transport,
                                                       "rpc.raw");
   g_autoptr(ElbusTestFrame) frame = NULL;
   g_autoptr(GBytes) one = bytes ("one");
@@ -439,7 +454,7 @@ test_timeout_cancel_disconnect (Fixture       *f,
                                 gconstpointer  data)
 {
   /* registered, never answering */
-  g_autoptr(ElbusClient) silent G_GNUC_UNUSED = connect_client (f->tb, "rpc.silent");
+  g_autoptr(ElbusClient) silent G_GNUC_UNUSED = connect_client (f->tb, f->transport, "rpc.silent");
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
   g_autoptr(GError) error = NULL;
   ElbusTestCall call = { 0 };
@@ -479,7 +494,7 @@ static void
 test_malformed (Fixture       *f,
                 gconstpointer  data)
 {
-  g_autoptr(ElbusTestConn) raw = elbus_test_conn_new (f->tb, ELBUS_TEST_TRANSPORT_UNIX, "rpc.raw");
+  g_autoptr(ElbusTestConn) raw = elbus_test_conn_new (f->tb, f->transport, "rpc.raw");
   static const guint8 too_short[] = { 0x01, 0x05, 0x00 };
   static const guint8 no_method_end[] = { 0x01, 0x07, 0, 0, 0, 'e', 'c', 'h', 'o' };
   static const guint8 unknown_type[] = { 0x55, 1, 2, 3 };
@@ -516,6 +531,7 @@ test_malformed (Fixture       *f,
  * thread and relays to a third peer living on the test's thread. */
 typedef struct {
   ElbusTestBroker *tb;
+  ElbusTestTransport transport;
   GMainContext    *context;
   GMainLoop       *loop;
   gboolean         ready;
@@ -535,7 +551,7 @@ relay_server_thread (gpointer data)
   Server s = { 0 };
 
   g_main_context_push_thread_default (st->context);
-  client = connect_client (st->tb, "rpc.relay");
+  client = connect_client (st->tb, st->transport, "rpc.relay");
   secondary = elbus_client_register_secondary_sync (client, NULL, &error);
   g_assert_no_error (error);
   peer = elbus_rpc_peer_new (client);
@@ -558,7 +574,7 @@ relay_server_thread (gpointer data)
 }
 
 static void
-test_handler_calls_out (void)
+test_handler_calls_out (gconstpointer data)
 {
   ServerThread st = { 0 };
   g_autoptr(ElbusClient) third_client = NULL;
@@ -574,15 +590,16 @@ test_handler_calls_out (void)
                   "original caller waits; the answer travels back through both");
 
   st.tb = elbus_test_broker_new (NULL);
+  st.transport = GPOINTER_TO_INT (data);
   st.context = g_main_context_new ();
   st.loop = g_main_loop_new (st.context, FALSE);
   g_mutex_init (&st.lock);
   g_cond_init (&st.cond);
 
-  third_client = connect_client (st.tb, "rpc.third");
+  third_client = connect_client (st.tb, st.transport, "rpc.third");
   third = elbus_rpc_peer_new (third_client);
   g_signal_connect (third, "handle-call", G_CALLBACK (handle_call_cb), &s);
-  caller_client = connect_client (st.tb, "rpc.origin");
+  caller_client = connect_client (st.tb, st.transport, "rpc.origin");
   caller = elbus_rpc_peer_new (caller_client);
 
   thread = g_thread_new ("relay-server", relay_server_thread, &st);
@@ -1193,14 +1210,54 @@ test_fifo (void)
   g_rmdir (dir);
 }
 
+static void
+skip_no_websocket (gconstpointer data)
+{
+  g_test_skip ("this build has no WebSocket support (-Dwebsocket=disabled)");
+}
+
+/* PATH/unix, PATH/tcp and PATH/ws: the same body with the clients under
+ * test on each transport */
+static void
+add_all (const char    *path,
+         GTestDataFunc  func)
+{
+  for (int t = ELBUS_TEST_TRANSPORT_UNIX; t <= ELBUS_TEST_TRANSPORT_WS; t++)
+    {
+      g_autofree char *full = g_strdup_printf ("%s/%s", path, elbus_test_transport_name (t));
+
+      if (t == ELBUS_TEST_TRANSPORT_WS && !elbus_test_have_websocket ())
+        g_test_add_data_func (full, NULL, skip_no_websocket);
+      else
+        g_test_add_data_func (full, GINT_TO_POINTER (t), func);
+    }
+}
+
+typedef void (*FixtureFunc) (Fixture       *f,
+                             gconstpointer  data);
+
+static void
+add_fixture (const char  *path,
+             FixtureFunc  func)
+{
+  for (int t = ELBUS_TEST_TRANSPORT_UNIX; t <= ELBUS_TEST_TRANSPORT_WS; t++)
+    {
+      g_autofree char *full = g_strdup_printf ("%s/%s", path, elbus_test_transport_name (t));
+
+      if (t == ELBUS_TEST_TRANSPORT_WS && !elbus_test_have_websocket ())
+        g_test_add_data_func (full, NULL, skip_no_websocket);
+      else
+        g_test_add (full, Fixture, GINT_TO_POINTER (t), fixture_set_up, func, fixture_tear_down);
+    }
+}
+
 int
 main (int    argc,
       char **argv)
 {
   elbus_test_init (&argc, &argv);
 
-#define ADD(path, func) \
-  g_test_add (path, Fixture, NULL, fixture_set_up, func, fixture_tear_down)
+#define ADD(path, func) add_fixture (path, func)
   ADD ("/elbus/rpc/call/results", test_call_results);
   ADD ("/elbus/rpc/call/deferred", test_deferred);
   ADD ("/elbus/rpc/call/several-peers", test_several_peers);
@@ -1212,7 +1269,7 @@ main (int    argc,
   ADD ("/elbus/rpc/variant", test_variant_forms);
   ADD ("/elbus/rpc/decode-limits", test_decode_limits);
 #undef ADD
-  g_test_add_func ("/elbus/rpc/handler-calls-out", test_handler_calls_out);
+  add_all ("/elbus/rpc/handler-calls-out", test_handler_calls_out);
   g_test_add_func ("/elbus/rpc/core/methods", test_core_methods);
   g_test_add_func ("/elbus/rpc/core/params", test_core_params);
   g_test_add_func ("/elbus/rpc/core/announcements", test_core_announcements);

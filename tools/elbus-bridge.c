@@ -464,6 +464,7 @@ main (int    argc,
 {
   g_autoptr(GOptionContext) context = NULL;
   g_autoptr(GError) error = NULL;
+  g_autofree char *path = NULL;
   Bridge bridge = { 0 };
   int status;
 
@@ -474,7 +475,9 @@ main (int    argc,
   g_option_context_add_main_entries (context, rule_entries, GETTEXT_PACKAGE);
   g_option_context_add_main_entries (context, main_entries, GETTEXT_PACKAGE);
   g_option_context_set_summary (context,
-    _("Connects to the elbus broker at PATH (a UNIX socket path or HOST:PORT) and to an MQTT "
+    _("Connects to the elbus broker at PATH (a UNIX socket path, HOST:PORT, or "
+      "ws://HOST:PORT/PATH or wss://HOST:PORT/PATH for WebSocket, wss:// trusting the CA "
+      "certificates in the file ELBUS_TLS_CA_FILE names, or else the system's) and to an MQTT "
       "broker, and passes publications between them: local ones that match an --export mask "
       "go to MQTT as PREFIX/TOPIC, MQTT messages on PREFIX/MASK for an --import mask are "
       "published locally without the prefix. A message never returns to the bus it came "
@@ -498,8 +501,15 @@ main (int    argc,
 
   elbus_tool_log_init ("elbus-bridge", ELBUS_TOOL_LOG_AUTO, opts.verbose);
 
+  path = elbus_tool_check_address (argv[1], FALSE, &error);
+  if (path == NULL)
+    {
+      status = elbus_tool_fail (EXIT_USAGE, "%s", error->message);
+      goto out;
+    }
+
   bridge.loop = g_main_loop_new (NULL, FALSE);
-  bridge.path = argv[1];
+  bridge.path = path;
   status = bridge_run (&bridge);
   g_main_loop_unref (bridge.loop);
 

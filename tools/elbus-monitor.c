@@ -1564,7 +1564,9 @@ main (int    argc,
   g_option_context_add_main_entries (context, main_entries, GETTEXT_PACKAGE);
   g_option_context_set_summary (context,
     _("Shows every message, broadcast, publication, subscription and client registration the "
-      "broker at PATH (a UNIX socket path or HOST:PORT) routes, one line each. The broker must "
+      "broker at PATH (a UNIX socket path, HOST:PORT, or ws://HOST:PORT/PATH or "
+      "wss://HOST:PORT/PATH for WebSocket, wss:// trusting the CA certificates in the file "
+      "ELBUS_TLS_CA_FILE names, or else the system's) routes, one line each. The broker must "
       "support monitoring (elbusd of elbus-glib does). Filters of different options must all "
       "match; the masks of one option are alternatives; --count counts the events they let "
       "through. .broker's announcements of clients are left out (the reg and unreg events "

@@ -1172,7 +1172,9 @@ main (int    argc,
   g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   g_option_context_set_summary (context,
     _("PATH is the broker: a UNIX socket path (starts with /, ./ or ../, or ends in .sock, "
-      ".socket or .ipc) or HOST:PORT."));
+      ".socket or .ipc), HOST:PORT, or ws://HOST:PORT/PATH or wss://HOST:PORT/PATH for "
+      "WebSocket (wss:// trusts the CA certificates in the file ELBUS_TLS_CA_FILE names, "
+      "or else the system's)."));
   g_option_context_set_description (context,
     _("Commands:\n"
       "  listen [-t TOPIC]…          print incoming frames\n"
