@@ -81,17 +81,7 @@ socket_read (SocketTransport *self)
 
         case ELBUS_DECODE_OK:
         default:
-          rb->start += bf.frame_len;
-          if (bf.kind == ELBUS_KIND_ACK)
-            _elbus_transport_ack (&self->parent, bf.op_id, bf.result);
-          else if (bf.kind != ELBUS_KIND_PING)
-            {
-              g_autoptr(GBytes) payload = _elbus_chunk_share (rb->chunk, bf.payload,
-                                                              bf.payload_len);
-
-              _elbus_transport_frame (&self->parent, bf.kind, bf.sender, bf.topic, payload,
-                                      bf.realtime);
-            }
+          _elbus_transport_deliver_decoded (&self->parent, rb, &bf);
           break;
         }
     }

@@ -300,17 +300,7 @@ ws_process (WsTransport *self)
 
         case ELBUS_DECODE_OK:
         default:
-          rb->start += bf.frame_len;
-          if (bf.kind == ELBUS_KIND_ACK)
-            _elbus_transport_ack (&self->parent, bf.op_id, bf.result);
-          else if (bf.kind != ELBUS_KIND_PING)
-            {
-              g_autoptr(GBytes) payload = _elbus_chunk_share (rb->chunk, bf.payload,
-                                                              bf.payload_len);
-
-              _elbus_transport_frame (&self->parent, bf.kind, bf.sender, bf.topic, payload,
-                                      bf.realtime);
-            }
+          _elbus_transport_deliver_decoded (&self->parent, rb, &bf);
           break;
         }
     }
@@ -891,12 +881,12 @@ make_session (const char  *address,
  * @cancellable cancels it. The task's transport is the result. */
 void
 _elbus_ws_connect_async (ElbusClient         *client,
-                  const char          *address,
-                  const char          *name,
-                  GMainContext        *context,
-                  GCancellable        *cancellable,
-                  GAsyncReadyCallback  callback,
-                  gpointer             user_data)
+                         const char          *address,
+                         const char          *name,
+                         GMainContext        *context,
+                         GCancellable        *cancellable,
+                         GAsyncReadyCallback  callback,
+                         gpointer             user_data)
 {
   WsTransport *self = g_new0 (WsTransport, 1);
   g_autoptr(SoupMessage) msg = NULL;

@@ -16,6 +16,7 @@
 #pragma once
 
 #include "elbus-client.h"
+#include "elbus-codec-private.h"
 #include "elbus-io-private.h"
 
 G_BEGIN_DECLS
@@ -144,6 +145,27 @@ _elbus_transport_ack (ElbusTransport *transport,
                       guint8          result)
 {
   transport->events->ack (transport->client, op_id, result);
+}
+
+/* For a transport that reads the broker's bytes into @rb: consumes the
+ * frame @bf just decoded there and hands it over, its payload shared
+ * from @rb's chunk, not copied; a ping goes no further. */
+static inline void
+_elbus_transport_deliver_decoded (ElbusTransport         *transport,
+                                  ElbusReadBuf           *rb,
+                                  const ElbusBrokerFrame *bf)
+{
+  rb->start += bf->frame_len;
+  if (bf->kind == ELBUS_KIND_ACK)
+    _elbus_transport_ack (transport, bf->op_id, bf->result);
+  else if (bf->kind != ELBUS_KIND_PING)
+    {
+      GBytes *payload = _elbus_chunk_share (rb->chunk, bf->payload, bf->payload_len);
+
+      _elbus_transport_frame (transport, bf->kind, bf->sender, bf->topic, payload,
+                              bf->realtime);
+      g_bytes_unref (payload);
+    }
 }
 
 static inline void
