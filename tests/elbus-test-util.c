@@ -228,6 +228,10 @@ broker_thread_func (gpointer data)
   tb->broker = elbus_broker_new ();
   if (tb->options.timeout > 0)
     elbus_broker_set_timeout (tb->broker, tb->options.timeout);
+  else if (elbus_test_scale_ms (1) > 1)
+    /* the default 5 s, scaled as the tests' own waits are (valgrind):
+     * a 16 MiB frame read under valgrind on a busy machine may take it */
+    elbus_broker_set_timeout (tb->broker, 5.0 * elbus_test_scale_ms (1));
   if (tb->options.queue_size > 0)
     elbus_broker_set_queue_size (tb->broker, tb->options.queue_size);
   if (tb->options.max_frame_size > 0)
