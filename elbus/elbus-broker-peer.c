@@ -513,12 +513,11 @@ _elbus_peer_flush (ElbusPeer *peer)
       break;
 
     case ELBUS_WRITE_BLOCKED:
-      /* the stall clock runs from the last write that made progress (for
-       * a WebSocket peer, from the last batch libsoup took); a draining
-       * peer's from the start of the drain, so that frames still routed to
-       * it cannot keep it open */
+      /* the stall clock runs from the last write that made progress; a
+       * draining peer's from the start of the drain, so that frames still
+       * routed to it cannot keep it open */
       if (!peer->deadline_on[ELBUS_DEADLINE_STALL] ||
-          ((peer->out.bytes != waiting || peer->ws != NULL) && peer->drain_reason == NULL))
+          (peer->out.bytes != waiting && peer->drain_reason == NULL))
         _elbus_deadline_start (peer, ELBUS_DEADLINE_STALL, g_get_monotonic_time ());
       set_want_write (peer, TRUE);
       break;

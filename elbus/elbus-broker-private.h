@@ -10,7 +10,8 @@
  *  elbus-broker-rpc.c   .broker: the core RPC methods and announcements
  *  elbus-broker-local.c the in-process transport (ElbusClient <-> peer)
  *  elbus-broker-ws.c    the WebSocket transport: a SoupServer per ws://
- *                       listener; its peers have no fd on epoll
+ *                       listener for the upgrade; then the framing, its
+ *                       socket on epoll
  *  elbus-broker.c       the GObject, socket listeners, registry, routing,
  *                       flushing, timers
  *  elbus-broker-monitor.c  monitors: filters and copies of routed events

@@ -8,17 +8,21 @@
  * A wss:// server presents the broker's tls-certificate; libsoup does the
  * TLS handshake before the HTTP request is read.
  *
- * A WebSocket peer is an ElbusPeer without an fd. libsoup reads the
- * socket; each binary message is fed to the peer's read path
- * (_elbus_peer_feed()), so the handshake, limits, timeouts and routing are
- * the TCP ones. Writing: a flush drains the peer's queue into one WebSocket
- * message (libsoup wants the payload contiguous, and copies it into its
- * frame). libsoup keeps what the socket does not take in a queue of its
- * own that it does not report; so after a message that left the socket
- * full, the peer waits for the socket to become writable again before it
- * hands libsoup more, and frames meanwhile wait in the peer's own queue,
- * where the queue limits, the stall timeout and the slow-consumer rule
- * apply as to a TCP client. libsoup holds at most one batch on top.
+ * libsoup answers the HTTP request (the 101 of the upgrade, agreeing to
+ * no extension, or 400/404) and then hands the connection over: its
+ * socket becomes a file on the broker's epoll instance, as a TCP client's
+ * is, and the WebSocket framing (RFC 6455) is done here, so that an idle
+ * WebSocket client costs the main loop nothing. The peer has no fd of its
+ * own (peer->fd is -1; ElbusWsPeer holds the socket and the stream, a
+ * TLS connection's for wss://): what is read is unmasked and fed to the
+ * peer's read path (_elbus_peer_feed()), so the handshake, limits,
+ * timeouts and routing are the TCP ones; a flush drains the peer's queue
+ * into one binary frame behind room for its header (one copy, one
+ * write), and what the socket does not take waits in that buffer for
+ * EPOLLOUT while new frames wait in the peer's queue, where the queue
+ * limits, the stall timeout and the slow-consumer rule apply as to a TCP
+ * client. Pings are answered with pongs, fragments and frame boundaries
+ * mean nothing, a close frame is answered and ends the connection.
  */
 #include "config.h"
 
@@ -26,6 +30,8 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <unistd.h>
 
 #include "elbus-broker-private.h"
 #include "elbus-i18n-private.h"
@@ -46,13 +52,6 @@ typedef struct {
   char        *path;               /* (owned) */
   gboolean     tls;                /* wss:// */
 } ElbusWsListener;
-
-struct _ElbusWsPeer {
-  ElbusPeer               *peer;   /* (unowned): owns us */
-  SoupWebsocketConnection *conn;   /* (owned) */
-  GSource                 *writable; /* (owned) (nullable): waiting for the socket */
-  GByteArray              *buf;    /* (owned): the batch being sent */
-};
 
 static void
 ws_listener_free (gpointer data)
@@ -89,127 +88,268 @@ tls_certificate_notify_cb (ElbusBroker *broker,
     }
 }
 
+/* After the upgrade, the connection is the broker's own: the stream
+ * libsoup hands over (a socket's, or the TLS connection's on it) is read
+ * and written without blocking, its socket is a file on the broker's
+ * epoll instance like any TCP client's, and the WebSocket framing
+ * (RFC 6455) is done here. So a WebSocket client costs the main loop
+ * nothing while it is idle: thousands of them do not slow anyone's round
+ * trip (libsoup's own connection object would put one more source on the
+ * GMainContext for each, polled on every iteration). */
+
+#define WS_EVENTS      (EPOLLIN | EPOLLRDHUP)
+#define WS_READ_EVENTS (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)
+
+/* opcodes */
+#define WS_OP_CONTINUATION 0x0
+#define WS_OP_TEXT         0x1
+#define WS_OP_BINARY       0x2
+#define WS_OP_CLOSE        0x8
+#define WS_OP_PING         0x9
+#define WS_OP_PONG         0xa
+
+#define WS_CLOSE_PROTOCOL_ERROR 1002
+#define WS_CLOSE_TOO_BIG        1009
+
+/* room kept in front of a batch for the longest frame header */
+#define WS_MAX_HEADER 10
+
+struct _ElbusWsPeer {
+  ElbusPeer         *peer;         /* (unowned): owns us */
+  ElbusDispatchFile  file;         /* the socket on the broker's epoll */
+  GIOStream         *stream;       /* (owned): taken over from libsoup */
+  GSocket           *socket;       /* (owned) */
+  GInputStream      *in;           /* (unowned): the stream's */
+  GOutputStream     *out;          /* (unowned): the stream's */
+  gboolean           tls;          /* a read may end short of what is there */
+
+  /* the frame being read */
+  guint8             hdr[14];
+  guint              hdr_len;      /* bytes of hdr read */
+  guint              hdr_need;     /* bytes hdr has when complete */
+  guint8             opcode;
+  gboolean           fin;
+  guint64            left;         /* payload bytes still to come */
+  guint8             mask[4];
+  guint              mask_pos;
+  gboolean           in_message;   /* a fragmented data message goes on */
+  guint8             control[125]; /* a control frame's payload */
+  guint              control_len;
+  gboolean           close_seen;   /* the client's close frame came */
+
+  /* what waits for the socket: whole WebSocket frames from wpos on */
+  GByteArray        *wbuf;         /* (owned) */
+  gsize              wpos;
+  gboolean           close_sent;
+};
+
+/* The largest WebSocket frame taken: a frame of the largest size the
+ * broker takes, plus room for the frames around it. */
+static guint64
+max_message_size (ElbusBroker *broker)
+{
+  return (guint64) broker->max_frame_size + ELBUS_READ_CHUNK_SIZE;
+}
+
+/* Appends a frame header for @len payload bytes (server frames are not
+ * masked). */
+static gsize
+encode_header (guint8   *hdr,
+               guint8    opcode,
+               guint64   len)
+{
+  hdr[0] = 0x80 | opcode;
+  if (len < 126)
+    {
+      hdr[1] = (guint8) len;
+      return 2;
+    }
+  if (len <= G_MAXUINT16)
+    {
+      hdr[1] = 126;
+      hdr[2] = (guint8) (len >> 8);
+      hdr[3] = (guint8) len;
+      return 4;
+    }
+  hdr[1] = 127;
+  for (guint i = 0; i < 8; i++)
+    hdr[2 + i] = (guint8) (len >> (56 - 8 * i));
+  return 10;
+}
+
+/* Writes what waits in wbuf as far as the socket takes it. */
+static ElbusWriteStatus
+ws_write_pending (ElbusWsPeer *ws)
+{
+  while (ws->wpos < ws->wbuf->len)
+    {
+      g_autoptr(GError) error = NULL;
+      gssize n = g_pollable_output_stream_write_nonblocking (G_POLLABLE_OUTPUT_STREAM (ws->out),
+                                                             ws->wbuf->data + ws->wpos,
+                                                             ws->wbuf->len - ws->wpos,
+                                                             NULL, &error);
+
+      if (n < 0)
+        {
+          if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+            return ELBUS_WRITE_BLOCKED;
+          errno = EPIPE;
+          return ELBUS_WRITE_FAILED;
+        }
+      ws->wpos += n;
+    }
+
+  if (ws->wbuf->len > ELBUS_READ_CHUNK_SIZE)
+    {
+      /* a large batch once is no reason to keep its buffer */
+      g_byte_array_unref (ws->wbuf);
+      ws->wbuf = g_byte_array_new ();
+    }
+  else
+    g_byte_array_set_size (ws->wbuf, 0);
+  ws->wpos = 0;
+  return ELBUS_WRITE_DONE;
+}
+
+/* Queues a control frame behind what waits. */
 static void
-on_closed_unref (SoupWebsocketConnection *conn,
-                 gpointer                 user_data)
+queue_control (ElbusWsPeer  *ws,
+               guint8        opcode,
+               const guint8 *payload,
+               gsize         len)
 {
-  g_signal_handlers_disconnect_by_func (conn, on_closed_unref, user_data);
-  g_object_unref (conn);
+  guint8 hdr[WS_MAX_HEADER];
+
+  g_byte_array_append (ws->wbuf, hdr, encode_header (hdr, opcode, len));
+  g_byte_array_append (ws->wbuf, payload, len);
 }
 
-static gboolean
-unref_idle_cb (gpointer user_data)
+static void
+queue_close (ElbusWsPeer *ws,
+             guint16      code,
+             const char  *reason)
 {
-  g_object_unref (user_data);
-  return G_SOURCE_REMOVE;
+  guint8 payload[2 + 64];
+  gsize len = MIN (strlen (reason), 64);
+
+  if (ws->close_sent)
+    return;
+  ws->close_sent = TRUE;
+  payload[0] = code >> 8;
+  payload[1] = code & 0xff;
+  memcpy (payload + 2, reason, len);
+  queue_control (ws, WS_OP_CLOSE, payload, 2 + len);
 }
 
-/* Called by _elbus_peer_close(): what was queued before still goes out,
- * then a close frame, unless the peer is dropped (a slow consumer, a
- * broker closing), whose socket is closed at once. */
+static void
+set_want_write (ElbusWsPeer *ws,
+                gboolean     want)
+{
+  _elbus_dispatch_file_set_interest (&ws->file, WS_EVENTS | (want ? EPOLLOUT : 0));
+}
+
+/* Lets go of the connection: if @graceful, what waits still goes out as
+ * far as the socket takes it at once, with a close frame, and the unread
+ * input is drained so that the close does not reset the connection and
+ * lose it; then the socket closes. */
+static void
+ws_release (ElbusWsPeer *ws,
+            gboolean     graceful)
+{
+  _elbus_dispatch_file_remove (&ws->file);
+  if (graceful)
+    {
+      queue_close (ws, WS_CLOSE_NORMAL, "");
+      if (ws_write_pending (ws) != ELBUS_WRITE_FAILED)
+        {
+          guint8 sink[4096];
+          int fd = g_socket_get_fd (ws->socket);
+
+          shutdown (fd, SHUT_WR);
+          while (read (fd, sink, sizeof sink) > 0)
+            ;
+        }
+    }
+  /* the socket first: closing the stream then sends nothing */
+  g_socket_close (ws->socket, NULL);
+  g_io_stream_close (ws->stream, NULL, NULL);
+  g_object_unref (ws->stream);
+  g_object_unref (ws->socket);
+  g_byte_array_unref (ws->wbuf);
+  g_free (ws);
+}
+
+/* Called by _elbus_peer_close(): gracefully unless the peer is dropped
+ * (a slow consumer, a broker closing). */
 static void
 ws_peer_close (ElbusPeer *peer)
 {
   ElbusWsPeer *ws = g_steal_pointer (&peer->ws);
-  SoupWebsocketConnection *conn;
 
-  if (ws == NULL)
-    return;
-  conn = ws->conn;
-
-  if (ws->writable != NULL)
-    {
-      g_source_destroy (ws->writable);
-      g_source_unref (ws->writable);
-    }
-  g_signal_handlers_disconnect_by_data (conn, ws);
-  g_byte_array_unref (ws->buf);
-  g_free (ws);
-
-  if (soup_websocket_connection_get_state (conn) == SOUP_WEBSOCKET_STATE_CLOSED)
-    {
-      g_object_unref (conn);
-      return;
-    }
-  if (peer->abort || peer->broker->closed)
-    {
-      g_io_stream_close (soup_websocket_connection_get_io_stream (conn), NULL, NULL);
-      if (peer->broker->closed)
-        g_object_unref (conn);
-      else
-        {
-          /* we may be inside one of its signals: it goes once that is over */
-          GSource *idle = g_idle_source_new ();
-
-          g_source_set_callback (idle, unref_idle_cb, conn, NULL);
-          g_source_set_static_name (idle, "[elbus] WebSocket unref");
-          g_source_attach (idle, peer->broker->context);
-          g_source_unref (idle);
-        }
-      return;
-    }
-  /* the connection keeps itself until libsoup has closed it */
-  g_signal_connect (conn, "closed", G_CALLBACK (on_closed_unref), NULL);
-  if (soup_websocket_connection_get_state (conn) == SOUP_WEBSOCKET_STATE_OPEN)
-    soup_websocket_connection_close (conn, WS_CLOSE_NORMAL, NULL);
+  if (ws != NULL)
+    ws_release (ws, !peer->abort && !peer->broker->closed);
 }
 
-static gboolean
-writable_cb (GObject  *stream,
-             gpointer  user_data)
+/* Writes what waits in wbuf, without the peer's queue (a pong). */
+static void
+ws_send_pending (ElbusWsPeer *ws)
 {
-  ElbusWsPeer *ws = user_data;
-  ElbusPeer *peer = ws->peer;
-
-  g_clear_pointer (&ws->writable, g_source_unref);
-  peer->ref++;
-  _elbus_peer_writable (peer);
-  _elbus_broker_end_dispatch (peer->broker);
-  _elbus_peer_unref (peer);
-
-  return G_SOURCE_REMOVE;
+  switch (ws_write_pending (ws))
+    {
+    case ELBUS_WRITE_DONE:
+      break;
+    case ELBUS_WRITE_BLOCKED:
+      set_want_write (ws, TRUE);
+      break;
+    default:
+      _elbus_peer_close (ws->peer, G_LOG_LEVEL_INFO, _("write failed: %s"), g_strerror (errno));
+      break;
+    }
 }
 
-/* Sends the whole queue as one binary message. */
+/* Sends what waits in the peer's queue as one binary frame (after what
+ * the socket has not taken yet, if anything). */
 static ElbusWriteStatus
 ws_peer_write (ElbusPeer *peer,
                guint64   *frames,
                guint64   *bytes)
 {
   ElbusWsPeer *ws = peer->ws;
-  GOutputStream *out;
+  ElbusWriteStatus status;
+  gsize start, payload, hdr_len;
+  guint8 hdr[WS_MAX_HEADER];
 
-  /* libsoup still holds a batch the socket did not take */
-  if (ws->writable != NULL)
-    return ELBUS_WRITE_BLOCKED;
-
-  if (soup_websocket_connection_get_state (ws->conn) != SOUP_WEBSOCKET_STATE_OPEN)
+  if (ws->wpos < ws->wbuf->len)
     {
-      errno = EPIPE;
-      return ELBUS_WRITE_FAILED;
+      gsize before = ws->wpos;
+
+      status = ws_write_pending (ws);
+      if (status != ELBUS_WRITE_DONE)
+        {
+          /* progress restarts the stall clock, as on a TCP socket */
+          if (status == ELBUS_WRITE_BLOCKED && ws->wpos != before)
+            _elbus_deadline_start (peer, ELBUS_DEADLINE_STALL, g_get_monotonic_time ());
+          set_want_write (ws, status == ELBUS_WRITE_BLOCKED);
+          return status;
+        }
     }
 
-  _elbus_out_queue_drain (&peer->out, ws->buf, frames, bytes);
-  soup_websocket_connection_send_binary (ws->conn, ws->buf->data, ws->buf->len);
-  if (ws->buf->len > ELBUS_READ_CHUNK_SIZE)
-    {
-      /* a large batch once is no reason to keep its buffer */
-      g_byte_array_unref (ws->buf);
-      ws->buf = g_byte_array_new ();
-    }
+  /* the batch goes behind room for its header, which is written in front
+   * of it once its length is known: one copy, one write */
+  start = ws->wbuf->len;
+  g_byte_array_set_size (ws->wbuf, start + WS_MAX_HEADER);
+  _elbus_out_queue_drain (&peer->out, ws->wbuf, frames, bytes);
+  payload = ws->wbuf->len - start - WS_MAX_HEADER;
+  hdr_len = encode_header (hdr, WS_OP_BINARY, payload);
+  memcpy (ws->wbuf->data + start + WS_MAX_HEADER - hdr_len, hdr, hdr_len);
+  if (start == 0)
+    ws->wpos = WS_MAX_HEADER - hdr_len;
   else
-    g_byte_array_set_size (ws->buf, 0);
+    g_byte_array_remove_range (ws->wbuf, start, WS_MAX_HEADER - hdr_len);
 
-  out = g_io_stream_get_output_stream (soup_websocket_connection_get_io_stream (ws->conn));
-  if (!G_IS_POLLABLE_OUTPUT_STREAM (out) ||
-      g_pollable_output_stream_is_writable (G_POLLABLE_OUTPUT_STREAM (out)))
-    return ELBUS_WRITE_DONE;
-
-  ws->writable = g_pollable_output_stream_create_source (G_POLLABLE_OUTPUT_STREAM (out), NULL);
-  g_source_set_callback (ws->writable, G_SOURCE_FUNC (writable_cb), ws, NULL);
-  g_source_set_static_name (ws->writable, "[elbus] WebSocket writable");
-  g_source_attach (ws->writable, peer->broker->context);
-  return ELBUS_WRITE_BLOCKED;
+  status = ws_write_pending (ws);
+  set_want_write (ws, status == ELBUS_WRITE_BLOCKED);
+  return status;
 }
 
 /* what the peer calls on its WebSocket connection */
@@ -218,127 +358,339 @@ static const ElbusPeerFuncs ws_peer_funcs = {
   .close = ws_peer_close,
 };
 
+/* A frame the client should not have sent: its connection goes. */
 static void
-on_message (SoupWebsocketConnection *conn,
-            SoupWebsocketDataType    type,
-            GBytes                  *message,
-            gpointer                 user_data)
+ws_fail (ElbusWsPeer *ws,
+         guint16      code,
+         const char  *message)
 {
-  ElbusWsPeer *ws = user_data;
   ElbusPeer *peer = ws->peer;
-  gsize len;
-  const guint8 *data = g_bytes_get_data (message, &len);
 
-  peer->ref++;
-  if (type != SOUP_WEBSOCKET_DATA_BINARY)
+  queue_close (ws, code, "");
+  _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE, _("WebSocket error: %s"), message);
+}
+
+/* A control frame read whole. */
+static void
+ws_control (ElbusWsPeer *ws)
+{
+  ElbusPeer *peer = ws->peer;
+
+  switch (ws->opcode)
     {
-      soup_websocket_connection_close (conn, WS_CLOSE_UNSUPPORTED, "binary messages only");
+    case WS_OP_PING:
+      queue_control (ws, WS_OP_PONG, ws->control, ws->control_len);
+      /* behind a batch the socket did not take, it waits for EPOLLOUT */
+      if (ws->wpos == 0 || !(ws->file.interest & EPOLLOUT))
+        ws_send_pending (ws);
+      break;
+
+    case WS_OP_CLOSE:
+      /* the client said goodbye: answered with the same code */
+      ws->close_seen = TRUE;
+      if (ws->control_len >= 2)
+        queue_close (ws, (ws->control[0] << 8) | ws->control[1], "");
+      else
+        queue_close (ws, WS_CLOSE_NORMAL, "");
+      _elbus_peer_hangup (peer);
+      break;
+
+    default:
+      /* a pong */
+      break;
+    }
+}
+
+/* Checks a frame header read whole; FALSE when the connection went. */
+static gboolean
+ws_header (ElbusWsPeer *ws)
+{
+  ElbusPeer *peer = ws->peer;
+  const guint8 *h = ws->hdr;
+  guint len7 = h[1] & 0x7f;
+  guint off = 2;
+
+  ws->fin = (h[0] & 0x80) != 0;
+  ws->opcode = h[0] & 0x0f;
+  if (len7 == 126)
+    ws->left = ((guint64) h[2] << 8) | h[3], off = 4;
+  else if (len7 == 127)
+    {
+      ws->left = 0;
+      for (guint i = 0; i < 8; i++)
+        ws->left = (ws->left << 8) | h[2 + i];
+      off = 10;
+    }
+  else
+    ws->left = len7;
+  memcpy (ws->mask, h + off, 4);
+  ws->mask_pos = 0;
+  ws->control_len = 0;
+
+  if ((h[0] & 0x70) != 0)
+    ws_fail (ws, WS_CLOSE_PROTOCOL_ERROR, _("a frame with reserved bits set"));
+  else if (ws->opcode == WS_OP_TEXT)
+    {
+      queue_close (ws, WS_CLOSE_UNSUPPORTED, "binary messages only");
       _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE,
                          _("protocol error: a WebSocket text message (elbus takes binary ones)"));
     }
+  else if (ws->opcode & 0x8)
+    {
+      if (ws->opcode > WS_OP_PONG)
+        ws_fail (ws, WS_CLOSE_PROTOCOL_ERROR, _("a frame with an unknown opcode"));
+      else if (!ws->fin || ws->left > sizeof ws->control)
+        ws_fail (ws, WS_CLOSE_PROTOCOL_ERROR, _("a fragmented or long control frame"));
+    }
+  else if (ws->opcode != WS_OP_BINARY && ws->opcode != WS_OP_CONTINUATION)
+    ws_fail (ws, WS_CLOSE_PROTOCOL_ERROR, _("a frame with an unknown opcode"));
+  else if ((ws->opcode == WS_OP_CONTINUATION) != ws->in_message)
+    ws_fail (ws, WS_CLOSE_PROTOCOL_ERROR, _("a continuation frame out of place"));
+  else if (ws->left > max_message_size (peer->broker))
+    {
+      g_autofree char *text = g_strdup_printf (_("a frame of %lu bytes, larger than the %lu "
+                                                 "the broker takes"),
+                                               (gulong) ws->left,
+                                               (gulong) max_message_size (peer->broker));
+
+      ws_fail (ws, WS_CLOSE_TOO_BIG, text);
+    }
   else
-    _elbus_peer_feed (peer, data, len);
-  _elbus_broker_end_dispatch (peer->broker);
-  _elbus_peer_unref (peer);
+    ws->in_message = !ws->fin;
+
+  return !peer->closed;
 }
 
-static void
-on_error (SoupWebsocketConnection *conn,
-          GError                  *error,
-          gpointer                 user_data)
+/* Decodes @len bytes read from the socket (unmasked in place); FALSE when
+ * the connection went. */
+static gboolean
+ws_decode (ElbusWsPeer *ws,
+           guint8      *data,
+           gsize        len)
 {
-  ElbusWsPeer *ws = user_data;
   ElbusPeer *peer = ws->peer;
 
-  peer->ref++;
-  /* after the client's close frame: what fails is the answer to it, the
-   * client gone already */
-  if (soup_websocket_connection_get_close_code (conn) != 0)
-    _elbus_peer_hangup (peer);
-  else
-    _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE, _("WebSocket error: %s"), error->message);
-  _elbus_broker_end_dispatch (peer->broker);
-  _elbus_peer_unref (peer);
+  while (len > 0)
+    {
+      if (ws->hdr_len < ws->hdr_need || ws->hdr_need == 0)
+        {
+          if (ws->hdr_need == 0)
+            ws->hdr_need = 2;
+          ws->hdr[ws->hdr_len++] = *data++;
+          len--;
+          if (ws->hdr_len == 2)
+            {
+              /* client frames are masked (RFC 6455 5.1) */
+              if ((ws->hdr[1] & 0x80) == 0)
+                {
+                  ws_fail (ws, WS_CLOSE_PROTOCOL_ERROR, _("an unmasked frame"));
+                  return FALSE;
+                }
+              ws->hdr_need = 2 + 4 + ((ws->hdr[1] & 0x7f) == 126 ? 2 :
+                                      (ws->hdr[1] & 0x7f) == 127 ? 8 : 0);
+            }
+          if (ws->hdr_len < ws->hdr_need)
+            continue;
+          if (!ws_header (ws))
+            return FALSE;
+        }
+
+      if (ws->left > 0)
+        {
+          gsize n = (gsize) MIN ((guint64) len, ws->left);
+
+          for (gsize i = 0; i < n; i++)
+            data[i] ^= ws->mask[(ws->mask_pos + i) & 3];
+          ws->mask_pos = (ws->mask_pos + n) & 3;
+          ws->left -= n;
+          if (ws->opcode & 0x8)
+            {
+              memcpy (ws->control + ws->control_len, data, n);
+              ws->control_len += n;
+            }
+          else
+            {
+              _elbus_peer_feed (peer, data, n);
+              if (peer->closed)
+                return FALSE;
+            }
+          data += n;
+          len -= n;
+        }
+
+      if (ws->left == 0)
+        {
+          /* the frame is over */
+          ws->hdr_len = ws->hdr_need = 0;
+          if (ws->opcode & 0x8)
+            {
+              ws_control (ws);
+              if (peer->closed)
+                return FALSE;
+            }
+        }
+    }
+
+  return TRUE;
 }
 
+/* One read a turn, as for a TCP client. */
 static void
-on_closed (SoupWebsocketConnection *conn,
-           gpointer                 user_data)
+ws_read (ElbusWsPeer *ws)
 {
-  ElbusWsPeer *ws = user_data;
   ElbusPeer *peer = ws->peer;
+  g_autoptr(GError) error = NULL;
+  guint8 buf[ELBUS_READ_CHUNK_SIZE];
+  gssize n = g_pollable_input_stream_read_nonblocking (G_POLLABLE_INPUT_STREAM (ws->in),
+                                                       buf, sizeof buf, NULL, &error);
 
-  peer->ref++;
-  /* no close frame came (libsoup says code 0): the socket went, perhaps
-   * in the middle of a WebSocket frame, which libsoup keeps to itself */
-  if (soup_websocket_connection_get_close_code (conn) == 0 &&
-      peer->state == ELBUS_PEER_REGISTERED && peer->rb.end == peer->rb.start)
-    _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE,
-                       _("the connection ended without a WebSocket close frame "
-                         "(the client went away, perhaps in the middle of a WebSocket frame)"));
-  else
-    _elbus_peer_hangup (peer);
-  _elbus_broker_end_dispatch (peer->broker);
-  _elbus_peer_unref (peer);
-}
+  if (n < 0)
+    {
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+        _elbus_dispatch_file_clear (&ws->file, WS_READ_EVENTS);
+      else
+        _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE, _("WebSocket error: %s"), error->message);
+      return;
+    }
 
-/* The largest WebSocket message taken: a frame of the largest size the
- * broker takes, plus room for the frames around it. */
-static guint64
-max_message_size (ElbusBroker *broker)
-{
-  return (guint64) broker->max_frame_size + ELBUS_READ_CHUNK_SIZE;
+  if (n == 0)
+    {
+      /* no close frame came: the socket went, perhaps in the middle of a
+       * WebSocket frame */
+      if (ws->hdr_len > 0 || ws->left > 0 ||
+          (peer->state == ELBUS_PEER_REGISTERED && peer->rb.end == peer->rb.start))
+        _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE,
+                           _("the connection ended without a WebSocket close frame "
+                             "(the client went away, perhaps in the middle of a WebSocket frame)"));
+      else
+        _elbus_peer_hangup (peer);
+      return;
+    }
+
+  /* a short read from a socket took all there was; TLS may end a read at
+   * a record, so there only "would block" says so */
+  if (!ws->tls && (gsize) n < sizeof buf)
+    _elbus_dispatch_file_clear (&ws->file, EPOLLIN);
+
+  ws_decode (ws, buf, n);
 }
 
 static void
-websocket_cb (SoupServer              *server,
-              SoupServerMessage       *msg,
-              const char              *path,
-              SoupWebsocketConnection *conn,
-              gpointer                 user_data)
+ws_dispatch (ElbusDispatchFile *file)
+{
+  ElbusWsPeer *ws = (ElbusWsPeer *) ((guint8 *) file - G_STRUCT_OFFSET (ElbusWsPeer, file));
+  ElbusPeer *peer = ws->peer;
+  guint32 events = file->events;
+
+  peer->ref++;
+
+  if (events & WS_READ_EVENTS)
+    ws_read (ws);
+
+  /* the socket takes more: first what waited in wbuf, then the queue */
+  if (peer->ws != NULL && (events & EPOLLOUT))
+    {
+      _elbus_dispatch_file_clear (file, EPOLLOUT);
+      if (peer->out.len > 0)
+        _elbus_peer_flush (peer);
+      else
+        switch (ws_write_pending (ws))
+          {
+          case ELBUS_WRITE_DONE:
+            set_want_write (ws, FALSE);
+            _elbus_peer_writable (peer);
+            break;
+          case ELBUS_WRITE_BLOCKED:
+            _elbus_deadline_start (peer, ELBUS_DEADLINE_STALL, g_get_monotonic_time ());
+            break;
+          default:
+            _elbus_peer_close (peer, G_LOG_LEVEL_INFO, _("write failed: %s"), g_strerror (errno));
+            break;
+          }
+    }
+
+  _elbus_peer_unref (peer);
+}
+
+/* The 101 answer is out: the connection is the broker's from now on. */
+static void
+upgraded_cb (SoupServerMessage *msg,
+             gpointer           user_data)
 {
   ElbusWsListener *listener = user_data;
   ElbusBroker *broker = listener->broker;
   GSocketAddress *remote = soup_server_message_get_remote_address (msg);
-  GSocket *socket = soup_server_message_get_socket (msg);
+  g_autoptr(GSocket) socket = NULL;
+  g_autoptr(GIOStream) stream = NULL;
   struct sockaddr_storage addr;
   gsize addr_len = 0;
   g_autofree char *source = NULL;
   ElbusWsPeer *ws;
   ElbusPeer *peer;
+  int add_errno = 0;
 
+  g_signal_handlers_disconnect_by_func (msg, upgraded_cb, user_data);
+  if (soup_server_message_get_socket (msg) == NULL)
+    return;
+  socket = g_object_ref (soup_server_message_get_socket (msg));
   if (remote != NULL && g_socket_address_to_native (remote, &addr, sizeof addr, NULL))
     addr_len = g_socket_address_get_native_size (remote);
   source = _elbus_sockaddr_describe ((struct sockaddr *) &addr, addr_len, NULL);
+  stream = soup_server_message_steal_connection (msg);
+  if (stream == NULL)
+    return;
 
-  if (broker->closed || !_elbus_broker_may_accept (broker, listener->bind_string, source))
+  ws = g_new0 (ElbusWsPeer, 1);
+  ws->stream = g_steal_pointer (&stream);
+  ws->socket = g_steal_pointer (&socket);
+  ws->in = g_io_stream_get_input_stream (ws->stream);
+  ws->out = g_io_stream_get_output_stream (ws->stream);
+  ws->tls = listener->tls;
+  ws->wbuf = g_byte_array_new ();
+  ws->file.fd = -1;
+
+  if (broker->closed || !_elbus_broker_may_accept (broker, listener->bind_string, source) ||
+      !G_IS_POLLABLE_INPUT_STREAM (ws->in) || !G_IS_POLLABLE_OUTPUT_STREAM (ws->out))
     {
-      /* kept until libsoup has closed it */
-      g_signal_connect (g_object_ref (conn), "closed", G_CALLBACK (on_closed_unref), NULL);
-      soup_websocket_connection_close (conn, WS_CLOSE_TRY_AGAIN_LATER, "client limit reached");
+      queue_close (ws, WS_CLOSE_TRY_AGAIN_LATER, "client limit reached");
+      ws_release (ws, !broker->closed);
       return;
     }
 
-  if (socket != NULL)
-    (void) g_socket_set_option (socket, IPPROTO_TCP, TCP_NODELAY, 1, NULL);
-  soup_websocket_connection_set_max_incoming_payload_size (conn, max_message_size (broker));
-  /* elbus pings on its own */
-  soup_websocket_connection_set_keepalive_interval (conn, 0);
-
-  ws = g_new0 (ElbusWsPeer, 1);
-  ws->conn = g_object_ref (conn);
-  ws->buf = g_byte_array_new ();
-  g_signal_connect (conn, "message", G_CALLBACK (on_message), ws);
-  g_signal_connect (conn, "error", G_CALLBACK (on_error), ws);
-  g_signal_connect (conn, "closed", G_CALLBACK (on_closed), ws);
+  (void) g_socket_set_option (ws->socket, IPPROTO_TCP, TCP_NODELAY, 1, NULL);
+  if (!_elbus_dispatch_file_add (&ws->file, broker, g_socket_get_fd (ws->socket), WS_EVENTS,
+                                 ws_dispatch))
+    add_errno = errno;
 
   peer = _elbus_peer_new (broker, -1, ws, &ws_peer_funcs, ELBUS_CLIENT_KIND_WEBSOCKET,
                           listener->bind_string,
                           addr_len > 0 ? (struct sockaddr *) &addr : NULL, addr_len);
   if (peer->ws != NULL)
-    ws->peer = peer;
+    {
+      ws->peer = peer;
+      if (add_errno != 0)
+        _elbus_peer_close (peer, G_LOG_LEVEL_WARNING, _("cannot watch the connection: %s"),
+                           g_strerror (add_errno));
+      else
+        /* libsoup may have read past the request already */
+        _elbus_dispatch_file_wake (&ws->file, EPOLLIN);
+    }
   _elbus_broker_add_pending (broker, peer);
   _elbus_broker_end_dispatch (broker);
+}
+
+/* A request to the listener's path: a WebSocket upgrade is answered 101
+ * (no extensions: the messages' bytes are elbus frames as they are),
+ * anything else 400, as libsoup checks it. */
+static void
+request_cb (SoupServer        *server,
+            SoupServerMessage *msg,
+            const char        *path,
+            GHashTable        *query,
+            gpointer           user_data)
+{
+  if (soup_websocket_server_process_handshake (msg, NULL, NULL, NULL, NULL))
+    g_signal_connect (msg, "wrote-informational", G_CALLBACK (upgraded_cb), user_data);
 }
 
 /* The first request of a connection, watched until it is read whole: if
@@ -520,8 +872,7 @@ _elbus_broker_listen_ws (ElbusBroker  *broker,
   listener->server = soup_server_new ("server-header", PACKAGE_NAME " ", NULL);
   if (tls)
     soup_server_set_tls_certificate (listener->server, broker->tls_certificate);
-  soup_server_add_websocket_handler (listener->server, path, NULL, NULL,
-                                     websocket_cb, listener, NULL);
+  soup_server_add_handler (listener->server, path, request_cb, listener, NULL);
   g_object_set_data (G_OBJECT (listener->server), "elbus-listener", listener);
   g_signal_connect (listener->server, "request-started", G_CALLBACK (request_started_cb), NULL);
   g_signal_connect (listener->server, "request-read", G_CALLBACK (request_read_cb), NULL);

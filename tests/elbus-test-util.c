@@ -851,14 +851,17 @@ elbus_test_conn_send_ws_text (ElbusTestConn *conn,
 }
 
 /* Writes the start of a binary WebSocket frame (its header announces 100
- * bytes, 10 follow) on the socket, under libsoup, then closes it. */
+ * bytes, 10 follow: the start of an elbus frame, masked) on the socket,
+ * under libsoup, then closes it. */
 void
 elbus_test_conn_close_mid_ws_frame (ElbusTestConn *conn)
 {
   static const guint8 partial[] = {
     0x82, 0x80 | 100,             /* FIN, binary; masked, 100 bytes */
     0x11, 0x22, 0x33, 0x44,       /* the mask */
-    1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+    /* op id 1, a message (0x12), 80 bytes, one of them, masked */
+    0x01 ^ 0x11, 0x00 ^ 0x22, 0x00 ^ 0x33, 0x00 ^ 0x44, 0x12 ^ 0x11,
+    0x50 ^ 0x22, 0x00 ^ 0x33, 0x00 ^ 0x44, 0x00 ^ 0x11, 'x' ^ 0x22,
   };
   GIOStream *stream;
   g_autoptr(GError) error = NULL;

@@ -2700,6 +2700,122 @@ test_ws_not_an_upgrade (void)
   elbus_test_broker_free (tb);
 }
 
+/* A raw TCP connection to the ws:// listener, upgraded: what follows is
+ * WebSocket frames, written and read by hand. */
+static ElbusTestConn *
+raw_ws_connect (ElbusTestBroker *tb)
+{
+  const char *url = elbus_test_broker_get_ws_url (tb);
+  g_autofree char *host_port = g_strndup (url + strlen ("ws://"),
+                                          strchr (url + strlen ("ws://"), '/') -
+                                          (url + strlen ("ws://")));
+  ElbusTestConn *conn = elbus_test_conn_connect_address (host_port);
+  static const char request[] =
+    "GET /elbus HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+    "Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n";
+  GString *answer = g_string_new (NULL);
+
+  elbus_test_conn_send (conn, request, strlen (request));
+  while (!g_str_has_suffix (answer->str, "\r\n\r\n"))
+    {
+      char c;
+
+      elbus_test_conn_read (conn, &c, 1, ELBUS_TEST_DEADLINE_MS);
+      g_string_append_c (answer, c);
+    }
+  g_assert_true (g_str_has_prefix (answer->str, "HTTP/1.1 101"));
+  /* the RFC's own example key and answer */
+  g_assert_nonnull (strstr (answer->str, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+  /* no extension: the messages carry elbus bytes as they are */
+  g_assert_null (strstr (answer->str, "deflate"));
+  g_string_free (answer, TRUE);
+  return conn;
+}
+
+/* Sends one client frame, masked (with a mask that changes the bytes). */
+static void
+raw_ws_send (ElbusTestConn *conn,
+             guint8         first,
+             const void    *payload,
+             gsize          len,
+             gboolean       masked)
+{
+  static const guint8 mask[4] = { 0xa5, 0x5a, 0x3c, 0xc3 };
+  g_autoptr(GByteArray) frame = g_byte_array_new ();
+  guint8 hdr[2] = { first, (masked ? 0x80 : 0) | (guint8) len };
+
+  g_assert_cmpuint (len, <, 126);
+  g_byte_array_append (frame, hdr, 2);
+  if (masked)
+    g_byte_array_append (frame, mask, 4);
+  for (gsize i = 0; i < len; i++)
+    {
+      guint8 b = ((const guint8 *) payload)[i] ^ (masked ? mask[i & 3] : 0);
+
+      g_byte_array_append (frame, &b, 1);
+    }
+  elbus_test_conn_send (conn, frame->data, frame->len);
+}
+
+static void
+test_ws_framing (void)
+{
+  ElbusTestBroker *tb = new_broker ();
+  g_autoptr(ElbusTestConn) conn = raw_ws_connect (tb);
+  g_autoptr(ElbusTestConn) bye = NULL;
+  g_autoptr(ElbusTestConn) bad = NULL;
+  static const guint8 greeting[] = { 0x82, 3, 0xeb, 0x01, 0x00 };
+  static const guint8 ok[] = { 0x82, 1, 0x01 };
+  static const guint8 pong[] = { 0x8a, 2, 'h', 'i' };
+  static const guint8 close_echo[] = { 0x88, 2, 0x03, 0xe8 };
+  static const guint8 close_protocol[] = { 0x88, 2, 0x03, 0xea };
+  static const guint8 name[] = { 3, 0, 'r', 'a', 'w' };
+
+  g_test_summary ("The broker's WebSocket framing: no extension is accepted, a ping "
+                  "is answered with a pong, fragments and frame boundaries carry no "
+                  "meaning, a close frame is answered and ends the connection, and "
+                  "an unmasked frame costs its connection with a log line");
+
+  elbus_test_conn_expect_bytes (conn, greeting, sizeof greeting);
+  raw_ws_send (conn, 0x89, "hi", 2, TRUE);
+  elbus_test_conn_expect_bytes (conn, pong, sizeof pong);
+  /* the greeting back in two fragments, a ping between them */
+  raw_ws_send (conn, 0x02, greeting + 2, 1, TRUE);
+  raw_ws_send (conn, 0x89, "hi", 2, TRUE);
+  raw_ws_send (conn, 0x80, greeting + 3, 2, TRUE);
+  elbus_test_conn_expect_bytes (conn, pong, sizeof pong);
+  elbus_test_conn_expect_bytes (conn, ok, sizeof ok);
+  /* the name split across two messages */
+  raw_ws_send (conn, 0x82, name, 2, TRUE);
+  raw_ws_send (conn, 0x82, name + 2, 3, TRUE);
+  elbus_test_conn_expect_bytes (conn, ok, sizeof ok);
+  elbus_test_broker_wait_client (tb, "raw", TRUE);
+
+  raw_ws_send (conn, 0x88, "\x03\xe8", 2, TRUE);
+  elbus_test_conn_expect_bytes (conn, close_echo, sizeof close_echo);
+  elbus_test_conn_expect_eof (conn);
+  elbus_test_broker_wait_client (tb, "raw", FALSE);
+
+  bad = raw_ws_connect (tb);
+  elbus_test_conn_expect_bytes (bad, greeting, sizeof greeting);
+  raw_ws_send (bad, 0x82, greeting + 2, 3, FALSE);
+  elbus_test_conn_expect_bytes (bad, close_protocol, sizeof close_protocol);
+  elbus_test_conn_expect_eof (bad);
+  g_free (wait_log_line ("WebSocket error: an unmasked frame"));
+
+  /* reserved bits (no extension was agreed) */
+  bye = raw_ws_connect (tb);
+  elbus_test_conn_expect_bytes (bye, greeting, sizeof greeting);
+  raw_ws_send (bye, 0xc2, greeting + 2, 3, TRUE);
+  elbus_test_conn_expect_bytes (bye, close_protocol, sizeof close_protocol);
+  elbus_test_conn_expect_eof (bye);
+  g_free (wait_log_line ("WebSocket error: a frame with reserved bits set"));
+
+  check_broker_works (tb, ELBUS_TEST_TRANSPORT_WS);
+  elbus_test_broker_free (tb);
+}
+
 static void
 test_ws_close_mid_frame (void)
 {
@@ -2849,6 +2965,7 @@ main (int   argc,
       g_test_add_func ("/elbus/broker/ws/message-too-large", test_ws_message_too_large);
       g_test_add_func ("/elbus/broker/ws/not-an-upgrade", test_ws_not_an_upgrade);
       g_test_add_func ("/elbus/broker/ws/close-mid-frame", test_ws_close_mid_frame);
+      g_test_add_func ("/elbus/broker/ws/framing", test_ws_framing);
       g_test_add_func ("/elbus/broker/ws/tls-certificate", test_ws_tls_certificate);
       g_test_add_func ("/elbus/broker/ws/list", test_ws_list_kind);
     }
