@@ -655,7 +655,7 @@ load_config (Daemon *daemon)
       !g_file_test (daemon->config_path, G_FILE_TEST_EXISTS))
     return TRUE;
 
-  daemon->config = elbusd_config_load (daemon->config_path, &error);
+  daemon->config = elbusd_config_load (daemon->config_path, ELBUSD_CONFIG_NONE, &error);
   if (daemon->config == NULL)
     {
       g_printerr ("elbusd: %s\n", error->message);
@@ -757,7 +757,7 @@ reload_config (Daemon *daemon)
 
   notify_service_manager ("RELOADING=1");
 
-  config = elbusd_config_load (daemon->config_path, &error);
+  config = elbusd_config_load (daemon->config_path, ELBUSD_CONFIG_NONE, &error);
   if (config != NULL && !elbusd_config_check_tls_key (config, &error))
     g_clear_pointer (&config, elbusd_config_free);
   if (config == NULL)
