@@ -595,7 +595,7 @@ elbusd_tls_certificate_load (const char     *certificate_file,
   if (g_file_test (certificate_file, G_FILE_TEST_EXISTS) &&
       !g_file_test (certificate_file, G_FILE_TEST_IS_REGULAR))
     {
-      /* Translators: the first %s is tls-certificate or --tls-certificate, the second a file */
+      /* Translators: a setting (tls-certificate or --tls-certificate, …), a file */
       g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_INVAL, _("%s: %s is not a file"),
                    certificate_setting, certificate_file);
       return NULL;
@@ -617,9 +617,8 @@ elbusd_tls_certificate_load (const char     *certificate_file,
   if (certificate == NULL)
     {
       if (key_file != NULL)
-        /* Translators: tls-certificate or --tls-certificate: cannot load
-         * CERTIFICATE-FILE with the key KEY-FILE: WHY */
         g_set_error (error, local_error->domain, local_error->code,
+                     /* Translators: tls-certificate or an option, files, why */
                      _("%s: cannot load %s with the key %s: %s"),
                      certificate_setting, certificate_file, key_file, local_error->message);
       else
@@ -632,9 +631,8 @@ elbusd_tls_certificate_load (const char     *certificate_file,
   g_object_get (certificate, "private-key-pem", &key_pem, NULL);
   if (key_pem == NULL)
     {
-      /* Translators: tls-certificate: FILE holds no private key: name its
-       * file in tls-key (or --tls-certificate … --tls-key) */
       g_set_error (error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE,
+                   /* Translators: tls-certificate, a file, tls-key; or the options */
                    _("%s: %s holds no private key: name its file in %s"),
                    certificate_setting, certificate_file, key_setting);
       return NULL;
@@ -662,9 +660,8 @@ elbusd_tls_certificate_check_key (GTlsCertificate  *certificate,
   if (check_tls_key (certificate, &local_error))
     return TRUE;
 
-  /* Translators: tls-certificate or --tls-certificate: the key in KEY-FILE
-   * does not work with the certificate CERTIFICATE-FILE: WHY */
   g_set_error (error, local_error->domain, local_error->code,
+               /* Translators: tls-certificate or an option, key file, certificate file, why */
                _("%s: the key in %s does not work with the certificate %s: %s"),
                certificate_setting, key_file != NULL ? key_file : certificate_file,
                certificate_file, local_error->message);
