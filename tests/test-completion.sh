@@ -148,6 +148,10 @@ run_cases()
     expect "elbusd --config $tmp/files/" "$tmp"/files/{a.sock,b.socket,c.ipc,d.txt,sub}
     expect "elbusd --config=$tmp/files/d" "$tmp/files/d.txt"
     expect 'elbusd -v -P d' d.txt
+    expect 'elbusd --tls-certificate d' d.txt
+    expect 'elbusd --tls-certificate=d' d.txt
+    expect 'elbusd --tls-key d' d.txt
+    expect 'elbusd --tls-' --tls-certificate --tls-key
     expect 'elbusd -B ' a.sock b.socket c.ipc sub
     expect 'elbusd --bind=a' a.sock
     expect 'elbusd --max-clients '

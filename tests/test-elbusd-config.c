@@ -2,9 +2,9 @@
 /*
  * elbusd's configuration file ($ELBUSD --config FILE), spawned: limits and
  * listeners from the file, the command line over the file, bad files at
- * startup, wss:// with the file's certificate, the security policy, and
- * SIGHUP reloads. elbusd's standard error goes to a file, so that the
- * tests can wait for its log lines.
+ * startup, wss:// with the file's certificate or --tls-certificate's, the
+ * security policy, and SIGHUP reloads. elbusd's standard error goes to a
+ * file, so that the tests can wait for its log lines.
  */
 #include "config.h"
 
@@ -35,6 +35,7 @@ typedef struct {
   char *socket_path;      /* (owned): DIR/elbusd.sock */
   ElbusTestDaemon *daemon; /* (owned) (nullable) */
   gsize log_pos;          /* how far wait_log() has read */
+  gboolean no_config;     /* spawn without --config FILE */
 } ConfTest;
 
 static ConfTest *
@@ -103,8 +104,9 @@ daemon_child_setup (gpointer user_data)
   prctl (PR_SET_PDEATHSIG, SIGKILL);
 }
 
-/* Spawns elbusd --config FILE with @extra arguments, its standard error
- * into t->log; waits until @wait_address (if any) accepts connections. */
+/* Spawns elbusd --config FILE (without it if t->no_config) with @extra
+ * arguments, its standard error into t->log; waits until @wait_address
+ * (if any) accepts connections. */
 static void
 conf_test_spawn (ConfTest          *t,
                  const char *const *extra,
@@ -119,8 +121,11 @@ conf_test_spawn (ConfTest          *t,
 
   for (guint i = 0; command[i] != NULL; i++)
     g_ptr_array_add (argv, command[i]);
-  g_ptr_array_add (argv, (gpointer) "--config");
-  g_ptr_array_add (argv, t->conf);
+  if (!t->no_config)
+    {
+      g_ptr_array_add (argv, (gpointer) "--config");
+      g_ptr_array_add (argv, t->conf);
+    }
   for (guint i = 0; extra != NULL && extra[i] != NULL; i++)
     g_ptr_array_add (argv, (gpointer) extra[i]);
   g_ptr_array_add (argv, NULL);
@@ -1079,6 +1084,283 @@ test_wss_bad_certificate (void)
     }
 }
 
+/* ---- wss:// with --tls-certificate and --tls-key ------------------------------- */
+
+/* Writes the contents of @first, then of @second (nullable), to @to. */
+static void
+copy_files (const char *first,
+            const char *second,
+            const char *to)
+{
+  g_autofree char *a = NULL;
+  g_autofree char *b = NULL;
+  g_autofree char *both = NULL;
+
+  g_assert_true (g_file_get_contents (first, &a, NULL, NULL));
+  if (second != NULL)
+    g_assert_true (g_file_get_contents (second, &b, NULL, NULL));
+  both = g_strconcat (a, b, NULL);
+  g_assert_true (g_file_set_contents (to, both, -1, NULL));
+}
+
+static void
+test_wss_command_line (void)
+{
+  g_autoptr(ConfTest) t = conf_test_new ();
+  g_autofree char *url = NULL;
+  g_autofree char *cert = g_build_filename (t->dir, "cert.pem", NULL);
+  g_autofree char *key = g_build_filename (t->dir, "key.pem", NULL);
+  g_autofree char *old_ca = g_build_filename (t->dir, "old.pem", NULL);
+  g_autofree char *new_cert = g_build_filename (t->dir, "new.pem", NULL);
+  g_autofree char *new_key = g_build_filename (t->dir, "new.key", NULL);
+  g_autofree char *other_key = g_build_filename (t->dir, "other.key", NULL);
+  g_autoptr(ElbusClient) before = NULL;
+  g_autoptr(ElbusClient) after = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) hello = g_bytes_new_static ("hello", 5);
+  g_autofree char *line = NULL;
+
+  g_test_summary ("elbusd -B wss://… --tls-certificate C --tls-key K without a "
+                  "configuration file: a client that trusts C registers and sends; "
+                  "SIGHUP reads C and K again, a renewed certificate is served, a "
+                  "key that does not match is refused and the certificate in force "
+                  "stays");
+
+  if (!elbus_test_have_websocket ())
+    {
+      g_test_skip ("built without WebSocket support");
+      return;
+    }
+  if (!make_certificate (t->dir, "cert.pem", "key.pem") ||
+      !make_certificate (t->dir, "new.pem", "new.key") ||
+      !make_certificate (t->dir, "other.pem", "other.key"))
+    return;
+  copy_files (cert, NULL, old_ca);
+
+  url = g_strdup_printf ("wss://127.0.0.1:%u/elbus", elbus_test_pick_free_port ());
+  {
+    /* a relative file name is taken from the working directory */
+    const char *args[] = { "-B", t->socket_path, "-B", url,
+                           "--tls-certificate", cert, "--tls-key", "key.pem", NULL };
+    g_autofree char *cwd = g_get_current_dir ();
+
+    t->no_config = TRUE;
+    g_assert_cmpint (g_chdir (t->dir), ==, 0);
+    conf_test_spawn (t, args, NULL);
+    g_assert_cmpint (g_chdir (cwd), ==, 0);
+  }
+  g_assert_true (elbus_test_wait_for_socket (t->socket_path, t->daemon->pid,
+                                             ELBUS_TEST_DEADLINE_MS));
+  line = conf_test_wait_log (t, "--tls-certificate: TLS certificate loaded from");
+  g_assert_nonnull (strstr (line, cert));
+  g_free (conf_test_wait_log (t, "listening on wss://"));
+
+  before = connect_with_ca (url, "wss.before", old_ca, &error);
+  g_assert_no_error (error);
+  elbus_client_send_sync (before, "wss.before", hello, ELBUS_QOS_PROCESSED, NULL, &error);
+  g_assert_no_error (error);
+
+  /* renewed in place: without a configuration file, SIGHUP reads C and K */
+  copy_files (new_cert, NULL, cert);
+  copy_files (new_key, NULL, key);
+  g_assert_cmpint (kill (t->daemon->pid, SIGHUP), ==, 0);
+  g_clear_pointer (&line, g_free);
+  line = conf_test_wait_log (t, "TLS certificate loaded from");
+  g_assert_nonnull (strstr (line, "--tls-certificate: "));
+  g_free (conf_test_wait_log (t, "reloaded the TLS certificate from"));
+  assert_certificate_refused (url, old_ca);
+  after = connect_with_ca (url, "wss.after", new_cert, &error);
+  g_assert_no_error (error);
+  elbus_client_send_sync (before, "wss.after", hello, ELBUS_QOS_PROCESSED, NULL, &error);
+  g_assert_no_error (error);
+
+  /* a key of another certificate: not reloaded, the renewed one stays */
+  copy_files (other_key, NULL, key);
+  g_assert_cmpint (kill (t->daemon->pid, SIGHUP), ==, 0);
+  g_clear_pointer (&line, g_free);
+  line = conf_test_wait_log (t, "does not work with the certificate");
+  g_test_message ("elbusd: %s", line);
+  g_assert_nonnull (strstr (line, "--tls-certificate: the key in "));
+  g_assert_nonnull (strstr (line, "configuration not reloaded"));
+  g_clear_object (&after);
+  after = connect_with_ca (url, "wss.after2", new_cert, &error);
+  g_assert_no_error (error);
+
+  elbus_client_close (before);
+  elbus_client_close (after);
+  conf_test_stop (t);
+}
+
+static void
+test_wss_command_line_wins (void)
+{
+  g_autoptr(ConfTest) t = conf_test_new ();
+  g_autofree char *url = NULL;
+  g_autofree char *config = NULL;
+  g_autofree char *cert = g_build_filename (t->dir, "cert.pem", NULL);
+  g_autofree char *key = g_build_filename (t->dir, "key.pem", NULL);
+  g_autofree char *both = g_build_filename (t->dir, "both.pem", NULL);
+  g_autofree char *other_cert = g_build_filename (t->dir, "other.pem", NULL);
+  g_autofree char *garbage = g_build_filename (t->dir, "garbage.pem", NULL);
+  g_autoptr(ElbusClient) client = NULL;
+  g_autoptr(GError) error = NULL;
+  const char *args[] = { "--tls-certificate", both, NULL };
+
+  g_test_summary ("--tls-certificate wins over the file's tls-certificate and "
+                  "tls-key, at start and on SIGHUP: the file's are not read (a "
+                  "certificate that cannot be loaded is no obstacle), and its tls-key "
+                  "is not paired with the option's certificate, whose file holds the key");
+
+  if (!elbus_test_have_websocket ())
+    {
+      g_test_skip ("built without WebSocket support");
+      return;
+    }
+  if (!make_certificate (t->dir, "cert.pem", "key.pem") ||
+      !make_certificate (t->dir, "other.pem", "other.key"))
+    return;
+  copy_files (cert, key, both);
+  g_assert_true (g_file_set_contents (garbage, "-----BEGIN NONSENSE-----\n", -1, NULL));
+
+  /* wss:// in listen, and a certificate in the file that would stop elbusd */
+  url = g_strdup_printf ("wss://127.0.0.1:%u/elbus", elbus_test_pick_free_port ());
+  config = g_strdup_printf ("[elbusd]\n"
+                            "listen=elbusd.sock;%s\n"
+                            "tls-certificate=garbage.pem\n"
+                            "tls-key=other.key\n", url);
+  conf_test_write (t, config);
+  conf_test_spawn (t, args, t->socket_path);
+  g_free (conf_test_wait_log (t, "listening on wss://"));
+
+  client = connect_with_ca (url, "wss.cmd", cert, &error);
+  g_assert_no_error (error);
+  g_clear_object (&client);
+
+  /* SIGHUP: a file naming a good certificate does not replace it either */
+  g_free (config);
+  config = g_strdup_printf ("[elbusd]\n"
+                            "listen=elbusd.sock;%s\n"
+                            "tls-certificate=other.pem\n"
+                            "tls-key=other.key\n", url);
+  g_free (conf_test_reload (t, config, "reloaded the configuration from"));
+  client = connect_with_ca (url, "wss.cmd2", cert, &error);
+  g_assert_no_error (error);
+  assert_certificate_refused (url, other_cert);
+  /* once, at start: the same certificate again is not news */
+  g_assert_cmpuint (conf_test_count_log (t, "--tls-certificate: TLS certificate loaded from"), ==, 1);
+  g_assert_cmpuint (conf_test_count_log (t, "TLS certificate loaded from"), ==, 1);
+
+  elbus_client_close (client);
+  conf_test_stop (t);
+}
+
+static void
+test_wss_command_line_bad (void)
+{
+  g_autoptr(ConfTest) t = conf_test_new ();
+  g_autofree char *socket_arg = g_build_filename (t->dir, "x.sock", NULL);
+  g_autofree char *cert = g_build_filename (t->dir, "cert.pem", NULL);
+  g_autofree char *key = g_build_filename (t->dir, "key.pem", NULL);
+  g_autofree char *other_key = g_build_filename (t->dir, "other.key", NULL);
+  g_autofree char *garbage = g_build_filename (t->dir, "garbage.pem", NULL);
+  g_autofree char *missing = g_build_filename (t->dir, "missing.pem", NULL);
+  g_autofree char *wss = g_strdup_printf ("wss://127.0.0.1:%u/", elbus_test_pick_free_port ());
+  g_autofree char *garbage_key = g_strdup_printf ("elbusd: --tls-certificate: cannot load %s "
+                                                  "with the key %s: ", cert, garbage);
+  g_autofree char *missing_cert = g_strdup_printf ("elbusd: --tls-certificate: cannot load %s "
+                                                   "with the key %s: ", missing, key);
+  g_autofree char *no_key = g_strdup_printf ("elbusd: --tls-certificate: %s holds no private "
+                                             "key: name its file in --tls-key\n", cert);
+  g_autofree char *wrong_key = g_strdup_printf ("elbusd: --tls-certificate: the key in %s does "
+                                                "not work with the certificate %s: ",
+                                                other_key, cert);
+  /* a certificate or key that cannot be used: status 1, one line */
+  const struct {
+    const char *args[5];
+    const char *message;
+  } cases[] = {
+    { { "--tls-certificate", cert, "--tls-key", garbage }, garbage_key },
+    { { "--tls-certificate", cert, "--tls-key", other_key }, wrong_key },
+    { { "--tls-certificate", cert, "--tls-key", "/dev/null" },
+      "elbusd: --tls-key: /dev/null is not a file\n" },
+    { { "--tls-certificate", missing, "--tls-key", key }, missing_cert },
+    { { "--tls-certificate", cert }, no_key },
+  };
+  /* a bad command line: status 2 */
+  const struct {
+    const char *args[5];
+    const char *message;
+  } usage_cases[] = {
+    { { "--tls-key", key }, "elbusd: --tls-key without --tls-certificate\n" },
+    { { "--tls-certificate=", "--tls-key", key }, "elbusd: --tls-certificate: empty\n" },
+    { { "--tls-certificate", cert, "--tls-key=" }, "elbusd: --tls-key: empty\n" },
+  };
+
+  g_test_summary ("--tls-certificate and --tls-key files that cannot be read, are not "
+                  "certificates or keys, or do not match stop elbusd at startup with "
+                  "status 1 and one line saying why; --tls-key alone or an empty file "
+                  "name is a bad command line");
+
+  if (!make_certificate (t->dir, "cert.pem", "key.pem") ||
+      !make_certificate (t->dir, "other.pem", "other.key"))
+    return;
+  g_assert_true (g_file_set_contents (garbage, "-----BEGIN NONSENSE-----\n", -1, NULL));
+
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr(GPtrArray) args = g_ptr_array_new ();
+      g_autofree char *err = NULL;
+      int status = -1;
+
+      g_ptr_array_add (args, (gpointer) "-B");
+      g_ptr_array_add (args, socket_arg);
+      for (guint j = 0; j < G_N_ELEMENTS (cases[i].args) && cases[i].args[j] != NULL; j++)
+        g_ptr_array_add (args, (gpointer) cases[i].args[j]);
+      g_ptr_array_add (args, NULL);
+
+      g_test_message ("case %" G_GSIZE_FORMAT ": %s", i, cases[i].message);
+      run_elbusd_sync ((const char *const *) args->pdata, &err, &status);
+      g_test_message ("stderr: %s", err);
+      assert_exit_status (status, 1);
+      g_assert_true (g_str_has_prefix (err, cases[i].message));
+      g_assert_true (g_str_has_suffix (err, "\n"));
+      g_assert_true (strchr (err, '\n') == err + strlen (err) - 1);
+      g_assert_false (g_file_test (socket_arg, G_FILE_TEST_EXISTS));
+    }
+
+  for (gsize i = 0; i < G_N_ELEMENTS (usage_cases); i++)
+    {
+      g_autoptr(GPtrArray) args = g_ptr_array_new ();
+      g_autofree char *err = NULL;
+      int status = -1;
+
+      g_ptr_array_add (args, (gpointer) "-B");
+      g_ptr_array_add (args, socket_arg);
+      for (guint j = 0; j < G_N_ELEMENTS (usage_cases[i].args) && usage_cases[i].args[j] != NULL;
+           j++)
+        g_ptr_array_add (args, (gpointer) usage_cases[i].args[j]);
+      g_ptr_array_add (args, NULL);
+
+      run_elbusd_sync ((const char *const *) args->pdata, &err, &status);
+      g_test_message ("stderr: %s", err);
+      assert_exit_status (status, 2);
+      g_assert_true (g_str_has_prefix (err, usage_cases[i].message));
+    }
+
+  /* -B wss:// without a certificate: the message names the options too */
+  if (elbus_test_have_websocket ())
+    {
+      const char *args[] = { "--config", "/dev/null", "-B", wss, NULL };
+      g_autofree char *err = NULL;
+      int status = -1;
+
+      run_elbusd_sync (args, &err, &status);
+      g_test_message ("stderr: %s", err);
+      assert_exit_status (status, 1);
+      g_assert_nonnull (strstr (err, "--tls-certificate and --tls-key"));
+    }
+}
+
 /* ---- policy -------------------------------------------------------------------- */
 
 static void
@@ -1502,6 +1784,9 @@ main (int   argc,
   g_test_add_func ("/elbus/elbusd/config/wss-sighup", test_wss_sighup);
   g_test_add_func ("/elbus/elbusd/config/wss-daemonize", test_wss_daemonize);
   g_test_add_func ("/elbus/elbusd/config/wss-bad-certificate", test_wss_bad_certificate);
+  g_test_add_func ("/elbus/elbusd/config/wss-command-line", test_wss_command_line);
+  g_test_add_func ("/elbus/elbusd/config/wss-command-line-wins", test_wss_command_line_wins);
+  g_test_add_func ("/elbus/elbusd/config/wss-command-line-bad", test_wss_command_line_bad);
   g_test_add_func ("/elbus/elbusd/config/policy", test_policy);
   g_test_add_func ("/elbus/elbusd/config/policy-sources", test_policy_sources);
   g_test_add_func ("/elbus/elbusd/config/no-policy", test_no_policy);

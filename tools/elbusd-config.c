@@ -198,6 +198,7 @@ typedef struct {
   const char *path;       /* (unowned): the file, for messages */
   char *dir;              /* (owned): its directory, absolute */
   GHashTable *lines;      /* (owned): "GROUP" and "GROUP\nKEY" → line number */
+  ElbusdConfigFlags flags;
 } Parser;
 
 #define CLIENT_GROUP_PREFIX "client "
@@ -564,11 +565,114 @@ check_tls_key (GTlsCertificate  *certificate,
   return TRUE;
 }
 
+/* The certificate and key files of tls-certificate and tls-key, or of
+ * elbusd's --tls-certificate and --tls-key (@certificate_setting and
+ * @key_setting name them in the messages): without @key_file the
+ * certificate file holds the key too. Not a device or a FIFO, which could
+ * be read without end; holding a certificate and a private key. @culprit
+ * (nullable) tells which file an error is about. Whether the key belongs
+ * to the certificate is elbusd_tls_certificate_check_key()'s question. */
+GTlsCertificate *
+elbusd_tls_certificate_load (const char     *certificate_file,
+                             const char     *key_file,
+                             const char     *certificate_setting,
+                             const char     *key_setting,
+                             ElbusdTlsFile  *culprit,
+                             GError        **error)
+{
+  g_autoptr(GTlsCertificate) certificate = NULL;
+  g_autoptr(GError) local_error = NULL;
+  g_autofree char *key_pem = NULL;
+  ElbusdTlsFile unused;
+
+  g_return_val_if_fail (certificate_file != NULL, NULL);
+
+  if (culprit == NULL)
+    culprit = &unused;
+  *culprit = ELBUSD_TLS_FILE_CERTIFICATE;
+
+  /* (a missing file is the loader's to say) */
+  if (g_file_test (certificate_file, G_FILE_TEST_EXISTS) &&
+      !g_file_test (certificate_file, G_FILE_TEST_IS_REGULAR))
+    {
+      /* Translators: a setting (tls-certificate or --tls-certificate, …), a file */
+      g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_INVAL, _("%s: %s is not a file"),
+                   certificate_setting, certificate_file);
+      return NULL;
+    }
+  if (key_file != NULL &&
+      g_file_test (key_file, G_FILE_TEST_EXISTS) &&
+      !g_file_test (key_file, G_FILE_TEST_IS_REGULAR))
+    {
+      *culprit = ELBUSD_TLS_FILE_KEY;
+      g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_INVAL, _("%s: %s is not a file"),
+                   key_setting, key_file);
+      return NULL;
+    }
+
+  if (key_file != NULL)
+    certificate = g_tls_certificate_new_from_files (certificate_file, key_file, &local_error);
+  else
+    certificate = g_tls_certificate_new_from_file (certificate_file, &local_error);
+  if (certificate == NULL)
+    {
+      if (key_file != NULL)
+        g_set_error (error, local_error->domain, local_error->code,
+                     /* Translators: tls-certificate or an option, files, why */
+                     _("%s: cannot load %s with the key %s: %s"),
+                     certificate_setting, certificate_file, key_file, local_error->message);
+      else
+        g_set_error (error, local_error->domain, local_error->code,
+                     _("%s: cannot load %s: %s"),
+                     certificate_setting, certificate_file, local_error->message);
+      return NULL;
+    }
+
+  g_object_get (certificate, "private-key-pem", &key_pem, NULL);
+  if (key_pem == NULL)
+    {
+      g_set_error (error, G_TLS_ERROR, G_TLS_ERROR_BAD_CERTIFICATE,
+                   /* Translators: tls-certificate, a file, tls-key; or the options */
+                   _("%s: %s holds no private key: name its file in %s"),
+                   certificate_setting, certificate_file, key_setting);
+      return NULL;
+    }
+
+  return g_steal_pointer (&certificate);
+}
+
+/* Whether @certificate's key is the one its certificate was made for (see
+ * check_tls_key()); the error begins with @certificate_setting and names
+ * the files @certificate was loaded from. Not part of loading: the
+ * handshake starts GLib's worker threads, which elbusd must not have
+ * before it daemonizes. */
+gboolean
+elbusd_tls_certificate_check_key (GTlsCertificate  *certificate,
+                                  const char       *certificate_file,
+                                  const char       *key_file,
+                                  const char       *certificate_setting,
+                                  GError          **error)
+{
+  g_autoptr(GError) local_error = NULL;
+
+  g_return_val_if_fail (G_IS_TLS_CERTIFICATE (certificate), FALSE);
+
+  if (check_tls_key (certificate, &local_error))
+    return TRUE;
+
+  g_set_error (error, local_error->domain, local_error->code,
+               /* Translators: tls-certificate or an option, key file, certificate file, why */
+               _("%s: the key in %s does not work with the certificate %s: %s"),
+               certificate_setting, key_file != NULL ? key_file : certificate_file,
+               certificate_file, local_error->message);
+  return FALSE;
+}
+
 /* tls-certificate and tls-key: the files are read now, so that a file that
  * cannot be used is a bad configuration (at start, and on SIGHUP, where
- * the certificate in force stays). Without tls-key the certificate file
- * holds the key too. wss:// in listen needs them. Whether the key belongs
- * to the certificate is elbusd_config_check_tls_key()'s question. */
+ * the certificate in force stays). wss:// in listen needs them. With
+ * ELBUSD_CONFIG_TLS_ELSEWHERE the certificate is elbusd's
+ * --tls-certificate: neither is read, and wss:// needs neither. */
 static gboolean
 load_tls_certificate (Parser        *p,
                       const char    *group,
@@ -576,15 +680,16 @@ load_tls_certificate (Parser        *p,
                       GError       **error)
 {
   g_autoptr(GError) local_error = NULL;
-  g_autofree char *key_pem = NULL;
   guint line = key_line (p, group, "tls-certificate");
+  ElbusdTlsFile culprit;
 
   if (config->tls_certificate_file == NULL)
     {
       if (config->tls_key_file != NULL)
         return fail_at (p, key_line (p, group, "tls-key"), error,
                         _("tls-key without tls-certificate"));
-      for (guint i = 0; config->listen != NULL && config->listen[i] != NULL; i++)
+      for (guint i = 0; config->listen != NULL && config->listen[i] != NULL &&
+                        !(p->flags & ELBUSD_CONFIG_TLS_ELSEWHERE); i++)
         if (g_str_has_prefix (config->listen[i], "wss://"))
           return fail_at (p, key_line (p, group, "listen"), error,
                           _("listen: %s needs tls-certificate and tls-key"),
@@ -592,42 +697,17 @@ load_tls_certificate (Parser        *p,
       return TRUE;
     }
 
-  /* not a device or a FIFO, which could be read without end (a missing
-   * file is the loader's to say) */
-  if (g_file_test (config->tls_certificate_file, G_FILE_TEST_EXISTS) &&
-      !g_file_test (config->tls_certificate_file, G_FILE_TEST_IS_REGULAR))
-    return fail_at (p, line, error, _("tls-certificate: %s is not a file"),
-                    config->tls_certificate_file);
-  if (config->tls_key_file != NULL &&
-      g_file_test (config->tls_key_file, G_FILE_TEST_EXISTS) &&
-      !g_file_test (config->tls_key_file, G_FILE_TEST_IS_REGULAR))
-    return fail_at (p, key_line (p, group, "tls-key"), error, _("tls-key: %s is not a file"),
-                    config->tls_key_file);
-
-  if (config->tls_key_file != NULL)
-    config->tls_certificate = g_tls_certificate_new_from_files (config->tls_certificate_file,
-                                                                config->tls_key_file,
-                                                                &local_error);
-  else
-    config->tls_certificate = g_tls_certificate_new_from_file (config->tls_certificate_file,
-                                                               &local_error);
-  if (config->tls_certificate == NULL)
-    {
-      if (config->tls_key_file != NULL)
-        return fail_at (p, line, error, _("tls-certificate: cannot load %s with the key %s: %s"),
-                        config->tls_certificate_file, config->tls_key_file,
-                        local_error->message);
-      return fail_at (p, line, error, _("tls-certificate: cannot load %s: %s"),
-                      config->tls_certificate_file, local_error->message);
-    }
-
-  g_object_get (config->tls_certificate, "private-key-pem", &key_pem, NULL);
-  if (key_pem == NULL)
-    return fail_at (p, line, error,
-                    _("tls-certificate: %s holds no private key: name its file in tls-key"),
-                    config->tls_certificate_file);
-
   config->tls_certificate_line = line;
+  if (p->flags & ELBUSD_CONFIG_TLS_ELSEWHERE)
+    return TRUE;
+
+  config->tls_certificate = elbusd_tls_certificate_load (config->tls_certificate_file,
+                                                         config->tls_key_file,
+                                                         "tls-certificate", "tls-key",
+                                                         &culprit, &local_error);
+  if (config->tls_certificate == NULL)
+    return fail_at (p, culprit == ELBUSD_TLS_FILE_KEY ? key_line (p, group, "tls-key") : line,
+                    error, "%s", local_error->message);
 
   return TRUE;
 }
@@ -958,8 +1038,9 @@ check_client_name (Parser      *p,
 /* ---- the file ------------------------------------------------------------------ */
 
 ElbusdConfig *
-elbusd_config_load (const char  *path,
-                    GError     **error)
+elbusd_config_load (const char         *path,
+                    ElbusdConfigFlags   flags,
+                    GError            **error)
 {
   g_autoptr(GError) local_error = NULL;
   g_autofree char *text = NULL;
@@ -974,17 +1055,18 @@ elbusd_config_load (const char  *path,
       return NULL;
     }
 
-  return elbusd_config_load_data (path, text, length, error);
+  return elbusd_config_load_data (path, text, length, flags, error);
 }
 
 /* As elbusd_config_load(), from @length bytes of @text (not necessarily
  * NUL-terminated) said to come from @path: relative paths in it are taken
  * from @path's directory. */
 ElbusdConfig *
-elbusd_config_load_data (const char  *path,
-                         const char  *text,
-                         gsize        length,
-                         GError     **error)
+elbusd_config_load_data (const char         *path,
+                         const char         *text,
+                         gsize               length,
+                         ElbusdConfigFlags   flags,
+                         GError            **error)
 {
   g_autoptr(ElbusdConfig) config = g_new0 (ElbusdConfig, 1);
   g_autoptr(GKeyFile) keyfile = g_key_file_new ();
@@ -1001,6 +1083,7 @@ elbusd_config_load_data (const char  *path,
 
   absolute = g_canonicalize_filename (path, NULL);
   p.path = path;
+  p.flags = flags;
   p.dir = g_path_get_dirname (absolute);
   p.lines = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 
@@ -1124,17 +1207,13 @@ elbusd_config_check_tls_key (const ElbusdConfig  *config,
                              GError             **error)
 {
   g_autoptr(GError) local_error = NULL;
-  g_autofree char *message = NULL;
 
   if (config->tls_certificate == NULL ||
-      check_tls_key (config->tls_certificate, &local_error))
+      elbusd_tls_certificate_check_key (config->tls_certificate, config->tls_certificate_file,
+                                        config->tls_key_file, "tls-certificate", &local_error))
     return TRUE;
 
-  message = g_strdup_printf (_("tls-certificate: the key in %s does not work with the certificate %s: %s"),
-                             config->tls_key_file != NULL ? config->tls_key_file
-                                                          : config->tls_certificate_file,
-                             config->tls_certificate_file, local_error->message);
   g_set_error (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_PARSE, "%s:%u: %s",
-               config->path, config->tls_certificate_line, message);
+               config->path, config->tls_certificate_line, local_error->message);
   return FALSE;
 }

@@ -51,6 +51,46 @@ void        elbusd_limits_apply        (const ElbusdLimits  *first,
                                         ElbusBroker         *broker);
 
 /*
+ * ElbusdTlsFile:
+ *
+ * Which of the two files an error of elbusd_tls_certificate_load() is
+ * about: the certificate's or the key's.
+ */
+typedef enum {
+  ELBUSD_TLS_FILE_CERTIFICATE,
+  ELBUSD_TLS_FILE_KEY,
+} ElbusdTlsFile;
+
+/* The certificate wss:// listeners present, as the keys tls-certificate
+ * and tls-key, or the options --tls-certificate and --tls-key, name it:
+ * @certificate_setting and @key_setting are those names, which the error
+ * messages begin with. */
+GTlsCertificate *elbusd_tls_certificate_load      (const char       *certificate_file,
+                                                   const char       *key_file,
+                                                   const char       *certificate_setting,
+                                                   const char       *key_setting,
+                                                   ElbusdTlsFile    *culprit,
+                                                   GError          **error);
+gboolean         elbusd_tls_certificate_check_key (GTlsCertificate  *certificate,
+                                                   const char       *certificate_file,
+                                                   const char       *key_file,
+                                                   const char       *certificate_setting,
+                                                   GError          **error);
+
+/*
+ * ElbusdConfigFlags:
+ * @ELBUSD_CONFIG_NONE: the file as it is
+ * @ELBUSD_CONFIG_TLS_ELSEWHERE: the TLS certificate comes from elsewhere
+ *   (elbusd's --tls-certificate): `tls-certificate` and `tls-key` are
+ *   checked as keys but their files are not read, and a `wss://` listener
+ *   does not need them
+ */
+typedef enum {
+  ELBUSD_CONFIG_NONE = 0,
+  ELBUSD_CONFIG_TLS_ELSEWHERE = 1 << 0,
+} ElbusdConfigFlags;
+
+/*
  * ElbusdConfig:
  *
  * A configuration file, parsed and checked: nothing in it can fail to
@@ -67,27 +107,30 @@ typedef struct {
   gboolean force_register; /* `force-register` */
   char *tls_certificate_file; /* (owned) (nullable): `tls-certificate`, absolute */
   char *tls_key_file;     /* (owned) (nullable): `tls-key`, absolute */
-  GTlsCertificate *tls_certificate; /* (owned) (nullable): loaded from those */
+  GTlsCertificate *tls_certificate; /* (owned) (nullable): loaded from those;
+                                     * NULL with ELBUSD_CONFIG_TLS_ELSEWHERE */
   guint tls_certificate_line; /* where tls-certificate is, for messages */
   ElbusdLimits limits;    /* the limit keys that are present */
   GHashTable *policy;     /* (owned) (nullable): primary name → ElbusClientPolicy;
                            * NULL when the file has no [client …] group */
 } ElbusdConfig;
 
-ElbusdConfig *elbusd_config_load           (const char    *path,
-                                            GError       **error);
-ElbusdConfig *elbusd_config_load_data      (const char    *path,
-                                            const char    *text,
-                                            gsize          length,
-                                            GError       **error);
-void          elbusd_config_free           (ElbusdConfig  *config);
-guint         elbusd_config_count_clients  (const ElbusdConfig *config);
-gboolean      elbusd_config_allows_name    (const ElbusdConfig *config,
-                                            const char         *name);
-void          elbusd_config_apply_policy   (const ElbusdConfig *config,
-                                            ElbusBroker        *broker);
-gboolean      elbusd_config_check_tls_key  (const ElbusdConfig *config,
-                                            GError            **error);
+ElbusdConfig *elbusd_config_load           (const char          *path,
+                                            ElbusdConfigFlags    flags,
+                                            GError             **error);
+ElbusdConfig *elbusd_config_load_data      (const char          *path,
+                                            const char          *text,
+                                            gsize                length,
+                                            ElbusdConfigFlags    flags,
+                                            GError             **error);
+void          elbusd_config_free           (ElbusdConfig        *config);
+guint         elbusd_config_count_clients  (const ElbusdConfig  *config);
+gboolean      elbusd_config_allows_name    (const ElbusdConfig  *config,
+                                            const char          *name);
+void          elbusd_config_apply_policy   (const ElbusdConfig  *config,
+                                            ElbusBroker         *broker);
+gboolean      elbusd_config_check_tls_key  (const ElbusdConfig  *config,
+                                            GError             **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ElbusdConfig, elbusd_config_free)
 

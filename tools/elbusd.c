@@ -56,6 +56,8 @@ typedef struct {
   gboolean verbose;       /* -v */
   gboolean log_syslog;    /* --log-syslog */
   gboolean force_register; /* --force-register */
+  char *tls_certificate_file; /* (owned) (nullable): --tls-certificate, made absolute */
+  char *tls_key_file;     /* (owned) (nullable): --tls-key, made absolute */
   gboolean version;       /* --version */
 } Options;
 
@@ -100,6 +102,12 @@ static GOptionEntry option_entries[] = {
     NULL, N_("SECONDS") },
   { "force-register", 0, 0, G_OPTION_ARG_NONE, &opts.force_register,
     N_("Let a client registering a name that is taken replace the client holding it"), NULL },
+  { "tls-certificate", 0, 0, G_OPTION_ARG_FILENAME, &opts.tls_certificate_file,
+    N_("Present the certificate in FILE (PEM) on wss:// listeners; FILE holds its key too unless --tls-key is given"),
+    N_("FILE") },
+  { "tls-key", 0, 0, G_OPTION_ARG_FILENAME, &opts.tls_key_file,
+    N_("Read the certificate's private key from FILE (PEM, unencrypted)"),
+    N_("FILE") },
   { "workers", 'w', 0, G_OPTION_ARG_INT, &opts.workers,
     N_("Accepted for compatibility with the original elbusd and ignored"),
     N_("N") },
@@ -120,6 +128,8 @@ typedef struct {
   char *config_path;      /* (owned): the file SIGHUP reloads: --config or the default */
   gboolean config_given;  /* --config was given: the file must exist */
   ElbusdConfig *config;   /* (owned) (nullable): the file in force; NULL for none */
+  GTlsCertificate *tls_certificate; /* (owned) (nullable): from --tls-certificate and
+                                     * --tls-key, which win over the file's */
 } Daemon;
 
 /* (owned): the descriptions of the options that name a default, which
@@ -190,6 +200,8 @@ options_clear (void)
   g_clear_pointer (&opts.binds, g_strfreev);
   g_clear_pointer (&opts.pid_file, g_free);
   g_clear_pointer (&opts.config_file, g_free);
+  g_clear_pointer (&opts.tls_certificate_file, g_free);
+  g_clear_pointer (&opts.tls_key_file, g_free);
   g_clear_pointer (&option_descriptions, g_ptr_array_unref);
 }
 
@@ -223,6 +235,46 @@ limit_option_cb (const char  *option_name,
   return TRUE;
 }
 
+/* --tls-certificate and --tls-key as the file's keys: neither empty, no key
+ * without a certificate. Made absolute, since -D changes the working
+ * directory before SIGHUP reads them again. FALSE after saying why. */
+static gboolean
+check_tls_options (void)
+{
+  struct {
+    char **file;
+    const char *option;
+  } options[] = {
+    { &opts.tls_certificate_file, "--tls-certificate" },
+    { &opts.tls_key_file, "--tls-key" },
+  };
+
+  if (opts.tls_key_file != NULL && opts.tls_certificate_file == NULL)
+    {
+      g_printerr (_("elbusd: --tls-key without --tls-certificate\n"));
+      return FALSE;
+    }
+
+  for (gsize i = 0; i < G_N_ELEMENTS (options); i++)
+    {
+      char *file = *options[i].file;
+
+      if (file == NULL)
+        continue;
+      if (*file == '\0')
+        {
+          g_autofree char *message = g_strdup_printf (_("%s: empty"), options[i].option);
+
+          g_printerr ("elbusd: %s\n", message);
+          return FALSE;
+        }
+      *options[i].file = g_canonicalize_filename (file, NULL);
+      g_free (file);
+    }
+
+  return TRUE;
+}
+
 /* Returns EXIT_SUCCESS to go on, or the status to exit with. */
 static int
 parse_options (int    *argc,
@@ -243,10 +295,10 @@ parse_options (int    *argc,
       "“.sock”, “.socket” or “.ipc” is a UNIX socket path: the socket file is\n"
       "created, and removed again on shutdown. ws://HOST:PORT/PATH serves\n"
       "elbus over WebSocket, wss://HOST:PORT/PATH over WebSocket and TLS with\n"
-      "the certificate and key named in the configuration file. Anything else\n"
-      "is HOST:PORT for TCP. At least one -B is needed, unless the\n"
-      "configuration file lists listeners or the service manager passes\n"
-      "listening sockets (systemd socket activation).\n"
+      "the certificate and key of --tls-certificate and --tls-key, or else of\n"
+      "the configuration file. Anything else is HOST:PORT for TCP. At least\n"
+      "one -B is needed, unless the configuration file lists listeners or the\n"
+      "service manager passes listening sockets (systemd socket activation).\n"
       "\n"
       "The configuration file holds these options, the TLS certificate and\n"
       "the security policy; options given on the command line win over the\n"
@@ -257,10 +309,12 @@ parse_options (int    *argc,
       "  elbusd -B /tmp/elbus.sock -B 127.0.0.1:7777 -v\n"
       "  elbusd -B /run/elbus.sock -P /run/elbusd.pid -D --log-syslog\n"
       "  elbusd --config /etc/elbus/elbusd.conf\n"
+      "  elbusd -B wss://0.0.0.0:7778/elbus --tls-certificate cert.pem --tls-key key.pem\n"
       "\n"
       "SIGTERM or SIGINT (Ctrl+C) stops the broker: it disconnects its clients,\n"
       "removes the socket and pid files it created and exits with status 0.\n"
-      "SIGHUP reloads the configuration file without dropping connections.\n"
+      "SIGHUP reloads the configuration file and the TLS certificate without\n"
+      "dropping connections.\n"
       "Exit status 1 means it could not start (a bad configuration file\n"
       "included), 2 a bad command line.\n"));
 
@@ -277,6 +331,12 @@ parse_options (int    *argc,
   if (*argc > 1)
     {
       g_printerr (_("elbusd: unexpected argument “%s”\n"), (*argv)[1]);
+      g_printerr (_("Try “%s --help” for more information.\n"), "elbusd");
+      return EXIT_USAGE;
+    }
+
+  if (!check_tls_options ())
+    {
       g_printerr (_("Try “%s --help” for more information.\n"), "elbusd");
       return EXIT_USAGE;
     }
@@ -344,7 +404,8 @@ listen_on_address (ElbusBroker *broker,
   if (g_str_has_prefix (address, "wss://") && elbus_broker_get_tls_certificate (broker) == NULL)
     {
       g_printerr (_("elbusd: cannot listen on %s: wss:// needs a TLS certificate and its key: "
-                    "name their files in tls-certificate and tls-key in the configuration file\n"),
+                    "name their files with --tls-certificate and --tls-key, or in "
+                    "tls-certificate and tls-key in the configuration file\n"),
                   address);
       return FALSE;
     }
@@ -596,7 +657,7 @@ notify_service_manager (const char *state)
 }
 
 /* The limits: the command line wins over the file, the file over the
- * broker's defaults. */
+ * broker's defaults; so does the TLS certificate. */
 static void
 configure_broker (Daemon *daemon)
 {
@@ -608,7 +669,9 @@ configure_broker (Daemon *daemon)
   elbus_broker_set_force_register (broker, opts.force_register ||
                                    (daemon->config != NULL && daemon->config->force_register));
   /* none in the file leaves open wss:// listeners with the one they have */
-  if (daemon->config != NULL && daemon->config->tls_certificate != NULL)
+  if (daemon->tls_certificate != NULL)
+    elbus_broker_set_tls_certificate (broker, daemon->tls_certificate);
+  else if (daemon->config != NULL && daemon->config->tls_certificate != NULL)
     elbus_broker_set_tls_certificate (broker, daemon->config->tls_certificate);
 
   g_debug ("timeout %g s, buf-size %u bytes, buf-ttl %u µs, "
@@ -638,6 +701,36 @@ log_policy (const ElbusdConfig *config)
             config->path, n_entries, n_entries == 1 ? "entry" : "entries");
 }
 
+/* --tls-certificate wins over the file's tls-certificate and tls-key, which
+ * are then not read at all: the file's certificate could be one that
+ * cannot be used, which is why it is replaced. */
+static ElbusdConfigFlags
+config_flags (void)
+{
+  return opts.tls_certificate_file != NULL ? ELBUSD_CONFIG_TLS_ELSEWHERE : ELBUSD_CONFIG_NONE;
+}
+
+/* --tls-certificate and --tls-key, read at start and on SIGHUP as the
+ * file's keys are; the key is tried apart, by check_command_line_key().
+ * NULL without the options, or with @error set. */
+static GTlsCertificate *
+load_command_line_certificate (GError **error)
+{
+  if (opts.tls_certificate_file == NULL)
+    return NULL;
+  return elbusd_tls_certificate_load (opts.tls_certificate_file, opts.tls_key_file,
+                                      "--tls-certificate", "--tls-key", NULL, error);
+}
+
+static gboolean
+check_command_line_key (GTlsCertificate  *certificate,
+                        GError          **error)
+{
+  return certificate == NULL ||
+         elbusd_tls_certificate_check_key (certificate, opts.tls_certificate_file,
+                                           opts.tls_key_file, "--tls-certificate", error);
+}
+
 /* Loads the configuration file at startup: --config, or the default file
  * if there is one. Returns FALSE after printing why on a bad file. */
 static gboolean
@@ -655,7 +748,7 @@ load_config (Daemon *daemon)
       !g_file_test (daemon->config_path, G_FILE_TEST_EXISTS))
     return TRUE;
 
-  daemon->config = elbusd_config_load (daemon->config_path, &error);
+  daemon->config = elbusd_config_load (daemon->config_path, config_flags (), &error);
   if (daemon->config == NULL)
     {
       g_printerr ("elbusd: %s\n", error->message);
@@ -702,65 +795,103 @@ log_restart_needed (const ElbusdConfig *old,
 }
 
 /* Said at start and on SIGHUP, which reads the certificate files again: a
- * renewed certificate is served to the connections made from then on. */
+ * renewed certificate is served to the connections made from then on.
+ * The certificate is @command_line's (nullable), from --tls-certificate,
+ * or else @config's (nullable). */
 static void
 log_tls_certificate (ElbusBroker        *broker,
-                     const ElbusdConfig *config)
+                     const ElbusdConfig *config,
+                     GTlsCertificate    *command_line)
 {
   GTlsCertificate *old = elbus_broker_get_tls_certificate (broker);
+  GTlsCertificate *certificate;
+  const char *source;
+  const char *file;
 
-  if (config->tls_certificate != NULL)
+  if (command_line != NULL)
     {
-      g_autoptr(GDateTime) not_after = g_tls_certificate_get_not_valid_after (config->tls_certificate);
+      certificate = command_line;
+      source = "--tls-certificate";
+      file = opts.tls_certificate_file;
+      if (config != NULL && config->tls_certificate_file != NULL)
+        g_debug ("%s: tls-certificate and tls-key not read; --tls-certificate is in force",
+                 config->path);
+    }
+  else if (config != NULL)
+    {
+      certificate = config->tls_certificate;
+      source = config->path;
+      file = config->tls_certificate_file;
+    }
+  else
+    return;
+
+  if (certificate != NULL)
+    {
+      g_autoptr(GDateTime) not_after = g_tls_certificate_get_not_valid_after (certificate);
       g_autoptr(GDateTime) now = g_date_time_new_now_utc ();
 
-      if (old == NULL || !g_tls_certificate_is_same (old, config->tls_certificate))
-        g_info ("%s: TLS certificate loaded from %s", config->path,
-                config->tls_certificate_file);
+      if (old == NULL || !g_tls_certificate_is_same (old, certificate))
+        g_info ("%s: TLS certificate loaded from %s", source, file);
       if (not_after != NULL && g_date_time_compare (not_after, now) < 0)
         {
           g_autofree char *when = g_date_time_format_iso8601 (not_after);
 
           g_message ("%s: the TLS certificate %s expired on %s: wss:// clients will refuse it",
-                     config->path, config->tls_certificate_file, when);
+                     source, file, when);
         }
     }
   else if (old != NULL)
     g_message ("%s: tls-certificate removed: the wss:// listeners keep the "
-               "certificate they have until elbusd restarts", config->path);
+               "certificate they have until elbusd restarts", source);
 }
 
-/* SIGHUP: reads the configuration file again. A bad file changes nothing.
- * A good one replaces the limits, the policy and the TLS certificate,
- * which apply to connections made from now on; connected clients whose
- * name has no entry any more are disconnected (with their secondaries). */
+/* SIGHUP: reads the configuration file again, and the files of
+ * --tls-certificate and --tls-key. A bad file or certificate changes
+ * nothing. A good one replaces the limits, the policy and the TLS
+ * certificate, which apply to connections made from now on; connected
+ * clients whose name has no entry any more are disconnected (with their
+ * secondaries). */
 static void
 reload_config (Daemon *daemon)
 {
   g_autoptr(ElbusdConfig) config = NULL;
+  g_autoptr(GTlsCertificate) certificate = NULL;
   g_autoptr(GError) error = NULL;
   g_auto(GStrv) clients = NULL;
   guint n_dropped = 0;
+  gboolean no_file = !daemon->config_given &&
+                     !g_file_test (daemon->config_path, G_FILE_TEST_EXISTS);
 
-  if (!daemon->config_given &&
-      !g_file_test (daemon->config_path, G_FILE_TEST_EXISTS))
+  if (no_file)
     {
       if (daemon->config == NULL)
-        g_info ("SIGHUP: there is no configuration file %s: nothing to reload",
-                daemon->config_path);
+        g_info ("SIGHUP: there is no configuration file %s: %s", daemon->config_path,
+                opts.tls_certificate_file != NULL ? "only --tls-certificate is read again"
+                                                  : "nothing to reload");
       else
         g_warning ("SIGHUP: the configuration file %s is gone; "
                    "the current configuration stays in force",
                    daemon->config_path);
-      return;
+      if (opts.tls_certificate_file == NULL)
+        return;
     }
 
   notify_service_manager ("RELOADING=1");
 
-  config = elbusd_config_load (daemon->config_path, &error);
-  if (config != NULL && !elbusd_config_check_tls_key (config, &error))
-    g_clear_pointer (&config, elbusd_config_free);
-  if (config == NULL)
+  if (!no_file)
+    {
+      config = elbusd_config_load (daemon->config_path, config_flags (), &error);
+      if (config != NULL && !elbusd_config_check_tls_key (config, &error))
+        g_clear_pointer (&config, elbusd_config_free);
+    }
+  if (error == NULL)
+    {
+      certificate = load_command_line_certificate (&error);
+      if (certificate != NULL && !check_command_line_key (certificate, &error))
+        g_clear_object (&certificate);
+    }
+  if (error != NULL)
     {
       g_warning ("%s; configuration not reloaded: the current one stays in force",
                  error->message);
@@ -768,8 +899,19 @@ reload_config (Daemon *daemon)
       return;
     }
 
-  log_restart_needed (daemon->config, config);
-  log_tls_certificate (daemon->broker, config);
+  if (config != NULL)
+    log_restart_needed (daemon->config, config);
+  log_tls_certificate (daemon->broker, config != NULL ? config : daemon->config, certificate);
+
+  g_set_object (&daemon->tls_certificate, certificate);
+  if (no_file)
+    {
+      configure_broker (daemon);
+      g_info ("reloaded the TLS certificate from %s (--tls-certificate)",
+              opts.tls_certificate_file);
+      notify_service_manager ("READY=1");
+      return;
+    }
 
   g_clear_pointer (&daemon->config, elbusd_config_free);
   daemon->config = g_steal_pointer (&config);
@@ -819,6 +961,7 @@ daemon_clear (Daemon *daemon)
   g_clear_pointer (&daemon->loop, g_main_loop_unref);
   g_clear_pointer (&daemon->config_path, g_free);
   g_clear_pointer (&daemon->config, elbusd_config_free);
+  g_clear_object (&daemon->tls_certificate);
 }
 
 static int
@@ -859,10 +1002,21 @@ run (Daemon *daemon)
   if (pid_file_option != NULL)
     pid_file = g_canonicalize_filename (pid_file_option, NULL);
 
+  /* read now, as the file's are with the file; the key is tried later */
+  {
+    g_autoptr(GError) tls_error = NULL;
+
+    daemon->tls_certificate = load_command_line_certificate (&tls_error);
+    if (tls_error != NULL)
+      {
+        g_printerr ("elbusd: %s\n", tls_error->message);
+        return EXIT_FAILURE;
+      }
+  }
+
   broker = elbus_broker_new ();
   daemon->broker = broker;
-  if (daemon->config != NULL)
-    log_tls_certificate (broker, daemon->config);
+  log_tls_certificate (broker, daemon->config, daemon->tls_certificate);
   configure_broker (daemon);
   if (daemon->config != NULL)
     {
@@ -895,20 +1049,21 @@ run (Daemon *daemon)
       return EXIT_FAILURE;
     }
 
-  /* the file's TLS key, tried now: the handshake starts GLib's worker
-   * threads, which must not be there when daemonize_start() forks (its
-   * error still reaches the terminal, and the parent exits 1) */
-  if (daemon->config != NULL)
-    {
-      g_autoptr(GError) key_error = NULL;
+  /* the TLS key, the command line's or the file's, tried now: the
+   * handshake starts GLib's worker threads, which must not be there when
+   * daemonize_start() forks (its error still reaches the terminal, and the
+   * parent exits 1) */
+  {
+    g_autoptr(GError) key_error = NULL;
 
-      if (!elbusd_config_check_tls_key (daemon->config, &key_error))
-        {
-          g_printerr ("elbusd: %s\n", key_error->message);
-          elbus_broker_close (broker);
-          return EXIT_FAILURE;
-        }
-    }
+    if (!check_command_line_key (daemon->tls_certificate, &key_error) ||
+        (daemon->config != NULL && !elbusd_config_check_tls_key (daemon->config, &key_error)))
+      {
+        g_printerr ("elbusd: %s\n", key_error->message);
+        elbus_broker_close (broker);
+        return EXIT_FAILURE;
+      }
+  }
 
   if (pid_file != NULL && !write_pid_file (pid_file))
     {

@@ -84,7 +84,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   g_autoptr(GError) error = NULL;
   g_autoptr(ElbusdConfig) config = NULL;
 
-  config = elbusd_config_load_data (PATH, (const char *) data, size, &error);
+  config = elbusd_config_load_data (PATH, (const char *) data, size, ELBUSD_CONFIG_NONE, &error);
   if (config == NULL)
     {
       FUZZ_CHECK (error != NULL);
