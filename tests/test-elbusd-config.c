@@ -481,7 +481,6 @@ test_listeners (void)
   g_autofree char *pid = NULL;
   g_autoptr(ElbusTestConn) a = NULL;
   g_autoptr(ElbusTestConn) b = NULL;
-  g_autoptr(GError) error = NULL;
 
   g_test_summary ("listen= opens UNIX, TCP and FIFO listeners; relative "
                   "paths are taken from the file's directory, pid-file too");
