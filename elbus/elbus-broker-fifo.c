@@ -24,8 +24,7 @@
 struct _ElbusFifo {
   ElbusBroker     *broker;  /* (unowned) */
   char            *path;    /* (owned) */
-  int              fd;      /* read end */
-  int              keep_fd; /* a write end of our own, so that writers closing is no EOF */
+  int              fd;      /* read end, opened again whenever the writers are gone */
   GSource         *source;  /* (owned) (nullable) */
   ElbusFifoReader  reader;  /* the line being read */
 };
@@ -136,19 +135,59 @@ line_cb (const ElbusFifoLine *line,
     }
 }
 
+static gboolean fifo_readable_cb (int          fd,
+                                  GIOCondition condition,
+                                  gpointer     user_data);
+
+/* Opens the read end and watches it. Opened without a writer, it reports
+ * no hang-up until a writer has come and gone. */
+static gboolean
+fifo_open (ElbusFifo  *fifo,
+           GError    **error)
+{
+  fifo->fd = open (fifo->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fifo->fd < 0)
+    {
+      int saved_errno = errno;
+
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
+                   _("cannot open the FIFO %s: %s"), fifo->path, g_strerror (saved_errno));
+      return FALSE;
+    }
+
+  fifo->source = g_unix_fd_source_new (fifo->fd, G_IO_IN | G_IO_HUP);
+  g_source_set_static_name (fifo->source, "[elbus] broker fifo");
+  g_source_set_callback (fifo->source, G_SOURCE_FUNC (fifo_readable_cb), fifo, NULL);
+  g_source_attach (fifo->source, fifo->broker->context);
+  return TRUE;
+}
+
 static gboolean
 fifo_readable_cb (int          fd,
                   GIOCondition condition,
                   gpointer     user_data)
 {
   ElbusFifo *fifo = user_data;
+  g_autoptr(GError) error = NULL;
   char buf[4096];
   ssize_t n;
 
   while ((n = read (fd, buf, sizeof buf)) > 0)
     _elbus_fifo_reader_feed (&fifo->reader, buf, n, line_cb, fifo);
 
-  return G_SOURCE_CONTINUE;
+  if (n < 0)
+    return G_SOURCE_CONTINUE;
+
+  /* every writer is gone: the last line ends here, newline or not (as
+   * `printf 'TARGET text' > FIFO` means it), and the pipe is opened again,
+   * which clears the hang-up; a writer that comes meanwhile waits in
+   * open() for the reader */
+  _elbus_fifo_reader_feed (&fifo->reader, "\n", 1, line_cb, fifo);
+  g_clear_pointer (&fifo->source, g_source_unref);
+  close (fifo->fd);
+  if (!fifo_open (fifo, &error))
+    g_warning ("%s", error->message);
+  return G_SOURCE_REMOVE;
 }
 
 static void
@@ -161,8 +200,6 @@ fifo_free (ElbusFifo *fifo)
     }
   if (fifo->fd >= 0)
     close (fifo->fd);
-  if (fifo->keep_fd >= 0)
-    close (fifo->keep_fd);
   g_unlink (fifo->path);
   _elbus_fifo_reader_clear (&fifo->reader);
   g_free (fifo->path);
@@ -222,24 +259,11 @@ elbus_broker_listen_fifo (ElbusBroker  *self,
   fifo->broker = self;
   fifo->path = g_strdup (path);
   _elbus_fifo_reader_init (&fifo->reader, ELBUS_FIFO_MAX_LINE);
-  fifo->keep_fd = -1;
-  fifo->fd = open (path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  if (fifo->fd >= 0)
-    fifo->keep_fd = open (path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-  if (fifo->fd < 0 || fifo->keep_fd < 0)
+  if (!fifo_open (fifo, error))
     {
-      int saved_errno = errno;
-
-      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
-                   _("cannot open the FIFO %s: %s"), path, g_strerror (saved_errno));
       fifo_free (fifo);
       return FALSE;
     }
-
-  fifo->source = g_unix_fd_source_new (fifo->fd, G_IO_IN);
-  g_source_set_static_name (fifo->source, "[elbus] broker fifo");
-  g_source_set_callback (fifo->source, G_SOURCE_FUNC (fifo_readable_cb), fifo, NULL);
-  g_source_attach (fifo->source, self->context);
 
   if (self->fifos == NULL)
     self->fifos = g_ptr_array_new_with_free_func ((GDestroyNotify) fifo_free);

@@ -1187,7 +1187,8 @@ test_fifo (void)
 
   g_test_summary ("Each line written to a fifo: listener is sent by .broker: a message, a "
                   "publication, a broadcast, a notification and a typed call0; lines "
-                  "that make no sense send nothing; the pipe goes with the broker");
+                  "that make no sense send nothing; a writer's last line needs no "
+                  "newline; the pipe goes with the broker");
 
   elbus_test_conn_subscribe (conn, "a/#", NULL);
   elbus_test_broker_invoke (tb, listen_fifo_cb, path);
@@ -1203,6 +1204,24 @@ test_fifo (void)
   expect_fifo_frame (conn, 0x13, NULL, "bc", 2);
   expect_fifo_frame (conn, 0x12, NULL, "\0note", 5);
   expect_fifo_frame (conn, 0x12, NULL, call0, sizeof call0);
+
+  /* a writer that closes after a line without its newline (printf): the
+   * line ends there, and is not glued to the next writer's (one that
+   * comes before the broker has read the first one's end is one stream
+   * with it: a pipe does not tell writers apart) */
+  for (guint i = 0; i < 2; i++)
+    {
+      const char *line = i == 0 ? "fifo.t no newline" : "fifo.t next\n";
+
+      fd = open (path, O_WRONLY);
+      g_assert_cmpint (fd, >=, 0);
+      g_assert_cmpint (write (fd, line, strlen (line)), ==, (gssize) strlen (line));
+      close (fd);
+      if (i == 0)
+        expect_fifo_frame (conn, 0x12, NULL, "no newline", 10);
+      else
+        expect_fifo_frame (conn, 0x12, NULL, "next", 4);
+    }
 
   g_clear_pointer (&conn, elbus_test_conn_free);
   elbus_test_broker_free (tb);
