@@ -160,13 +160,22 @@ test_start_failure_alone (void)
     const char *message;
   } cases[] = {
     { "/nonexistent-elbus-dir/x/elbusd.sock", "elbusd: cannot listen on /nonexistent-elbus-dir" },
-    { "127.0.0.1:99999", "elbusd: “127.0.0.1:99999”: the port must be a number from 0 to 65535" },
+  };
+  /* no address at all: a bad command line */
+  static const struct {
+    const char *address;
+    const char *message;
+  } usage[] = {
+    { "127.0.0.1:99999", "elbusd: “127.0.0.1:99999”: the port must be a number from 0 to 65535\n" },
     { "relative", "“./relative”" },
     { ":7777", "has no host before the port" },
+    { "ws://127.0.0.1/", "is not a ws://HOST:PORT[/PATH] address\n" },
   };
 
   g_test_summary ("An elbusd that cannot start prints its error alone, on one line, and "
-                  "exits 1: no info lines of .broker starting and closing (-v shows them)");
+                  "exits 1: no info lines of .broker starting and closing (-v shows them); "
+                  "a -B that is no address is a bad command line: exit 2, before anything "
+                  "starts");
 
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     {
@@ -187,6 +196,21 @@ test_start_failure_alone (void)
                                                NULL, NULL, &verbose_err), ==, 1);
       g_assert_nonnull (strstr (verbose_err, cases[i].message));
       g_assert_nonnull (strstr (verbose_err, ".broker: registered"));
+    }
+
+  for (guint i = 0; i < G_N_ELEMENTS (usage); i++)
+    {
+      g_autofree char *err = NULL;
+
+      g_assert_cmpint (elbus_test_run_program (elbus_test_elbusd_path (),
+                                               (const char *[]) { "-v", "-B", usage[i].address,
+                                                                  NULL },
+                                               NULL, NULL, &err), ==, 2);
+      g_test_message ("%s", err);
+      g_assert_true (g_str_has_prefix (err, "elbusd: "));
+      g_assert_nonnull (strstr (err, usage[i].message));
+      g_assert_nonnull (strstr (err, "elbusd --help"));
+      g_assert_null (strstr (err, ".broker"));
     }
 }
 

@@ -291,14 +291,15 @@ parse_options (int    *argc,
     _("Runs an elbus broker: clients connect to it and exchange one-to-one\n"
       "messages, broadcasts and publications.\n"
       "\n"
-      "Each -B adds a listener. An ADDRESS that starts with “/” or ends in\n"
-      "“.sock”, “.socket” or “.ipc” is a UNIX socket path: the socket file is\n"
-      "created, and removed again on shutdown. ws://HOST:PORT/PATH serves\n"
-      "elbus over WebSocket, wss://HOST:PORT/PATH over WebSocket and TLS with\n"
-      "the certificate and key of --tls-certificate and --tls-key, or else of\n"
-      "the configuration file. Anything else is HOST:PORT for TCP. At least\n"
-      "one -B is needed, unless the configuration file lists listeners or the\n"
-      "service manager passes listening sockets (systemd socket activation).\n"
+      "Each -B adds a listener. An ADDRESS that starts with “/”, “./” or\n"
+      "“../” or ends in “.sock”, “.socket” or “.ipc” is a UNIX socket path:\n"
+      "the socket file is created, and removed again on shutdown.\n"
+      "ws://HOST:PORT/PATH serves elbus over WebSocket, wss://HOST:PORT/PATH\n"
+      "over WebSocket and TLS with the certificate and key of\n"
+      "--tls-certificate and --tls-key, or else of the configuration file.\n"
+      "Anything else is HOST:PORT for TCP. At least one -B is needed, unless\n"
+      "the configuration file lists listeners or the service manager passes\n"
+      "listening sockets (systemd socket activation).\n"
       "\n"
       "The configuration file holds these options, the TLS certificate and\n"
       "the security policy; options given on the command line win over the\n"
@@ -339,6 +340,23 @@ parse_options (int    *argc,
     {
       g_printerr (_("Try “%s --help” for more information.\n"), "elbusd");
       return EXIT_USAGE;
+    }
+
+  /* a -B that is no address is a bad command line (in the file's listen=,
+   * a bad file: exit 1, when the listeners open) */
+  for (gsize i = 0; opts.binds != NULL && opts.binds[i] != NULL; i++)
+    {
+      g_autofree char *checked = NULL;
+
+      if (g_str_has_prefix (opts.binds[i], "fifo:"))
+        continue;
+      checked = elbus_tool_check_address (opts.binds[i], TRUE, &error);
+      if (checked == NULL)
+        {
+          g_printerr ("elbusd: %s\n", error->message);
+          g_printerr (_("Try “%s --help” for more information.\n"), "elbusd");
+          return EXIT_USAGE;
+        }
     }
 
   return EXIT_SUCCESS;
