@@ -487,7 +487,7 @@ test_listeners (void)
 
   g_assert_cmpint (g_mkdir (run_dir, 0755), ==, 0);
   contents = g_strdup_printf ("[elbusd]\n"
-                              "listen = elbusd.sock ; %s;fifo:ctl.fifo\n"
+                              "listen = elbusd.sock ; %s;fifo:ctl.fifo; ./plain\n"
                               "pid-file=run/elbusd.pid\n", tcp);
   conf_test_write (t, contents);
   conf_test_spawn (t, NULL, t->socket_path);
@@ -497,6 +497,11 @@ test_listeners (void)
 
   a = elbus_test_conn_new_address (t->socket_path, "listen.unix");
   b = elbus_test_conn_new_address (tcp, "listen.tcp");
+  /* ./plain: a socket path, as on the command line */
+  {
+    g_autofree char *plain = g_build_filename (t->dir, "plain", NULL);
+    g_autoptr(ElbusTestConn) c = elbus_test_conn_new_address (plain, "listen.plain");
+  }
   elbus_test_conn_op_acked (a, OP_MESSAGE, "listen.tcp", "over unix", RESULT_OK);
   elbus_test_conn_expect_message (b, KIND_MESSAGE, "listen.unix", NULL, "over unix");
 

@@ -766,7 +766,8 @@ parse_server_group (Parser        *p,
               else if (g_str_has_prefix (address, "ws://") ||
                        g_str_has_prefix (address, "wss://"))
                 g_strv_builder_add (builder, address);
-              else if (elbus_address_is_unix (address))
+              else if (elbus_address_is_unix (address) || g_str_has_prefix (address, "./") ||
+                       g_str_has_prefix (address, "../"))
                 {
                   g_autofree char *path = resolve_path (p, address);
 
