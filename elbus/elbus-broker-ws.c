@@ -35,15 +35,12 @@
 
 #include "elbus-broker-private.h"
 #include "elbus-i18n-private.h"
+#include "elbus-ws-frame-private.h"
 
 #ifdef HAVE_LIBSOUP
 
 #include <libsoup/soup.h>
 
-/* WebSocket close codes (RFC 6455 7.4.1) */
-#define WS_CLOSE_NORMAL          1000
-#define WS_CLOSE_UNSUPPORTED     1003
-#define WS_CLOSE_TRY_AGAIN_LATER 1013
 
 typedef struct {
   ElbusBroker *broker;             /* (unowned) */
@@ -100,19 +97,6 @@ tls_certificate_notify_cb (ElbusBroker *broker,
 #define WS_EVENTS      (EPOLLIN | EPOLLRDHUP)
 #define WS_READ_EVENTS (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)
 
-/* opcodes */
-#define WS_OP_CONTINUATION 0x0
-#define WS_OP_TEXT         0x1
-#define WS_OP_BINARY       0x2
-#define WS_OP_CLOSE        0x8
-#define WS_OP_PING         0x9
-#define WS_OP_PONG         0xa
-
-#define WS_CLOSE_PROTOCOL_ERROR 1002
-#define WS_CLOSE_TOO_BIG        1009
-
-/* room kept in front of a batch for the longest frame header */
-#define WS_MAX_HEADER 10
 
 struct _ElbusWsPeer {
   ElbusPeer         *peer;         /* (unowned): owns us */
@@ -123,19 +107,7 @@ struct _ElbusWsPeer {
   GOutputStream     *out;          /* (unowned): the stream's */
   gboolean           tls;          /* a read may end short of what is there */
 
-  /* the frame being read */
-  guint8             hdr[14];
-  guint              hdr_len;      /* bytes of hdr read */
-  guint              hdr_need;     /* bytes hdr has when complete */
-  guint8             opcode;
-  gboolean           fin;
-  guint64            left;         /* payload bytes still to come */
-  guint8             mask[4];
-  guint              mask_pos;
-  gboolean           in_message;   /* a fragmented data message goes on */
-  guint8             control[125]; /* a control frame's payload */
-  guint              control_len;
-  gboolean           close_seen;   /* the client's close frame came */
+  ElbusWsReader      reader;       /* the client's frames */
 
   /* what waits for the socket: whole WebSocket frames from wpos on */
   GByteArray        *wbuf;         /* (owned) */
@@ -149,32 +121,6 @@ static guint64
 max_message_size (ElbusBroker *broker)
 {
   return (guint64) broker->max_frame_size + ELBUS_READ_CHUNK_SIZE;
-}
-
-/* Appends a frame header for @len payload bytes (server frames are not
- * masked). */
-static gsize
-encode_header (guint8   *hdr,
-               guint8    opcode,
-               guint64   len)
-{
-  hdr[0] = 0x80 | opcode;
-  if (len < 126)
-    {
-      hdr[1] = (guint8) len;
-      return 2;
-    }
-  if (len <= G_MAXUINT16)
-    {
-      hdr[1] = 126;
-      hdr[2] = (guint8) (len >> 8);
-      hdr[3] = (guint8) len;
-      return 4;
-    }
-  hdr[1] = 127;
-  for (guint i = 0; i < 8; i++)
-    hdr[2 + i] = (guint8) (len >> (56 - 8 * i));
-  return 10;
 }
 
 /* Writes what waits in wbuf as far as the socket takes it. */
@@ -218,9 +164,9 @@ queue_control (ElbusWsPeer  *ws,
                const guint8 *payload,
                gsize         len)
 {
-  guint8 hdr[WS_MAX_HEADER];
+  guint8 hdr[ELBUS_WS_MAX_HEADER];
 
-  g_byte_array_append (ws->wbuf, hdr, encode_header (hdr, opcode, len));
+  g_byte_array_append (ws->wbuf, hdr, _elbus_ws_encode_header (hdr, opcode, len));
   g_byte_array_append (ws->wbuf, payload, len);
 }
 
@@ -238,7 +184,7 @@ queue_close (ElbusWsPeer *ws,
   payload[0] = code >> 8;
   payload[1] = code & 0xff;
   memcpy (payload + 2, reason, len);
-  queue_control (ws, WS_OP_CLOSE, payload, 2 + len);
+  queue_control (ws, ELBUS_WS_OP_CLOSE, payload, 2 + len);
 }
 
 static void
@@ -259,7 +205,7 @@ ws_release (ElbusWsPeer *ws,
   _elbus_dispatch_file_remove (&ws->file);
   if (graceful)
     {
-      queue_close (ws, WS_CLOSE_NORMAL, "");
+      queue_close (ws, ELBUS_WS_CLOSE_NORMAL, "");
       if (ws_write_pending (ws) != ELBUS_WRITE_FAILED)
         {
           guint8 sink[4096];
@@ -317,7 +263,7 @@ ws_peer_write (ElbusPeer *peer,
   ElbusWsPeer *ws = peer->ws;
   ElbusWriteStatus status;
   gsize start, payload, hdr_len;
-  guint8 hdr[WS_MAX_HEADER];
+  guint8 hdr[ELBUS_WS_MAX_HEADER];
 
   if (ws->wpos < ws->wbuf->len)
     {
@@ -337,15 +283,15 @@ ws_peer_write (ElbusPeer *peer,
   /* the batch goes behind room for its header, which is written in front
    * of it once its length is known: one copy, one write */
   start = ws->wbuf->len;
-  g_byte_array_set_size (ws->wbuf, start + WS_MAX_HEADER);
+  g_byte_array_set_size (ws->wbuf, start + ELBUS_WS_MAX_HEADER);
   _elbus_out_queue_drain (&peer->out, ws->wbuf, frames, bytes);
-  payload = ws->wbuf->len - start - WS_MAX_HEADER;
-  hdr_len = encode_header (hdr, WS_OP_BINARY, payload);
-  memcpy (ws->wbuf->data + start + WS_MAX_HEADER - hdr_len, hdr, hdr_len);
+  payload = ws->wbuf->len - start - ELBUS_WS_MAX_HEADER;
+  hdr_len = _elbus_ws_encode_header (hdr, ELBUS_WS_OP_BINARY, payload);
+  memcpy (ws->wbuf->data + start + ELBUS_WS_MAX_HEADER - hdr_len, hdr, hdr_len);
   if (start == 0)
-    ws->wpos = WS_MAX_HEADER - hdr_len;
+    ws->wpos = ELBUS_WS_MAX_HEADER - hdr_len;
   else
-    g_byte_array_remove_range (ws->wbuf, start, WS_MAX_HEADER - hdr_len);
+    g_byte_array_remove_range (ws->wbuf, start, ELBUS_WS_MAX_HEADER - hdr_len);
 
   status = ws_write_pending (ws);
   set_want_write (ws, status == ELBUS_WRITE_BLOCKED);
@@ -358,40 +304,43 @@ static const ElbusPeerFuncs ws_peer_funcs = {
   .close = ws_peer_close,
 };
 
-/* A frame the client should not have sent: its connection goes. */
-static void
-ws_fail (ElbusWsPeer *ws,
-         guint16      code,
-         const char  *message)
+static gboolean
+ws_data_cb (gpointer  user_data,
+            guint8   *bytes,
+            gsize     len)
 {
+  ElbusWsPeer *ws = user_data;
   ElbusPeer *peer = ws->peer;
 
-  queue_close (ws, code, "");
-  _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE, _("WebSocket error: %s"), message);
+  _elbus_peer_feed (peer, bytes, len);
+  return !peer->closed;
 }
 
 /* A control frame read whole. */
-static void
-ws_control (ElbusWsPeer *ws)
+static gboolean
+ws_control_cb (gpointer      user_data,
+               guint8        opcode,
+               const guint8 *payload,
+               gsize         len)
 {
+  ElbusWsPeer *ws = user_data;
   ElbusPeer *peer = ws->peer;
 
-  switch (ws->opcode)
+  switch (opcode)
     {
-    case WS_OP_PING:
-      queue_control (ws, WS_OP_PONG, ws->control, ws->control_len);
+    case ELBUS_WS_OP_PING:
+      queue_control (ws, ELBUS_WS_OP_PONG, payload, len);
       /* behind a batch the socket did not take, it waits for EPOLLOUT */
       if (ws->wpos == 0 || !(ws->file.interest & EPOLLOUT))
         ws_send_pending (ws);
       break;
 
-    case WS_OP_CLOSE:
+    case ELBUS_WS_OP_CLOSE:
       /* the client said goodbye: answered with the same code */
-      ws->close_seen = TRUE;
-      if (ws->control_len >= 2)
-        queue_close (ws, (ws->control[0] << 8) | ws->control[1], "");
+      if (len >= 2)
+        queue_close (ws, (payload[0] << 8) | payload[1], "");
       else
-        queue_close (ws, WS_CLOSE_NORMAL, "");
+        queue_close (ws, ELBUS_WS_CLOSE_NORMAL, "");
       _elbus_peer_hangup (peer);
       break;
 
@@ -399,139 +348,35 @@ ws_control (ElbusWsPeer *ws)
       /* a pong */
       break;
     }
-}
-
-/* Checks a frame header read whole; FALSE when the connection went. */
-static gboolean
-ws_header (ElbusWsPeer *ws)
-{
-  ElbusPeer *peer = ws->peer;
-  const guint8 *h = ws->hdr;
-  guint len7 = h[1] & 0x7f;
-  guint off = 2;
-
-  ws->fin = (h[0] & 0x80) != 0;
-  ws->opcode = h[0] & 0x0f;
-  if (len7 == 126)
-    ws->left = ((guint64) h[2] << 8) | h[3], off = 4;
-  else if (len7 == 127)
-    {
-      ws->left = 0;
-      for (guint i = 0; i < 8; i++)
-        ws->left = (ws->left << 8) | h[2 + i];
-      off = 10;
-    }
-  else
-    ws->left = len7;
-  memcpy (ws->mask, h + off, 4);
-  ws->mask_pos = 0;
-  ws->control_len = 0;
-
-  if ((h[0] & 0x70) != 0)
-    ws_fail (ws, WS_CLOSE_PROTOCOL_ERROR, _("a frame with reserved bits set"));
-  else if (ws->opcode == WS_OP_TEXT)
-    {
-      queue_close (ws, WS_CLOSE_UNSUPPORTED, "binary messages only");
-      _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE,
-                         _("protocol error: a WebSocket text message (elbus takes binary ones)"));
-    }
-  else if (ws->opcode & 0x8)
-    {
-      if (ws->opcode > WS_OP_PONG)
-        ws_fail (ws, WS_CLOSE_PROTOCOL_ERROR, _("a frame with an unknown opcode"));
-      else if (!ws->fin || ws->left > sizeof ws->control)
-        ws_fail (ws, WS_CLOSE_PROTOCOL_ERROR, _("a fragmented or long control frame"));
-    }
-  else if (ws->opcode != WS_OP_BINARY && ws->opcode != WS_OP_CONTINUATION)
-    ws_fail (ws, WS_CLOSE_PROTOCOL_ERROR, _("a frame with an unknown opcode"));
-  else if ((ws->opcode == WS_OP_CONTINUATION) != ws->in_message)
-    ws_fail (ws, WS_CLOSE_PROTOCOL_ERROR, _("a continuation frame out of place"));
-  else if (ws->left > max_message_size (peer->broker))
-    {
-      g_autofree char *text = g_strdup_printf (_("a frame of %lu bytes, larger than the %lu "
-                                                 "the broker takes"),
-                                               (gulong) ws->left,
-                                               (gulong) max_message_size (peer->broker));
-
-      ws_fail (ws, WS_CLOSE_TOO_BIG, text);
-    }
-  else
-    ws->in_message = !ws->fin;
-
   return !peer->closed;
 }
 
-/* Decodes @len bytes read from the socket (unmasked in place); FALSE when
- * the connection went. */
-static gboolean
+static const ElbusWsReaderFuncs ws_reader_funcs = {
+  .data = ws_data_cb,
+  .control = ws_control_cb,
+};
+
+/* Decodes @len bytes read from the socket (unmasked in place). */
+static void
 ws_decode (ElbusWsPeer *ws,
            guint8      *data,
            gsize        len)
 {
   ElbusPeer *peer = ws->peer;
+  g_autoptr(GError) error = NULL;
+  guint16 code = 0;
 
-  while (len > 0)
-    {
-      if (ws->hdr_len < ws->hdr_need || ws->hdr_need == 0)
-        {
-          if (ws->hdr_need == 0)
-            ws->hdr_need = 2;
-          ws->hdr[ws->hdr_len++] = *data++;
-          len--;
-          if (ws->hdr_len == 2)
-            {
-              /* client frames are masked (RFC 6455 5.1) */
-              if ((ws->hdr[1] & 0x80) == 0)
-                {
-                  ws_fail (ws, WS_CLOSE_PROTOCOL_ERROR, _("an unmasked frame"));
-                  return FALSE;
-                }
-              ws->hdr_need = 2 + 4 + ((ws->hdr[1] & 0x7f) == 126 ? 2 :
-                                      (ws->hdr[1] & 0x7f) == 127 ? 8 : 0);
-            }
-          if (ws->hdr_len < ws->hdr_need)
-            continue;
-          if (!ws_header (ws))
-            return FALSE;
-        }
+  if (_elbus_ws_reader_feed (&ws->reader, data, len, &ws_reader_funcs, ws, &code,
+                             &error) != ELBUS_WS_READ_ERROR)
+    return;
 
-      if (ws->left > 0)
-        {
-          gsize n = (gsize) MIN ((guint64) len, ws->left);
-
-          for (gsize i = 0; i < n; i++)
-            data[i] ^= ws->mask[(ws->mask_pos + i) & 3];
-          ws->mask_pos = (ws->mask_pos + n) & 3;
-          ws->left -= n;
-          if (ws->opcode & 0x8)
-            {
-              memcpy (ws->control + ws->control_len, data, n);
-              ws->control_len += n;
-            }
-          else
-            {
-              _elbus_peer_feed (peer, data, n);
-              if (peer->closed)
-                return FALSE;
-            }
-          data += n;
-          len -= n;
-        }
-
-      if (ws->left == 0)
-        {
-          /* the frame is over */
-          ws->hdr_len = ws->hdr_need = 0;
-          if (ws->opcode & 0x8)
-            {
-              ws_control (ws);
-              if (peer->closed)
-                return FALSE;
-            }
-        }
-    }
-
-  return TRUE;
+  /* a frame the client should not have sent: its connection goes */
+  queue_close (ws, code, "");
+  if (code == ELBUS_WS_CLOSE_UNSUPPORTED)
+    _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE,
+                       _("protocol error: a WebSocket text message (elbus takes binary ones)"));
+  else
+    _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE, _("WebSocket error: %s"), error->message);
 }
 
 /* One read a turn, as for a TCP client. */
@@ -557,7 +402,7 @@ ws_read (ElbusWsPeer *ws)
     {
       /* no close frame came: the socket went, perhaps in the middle of a
        * WebSocket frame */
-      if (ws->hdr_len > 0 || ws->left > 0 ||
+      if (_elbus_ws_reader_in_frame (&ws->reader) ||
           (peer->state == ELBUS_PEER_REGISTERED && peer->rb.end == peer->rb.start))
         _elbus_peer_close (peer, G_LOG_LEVEL_MESSAGE,
                            _("the connection ended without a WebSocket close frame "
@@ -648,11 +493,12 @@ upgraded_cb (SoupServerMessage *msg,
   ws->tls = listener->tls;
   ws->wbuf = g_byte_array_new ();
   ws->file.fd = -1;
+  _elbus_ws_reader_init (&ws->reader, max_message_size (broker));
 
   if (broker->closed || !_elbus_broker_may_accept (broker, listener->bind_string, source) ||
       !G_IS_POLLABLE_INPUT_STREAM (ws->in) || !G_IS_POLLABLE_OUTPUT_STREAM (ws->out))
     {
-      queue_close (ws, WS_CLOSE_TRY_AGAIN_LATER, "client limit reached");
+      queue_close (ws, ELBUS_WS_CLOSE_TRY_AGAIN_LATER, "client limit reached");
       ws_release (ws, !broker->closed);
       return;
     }

@@ -26,7 +26,7 @@ case $build in /*) ;; *) build=$top/$build ;; esac
 
 seconds=${1:-600}
 [ $# -gt 0 ] && shift
-targets=${*:-broker codec msgpack fifo config params monitor-event monitor-filter}
+targets=${*:-broker codec msgpack fifo config params monitor-event monitor-filter ws}
 
 printf '%-15s %8s %12s %8s %7s %7s %8s %9s\n' \
   target seconds executions exec/s cov ft rss_mb findings
