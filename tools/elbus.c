@@ -862,6 +862,9 @@ bench_worker (gpointer data)
           ;
     }
 
+  /* after a failed flush in the loop, error is set already: that one is
+   * the error to report */
+  g_clear_error (&error);
   if (!elbus_client_flush_sync (w->client, NULL, &error) && w->error == NULL)
     w->error = g_strdup (error->message);
   while (!bench_worker_done (w))
