@@ -250,7 +250,8 @@ test_errors (void)
   g_test_summary ("Errors are clear and the exit status is 1, or 2 for a command line that "
                   "makes no sense: unknown target, unreachable broker, a silent one within "
                   "--timeout, name taken; unknown command, option or broker method, missing "
-                  "or extra argument, an option for another subcommand");
+                  "or extra argument, an option for another subcommand; the broker going away "
+                  "(dropping the client, with or without a reason, or shutting down)");
 
   {
     g_autofree char *err = NULL;
@@ -352,7 +353,18 @@ test_errors (void)
     g_assert_cmpstr (line, ==, "elbus: the broker closed the connection");
   }
   listener_free (l);
+
+  /* the broker shuts down, announcing it on .broker/warn: as elbus-monitor */
+  elbus_test_broker_enable_core_rpc (tb);
+  l = listener_start (address, "cli.shutdown", "t");
   elbus_test_broker_free (tb);
+  g_assert_cmpint (listener_wait (l), ==, 1);
+  {
+    g_autofree char *line = elbus_test_read_line (l->err);
+
+    g_assert_cmpstr (line, ==, "elbus: the broker shut down");
+  }
+  listener_free (l);
 }
 
 static guint
