@@ -145,6 +145,8 @@ test_help (void)
   g_assert_nonnull (strstr (out, "listen"));
   g_assert_nonnull (strstr (out, "publish"));
   g_assert_nonnull (strstr (out, "benchmark"));
+  /* all of benchmark's options, as README.md and elbus(1) */
+  g_assert_nonnull (strstr (out, "[--payload-size N] [--window N]"));
 
   g_assert_cmpint (run_cli ((const char *[]) { "--version", NULL }, NULL, 0, &version, NULL),
                    ==, 0);

@@ -1212,7 +1212,7 @@ main (int    argc,
       "  rpc listen [-t TOPIC]…      print incoming RPC calls and notifications\n"
       "  rpc notify TARGET [PAYLOAD] send an RPC notification\n"
       "  rpc call0|call TARGET METHOD [K=V…|-]   call a method\n"
-      "  benchmark [-w N] [-i N] [--payload-size N]   measure the bus\n"
+      "  benchmark [-w N] [-i N] [--payload-size N] [--window N]   measure the bus\n"
       "\n"
       "PAYLOAD is read from standard input when omitted. “elbus PATH COMMAND --help” "
       "shows a command's options.\n"
