@@ -864,7 +864,10 @@ make_session (const char  *address,
   soup_session_set_proxy_resolver (session, NULL);
   if (ca_file != NULL && *ca_file != '\0' && g_ascii_strncasecmp (address, "wss://", 6) == 0)
     {
-      g_autoptr(GTlsDatabase) db = g_tls_file_database_new (ca_file, error);
+      /* GTlsFileDatabase wants an absolute path; the user's may be
+       * relative to the working directory */
+      g_autofree char *anchors = g_canonicalize_filename (ca_file, NULL);
+      g_autoptr(GTlsDatabase) db = g_tls_file_database_new (anchors, error);
 
       if (db == NULL)
         {

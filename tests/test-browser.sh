@@ -5,7 +5,10 @@
 # bindings/js/test-page.html against an elbusd serving ws:// on a free
 # loopback port. The page calls ".broker test" (and an unknown method),
 # receives a publication from the elbus CLI and answers "elbus rpc call";
-# it reports on the bus (test/report), which "elbus listen" records.
+# its publication handler throws on a MessagePack payload, after which the
+# next publication must still arrive and the page still answer RPC calls
+# (one of its methods throws: the caller gets -32603). The page reports
+# on the bus (test/report), which "elbus listen" records.
 # Exit 77 (skipped) only when no chromium is installed.
 
 : "${ELBUSD:?}" "${ELBUS_CLI:?}" "${G_TEST_SRCDIR:?}"
@@ -26,7 +29,7 @@ cleanup()
 }
 trap cleanup EXIT
 
-echo "1..5"
+echo "1..9"
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 sock=$dir/elbusd.sock
 "$ELBUSD" -B "$sock" -B "ws://127.0.0.1:$port/elbus" 2> "$dir/elbusd.log" &
@@ -71,13 +74,29 @@ check wait_for 'broker test answered {"ok":true}'
 check wait_for "unknown method failed with -32601"
 "$ELBUS_CLI" -s "$sock" publish test/in "from C" > /dev/null
 check wait_for "received from C from cli"
-greeting=$("$ELBUS_CLI" -s "$sock" rpc call web.test greet name=world 2>&1)
-if [ "$greeting" = '"Hello, world"' ]; then
-    echo "ok 5 - elbus rpc call web.test greet answered $greeting"
-else
-    echo "not ok 5 - elbus rpc call web.test greet answered: $greeting"
-    failed=1
-fi
+# answers "elbus rpc call web.test METHOD ARGS..." as $1 expects
+check_call()
+{
+    local want=$1 got
+    shift
+    got=$(LC_ALL=C "$ELBUS_CLI" -s "$sock" rpc call web.test "$@" 2>&1)
+    n=$((n + 1))
+    if [ "$got" = "$want" ]; then
+        echo "ok $n - elbus rpc call web.test $* answered $got"
+    else
+        echo "not ok $n - elbus rpc call web.test $* answered: $got"
+        failed=1
+    fi
+}
+
+check_call '"Hello, world"' greet name=world
+# {"k": 255} in MessagePack, not UTF-8 (0xcc 0xff)
+printf '\x81\xa1k\xcc\xff' | "$ELBUS_CLI" -s "$sock" publish test/bin > /dev/null
+check wait_for 'binary payload as text: 5 chars, as MessagePack: {"k":255}'
+"$ELBUS_CLI" -s "$sock" publish test/in "after the throw" > /dev/null
+check wait_for "received after the throw from cli"
+check_call '"Hello, again"' greet name=again
+check_call 'elbus: RPC error -32603: a method that throws' fail
 
 if [ "$failed" != 0 ]; then
     echo "# listener:"; sed 's/^/# /' "$dir/listen.out"

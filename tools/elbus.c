@@ -167,7 +167,28 @@ print_frame_cb (ElbusClient *client,
 typedef struct {
   GMainLoop *loop;
   int        status;
+  gboolean   broker_shutdown;   /* .broker announced its shutdown */
 } ListenState;
+
+/* `.broker` announces its shutdown on .broker/warn (every client is
+ * subscribed to it) before it closes. */
+static void
+listen_publication_cb (ElbusClient *client,
+                       ElbusFrame  *frame,
+                       gpointer     user_data)
+{
+  ListenState *state = user_data;
+  g_autoptr(GVariant) map = NULL;
+  const char *what = NULL;
+
+  if (g_strcmp0 (elbus_frame_get_sender (frame), ".broker") != 0 ||
+      g_strcmp0 (elbus_frame_get_topic (frame), ".broker/warn") != 0)
+    return;
+  map = elbus_msgpack_decode (elbus_frame_get_payload (frame), NULL);
+  if (map != NULL && g_variant_is_of_type (map, G_VARIANT_TYPE_VARDICT) &&
+      g_variant_lookup (map, "s", "&s", &what) && g_str_equal (what, "shutdown"))
+    state->broker_shutdown = TRUE;
+}
 
 static void
 listen_disconnected_cb (ElbusClient *client,
@@ -176,8 +197,11 @@ listen_disconnected_cb (ElbusClient *client,
 {
   ListenState *state = user_data;
 
+  /* as elbus-monitor says it */
+  if (state->broker_shutdown)
+    elbus_tool_fail (EXIT_ERROR, _("the broker shut down"));
   /* "disconnected by the broker: REASON" says it already */
-  if (g_error_matches (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED))
+  else if (g_error_matches (error, ELBUS_ERROR, ELBUS_ERROR_CLOSED))
     elbus_tool_fail (EXIT_ERROR, "%s", error->message);
   else if (error != NULL)
     elbus_tool_fail (EXIT_ERROR, _("disconnected: %s"), error->message);
@@ -208,6 +232,7 @@ listen_until_interrupted (ElbusClient *client,
 
   g_signal_connect (client, "broadcast", G_CALLBACK (print_frame_cb), NULL);
   g_signal_connect (client, "publication", G_CALLBACK (print_frame_cb), NULL);
+  g_signal_connect (client, "publication", G_CALLBACK (listen_publication_cb), &state);
   g_signal_connect (client, "disconnected", G_CALLBACK (listen_disconnected_cb), &state);
 
   if (topics != NULL &&
@@ -862,6 +887,9 @@ bench_worker (gpointer data)
           ;
     }
 
+  /* after a failed flush in the loop, error is set already: that one is
+   * the error to report */
+  g_clear_error (&error);
   if (!elbus_client_flush_sync (w->client, NULL, &error) && w->error == NULL)
     w->error = g_strdup (error->message);
   while (!bench_worker_done (w))
@@ -1184,7 +1212,7 @@ main (int    argc,
       "  rpc listen [-t TOPIC]…      print incoming RPC calls and notifications\n"
       "  rpc notify TARGET [PAYLOAD] send an RPC notification\n"
       "  rpc call0|call TARGET METHOD [K=V…|-]   call a method\n"
-      "  benchmark [-w N] [-i N] [--payload-size N]   measure the bus\n"
+      "  benchmark [-w N] [-i N] [--payload-size N] [--window N]   measure the bus\n"
       "\n"
       "PAYLOAD is read from standard input when omitted. “elbus PATH COMMAND --help” "
       "shows a command's options.\n"

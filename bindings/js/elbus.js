@@ -12,6 +12,15 @@
 //   await bus.publish('plant/ui', 'hello');
 //   bus.serve('greet', (params) => 'Hello, ' + params.name);
 //   const info = await bus.call('.broker', 'info');
+//
+// The handlers (onpublish, onbroadcast, onmessage, onnotification) get a
+// frame { kind, sender, primarySender, topic, payload, realtime }, payload
+// a Uint8Array. A handler that throws is reported with console.error and
+// the frames after it are delivered all the same; an RPC method (serve)
+// that throws answers the caller with the error (RpcError's code, else
+// -32603 and the exception's message). bus.text(payload) decodes UTF-8
+// and never throws: an invalid byte sequence (a binary or MessagePack
+// payload) becomes U+FFFD; unpackMsgpack(payload) decodes MessagePack.
 
 export const QoS = { NO: 0, PROCESSED: 1, REALTIME: 2, REALTIME_PROCESSED: 3 };
 
@@ -21,7 +30,8 @@ const KIND_PING = 0x00, KIND_ACK = 0xfe;
 const RPC_NOTIFICATION = 0x00, RPC_REQUEST = 0x01, RPC_REPLY = 0x11, RPC_ERROR = 0x12;
 
 const utf8 = new TextEncoder();
-const fromUtf8 = new TextDecoder('utf-8', { fatal: true });
+const fromUtf8 = new TextDecoder('utf-8', { fatal: true });  // MessagePack strings
+const toText = new TextDecoder('utf-8');  // lenient: bad bytes become U+FFFD
 
 // ---- MessagePack (the subset elbus payloads use; ext types are skipped) ----
 
@@ -165,7 +175,10 @@ export class Client {
     this.onclose = null;
   }
 
-  text(payload) { return fromUtf8.decode(payload); }
+  /** The payload as text: UTF-8, with each invalid byte sequence decoded
+   * as U+FFFD (as TextDecoder does by default), so that binary payloads do
+   * not throw; unpackMsgpack(payload) decodes a MessagePack one. */
+  text(payload) { return toText.decode(payload); }
 
   _sendFrame(op, qos, body) {
     if (this.ws.readyState !== WebSocket.OPEN) return Promise.reject(new Error('not connected'));
@@ -229,10 +242,10 @@ export class Client {
   close() { this.ws.close(); }
 
   _feed(data) {
-    this.buf = this.buf.length ? concat(this.buf, data) : data;
+    const b = this.buf.length ? concat(this.buf, data) : data;
+    const frames = [];
     let p = 0;
-    while (this.buf.length - p >= 6) {
-      const b = this.buf;
+    while (b.length - p >= 6) {
       const kind = b[p];
       const len = (b[p + 1] | (b[p + 2] << 8) | (b[p + 3] << 16) | (b[p + 4] << 24)) >>> 0;
       if (kind === KIND_PING) { p += 6; continue; }
@@ -246,23 +259,31 @@ export class Client {
         p += 6;
         continue;
       }
-      if (this.buf.length - p < 6 + len) break;
-      const body = b.subarray(p + 6, p + 6 + len);
-      const realtime = b[p + 5] === 1;
+      if (b.length - p < 6 + len) break;
+      frames.push([kind, b.subarray(p + 6, p + 6 + len), b[p + 5] === 1]);
       p += 6 + len;
-      this._frame(kind, body, realtime);
     }
-    this.buf = this.buf.slice(p);
+    // The read offset is committed before any handler runs, and a handler
+    // that throws is reported and skipped: the frames after it are still
+    // delivered, and none is ever delivered twice.
+    this.buf = b.slice(p);
+    for (const [kind, body, realtime] of frames) {
+      try {
+        this._frame(kind, body, realtime);
+      } catch (e) {
+        console.error('elbus.js: a handler threw:', e);
+      }
+    }
   }
 
   _frame(kind, body, realtime) {
     let z = body.indexOf(0);
-    const sender = fromUtf8.decode(body.subarray(0, z));
+    const sender = toText.decode(body.subarray(0, z));
     let rest = body.subarray(z + 1);
     const frame = { kind, sender, primarySender: sender.split('%%')[0], topic: null, payload: rest, realtime };
     if (kind === OP_PUBLISH) {
       z = rest.indexOf(0);
-      frame.topic = fromUtf8.decode(rest.subarray(0, z));
+      frame.topic = toText.decode(rest.subarray(0, z));
       frame.payload = rest.subarray(z + 1);
       if (this.onpublish) this.onpublish(frame);
     } else if (kind === OP_BROADCAST) {
@@ -289,7 +310,7 @@ export class Client {
     if (p[0] === RPC_REQUEST) {
       const z = p.indexOf(0, 5);
       if (z < 0) return true;
-      const method = fromUtf8.decode(p.subarray(5, z));
+      const method = toText.decode(p.subarray(5, z));
       const raw = p.slice(z + 1);
       const handler = this.methods.get(method);
       const fail = (code, msg) => {
@@ -310,7 +331,7 @@ export class Client {
       try { call.resolve(p.length > 5 ? unpackMsgpack(p.slice(5)) : null); } catch (e) { call.reject(e); }
     } else {
       const code = p.length >= 7 ? ((p[5] | (p[6] << 8)) << 16) >> 16 : -32000;
-      call.reject(new RpcError(code, p.length > 7 ? new TextDecoder().decode(p.subarray(7)) : ''));
+      call.reject(new RpcError(code, p.length > 7 ? toText.decode(p.subarray(7)) : ''));
     }
     return true;
   }
