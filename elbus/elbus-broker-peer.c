@@ -780,6 +780,9 @@ _elbus_peer_writable (ElbusPeer *peer)
     }
   _elbus_deadline_stop (peer, ELBUS_DEADLINE_STALL);
   set_want_write (peer, FALSE);
+  /* the last of a drained peer's queue is out */
+  if (G_UNLIKELY (peer->drain_reason != NULL))
+    finish_drain (peer);
 }
 
 /* One turn on the broker's ready list: input first, so that what it

@@ -331,7 +331,7 @@ ws_control_cb (gpointer      user_data,
     case ELBUS_WS_OP_PING:
       queue_control (ws, ELBUS_WS_OP_PONG, payload, len);
       /* behind a batch the socket did not take, it waits for EPOLLOUT */
-      if (ws->wpos == 0 || !(ws->file.interest & EPOLLOUT))
+      if (!(ws->file.interest & EPOLLOUT))
         ws_send_pending (ws);
       break;
 

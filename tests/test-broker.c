@@ -1659,6 +1659,27 @@ test_api_disconnect_client (gconstpointer data)
   g_assert_false (elbus_test_broker_disconnect_client (tb, "victim", "again"));
   elbus_test_conn_op_acked (other, OP_MESSAGE, "victim", "x", RES_NOT_REGISTERED);
 
+  /* one whose socket is full when it is disconnected: the rest of its
+   * queue and the notice reach it once it reads, then the end */
+  {
+    g_autoptr(ElbusTestConn) full = elbus_test_conn_new (tb, transport, "full");
+    g_autoptr(GBytes) payload = pattern_bytes (64 * 1024, 3);
+
+    for (guint i = 0; i < 128; i++)
+      elbus_test_conn_send_op (other, OP_MESSAGE, ELBUS_QOS_NO, "full",
+                               g_bytes_get_data (payload, NULL), g_bytes_get_size (payload));
+    elbus_test_conn_op_acked (other, OP_MESSAGE, "full", "last", RES_OK);
+    g_assert_true (elbus_test_broker_disconnect_client (tb, "full", "full up"));
+    for (guint i = 0; i < 128; i++)
+      elbus_test_conn_expect_frame (full, KIND_MESSAGE, "other", NULL,
+                                    g_bytes_get_data (payload, NULL),
+                                    g_bytes_get_size (payload), FALSE);
+    elbus_test_conn_expect_message (full, KIND_MESSAGE, "other", NULL, "last");
+    elbus_test_conn_expect_disconnect_notice (full, "full up");
+    elbus_test_conn_expect_eof (full);
+    elbus_test_broker_wait_client (tb, "full", FALSE);
+  }
+
   /* an original client that unsubscribed gets nothing it did not ask for */
   elbus_test_conn_unsubscribe (deaf, ".broker/warn", NULL);
   g_assert_true (elbus_test_broker_disconnect_client (tb, "deaf", "policy changed"));
