@@ -55,12 +55,13 @@ typedef struct {
 
 typedef struct {
   /* Payload bytes of binary messages, unmasked, as they come (frame and
-   * message boundaries mean nothing). FALSE stops the reader. */
+   * message boundaries mean nothing). FALSE stops the reader, which does
+   * not touch itself again: the callback may have freed it. */
   gboolean (*data)    (gpointer      user_data,
                        guint8       *bytes,
                        gsize         len);
   /* A whole control frame: ELBUS_WS_OP_CLOSE, _PING or _PONG. FALSE
-   * stops the reader. */
+   * stops the reader, as for data. */
   gboolean (*control) (gpointer      user_data,
                        guint8        opcode,
                        const guint8 *payload,

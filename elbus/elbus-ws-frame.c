@@ -171,17 +171,20 @@ _elbus_ws_reader_feed (ElbusWsReader            *r,
               memcpy (r->control + r->control_len, data, n);
               r->control_len += n;
             }
-          else if (!funcs->data (user_data, data, n))
+          else
             {
               if (r->left == 0)
                 r->hdr_len = r->hdr_need = 0;
-              return ELBUS_WS_READ_STOPPED;
+              /* the reader is not touched after a callback that says stop:
+               * its owner may be gone */
+              if (!funcs->data (user_data, data, n))
+                return ELBUS_WS_READ_STOPPED;
             }
           data += n;
           len -= n;
         }
 
-      if (r->left == 0)
+      if (r->left == 0 && r->hdr_need != 0)
         {
           /* the frame is over */
           r->hdr_len = r->hdr_need = 0;
