@@ -452,7 +452,9 @@ _elbus_peer_drain (ElbusPeer  *peer,
   if (!peer->deadline_on[ELBUS_DEADLINE_STALL])
     _elbus_deadline_start (peer, ELBUS_DEADLINE_STALL, g_get_monotonic_time ());
   _elbus_peer_flush (peer);
-  if (!peer->closed && peer->out.len == 0)
+  /* an empty queue may still have a batch waiting for the socket in the
+   * transport (WebSocket): then the end comes with _elbus_peer_writable() */
+  if (!peer->closed && peer->out.len == 0 && !peer->want_write)
     finish_drain (peer);
 }
 
