@@ -887,8 +887,8 @@ bench_worker (gpointer data)
           ;
     }
 
-  /* after a failed flush in the loop, error is set already: that one is
-   * the error to report */
+  /* a flush that failed in the loop left its error here, and in
+   * w->error, which is the one reported */
   g_clear_error (&error);
   if (!elbus_client_flush_sync (w->client, NULL, &error) && w->error == NULL)
     w->error = g_strdup (error->message);
