@@ -138,7 +138,7 @@ test_good (void)
 
   for (guint s = 0; s < 3; s++)
     {
-      Seen seen;
+      Seen seen = { 0 };
       guint16 code = 0;
       g_autoptr(GError) error = NULL;
 
@@ -200,7 +200,7 @@ test_bad (void)
         g_autofree guint8 *payload = g_malloc0 (cases[i].len);
         g_autoptr(GError) error = NULL;
         guint16 code = 0;
-        Seen seen;
+        Seen seen = { 0 };
 
         append_frame (input, cases[i].first, payload, cases[i].len);
         if (!cases[i].masked)
@@ -222,7 +222,7 @@ test_bad (void)
     g_autoptr(GByteArray) input = g_byte_array_new ();
     g_autoptr(GError) error = NULL;
     guint16 code = 0;
-    Seen seen;
+    Seen seen = { 0 };
 
     append_frame (input, 0x02, (const guint8 *) "a", 1);
     append_frame (input, 0x82, (const guint8 *) "b", 1);
